@@ -1,0 +1,485 @@
+"""Datasets as preloaded tensors, batch augmentation, and preprocessing of uploaded images.
+
+Every dataset is held in memory as one normalised float tensor (N, C, H, W): evaluation and
+training then slice batches without per-sample Python work.
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_ROOT = Path(os.environ.get("UNITLENS_DATA", PROJECT_ROOT / "data"))
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_FILES = (
+    "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
+)
+MAX_IMAGE_PIXELS = 40_000_000  # refuse larger uploads before decoding them
+MAX_IMAGE_BYTES = 25 * 1024 * 1024
+
+
+class DataError(RuntimeError):
+    """A dataset is unknown or not on disk; the message says how to get it."""
+
+
+class ImageError(ValueError):
+    """An uploaded file is not an image we can read; the message is one line for the user."""
+
+
+@dataclass
+class DatasetInfo:
+    """What a model must know about its data; stored in every checkpoint."""
+    name: str
+    class_names: list[str]
+    channels: int
+    input_size: int
+    mean: list[float]
+    std: list[float]
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class TensorImageDataset(torch.utils.data.Dataset):
+    """`(normalised image, label)` pairs backed by two tensors."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, info: DatasetInfo):
+        self.images, self.labels, self.info = images, labels, info
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index):
+        return self.images[index], int(self.labels[index])
+
+    def subset(self, limit: int | None) -> "TensorImageDataset":
+        """The first `limit` images, class-balanced order is not assumed."""
+        if not limit or limit >= len(self):
+            return self
+        return TensorImageDataset(self.images[:limit], self.labels[:limit], self.info)
+
+
+def normalise(uint8_images: torch.Tensor, mean, std) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> float32 normalised."""
+    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    return (uint8_images.float().div_(255.0) - mean_t).div_(std_t)
+
+
+# ----------------------------------------------------------------------------- registry
+DATASETS: dict[str, type["DatasetSource"]] = {}
+
+
+def register_dataset(cls):
+    DATASETS[cls.name] = cls
+    return cls
+
+
+class DatasetSource:
+    """One dataset family: how to find it on disk and read it into uint8 tensors."""
+    name = ""
+    class_names: list[str] = []
+    channels = 1
+    input_size = 28
+    mean: list[float] = []
+    std: list[float] = []
+    crop_padding = 4
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def info(self) -> DatasetInfo:
+        return DatasetInfo(self.name, list(self.class_names), self.channels, self.input_size,
+                           list(self.mean), list(self.std), {"crop_padding": self.crop_padding})
+
+    def check(self) -> None:
+        """Raise DataError (one line) unless the data is on disk."""
+
+    def read(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+
+def _torchvision_arrays(dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    data = dataset.data
+    data = torch.as_tensor(np.asarray(data))
+    if data.ndim == 3:
+        data = data.unsqueeze(1)
+    elif data.shape[-1] == 3:  # N, H, W, C
+        data = data.permute(0, 3, 1, 2)
+    labels = getattr(dataset, "targets", None)
+    if labels is None:
+        labels = dataset.labels
+    return data.contiguous(), torch.as_tensor(np.asarray(labels), dtype=torch.long)
+
+
+@register_dataset
+class FashionMNIST(DatasetSource):
+    name = "fashion-mnist"
+    class_names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    channels, input_size, crop_padding = 1, 28, 2
+    mean, std = [0.2860], [0.3530]
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.root / "FashionMNIST" / "raw"
+
+    def check(self):
+        missing = [f for f in FASHION_MNIST_FILES if not (self.raw_dir / f).exists()]
+        if missing:
+            raise DataError(f"Fashion-MNIST not found under {self.raw_dir} (missing {missing[0]}); "
+                            "run `make data` or `python -m core.data prepare`")
+
+    def read(self, split):
+        from torchvision.datasets import FashionMNIST as TV
+        self.check()
+        return _torchvision_arrays(TV(str(self.root), train=split == "train", download=False))
+
+
+@register_dataset
+class CIFAR10(DatasetSource):
+    name = "cifar10"
+    class_names = ["airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck"]
+    channels, input_size = 3, 32
+    mean, std = [0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]
+    folder = "cifar-10-batches-py"
+
+    def check(self):
+        if not (self.root / self.folder).is_dir():
+            raise DataError(f"{self.name} not found under {self.root / self.folder}; "
+                            f"run `python -m core.data download {self.name}` (needs the network)")
+
+    def read(self, split):
+        from torchvision.datasets import CIFAR10 as TV
+        self.check()
+        return _torchvision_arrays(TV(str(self.root), train=split == "train", download=False))
+
+
+@register_dataset
+class CIFAR100(CIFAR10):
+    name = "cifar100"
+    mean, std = [0.5071, 0.4865, 0.4409], [0.2673, 0.2564, 0.2762]
+    folder = "cifar-100-python"
+
+    @property
+    def class_names(self):
+        import pickle  # the CIFAR meta file is a plain pickle of strings from a known source
+        path = self.root / self.folder / "meta"
+        if not path.exists():
+            return [str(i) for i in range(100)]
+        with open(path, "rb") as f:
+            return list(pickle.load(f, encoding="latin1")["fine_label_names"])
+
+    def read(self, split):
+        from torchvision.datasets import CIFAR100 as TV
+        self.check()
+        return _torchvision_arrays(TV(str(self.root), train=split == "train", download=False))
+
+
+@register_dataset
+class STL10(DatasetSource):
+    name = "stl10"
+    class_names = ["airplane", "bird", "car", "cat", "deer",
+                   "dog", "horse", "monkey", "ship", "truck"]
+    channels, input_size, crop_padding = 3, 96, 12
+    mean, std = [0.4467, 0.4398, 0.4066], [0.2603, 0.2566, 0.2713]
+
+    def check(self):
+        if not (self.root / "stl10_binary").is_dir():
+            raise DataError(f"stl10 not found under {self.root / 'stl10_binary'}; "
+                            "run `python -m core.data download stl10` (needs the network)")
+
+    def read(self, split):
+        from torchvision.datasets import STL10 as TV
+        self.check()
+        return _torchvision_arrays(TV(str(self.root), split=split, download=False))
+
+
+class ImageFolderSource(DatasetSource):
+    """`imagefolder:PATH`: PATH/train/<class>/* and PATH/test/<class>/* (or one tree for both)."""
+    channels, input_size = 3, 64
+
+    def __init__(self, root: Path, path: str):
+        super().__init__(root)
+        self.path = Path(path).expanduser()
+        self.name = f"imagefolder:{self.path}"
+        split_dirs = [self.path / s for s in ("train", "test")]
+        self.split_roots = ({"train": split_dirs[0], "test": split_dirs[1]}
+                            if all(d.is_dir() for d in split_dirs)
+                            else {"train": self.path, "test": self.path})
+        self.class_names = (sorted(d.name for d in self.split_roots["train"].iterdir() if d.is_dir())
+                            if self.split_roots["train"].is_dir() else [])
+        self.mean, self.std = [0.5] * 3, [0.25] * 3
+
+    def check(self):
+        if not self.class_names:
+            raise DataError(f"{self.path} is not an image folder (expected one sub-folder per class)")
+
+    def read(self, split):
+        self.check()
+        info = self.info()
+        images, labels = [], []
+        for label, cls in enumerate(self.class_names):
+            for file in sorted((self.split_roots[split] / cls).iterdir()):
+                try:
+                    image = load_image(file)
+                except ImageError:
+                    continue
+                images.append(to_uint8_tensor(image, info))
+                labels.append(label)
+        if not images:
+            raise DataError(f"no readable images under {self.split_roots[split]}")
+        return torch.stack(images), torch.tensor(labels)
+
+
+def get_source(name: str, root: Path | str | None = None) -> DatasetSource:
+    root = Path(root) if root else DEFAULT_DATA_ROOT
+    if name.startswith("imagefolder:"):
+        return ImageFolderSource(root, name.split(":", 1)[1])
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)} or imagefolder:PATH")
+    return DATASETS[name](root)
+
+
+_CACHE: dict[tuple, TensorImageDataset] = {}
+
+
+def load_dataset(name: str = "fashion-mnist", split: str = "train", root=None) -> TensorImageDataset:
+    """The split as `(normalised tensor, int label)` pairs, exactly what a model eats at evaluation."""
+    if split not in ("train", "test"):
+        raise DataError(f"split must be 'train' or 'test', not {split!r}")
+    source = get_source(name, root)
+    key = (name, split, str(source.root))
+    if key not in _CACHE:
+        info = source.info()
+        uint8, labels = source.read(split)
+        _CACHE[key] = TensorImageDataset(normalise(uint8, info.mean, info.std), labels, info)
+    return _CACHE[key]
+
+
+def dataset_info(name: str, root=None) -> DatasetInfo:
+    return get_source(name, root).info()
+
+
+# ----------------------------------------------------------------------------- augmentation
+def augment_batch(x: torch.Tensor, padding: int, flip: bool = True,
+                  generator: torch.Generator | None = None, fill: torch.Tensor | None = None) -> torch.Tensor:
+    """Random crop with zero-image padding and horizontal flip on a whole batch at once.
+
+    `fill` is the per-channel value of a black pixel after normalisation (so padding looks
+    like the dataset's own background); defaults to 0.
+    """
+    n, c, h, w = x.shape
+    device = x.device
+    if padding > 0:
+        padded = x.new_empty((n, c, h + 2 * padding, w + 2 * padding))
+        padded[:] = fill.view(1, c, 1, 1) if fill is not None else 0
+        padded[:, :, padding:padding + h, padding:padding + w] = x
+        offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=generator).to(device)
+        rows = offsets[0, :, None] + torch.arange(h, device=device)
+        cols = offsets[1, :, None] + torch.arange(w, device=device)
+        batch_idx = torch.arange(n, device=device)[:, None, None]
+        x = padded.permute(0, 2, 3, 1)[batch_idx, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    if flip:
+        mask = (torch.rand(n, generator=generator) < 0.5).to(device).view(n, 1, 1, 1)
+        x = torch.where(mask, x.flip(3), x)
+    return x.contiguous()
+
+
+def black_value(info: DatasetInfo) -> torch.Tensor:
+    return torch.tensor([-m / s for m, s in zip(info.mean, info.std)], dtype=torch.float32)
+
+
+# ----------------------------------------------------------------------------- uploaded images
+def load_image(source) -> Image.Image:
+    """Open bytes, a path or a file object as a fully decoded PIL image, or raise ImageError."""
+    try:
+        if isinstance(source, (str, Path)):
+            path = Path(source)
+            if not path.is_file():
+                raise ImageError(f"{path}: not a file")
+            if path.stat().st_size > MAX_IMAGE_BYTES:
+                raise ImageError(f"{path.name}: file larger than {MAX_IMAGE_BYTES // 2**20} MB")
+            data = path.read_bytes()
+        elif isinstance(source, (bytes, bytearray)):
+            data = bytes(source)
+        else:
+            data = source.read()
+        if not data:
+            raise ImageError("the file is empty")
+        if len(data) > MAX_IMAGE_BYTES:
+            raise ImageError(f"the file is larger than {MAX_IMAGE_BYTES // 2**20} MB")
+        image = Image.open(io.BytesIO(data))
+        width, height = image.size
+        if width * height > MAX_IMAGE_PIXELS:
+            raise ImageError(f"the image is too large ({width} x {height} pixels; "
+                             f"limit {MAX_IMAGE_PIXELS // 1_000_000} megapixels)")
+        if getattr(image, "n_frames", 1) > 1:
+            image.seek(0)  # animated: the first frame
+        image.load()
+        return image
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError("not an image file Pillow can read") from None
+    except Image.DecompressionBombError:
+        raise ImageError("the image is too large (decompression bomb guard)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ImageError(f"the image is damaged or truncated ({reason})") from None
+
+
+def _to_8bit_mode(image: Image.Image, channels: int) -> Image.Image:
+    """Convert any Pillow mode to L or RGB; alpha is composited onto black, 16-bit is rescaled."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        image = Image.fromarray(np.clip(array / top * 255.0, 0, 255).astype(np.uint8), "L")
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        image = Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("L" if channels == 1 else "RGB")
+
+
+def fit_square(image: Image.Image, size: int) -> Image.Image:
+    """Resize the shorter side to `size`, then centre-crop to size x size."""
+    width, height = image.size
+    scale = size / min(width, height)
+    new_size = (max(size, round(width * scale)), max(size, round(height * scale)))
+    image = image.resize(new_size, Image.Resampling.BILINEAR, reducing_gap=3.0)
+    left, top = (new_size[0] - size) // 2, (new_size[1] - size) // 2
+    return image.crop((left, top, left + size, top + size))
+
+
+def to_uint8_tensor(image: Image.Image, info: DatasetInfo) -> torch.Tensor:
+    image = fit_square(_to_8bit_mode(image, info.channels), info.input_size)
+    array = np.asarray(image, dtype=np.uint8)
+    if array.ndim == 2:
+        array = array[None]
+    else:
+        array = array.transpose(2, 0, 1)
+    return torch.from_numpy(array.copy())
+
+
+def preprocess(image: Image.Image, meta) -> torch.Tensor:
+    """Any PIL image -> the model's (1, C, H, W) input: EXIF orientation, channels, resize and
+    centre crop to the model's size, its normalisation. `meta` is a DatasetInfo or checkpoint meta."""
+    info = meta if isinstance(meta, DatasetInfo) else info_from_meta(meta)
+    return normalise(to_uint8_tensor(image, info).unsqueeze(0), info.mean, info.std)
+
+
+def info_from_meta(meta: dict) -> DatasetInfo:
+    return DatasetInfo(meta["dataset"], list(meta["class_names"]), int(meta["channels"]),
+                       int(meta["input_size"]), list(meta["mean"]), list(meta["std"]))
+
+
+def denormalise(x: torch.Tensor, info: DatasetInfo) -> np.ndarray:
+    """(C, H, W) normalised -> H x W (x 3) float array in [0, 1] for display."""
+    mean = torch.tensor(info.mean).view(-1, 1, 1)
+    std = torch.tensor(info.std).view(-1, 1, 1)
+    image = (x.detach().cpu() * std + mean).clamp(0, 1)
+    return image[0].numpy() if image.shape[0] == 1 else image.permute(1, 2, 0).numpy()
+
+
+# ----------------------------------------------------------------------------- preparation
+def prepare_fashion_mnist(root: Path | str | None = None, allow_apt: bool = True,
+                          allow_download: bool = True) -> str:
+    """Make Fashion-MNIST available under `root`; returns how it was found.
+
+    Order: already there; Debian's dataset-fashion-mnist (installed if we are root with apt);
+    torchvision's download; otherwise DataError with instructions.
+    """
+    source = FashionMNIST(Path(root) if root else DEFAULT_DATA_ROOT)
+    try:
+        source.check()
+        return "already present"
+    except DataError:
+        pass
+    if allow_apt and not DEBIAN_FASHION_MNIST.is_dir() and shutil.which("apt-get") and os.geteuid() == 0:
+        subprocess.run(["apt-get", "install", "-y", "-qq", "dataset-fashion-mnist"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    if all((DEBIAN_FASHION_MNIST / f"{f}.gz").exists() for f in FASHION_MNIST_FILES):
+        source.raw_dir.mkdir(parents=True, exist_ok=True)
+        for name in FASHION_MNIST_FILES:
+            tmp = source.raw_dir / f".{name}.tmp"
+            with gzip.open(DEBIAN_FASHION_MNIST / f"{name}.gz", "rb") as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            os.replace(tmp, source.raw_dir / name)
+        source.check()
+        return f"unpacked from {DEBIAN_FASHION_MNIST}"
+    if allow_download:
+        try:
+            from torchvision.datasets import FashionMNIST as TV
+            TV(str(source.root), train=True, download=True)
+            TV(str(source.root), train=False, download=True)
+            source.check()
+            return "downloaded by torchvision"
+        except Exception as exc:  # no network: fall through to the instructions
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise DataError(f"could not get Fashion-MNIST ({reason}); install the Debian package "
+                            f"dataset-fashion-mnist or put the four IDX files in {source.raw_dir}") from None
+    raise DataError(f"Fashion-MNIST is not under {source.raw_dir}; install the Debian package "
+                    "dataset-fashion-mnist or run `python -m core.data prepare`")
+
+
+def download(name: str, root=None) -> None:
+    """Explicit, user-requested download of a torchvision dataset."""
+    from torchvision import datasets as tv
+    root = str(root or DEFAULT_DATA_ROOT)
+    if name == "fashion-mnist":
+        prepare_fashion_mnist(root)
+    elif name in ("cifar10", "cifar100"):
+        cls = tv.CIFAR10 if name == "cifar10" else tv.CIFAR100
+        cls(root, train=True, download=True)
+        cls(root, train=False, download=True)
+    elif name == "stl10":
+        tv.STL10(root, split="train", download=True)
+    else:
+        raise DataError(f"cannot download {name!r}")
+
+
+def main(argv=None) -> int:
+    import argparse
+    parser = argparse.ArgumentParser(prog="python -m core.data", description="prepare datasets")
+    sub = parser.add_subparsers(dest="command", required=True)
+    prep = sub.add_parser("prepare", help="make the default dataset (Fashion-MNIST) available offline")
+    prep.add_argument("--root", default=None)
+    prep.add_argument("--no-download", action="store_true")
+    down = sub.add_parser("download", help="download a dataset (needs the network)")
+    down.add_argument("name", choices=sorted(DATASETS))
+    down.add_argument("--root", default=None)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "prepare":
+            print(f"Fashion-MNIST: {prepare_fashion_mnist(args.root, allow_download=not args.no_download)}")
+        else:
+            download(args.name, args.root)
+            print(f"{args.name}: downloaded")
+    except DataError as exc:
+        print(f"error: {exc}", file=os.sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

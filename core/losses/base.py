@@ -1,0 +1,69 @@
+"""Shared base for training objectives: a name, typed options with defaults, a loss."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+OBJECTIVES: dict[str, type["Objective"]] = {}
+
+
+def register_objective(cls):
+    OBJECTIVES[cls.name] = cls
+    return cls
+
+
+class Objective:
+    """`objective(logits, targets)` -> mean loss over the batch.
+
+    `options` maps option name -> (default, help); values are validated by `validate`.
+    `uses_gate` marks methods that train an LSG gate alongside (see core.lsg).
+    """
+    name = ""
+    options: dict[str, tuple[float | int | bool, str]] = {}
+    uses_gate = False
+
+    def __init__(self, **values):
+        unknown = set(values) - set(self.options)
+        if unknown:
+            raise ValueError(f"{self.name} has no option {sorted(unknown)[0]!r}")
+        self.values = {key: cast_option(default, values.get(key, default))
+                       for key, (default, _) in self.options.items()}
+        self.validate()
+        for key, value in self.values.items():
+            setattr(self, key, value)
+
+    def validate(self) -> None:
+        """Raise ValueError with a one-line reason for an invalid option."""
+
+    def __call__(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+def cast_option(default, value):
+    """Cast `value` to the type of `default`; booleans accept true/false/1/0/yes/no."""
+    if isinstance(default, bool):
+        if isinstance(value, str):
+            if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                raise ValueError(f"expected true or false, got {value!r}")
+            return value.lower() in ("1", "true", "yes")
+        return bool(value)
+    return type(default)(value)
+
+
+def entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy (nats) of softmax(logits) per row."""
+    log_q = F.log_softmax(logits, dim=1)
+    return -(log_q.exp() * log_q).sum(dim=1)
+
+
+def drop_target(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """(N, C) -> (N, C-1): each row without its target column."""
+    n, c = logits.shape
+    keep = torch.ones_like(logits, dtype=torch.bool)
+    keep[torch.arange(n, device=logits.device), targets] = False
+    return logits[keep].view(n, c - 1)
+
+
+def nontarget_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Entropy of softmax over the non-target logits, per image; bounded by log(C-1)."""
+    return entropy(drop_target(logits, targets))

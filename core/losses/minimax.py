@@ -1,0 +1,27 @@
+"""Minimax loss (minimax paper, Eq. 6): -p_t log q_t - (1 - p_t) log q_k, k = argmin non-target q."""
+import torch
+import torch.nn.functional as F
+
+from .base import Objective, register_objective
+
+
+def minimax_loss(logits: torch.Tensor, targets: torch.Tensor, p_t: float = 0.9) -> torch.Tensor:
+    log_q = F.log_softmax(logits, dim=1)
+    rows = torch.arange(len(targets), device=logits.device)
+    masked = logits.detach().clone()
+    masked[rows, targets] = float("inf")  # argmin of q over non-targets == argmin of the logits
+    k = masked.argmin(dim=1)
+    return -(p_t * log_q[rows, targets] + (1.0 - p_t) * log_q[rows, k]).mean()
+
+
+@register_objective
+class Minimax(Objective):
+    name = "minimax"
+    options = {"p_t": (0.9, "target probability p_t in (0, 1]; 1 is cross-entropy")}
+
+    def validate(self):
+        if not 0.0 < self.values["p_t"] <= 1.0:
+            raise ValueError(f"p_t must lie in (0, 1], got {self.values['p_t']}")
+
+    def __call__(self, logits, targets):
+        return minimax_loss(logits, targets, self.p_t)

@@ -1,0 +1,102 @@
+"""`python -m core.train --method minimax --epochs 10 --out runs/minimax.pt`
+
+Also runs under `torchrun --nproc_per_node N -m core.train ...` (DistributedDataParallel).
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from .losses import OBJECTIVES
+from .losses.base import cast_option
+from .models import MODELS
+from .trainer import Cancelled, TrainConfig, TrainingError, train
+
+
+def method_options() -> dict[str, tuple[object, str, list[str]]]:
+    """option -> (default, help, methods that take it), over every registered objective."""
+    found: dict[str, tuple[object, str, list[str]]] = {}
+    for name, cls in OBJECTIVES.items():
+        for key, (default, help_text) in cls.options.items():
+            found.setdefault(key, (default, help_text, []))[2].append(name)
+    return found
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, f"error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="python -m core.train", description="Train one Unit Lens model.")
+    parser.add_argument("--method", default="ce", help=f"one of {', '.join(sorted(OBJECTIVES))}")
+    parser.add_argument("--dataset", default="fashion-mnist",
+                        help="fashion-mnist, cifar10, cifar100, stl10 or imagefolder:PATH")
+    parser.add_argument("--arch", default="resnet20", help=f"one of {', '.join(sorted(MODELS))}")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N train and test images")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--lr", type=float, default=0.1, help="peak learning rate (linear warm-up over 25%% of steps, then cosine)")
+    parser.add_argument("--weight-decay", type=float, default=5e-4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--out", default=None, help="checkpoint path (default runs/<method>.pt)")
+    parser.add_argument("--progress", default="", help="JSON-lines progress file (default next to --out)")
+    parser.add_argument("--resume", action="store_true", help="continue from --out's last epoch")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model (GPU)")
+    parser.add_argument("--no-augment", action="store_true", help="no random crop and flip")
+    parser.add_argument("--data-root", default=None)
+    group = parser.add_argument_group("method options")
+    for key, (default, help_text, methods) in method_options().items():
+        group.add_argument(f"--{key.replace('_', '-')}", dest=key, default=None,
+                           help=f"{help_text} [{', '.join(methods)}; default {default}]")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    options = {}
+    for key, (default, _, methods) in method_options().items():
+        value = getattr(args, key)
+        if value is None:
+            continue
+        if args.method in OBJECTIVES and args.method not in methods:
+            raise TrainingError(f"--{key.replace('_', '-')} does not apply to method {args.method}")
+        try:
+            options[key] = cast_option(default, value)
+        except ValueError:
+            raise TrainingError(f"--{key.replace('_', '-')}: {value!r} is not a valid "
+                                f"{type(default).__name__}") from None
+    return TrainConfig(method=args.method, options=options, dataset=args.dataset, arch=args.arch,
+                       epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                       weight_decay=args.weight_decay, seed=args.seed, limit=args.limit,
+                       device=args.device, out=args.out or f"runs/{args.method}.pt",
+                       progress=args.progress, resume=args.resume, compile=args.compile,
+                       augment=not args.no_augment, data_root=args.data_root)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    try:
+        config = config_from_args(args)
+        meta = train(config, command="python -m core.train " + shlex.join(argv), terminal=True)
+    except TrainingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (Cancelled, KeyboardInterrupt):
+        print("error: cancelled; the last completed epoch is saved, --resume continues", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("error: out of memory; lower --batch-size", file=sys.stderr)
+        return 1
+    if int(__import__("os").environ.get("RANK", "0")) == 0:
+        print(f"saved {config.out}: test accuracy {meta['test_accuracy']:.4f} "
+              f"after {meta['epochs_completed']} epochs")
+    return 0
+
+
+if __name__ == "__main__":
+    from .trainer import cancel_on_sigterm
+    with cancel_on_sigterm():
+        raise SystemExit(main())

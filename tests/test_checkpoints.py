@@ -1,0 +1,91 @@
+"""Checkpoints: round trip, and every kind of bad file refused with one line."""
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from core.checkpoints import CheckpointError, FORMAT, discover, load_checkpoint, save_checkpoint
+from core.data import DatasetInfo
+from core.models import create_model
+
+META = {"method": "ce", "arch": "resnet20", "dataset": "fashion-mnist", "class_names": list("abcdefghij"),
+        "channels": 1, "input_size": 28, "mean": [0.286], "std": [0.353]}
+
+
+def test_round_trip_keeps_outputs_and_gate(tmp_path):
+    model = create_model("resnet20", 10, 1).eval()
+    model.add_gate()
+    with torch.no_grad():
+        model.gate.uniform_()
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, model, {**META, "method": "lsg"})
+    loaded, meta = load_checkpoint(path)
+    x = torch.randn(3, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x))
+    torch.testing.assert_close(loaded.gate, model.gate)
+    assert meta["method"] == "lsg" and len(meta["content_hash"]) == 16
+    assert not list(tmp_path.glob(".*.tmp"))  # the temporary file was renamed away
+
+
+class Exploit:
+    def __reduce__(self):
+        return (os.system, (f"touch {Exploit.marker}",))
+
+
+def test_malicious_pickle_is_refused_and_never_runs(tmp_path):
+    Exploit.marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    torch.save({"format": FORMAT, "meta_json": "{}", "state_dict": {}, "x": Exploit()}, path)
+    with pytest.raises(CheckpointError, match="refused"):
+        load_checkpoint(path)
+    assert not Exploit.marker.exists()
+    plain = tmp_path / "plain.pt"
+    plain.write_bytes(pickle.dumps(Exploit()))
+    with pytest.raises(CheckpointError):
+        load_checkpoint(plain)
+    assert not Exploit.marker.exists()
+
+
+def test_bad_files(tmp_path):
+    good = tmp_path / "good.pt"
+    save_checkpoint(good, create_model("resnet20", 10, 1), META)
+    data = good.read_bytes()
+    cases = {
+        "truncated.pt": lambda p: p.write_bytes(data[: len(data) // 2]),
+        "empty.pt": lambda p: p.write_bytes(b""),
+        "text.pt": lambda p: p.write_text("hello"),
+        "list.pt": lambda p: torch.save([1, 2, 3], p),
+        "folder.pt": lambda p: p.mkdir(),
+        "broken.pt": lambda p: p.symlink_to(tmp_path / "missing"),
+    }
+    for name, make in cases.items():
+        path = tmp_path / name
+        make(path)
+        with pytest.raises(CheckpointError) as info:
+            load_checkpoint(path)
+        assert "\n" not in str(info.value) and name in str(info.value)
+    load_checkpoint(good)  # the good one still loads
+
+
+def test_wrong_arch_or_class_count(tmp_path):
+    path = tmp_path / "a.pt"
+    save_checkpoint(path, create_model("resnet20", 10, 1), {**META, "arch": "resnet20w"})
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_checkpoint(path)
+    save_checkpoint(path, create_model("resnet20", 10, 1), {**META, "class_names": list("abc")})
+    with pytest.raises(CheckpointError, match="3 classes"):
+        load_checkpoint(path)
+    save_checkpoint(path, create_model("resnet20", 10, 1), {**META, "arch": "mystery"})
+    with pytest.raises(CheckpointError, match="unknown arch"):
+        load_checkpoint(path)
+
+
+def test_discover_lists_extra_folders_but_not_temporaries(tmp_path):
+    save_checkpoint(tmp_path / "x.pt", create_model("resnet20", 10, 1), META)
+    (tmp_path / ".x.pt.123.tmp").write_bytes(b"partial")
+    found = discover([tmp_path], include_runs=False)
+    assert tmp_path / "x.pt" in found
+    assert all(not p.name.startswith(".") for p in found)

@@ -1,0 +1,97 @@
+"""Real Fashion-MNIST, batch augmentation, preprocessing of uploads."""
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from core.data import (DataError, ImageError, augment_batch, black_value, load_dataset, load_image,
+                       preprocess)
+
+
+def test_fashion_mnist_loads_normalised(data_root):
+    test = load_dataset("fashion-mnist", "test", data_root)
+    assert len(test) == 10_000 and test.images.shape == (10_000, 1, 28, 28)
+    assert test.info.class_names[9] == "Ankle boot"
+    assert sorted(torch.bincount(test.labels).tolist()) == [1000] * 10
+    # normalised with the training mean/std: the test mean is near 0, the std near 1
+    assert abs(test.images.mean().item()) < 0.05 and abs(test.images.std().item() - 1) < 0.05
+    image, label = test[0]
+    assert image.shape == (1, 28, 28) and isinstance(label, int)
+
+
+def test_unknown_dataset_and_missing_data(tmp_path):
+    with pytest.raises(DataError, match="unknown dataset"):
+        load_dataset("mnist-ish")
+    with pytest.raises(DataError, match="not found"):
+        load_dataset("cifar10", "test", tmp_path)
+
+
+def test_augment_without_padding_or_flip_is_identity():
+    x = torch.randn(5, 3, 8, 8)
+    torch.testing.assert_close(augment_batch(x, 0, flip=False), x)
+
+
+def test_augment_crops_are_windows_of_the_padded_batch():
+    x = torch.arange(2 * 1 * 6 * 6, dtype=torch.float32).view(2, 1, 6, 6) + 1
+    out = augment_batch(x, padding=2, flip=False, generator=torch.Generator().manual_seed(3))
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for i in range(2):
+        windows = [padded[i, :, r:r + 6, c:c + 6] for r in range(5) for c in range(5)]
+        assert any(torch.equal(out[i], w) for w in windows)
+
+
+def test_augment_flip_is_mirror_and_fill_is_black():
+    x = torch.randn(64, 1, 4, 4)
+    out = augment_batch(x, 0, flip=True, generator=torch.Generator().manual_seed(0))
+    flipped = [torch.equal(o, s.flip(2)) for o, s in zip(out, x)]
+    same = [torch.equal(o, s) for o, s in zip(out, x)]
+    assert all(f or s for f, s in zip(flipped, same)) and 10 < sum(flipped) < 54
+    fill = torch.tensor([-7.0])
+    out = augment_batch(torch.zeros(16, 1, 4, 4), 2, flip=False, fill=fill,
+                        generator=torch.Generator().manual_seed(1))
+    assert set(out.unique().tolist()) <= {0.0, -7.0} and (out == -7.0).any()
+
+
+def png_bytes(image: Image.Image, fmt="PNG", **kw) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **kw)
+    return buffer.getvalue()
+
+
+def test_preprocess_matches_the_dataset_pipeline(data_root):
+    test = load_dataset("fashion-mnist", "test", data_root)
+    raw = ((test.images[0, 0] * 0.3530 + 0.2860) * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+    upload = load_image(png_bytes(Image.fromarray(raw, "L")))
+    x = preprocess(upload, test.info)
+    assert x.shape == (1, 1, 28, 28)
+    torch.testing.assert_close(x[0], test.images[0], atol=1e-5, rtol=0)
+
+
+def test_preprocess_colour_resize_and_value(data_root):
+    info = load_dataset("fashion-mnist", "test", data_root).info
+    white = Image.new("RGB", (300, 100), (255, 255, 255))
+    x = preprocess(load_image(png_bytes(white)), info)
+    assert x.shape == (1, 1, 28, 28)
+    torch.testing.assert_close(x, torch.full_like(x, (1 - 0.2860) / 0.3530))
+    assert torch.allclose(black_value(info), torch.tensor([-0.2860 / 0.3530]))
+
+
+def test_exif_rotation_is_applied(data_root):
+    info = load_dataset("fashion-mnist", "test", data_root).info
+    array = np.zeros((40, 40), np.uint8)
+    array[:, :10] = 255  # bright left strip
+    image = Image.fromarray(array, "L")
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    x = preprocess(load_image(png_bytes(image, "JPEG", exif=exif.tobytes(), quality=95)), info)
+    top_row, left_col = x[0, 0, 0, :].mean(), x[0, 0, :, 0].mean()
+    assert top_row > 1.0 and left_col < top_row  # the strip now runs along the top
+
+
+def test_bad_images_give_one_line_reasons():
+    for data in (b"", b"not an image at all", png_bytes(Image.new("L", (50, 50)))[:60]):
+        with pytest.raises(ImageError) as info:
+            load_image(data)
+        assert "\n" not in str(info.value)

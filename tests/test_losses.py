@@ -1,0 +1,103 @@
+"""Objectives against the papers' formulas, computed by hand."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from core.losses import OBJECTIVES, create_objective, minimax_loss, nontarget_entropy
+
+
+def softmax_list(row):
+    exps = [math.exp(v) for v in row]
+    total = sum(exps)
+    return [e / total for e in exps]
+
+
+def test_registry_has_every_method():
+    assert set(OBJECTIVES) == {"ce", "minimax", "maxnte", "label_smoothing", "confidence_penalty", "lsg"}
+    with pytest.raises(ValueError, match="unknown method"):
+        create_objective("nope")
+
+
+def test_minimax_value_matches_eq6_by_hand():
+    torch.manual_seed(1)
+    logits = torch.randn(7, 5)
+    targets = torch.tensor([0, 1, 2, 3, 4, 0, 2])
+    p_t = 0.8
+    expected = 0.0
+    for row, t in zip(logits.tolist(), targets.tolist()):
+        q = softmax_list(row)
+        k = min((i for i in range(5) if i != t), key=lambda i: q[i])
+        expected += -p_t * math.log(q[t]) - (1 - p_t) * math.log(q[k])
+    assert minimax_loss(logits, targets, p_t).item() == pytest.approx(expected / 7, rel=1e-6)
+
+
+def test_minimax_gradient_is_eq7():
+    torch.manual_seed(2)
+    logits = torch.randn(6, 10, dtype=torch.float64, requires_grad=True)
+    targets = torch.randint(0, 10, (6,))
+    p_t = 0.9
+    minimax_loss(logits, targets, p_t).backward()
+    q = F.softmax(logits.detach(), 1)
+    expected = q.clone()
+    for n, t in enumerate(targets.tolist()):
+        masked = q[n].clone()
+        masked[t] = float("inf")
+        k = int(masked.argmin())
+        expected[n, t] = q[n, t] - p_t
+        expected[n, k] = q[n, k] - (1 - p_t)
+    torch.testing.assert_close(logits.grad, expected / 6)
+
+
+def test_minimax_with_pt_one_is_cross_entropy():
+    logits, targets = torch.randn(8, 10), torch.randint(0, 10, (8,))
+    torch.testing.assert_close(minimax_loss(logits, targets, 1.0), F.cross_entropy(logits, targets))
+    torch.testing.assert_close(create_objective("minimax", p_t=1.0)(logits, targets),
+                               create_objective("ce")(logits, targets))
+
+
+def test_nontarget_entropy_by_hand_and_bound():
+    logits = torch.tensor([[3.0, 1.0, 0.0, -1.0]])
+    q = softmax_list([1.0, 0.0, -1.0])
+    expected = -sum(p * math.log(p) for p in q)
+    assert nontarget_entropy(logits, torch.tensor([0])).item() == pytest.approx(expected, rel=1e-6)
+    uniform = torch.tensor([[5.0, 2.0, 2.0, 2.0]])
+    assert nontarget_entropy(uniform, torch.tensor([0])).item() == pytest.approx(math.log(3), rel=1e-6)
+
+
+def test_maxnte_is_ce_minus_lambda_nontarget_entropy():
+    logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+    targets = torch.tensor([0, 2])
+    ce = F.cross_entropy(logits, targets).item()
+    h = []
+    for row, t in zip(logits.tolist(), targets.tolist()):
+        q = softmax_list([v for i, v in enumerate(row) if i != t])
+        h.append(-sum(p * math.log(p) for p in q))
+    value = create_objective("maxnte", lam=0.5)(logits, targets).item()
+    assert value == pytest.approx(ce - 0.5 * sum(h) / 2, rel=1e-6)
+
+
+def test_label_smoothing_by_hand():
+    logits = torch.tensor([[1.0, 2.0, 3.0]])
+    eps = 0.3
+    q = softmax_list([1.0, 2.0, 3.0])
+    target = [(1 - eps) * (i == 1) + eps / 3 for i in range(3)]
+    expected = -sum(p * math.log(qi) for p, qi in zip(target, q))
+    assert create_objective("label_smoothing", eps=eps)(logits, torch.tensor([1])).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_confidence_penalty_by_hand():
+    logits = torch.tensor([[0.5, -0.5, 1.5, 0.0]])
+    q = softmax_list(logits[0].tolist())
+    h = -sum(p * math.log(p) for p in q)
+    expected = -math.log(q[2]) - 0.25 * h
+    assert create_objective("confidence_penalty", beta=0.25)(logits, torch.tensor([2])).item() == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("method,options", [("minimax", {"p_t": 0.0}), ("minimax", {"p_t": 1.01}),
+                                            ("label_smoothing", {"eps": 1.0}), ("maxnte", {"lam": -1}),
+                                            ("lsg", {"period": 0}), ("ce", {"p_t": 0.5})])
+def test_bad_options_are_refused(method, options):
+    with pytest.raises(ValueError):
+        create_objective(method, **options)

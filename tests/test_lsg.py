@@ -1,0 +1,70 @@
+"""The gate: constraint, gated path, sparsity, schedule, post-hoc fit."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from core import lsg
+from core.models import create_model
+
+
+def test_constraint_makes_every_column_max_one_and_entries_in_unit_interval():
+    gate = torch.tensor([[0.2, -0.3, 0.0, 2.0],
+                         [0.4, 0.6, 0.0, 1.0],
+                         [0.1, 1.5, 0.0, -1.0]])
+    lsg.constrain_gate_(gate)
+    torch.testing.assert_close(gate[:, 0], torch.tensor([0.5, 1.0, 0.25]))
+    torch.testing.assert_close(gate[:, 1], torch.tensor([0.0, 0.4, 1.0]))
+    torch.testing.assert_close(gate[:, 2], torch.zeros(3))  # zero max: guarded, no NaN
+    torch.testing.assert_close(gate[:, 3], torch.tensor([1.0, 0.5, 0.0]))
+    assert (gate >= 0).all() and (gate <= 1).all()
+
+
+def test_gated_logits_equal_hand_computation_in_a_real_model():
+    model = create_model("resnet20", num_classes=10, in_channels=1).eval()
+    gate = model.add_gate()
+    with torch.no_grad():
+        gate.uniform_(0, 1)
+    x, y = torch.randn(4, 1, 28, 28), torch.tensor([3, 0, 9, 3])
+    with torch.no_grad():
+        a = model.forward_features(x).mean(dim=(2, 3))
+        W, b = model.fc.weight, model.fc.bias
+        expected = torch.stack([W @ (gate[y[i]] * a[i]) + b for i in range(4)])
+        torch.testing.assert_close(model(x, y), expected, rtol=1e-5, atol=1e-5)
+        # a gate multiplying the maps before the pool equals G_y * a after it
+        maps = model.forward_features(x) * gate[y][:, :, None, None]
+        torch.testing.assert_close(model.forward_head(maps), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_sparsity_term_one_and_two_sided():
+    gate = torch.full((2, 3), 0.5)  # ||G||_1 = 3
+    assert lsg.sparsity_term(gate, 2.0, one_sided=True).item() == pytest.approx(1.0)
+    assert lsg.sparsity_term(gate, 4.0, one_sided=True).item() == pytest.approx(0.0)
+    assert lsg.sparsity_term(gate, 4.0, one_sided=False).item() == pytest.approx(1.0)
+
+
+def test_schedule_by_step_and_by_epoch():
+    by_step = [lsg.is_gated_step(1, s, 3, False, 1) for s in range(6)]
+    assert by_step == [False, False, True, False, False, True]
+    assert not any(lsg.is_gated_step(0, s, 3, False, 1) for s in range(6))  # warm-up
+    assert [lsg.is_gated_step(e, 0, 3, True, 0) for e in range(6)] == [False, False, True, False, False, True]
+
+
+def test_post_hoc_fit_respects_constraint_and_lowers_phi():
+    torch.manual_seed(0)
+    n, c, k = 400, 4, 8
+    labels = torch.arange(n) % c
+    features = torch.rand(n, k)
+    features[torch.arange(n), labels * 2] += 3.0  # units 2c and 2c+1 carry class c
+    weight = 0.1 * torch.randn(c, k)
+    weight[torch.arange(c), torch.arange(c) * 2] = 2.0
+    start = lsg.phi_objective(features, labels, torch.full((c, k), 0.5), weight, None, 0.2).item()
+    result = lsg.fit_gate(features, labels, weight, None, rho=0.2, steps=200)
+    gate = result["gate"]
+    assert gate.min() >= 0 and gate.max() <= 1
+    torch.testing.assert_close(gate.max(dim=0).values, torch.ones(k))
+    assert result["phi"] < start and result["density"] < 0.5
+    assert gate[torch.arange(c), torch.arange(c) * 2].tolist() == [1.0] * c  # class units kept open
+    assert result["phi"] == pytest.approx(result["gated_ce"] + abs(result["density"] - 0.2), rel=1e-6)
+    assert result["density"] == pytest.approx(float(gate.sum() / gate.numel()), rel=1e-6)
+    ce = F.cross_entropy(F.linear(features * gate[labels], weight), labels).item()
+    assert result["gated_ce"] == pytest.approx(ce, rel=1e-5)

@@ -1,0 +1,129 @@
+"""The trainer end to end on real Fashion-MNIST subsets."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from core.checkpoints import load_checkpoint, read_payload
+from core.trainer import TrainConfig, TrainingError, train
+
+from .conftest import PYTHON, ROOT, assert_one_line_error, run_cli
+
+
+def small_config(tmp_path, name="m", **kw):
+    base = dict(method="ce", epochs=2, limit=256, batch_size=64, out=str(tmp_path / f"{name}.pt"))
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_cli_trains_writes_progress_and_a_loadable_checkpoint(tmp_path, data_root):
+    out = tmp_path / "ce.pt"
+    result = run_cli("core.train", "--method", "minimax", "--p-t", "0.8", "--epochs", "1", "--limit", "300",
+                     "--batch-size", "100", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    model, meta = load_checkpoint(out)
+    assert meta["method"] == "minimax" and meta["options"] == {"p_t": 0.8}
+    assert meta["complete"] and meta["epochs_completed"] == 1 and 0 <= meta["test_accuracy"] <= 1
+    assert meta["command"].startswith("python -m core.train --method minimax")
+    assert meta["versions"]["torch"] == torch.__version__ and meta["class_names"][0] == "T-shirt/top"
+    events = [json.loads(line) for line in out.with_suffix(".progress.jsonl").read_text().splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "done" and "epoch" in kinds
+    step = next(e for e in events if e["event"] == "step")
+    assert {"epoch", "step", "loss", "accuracy", "images_per_s", "eta_s"} <= set(step)
+    assert "train_state" not in read_payload(out)  # a finished run carries no optimizer state
+
+
+def test_same_seed_same_result(tmp_path, data_root):
+    train(small_config(tmp_path, "a", epochs=1))
+    train(small_config(tmp_path, "b", epochs=1))
+    train(small_config(tmp_path, "c", epochs=1, seed=1))
+    a, b, c = (read_payload(tmp_path / f"{n}.pt")["state_dict"] for n in "abc")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_sigkill_mid_run_then_resume_matches_uninterrupted(tmp_path, data_root):
+    reference = small_config(tmp_path, "ref", epochs=3, limit=512)
+    train(reference)
+    out = tmp_path / "killed.pt"
+    progress = out.with_suffix(".progress.jsonl")
+    args = ["--method", "ce", "--epochs", "3", "--limit", "512", "--batch-size", "64", "--out", str(out)]
+    proc = subprocess.Popen([PYTHON, "-m", "core.train", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    deadline = time.time() + 300
+    while time.time() < deadline:  # kill while the second epoch is in progress
+        if progress.exists() and any('"event": "step", "time"' in line and '"epoch": 2' in line
+                                     for line in progress.read_text().splitlines()):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    _, meta = load_checkpoint(out)  # never a broken file
+    assert meta["epochs_completed"] == 1 and not meta["complete"]
+    result = run_cli("core.train", *args, "--resume")
+    assert result.returncode == 0, result.stderr
+    resumed = read_payload(out)["state_dict"]
+    expected = read_payload(tmp_path / "ref.pt")["state_dict"]
+    for key in expected:
+        torch.testing.assert_close(resumed[key], expected[key], rtol=1e-5, atol=1e-6)
+
+
+def test_lsg_trains_gate_under_its_constraint(tmp_path, data_root):
+    meta = train(small_config(tmp_path, "lsg", method="lsg", options={"warmup_epochs": 0, "period": 2}))
+    gate = read_payload(tmp_path / "lsg.pt")["state_dict"]["gate"]
+    assert gate.shape == (10, 64)
+    assert gate.min() >= 0 and gate.max() <= 1
+    torch.testing.assert_close(gate.max(dim=0).values, torch.ones(64))
+    assert not torch.allclose(gate, torch.full_like(gate, 0.5))
+    assert meta["options"]["period"] == 2 and meta["options"]["by_epoch"] is False
+    assert meta["gate_density"] == pytest.approx(float(gate.mean()), rel=1e-5)
+
+
+def test_nan_loss_stops_with_reason(tmp_path, data_root):
+    with pytest.raises(TrainingError, match="loss became"):
+        train(small_config(tmp_path, "nan", lr=1e30, epochs=1))
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--method", "bogus"], "unknown method"),
+    (["--dataset", "bogus"], "unknown dataset"),
+    (["--method", "minimax", "--p-t", "0"], "p_t"),
+    (["--method", "minimax", "--p-t", "1.2"], "p_t"),
+    (["--epochs", "0"], "epochs"),
+    (["--arch", "bogus"], "unknown arch"),
+    (["--dataset", "cifar10", "--data-root", "/nonexistent"], "not found"),
+    (["--epochs", "x"], "invalid int"),
+])
+def test_bad_options_fail_at_once_with_one_line(tmp_path, args, needle):
+    out = tmp_path / "never.pt"
+    result = run_cli("core.train", *args, "--out", str(out))
+    assert needle in assert_one_line_error(result)
+    assert not out.exists() and not out.with_suffix(".progress.jsonl").exists()
+
+
+def test_unwritable_output_folder_fails_clearly(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = run_cli("core.train", "--out", str(blocker / "sub" / "m.pt"))
+    assert "cannot write" in assert_one_line_error(result)
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes_with_gloo(tmp_path, data_root):
+    out = tmp_path / "ddp.pt"
+    result = subprocess.run(
+        [PYTHON, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+         "-m", "core.train", "--method", "lsg", "--warmup-epochs", "0", "--epochs", "1", "--limit", "256",
+         "--batch-size", "32", "--device", "cpu", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, meta = load_checkpoint(out)
+    assert meta["world_size"] == 2 and meta["complete"]
+    starts = [line for line in out.with_suffix(".progress.jsonl").read_text().splitlines() if '"start"' in line]
+    assert len(starts) == 1  # only rank 0 writes
