@@ -1,0 +1,7 @@
+"""Dataset-level analyses, one file each, registered by name in ANALYSES."""
+from . import (accuracy, entropy, filters, gate, iam, influential, masking, noise, pca,  # noqa: F401
+               selectivity as _selectivity, similarity, unit_ablation, units)
+from .base import ANALYSES, FeatureCache, register_analysis, spearman
+from .selectivity import class_means, selectivity_index
+
+__all__ = ["ANALYSES", "FeatureCache", "class_means", "register_analysis", "selectivity_index", "spearman"]

@@ -1,0 +1,101 @@
+"""Shared base for dataset-level analyses.
+
+An analysis is a function of a `Context` (cached features `a`, logits and labels of one
+forward pass per split, the head's `W`, `b`) and keyword parameters, returning a JSON-safe
+dict. It is registered with its name, version, default parameters and the other analyses it
+reads; the engine (core.analysis.engine) caches every result in the store.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+
+@dataclass
+class Analysis:
+    name: str
+    compute: Callable
+    version: int = 1
+    defaults: dict = field(default_factory=dict)
+    depends: tuple[str, ...] = ()
+    on_request: bool = False  # costly: not part of the default report
+    title: str = ""
+
+
+ANALYSES: dict[str, Analysis] = {}
+
+
+def register_analysis(name: str, version: int = 1, depends=(), on_request: bool = False, title: str = "", **defaults):
+    def wrap(fn):
+        ANALYSES[name] = Analysis(name, fn, version, defaults, tuple(depends), on_request, title or name)
+        return fn
+    return wrap
+
+
+@dataclass
+class FeatureCache:
+    """One forward pass over a split: pooled features a (N, K), logits (N, C), labels (N,)."""
+    features: torch.Tensor
+    logits: torch.Tensor
+    labels: torch.Tensor
+
+    @property
+    def predictions(self) -> torch.Tensor:
+        return self.logits.argmax(dim=1)
+
+
+def tolist(x):
+    """Tensors -> nested lists of Python numbers, NaN -> None (JSON-safe)."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu()
+        if x.is_floating_point():
+            x = x.double()
+            return _nan_to_none(x.tolist())
+        return x.tolist()
+    return x
+
+
+def _nan_to_none(value):
+    if isinstance(value, list):
+        return [_nan_to_none(v) for v in value]
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def accuracy_of(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    return float((logits.argmax(dim=1) == labels).float().mean()) if len(labels) else float("nan")
+
+
+def per_class_accuracy(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    correct = torch.zeros(num_classes).index_add_(0, labels, (predictions == labels).float())
+    counts = torch.bincount(labels, minlength=num_classes).float()
+    return correct / counts.clamp_min(1)
+
+
+def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Rows: true class, columns: predicted class (counts)."""
+    return torch.bincount(labels * num_classes + predictions, minlength=num_classes ** 2).view(num_classes, num_classes)
+
+
+def rank(values: torch.Tensor) -> torch.Tensor:
+    """Ranks with ties given their average rank (as Spearman needs)."""
+    values = values.double()
+    order = torch.argsort(values, stable=True)
+    ranks = torch.empty_like(values)
+    ranks[order] = torch.arange(len(values), dtype=torch.float64)
+    for v in torch.unique(values):
+        tied = values == v
+        if tied.sum() > 1:
+            ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def spearman(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Spearman's rho: Pearson correlation of the ranks; NaN if either side is constant."""
+    rx, ry = rank(x), rank(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    denom = (rx.square().sum() * ry.square().sum()).sqrt()
+    return float((rx * ry).sum() / denom) if denom > 0 else float("nan")

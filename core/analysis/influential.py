@@ -1,0 +1,45 @@
+"""Influential features per class (Badola et al., Alg. 1) and the decomposed softmax."""
+import torch
+
+from .base import accuracy_of, register_analysis, tolist
+
+SWEEP = (1, 2, 3, 5, 8, 10, 16, 32)
+
+
+def influential_sets(features: torch.Tensor, labels: torch.Tensor, num_classes: int, k1: int, k2: int) -> torch.Tensor:
+    """(C, k2) unit indices: per class, histogram each image's top-k1 units, keep the k2 most
+    frequent (ties: the lower index)."""
+    k1, k2 = min(k1, features.shape[1]), min(k2, features.shape[1])
+    top = features.topk(k1, dim=1).indices
+    counts = torch.zeros(num_classes, features.shape[1])
+    counts.index_put_((labels[:, None].expand_as(top), top), torch.ones_like(top, dtype=torch.float), accumulate=True)
+    # stable sort on -counts keeps lower indices first among ties
+    return torch.argsort(-counts, dim=1, stable=True)[:, :k2]
+
+
+def decomposed_logits(features, weight, bias, sets) -> torch.Tensor:
+    """logit_c = sum over j in S_c of W[c, j] a_j + b_c."""
+    mask = torch.zeros_like(weight, dtype=torch.bool)
+    mask[torch.arange(len(sets))[:, None], sets] = True
+    logits = features @ (weight * mask).T
+    return logits + bias if bias is not None else logits
+
+
+@register_analysis("influential", title="Influential features", k1=5, k2=5)
+def influential(ctx, k1, k2):
+    train, test = ctx.train, ctx.test
+    full = accuracy_of(test.logits, test.labels)
+
+    def at(a, b):
+        sets = influential_sets(train.features, train.labels, ctx.num_classes, a, b)
+        decomposed = accuracy_of(decomposed_logits(test.features, ctx.W, ctx.b, sets), test.labels)
+        return sets, decomposed
+
+    sets, decomposed = at(k1, k2)
+    sweep = []
+    for k in SWEEP:
+        if k <= ctx.W.shape[1]:
+            _, acc = at(k, k)
+            sweep.append({"k": k, "A_d": acc, "r_A": acc / full if full else None})
+    return {"k1": k1, "k2": k2, "sets": tolist(sets), "A_f": full, "A_d": decomposed,
+            "r_A": decomposed / full if full else None, "sweep": sweep}

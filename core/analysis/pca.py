@@ -1,0 +1,17 @@
+"""PCA of the pooled features (minimax paper, Fig. 8)."""
+import torch
+
+from .base import register_analysis, tolist
+
+
+@register_analysis("pca", title="PCA of features", components=3, sample=2000, seed=0)
+def pca(ctx, components, sample, seed):
+    test = ctx.test
+    x = test.features.double()
+    x = x - x.mean(dim=0)
+    _, s, v = torch.linalg.svd(x, full_matrices=False)
+    variance = s.square()
+    coords = x @ v[:components].T
+    pick = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:sample].sort().values
+    return {"coords": tolist(coords[pick].float()), "labels": tolist(test.labels[pick]), "index": tolist(pick),
+            "explained": tolist(variance[:components] / variance.sum())}

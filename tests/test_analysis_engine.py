@@ -1,0 +1,94 @@
+"""The engine on real tiny checkpoints: cache hits, recomputation, the CLIs."""
+import json
+
+import pytest
+import torch
+
+from core.analysis.engine import REPORT, Analyzer
+from core.store import Store
+
+from .conftest import assert_one_line_error, run_cli
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory):
+    return tmp_path_factory.mktemp("store") / "cache.duckdb"
+
+
+def analyzer(path, store_path, **kw):
+    return Analyzer(path, Store(store_path), limit=500, train_limit=600, feature_dir=None, **kw)
+
+
+def test_report_then_cache_hit_without_running_the_model(tiny_checkpoints, store_path):
+    first = analyzer(tiny_checkpoints["lsg"], store_path)
+    results = first.report(REPORT)
+    assert set(first.computed) == set(REPORT)
+    assert results["gate"]["source"] == "trained" and len(results["gate"]["gate"]) == 10
+    assert len(results["unit_ablation"]["drop"]) == 64 and len(results["unit_ablation"]["drop"][0]) == 10
+
+    second = analyzer(tiny_checkpoints["lsg"], store_path)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model ran on a cache hit")
+    second.model.forward_features = refuse
+    assert second.report(REPORT) == results
+    assert second.computed == []
+    rows = Store(store_path).query("SELECT count(*), count(selectivity) FROM units WHERE model_hash = ?",
+                                   [first.hash])
+    assert rows == [(64, 64)]
+
+
+def test_changed_parameter_recomputes(tiny_checkpoints, store_path):
+    a = analyzer(tiny_checkpoints["ce"], store_path)
+    five = a.run("influential")
+    three = a.run("influential", k1=3, k2=3)
+    assert a.computed.count("influential") == 2
+    assert len(five["sets"][0]) == 5 and len(three["sets"][0]) == 3
+    with pytest.raises(ValueError, match="no parameter"):
+        a.run("influential", bogus=1)
+
+
+def test_results_agree_with_features(tiny_checkpoints, store_path):
+    a = analyzer(tiny_checkpoints["minimax"], store_path, use_cache=False)
+    test = a.features("test", 500)
+    acc = a.run("accuracy")
+    assert acc["accuracy"] == pytest.approx(float((test.logits.argmax(1) == test.labels).float().mean()))
+    assert sum(map(sum, acc["confusion"])) == 500
+    with torch.no_grad():  # the cached logits are the head applied to the cached features
+        torch.testing.assert_close(a.model.fc(test.features), test.logits, rtol=1e-4, atol=1e-4)
+    gate = a.run("gate")
+    assert gate["source"] == "post-hoc"
+    g = torch.tensor(gate["fitted_gate"])
+    assert g.min() >= 0 and g.max() <= 1
+
+
+def test_analyze_cli_json_and_errors(tiny_checkpoints, tmp_path):
+    cache = tmp_path / "c.duckdb"
+    result = run_cli("core.analyze", str(tiny_checkpoints["ce"]), str(tiny_checkpoints["lsg"]), "--limit", "300",
+                     "--train-limit", "300", "--json", "--cache", str(cache))
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [r["method"] for r in rows] == ["ce", "lsg"]
+    for key in ("accuracy", "nontarget_entropy", "selectivity", "phi", "gate_density", "influential", "r_A",
+                "noise_ablation", "unit_ablation_drop", "spearman_drop_selectivity", "spearman_drop_l1", "c_ic"):
+        assert key in rows[0]
+    assert rows[0]["nontarget_entropy"]["bound"] == pytest.approx(2.1972245773)
+    table = run_cli("core.analyze", str(tiny_checkpoints["ce"]), "--limit", "300", "--train-limit", "300",
+                    "--cache", str(cache))
+    assert table.returncode == 0 and "SI median" in table.stdout
+    bad = tmp_path / "bad.pt"
+    bad.write_text("not a checkpoint")
+    assert "bad.pt" in assert_one_line_error(run_cli("core.analyze", str(bad), "--cache", str(cache)))
+
+
+def test_predict_cli(tiny_checkpoints, tmp_path, data_root):
+    from PIL import Image
+    Image.new("L", (28, 28), 200).save(tmp_path / "grey.png")
+    (tmp_path / "fake.png").write_text("text, not an image")
+    good = run_cli("core.predict", "--checkpoint", str(tiny_checkpoints["ce"]), str(tmp_path / "grey.png"), "--json")
+    assert good.returncode == 0, good.stderr
+    top = json.loads(good.stdout)[0]["models"][0]["top"]
+    assert len(top) == 5 and sum(t["probability"] for t in top) <= 1.0 + 1e-6
+    assert top == sorted(top, key=lambda t: -t["probability"])
+    bad = run_cli("core.predict", "--checkpoint", str(tiny_checkpoints["ce"]), str(tmp_path / "fake.png"))
+    assert "fake.png" in assert_one_line_error(bad)

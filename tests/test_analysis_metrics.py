@@ -1,0 +1,127 @@
+"""Each metric against a hand computation on a tiny case."""
+import math
+
+import pytest
+import torch
+
+from core.analysis import selectivity_index, spearman
+from core.analysis.base import confusion_matrix, per_class_accuracy
+from core.analysis.filters import filter_correlation, inter_class_correlation
+from core.analysis.influential import decomposed_logits, influential_sets
+from core.analysis.noise import replace_features
+from core.analysis.selectivity import class_means, dead_units
+from core.analysis.similarity import similarity_matrix
+from core.analysis.unit_ablation import drop_matrix
+from core.explain import class_activation_map
+from core.models import create_model
+
+
+def test_selectivity_index_by_hand():
+    # 3 classes, 2 images each; unit 0 fires for class 0 only, unit 1 evenly, unit 2 dead
+    features = torch.tensor([[4.0, 1, 0], [2, 1, 0], [0, 1, 0], [0, 1, 0], [1, 1, 0], [1, 1, 0]])
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    # unit 0: class means 3, 0, 1 -> mu_max 3, mu_-max 0.5 -> 2.5 / 3.5
+    si = selectivity_index(features, labels, 3)
+    assert si[0].item() == pytest.approx(2.5 / 3.5, rel=1e-6)
+    assert si[1].item() == pytest.approx(0.0, abs=1e-7)
+    assert si[2].item() == 0.0
+    assert dead_units(features).tolist() == [False, False, True]
+    torch.testing.assert_close(class_means(features, labels, 3)[:, 0], torch.tensor([3.0, 0, 1], dtype=torch.float64))
+
+
+def test_accuracy_and_confusion_by_hand():
+    preds, labels = torch.tensor([0, 1, 1, 2, 0]), torch.tensor([0, 1, 2, 2, 2])
+    assert per_class_accuracy(preds, labels, 3).tolist() == [1.0, 1.0, pytest.approx(1 / 3)]
+    assert confusion_matrix(preds, labels, 3).tolist() == [[1, 0, 0], [0, 1, 0], [1, 1, 1]]
+
+
+def test_spearman_by_hand():
+    assert spearman(torch.tensor([1.0, 2, 3, 4]), torch.tensor([10.0, 20, 30, 40])) == pytest.approx(1.0)
+    assert spearman(torch.tensor([1.0, 2, 3, 4]), torch.tensor([4.0, 3, 2, 1])) == pytest.approx(-1.0)
+    # d = ranks differ by (0, 1, -1): rho = 1 - 6 * 2 / (3 * 8) = 0.5
+    assert spearman(torch.tensor([1.0, 2, 3]), torch.tensor([1.0, 3, 2])) == pytest.approx(0.5)
+    assert math.isnan(spearman(torch.tensor([1.0, 2]), torch.tensor([5.0, 5.0])))
+
+
+def test_influential_sets_and_decomposed_logits_by_hand():
+    features = torch.tensor([[5.0, 4, 0, 1], [5, 0, 4, 1], [0, 1, 5, 4], [0, 4, 5, 1]])
+    labels = torch.tensor([0, 0, 1, 1])
+    # k1 = 2: class 0 top pairs {0,1}, {0,2} -> counts 0:2, 1:1, 2:1 -> k2 = 2 -> [0, 1]
+    #         class 1 top pairs {2,3}, {2,1} -> counts 2:2, 1:1, 3:1 -> [2, 1]
+    sets = influential_sets(features, labels, 2, k1=2, k2=2)
+    assert sets.tolist() == [[0, 1], [2, 1]]
+    weight = torch.tensor([[1.0, 2, 3, 4], [5, 6, 7, 8]])
+    bias = torch.tensor([0.5, -0.5])
+    logits = decomposed_logits(features[:1], weight, bias, sets)
+    assert logits.tolist() == [[1 * 5 + 2 * 4 + 0.5, 6 * 4 + 7 * 0 - 0.5]]
+
+
+def test_noise_ablation_zero_by_hand():
+    features = torch.tensor([[1.0, 2, 3], [4, 5, 6]])
+    labels = torch.tensor([0, 1])
+    sets = torch.tensor([[0], [2]])
+    zeroed = replace_features(features, labels, sets, True, "zero", None)
+    assert zeroed.tolist() == [[0, 2, 3], [4, 5, 0]]
+    kept = replace_features(features, labels, sets, False, "zero", None)
+    assert kept.tolist() == [[1, 0, 0], [0, 0, 6]]
+    matched = replace_features(features, labels, sets, True, "matched", torch.Generator().manual_seed(0),
+                               mean=torch.tensor([100.0, 0, 100]), std=torch.zeros(3))
+    assert matched.tolist() == [[100, 2, 3], [4, 5, 100]]
+
+
+def test_unit_ablation_algebra_equals_zeroing_inside_the_network():
+    torch.manual_seed(0)
+    model = create_model("resnet20", 10, 1).eval()
+    with torch.no_grad():
+        model.fc.weight.mul_(20)  # make ablations change predictions
+    x = torch.randn(64, 1, 28, 28)
+    labels = torch.randint(0, 10, (64,))
+    with torch.no_grad():
+        a = model.pool(model.forward_features(x))
+        logits = model.fc(a)
+    drop, overall = drop_matrix(a, logits, labels, model.fc.weight.detach(), 10)
+    base = per_class_accuracy(logits.argmax(1), labels, 10)
+    for unit in (0, 7, 33, 63):
+        hook = model.target_layer.register_forward_hook(
+            lambda m, i, out, unit=unit: out.index_fill(1, torch.tensor([unit]), 0.0))
+        with torch.no_grad():
+            preds = model(x).argmax(1)
+        hook.remove()
+        expected = base - per_class_accuracy(preds, labels, 10)
+        torch.testing.assert_close(drop[unit], expected)
+        assert overall[unit].item() == pytest.approx(
+            float((logits.argmax(1) == labels).float().mean() - (preds == labels).float().mean()), abs=1e-6)
+
+
+def test_similarity_matrix_by_hand():
+    features = torch.tensor([[1.0, 0], [0, 2], [3, 1]])
+    labels = torch.tensor([0, 1, 0])
+    preds = torch.tensor([0, 1, 1])  # images 0, 1 true positives; image 2 a false negative of class 0
+    gate = torch.tensor([[1.0, 0], [0.5, 1]])
+    tp = similarity_matrix(features, labels, preds, gate, 2, True)
+    assert tp.tolist() == [[1.0, 0.5], [0.0, 2.0]]
+    fn = similarity_matrix(features, labels, preds, gate, 2, False)
+    assert fn[0].tolist() == [3.0, 2.5] and torch.isnan(fn[1]).all()
+
+
+def test_filter_correlation_and_c_ic_by_hand():
+    weight = torch.zeros(4, 1, 1, 2)
+    weight[0, 0, 0] = torch.tensor([1.0, 0])
+    weight[1, 0, 0] = torch.tensor([2.0, 0])
+    weight[2, 0, 0] = torch.tensor([0.0, 1])
+    weight[3, 0, 0] = torch.tensor([1.0, 1])
+    corr = filter_correlation(weight)
+    assert corr[0, 1].item() == pytest.approx(1.0) and corr[0, 2].item() == pytest.approx(0.0)
+    assert corr[0, 3].item() == pytest.approx(1 / math.sqrt(2), rel=1e-6)
+    between, within = inter_class_correlation(corr, torch.tensor([[0, 1], [2, 3]]))
+    # between: (0,2)=0 (0,3)=.707 (1,2)=0 (1,3)=.707, both directions -> mean .3536
+    assert between == pytest.approx(1 / (2 * math.sqrt(2)), rel=1e-6)
+    assert within == pytest.approx((1.0 + 1 / math.sqrt(2)) / 2, rel=1e-6)
+
+
+def test_cam_is_weighted_sum_of_maps():
+    maps = torch.arange(2 * 2 * 2, dtype=torch.float32).view(2, 2, 2)
+    weight = torch.tensor([[1.0, -1.0], [0.5, 2.0]])
+    cam = class_activation_map(maps, weight, 1, 2)
+    torch.testing.assert_close(cam, 0.5 * maps[0] + 2.0 * maps[1])
+    assert class_activation_map(maps, weight, 0, 8).shape == (8, 8)

@@ -1,0 +1,74 @@
+"""The DuckDB store: round trip, two processes at once, a damaged file."""
+import subprocess
+import sys
+import textwrap
+
+from core.store import Store
+
+from .conftest import ROOT
+
+
+def test_round_trip_and_params_are_part_of_the_key(tmp_path):
+    store = Store(tmp_path / "s.duckdb")
+    store.put_result("h", "a", {"k": 1}, "test", 1, {"x": [1, 2.5, None]})
+    assert store.get_result("h", "a", {"k": 1}, "test", 1) == {"x": [1, 2.5, None]}
+    assert store.get_result("h", "a", {"k": 2}, "test", 1) is None
+    assert store.get_result("h", "a", {"k": 1}, "test", 2) is None
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {root!r})
+    from core.store import Store
+    store = Store({path!r})
+    for i in range(40):
+        store.put_result("proc{tag}", "a", {{"i": i}}, "test", 1, {{"i": i}})
+        assert store.get_result("proc{tag}", "a", {{"i": i}}, "test", 1) == {{"i": i}}
+""")
+
+
+def test_two_processes_write_at_once_without_lock_errors_or_lost_results(tmp_path):
+    path = tmp_path / "shared.duckdb"
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER.format(root=str(ROOT), path=str(path), tag=t)],
+                              stderr=subprocess.PIPE, text=True) for t in (1, 2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    rows = Store(path).query("SELECT model_hash, count(*) FROM results GROUP BY 1 ORDER BY 1")
+    assert rows == [("proc1", 40), ("proc2", 40)]
+
+
+def test_waits_while_another_process_holds_the_file(tmp_path):
+    path = tmp_path / "held.duckdb"
+    Store(path).put_result("h", "a", {}, "test", 1, {"v": 1})
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import duckdb, sys, time
+        c = duckdb.connect({str(path)!r})
+        print("held", flush=True)
+        time.sleep(1.5)
+        c.close()
+    """)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    assert Store(path).get_result("h", "a", {}, "test", 1) == {"v": 1}  # waited, then read
+    holder.wait(timeout=30)
+
+
+def test_damaged_file_is_moved_aside_and_rebuilt(tmp_path):
+    path = tmp_path / "broken.duckdb"
+    path.write_bytes(b"\x00garbage" * 500)
+    store = Store(path)
+    assert store.get_result("h", "a", {}, "test", 1) is None
+    store.put_result("h", "a", {}, "test", 1, {"ok": True})
+    assert store.get_result("h", "a", {}, "test", 1) == {"ok": True}
+    assert store.notices and "moved" in store.notices[0]
+    assert list(tmp_path.glob("broken.duckdb.corrupt-*"))
+
+
+def test_deleted_file_is_recreated(tmp_path):
+    path = tmp_path / "gone.duckdb"
+    store = Store(path)
+    store.put_result("h", "a", {}, "test", 1, {"v": 1})
+    path.unlink()
+    assert store.get_result("h", "a", {}, "test", 1) is None
+    store.put_result("h", "a", {}, "test", 1, {"v": 2})
+    assert store.get_result("h", "a", {}, "test", 1) == {"v": 2}
