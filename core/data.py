@@ -483,3 +483,14 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def dataset_image(name: str, index: int, split: str = "test", root=None) -> tuple[Image.Image, int]:
+    """Image `index` of a split as the PIL image a user could have uploaded, and its label."""
+    dataset = load_dataset(name, split, root)
+    array = (denormalise(dataset.images[index], dataset.info) * 255).round().astype(np.uint8)
+    return Image.fromarray(array), int(dataset.labels[index])
+
+
+def indices_of_class(name: str, label: int, split: str = "test", root=None) -> list[int]:
+    return torch.nonzero(load_dataset(name, split, root).labels == label).flatten().tolist()

@@ -118,6 +118,11 @@ class Analyzer:
         self._results[memo] = result
         return result
 
+    def cached(self, name: str, **params) -> dict | None:
+        """The stored result, or None; never computes."""
+        full = self.params_for(name, params)
+        return self.store.get_result(self.hash, name, full, self.split, ANALYSES[name].version)
+
     def report(self, names=REPORT, include_on_request: bool = False) -> dict:
         names = list(names) + (["iam"] if include_on_request and "iam" not in names else [])
         results = {name: self.run(name) for name in names}

@@ -1,0 +1,64 @@
+"""Pictures for the dashboard: feature-map grids, heat-map overlays, gate strips (PIL images)."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from matplotlib import colormaps
+from PIL import Image, ImageDraw
+
+MAP_COLOURS = colormaps["viridis"]
+HEAT_COLOURS = colormaps["jet"]
+
+
+def colourise(values: np.ndarray, vmin: float, vmax: float, cmap=MAP_COLOURS) -> np.ndarray:
+    scaled = (np.asarray(values, dtype=np.float32) - vmin) / max(vmax - vmin, 1e-12)
+    return (cmap(np.clip(scaled, 0, 1))[..., :3] * 255).astype(np.uint8)
+
+
+def feature_grid(maps: np.ndarray, vmin: float, vmax: float, marked=(), columns: int = 16, cell: int = 40,
+                 gap: int = 2) -> Image.Image:
+    """All K maps in one picture with one colour scale; marked units get a red frame."""
+    k = len(maps)
+    rows = -(-k // columns)
+    grid = Image.new("RGB", (columns * (cell + gap) + gap, rows * (cell + gap) + gap), (255, 255, 255))
+    draw = ImageDraw.Draw(grid)
+    marked = set(marked)
+    for unit, m in enumerate(maps):
+        tile = Image.fromarray(colourise(m, vmin, vmax)).resize((cell, cell), Image.Resampling.NEAREST)
+        x, y = gap + (unit % columns) * (cell + gap), gap + (unit // columns) * (cell + gap)
+        grid.paste(tile, (x, y))
+        if unit in marked:
+            draw.rectangle([x - 1, y - 1, x + cell, y + cell], outline=(230, 30, 30), width=2)
+    return grid
+
+
+def grey_or_rgb(image: np.ndarray) -> np.ndarray:
+    """[0, 1] float (H, W) or (H, W, 3) -> uint8 RGB."""
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    return (np.clip(image, 0, 1) * 255).astype(np.uint8)
+
+
+def input_picture(image: np.ndarray, size: int = 168) -> Image.Image:
+    return Image.fromarray(grey_or_rgb(image)).resize((size, size), Image.Resampling.NEAREST)
+
+
+def heat_overlay(image: np.ndarray, heat01: np.ndarray, size: int = 168, alpha: float = 0.5) -> Image.Image:
+    base = grey_or_rgb(image).astype(np.float32)
+    heat = (HEAT_COLOURS(np.clip(heat01, 0, 1))[..., :3] * 255).astype(np.float32)
+    mixed = ((1 - alpha) * base + alpha * heat).astype(np.uint8)
+    return Image.fromarray(mixed).resize((size, size), Image.Resampling.BILINEAR)
+
+
+def gate_strip(row: np.ndarray, cell: int = 10, height: int = 18) -> Image.Image:
+    """One gate row (K values in [0, 1]) as a strip of cells."""
+    colours = colourise(np.asarray(row)[None, :], 0.0, 1.0, colormaps["Greys"])
+    return Image.fromarray(colours).resize((len(row) * cell, height), Image.Resampling.NEAREST)
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()

@@ -1,0 +1,110 @@
+"""Compare on an image: one column per model — input, probabilities at T = 1 and 2, all
+penultimate maps, CAM and Grad-CAM, the gate row."""
+import random
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core.data import dataset_image, denormalise, indices_of_class, info_from_meta, load_image, preprocess
+from core.explain import GradCamExplainer, explain, normalise_map
+from core.render import feature_grid, gate_strip, heat_overlay, input_picture
+from pages import common
+
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def gradcam_for(path: str, content_hash: str) -> GradCamExplainer:
+    model, _ = common.load_model(path)
+    return GradCamExplainer(model)
+
+
+def pick_image(reference: dict):
+    """The image to explain, from an upload or the test set; returns (PIL image, true label or None, caption)."""
+    source = st.radio("Image", ["Test set", "Upload"], horizontal=True, key="compare_source")
+    if source == "Upload":
+        upload = st.file_uploader("Upload an image (PNG, JPEG, WebP, BMP, GIF)", type=UPLOAD_TYPES, key="compare_upload")
+        if upload is None:
+            st.info("Upload an image, or switch to the test set.")
+            st.stop()
+        return load_image(upload.getvalue()), None, upload.name
+    classes = reference["class_names"]
+    left, middle, right = st.columns([2, 2, 1])
+    cls = left.selectbox("Class", ["any"] + classes, key="compare_class")
+    pool = indices_of_class(reference["dataset"], classes.index(cls)) if cls != "any" else None
+    size = len(pool) if pool is not None else 10_000
+    if right.button("Random", key="compare_random"):
+        st.session_state["compare_index"] = random.randrange(size)
+    if st.session_state.get("compare_index", 0) >= size:
+        st.session_state["compare_index"] = 0
+    index = int(middle.number_input("Index", 0, size - 1, key="compare_index"))
+    dataset_index = pool[index] if pool is not None else index
+    image, label = dataset_image(reference["dataset"], dataset_index)
+    return image, label, f"test image {dataset_index}"
+
+
+def probability_chart(probs: np.ndarray, names: list[str], temperature: float):
+    top = np.argsort(-probs)[:5]
+    frame = pd.DataFrame({"class": [names[i] for i in top], "p": probs[top]})
+    return alt.Chart(frame, title=f"T = {temperature:g}", height=120).mark_bar().encode(
+        x=alt.X("p:Q", scale=alt.Scale(domain=[0, 1]), title=None), y=alt.Y("class:N", sort="-x", title=None),
+        tooltip=["class", alt.Tooltip("p:Q", format=".3f")])
+
+
+def render():
+    st.title("Compare on an image")
+    models = common.require_models()
+    reference = models[0]
+    image, label, caption = pick_image(reference)
+    names = reference["class_names"]
+    controls = st.columns(3)
+    target_name = controls[0].selectbox("Explain class", ["predicted"] + names, key="compare_target")
+    shared_scale = controls[1].toggle("One colour scale for all models", True, key="compare_shared")
+    show_gate = controls[2].toggle("Gate rows (fits a post-hoc gate once per model)", True, key="compare_gate")
+    st.caption(f"{caption}" + (f" — true class **{names[label]}**" if label is not None else ""))
+
+    results = []
+    for meta in models:
+        model, _ = common.load_model(meta["path"])
+        x = preprocess(image, meta)
+        target = None if target_name == "predicted" else meta["class_names"].index(target_name) \
+            if target_name in meta["class_names"] else None
+        gate = np.array(common.analysis(meta, "gate")["gate"]) if show_gate else None
+        out = explain(model, x, target, gate, gradcam_for(meta["path"], meta["content_hash"]))
+        results.append((meta, x, out))
+    vmax_all = max(float(out["maps"].max()) for _, _, out in results)
+
+    columns = st.columns(len(results))
+    for column, (meta, x, out) in zip(columns, results):
+        with column:
+            info = info_from_meta(meta)
+            classes = meta["class_names"]
+            st.subheader(meta["label"])
+            st.caption(f"{meta['method']} · predicted **{classes[out['predicted']]}** "
+                       f"({out['probabilities'][1.0][out['predicted']]:.1%})")
+            seen = denormalise(x[0], info)
+            st.image(input_picture(seen, 112), caption="input as the model sees it")
+            for t, probs in out["probabilities"].items():
+                st.altair_chart(probability_chart(probs, classes, t), width="stretch")
+            vmax = vmax_all if shared_scale else float(out["maps"].max())
+            grid = feature_grid(out["maps"], 0.0, vmax, marked=out["class_units"], columns=8, cell=36)
+            st.image(grid, caption=f"{len(out['maps'])} penultimate maps (0 to {vmax:.2f}); red: "
+                                   f"top units for {classes[out['target']]}", width="stretch")
+            common.download_png(grid, f"{meta['label']}-maps", key=f"compare_png_{meta['label']}")
+            cam_col, grad_col = st.columns(2)
+            cam_col.image(heat_overlay(seen, normalise_map(out["cam"])), caption=f"CAM: {classes[out['target']]}")
+            grad_col.image(heat_overlay(seen, normalise_map(out["gradcam"])), caption="Grad-CAM")
+            if "gate_row" in out:
+                st.image(gate_strip(out["gate_row"], cell=max(2, 320 // len(out["gate_row"]))),
+                         caption=f"gate row of {classes[out['target']]}", width="stretch")
+            top = pd.DataFrame(out["top_units"]).assign(
+                **{"class": lambda f: [classes[c] for c in f["class"]]})
+            st.dataframe(top, hide_index=True, height=180)
+            for unit in out["class_units"][:4]:
+                st.page_link("pages/unit.py", label=f"unit {unit}", query_params={"model": meta["label"], "unit": unit},
+                             icon="🔎")
+
+
+common.guarded(render)

@@ -1,0 +1,70 @@
+"""Gates: each model's C x K gate (LSG trained, others fitted post hoc) ordered by assigned
+class, Phi and density, feature/gate similarity, class-masking confusion matrices."""
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from pages import common
+from pages.charts import heatmap
+
+
+def render():
+    st.title("Gates")
+    models = common.require_models()
+    st.caption("Phi = min over G of CE(gated) + |density(G) - rho| with the network frozen (rho = 0.2). "
+               "LSG models start from their trained gate; the others are fitted post hoc on cached training "
+               "features. Lower Phi: less filter ambiguity.")
+    summary = []
+    for meta in models:
+        gate = common.analysis(meta, "gate")
+        summary.append({"model": meta["label"], "method": meta["method"], "gate": gate["source"], "Phi": gate["phi"],
+                        "gated CE": gate["gated_ce"], "density": gate["density"],
+                        "single-class units": gate["single_class_fraction"]})
+    table = pd.DataFrame(summary)
+    st.dataframe(table, hide_index=True)
+    common.download_csv(table, "gates-summary", key="gates_csv")
+
+    for meta in models:
+        gate = common.analysis(meta, "gate")
+        classes = meta["class_names"]
+        units = [str(u) for u in range(len(gate["gate"][0]))]
+        order = [str(u) for u in gate["order"]]
+        chart, frame = heatmap(gate["gate"], classes, units, "class", "unit (ordered by assigned class)",
+                               f"{meta['label']}: {gate['source']} gate, Phi {gate['phi']:.3f}, "
+                               f"density {gate['density']:.3f}", domain=[0, 1], col_order=order)
+        st.altair_chart(chart, width="stretch")
+        common.download_csv(frame, f"{meta['label']}-gate", key=f"gates_csv_{meta['label']}")
+
+    st.subheader("Feature/gate similarity")
+    st.caption("S^c_y: mean of a·G_c over true-positive (left) and false-negative (right) images of class y.")
+    for meta in models:
+        sim = common.analysis(meta, "gate_similarity")
+        classes = meta["class_names"]
+        left, right = st.columns(2)
+        for column, key, name in ((left, "tp", "true positives"), (right, "fn", "false negatives")):
+            chart, _ = heatmap(sim[key], classes, classes, "true class y", "gate row c",
+                               f"{meta['label']}: {name}", scheme="viridis")
+            column.altair_chart(chart, width="stretch")
+
+    st.subheader("Class masking")
+    reference = models[0]["class_names"]
+    cls = st.selectbox("Mask the units of class", reference, key="gates_mask_class")
+    by = st.radio("Units assigned by", ["gate", "influential"], horizontal=True, key="gates_mask_by")
+    threshold = st.slider("Gate threshold", 0.05, 1.0, 0.5, 0.05, key="gates_mask_threshold", disabled=by != "gate")
+    columns = st.columns(len(models))
+    for column, meta in zip(columns, models):
+        classes = meta["class_names"]
+        if cls not in classes:
+            column.info(f"{meta['label']} has no class {cls}")
+            continue
+        mask = common.analysis(meta, "class_masking", threshold=threshold, by=by)
+        c = classes.index(cls)
+        chart, frame = heatmap(mask["confusions"][c], classes, classes, "true", "predicted",
+                               f"{meta['label']}: {len(mask['units'][c])} units masked", scheme="blues", height=300)
+        column.altair_chart(chart.encode(x=alt.X("col:O", sort=classes, title="predicted")), width="stretch")
+        accuracy = mask["masked_class_accuracy"][c]
+        column.caption(f"accuracy on {cls} with its units masked: "
+                       f"{'-' if accuracy is None else f'{accuracy:.1%}'}")
+
+
+common.guarded(render)

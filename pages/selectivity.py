@@ -1,0 +1,64 @@
+"""Selectivity: SI histograms of all models overlaid, dead units, non-target entropy against
+log(C-1), and a PCA scatter of the features."""
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from pages import common
+
+
+def render():
+    st.title("Selectivity")
+    models = common.require_models()
+    si_rows, summary, entropy_rows = [], [], []
+    for meta in models:
+        sel = common.analysis(meta, "selectivity")
+        nte = common.analysis(meta, "nontarget_entropy")
+        for unit, (value, dead) in enumerate(zip(sel["per_unit"], sel["dead"])):
+            if not dead:
+                si_rows.append({"model": meta["label"], "unit": unit, "selectivity": value})
+        summary.append({"model": meta["label"], "method": meta["method"], "median SI": sel["median"],
+                        "mean SI": sel["mean"], "dead units": sel["dead_count"], "units": len(sel["per_unit"]),
+                        "non-target entropy": nte["mean"], "bound log(C-1)": nte["bound"],
+                        "fraction of bound": nte["fraction"]})
+        entropy_rows.append({"model": meta["label"], "entropy": nte["mean"], "bound": nte["bound"]})
+    si = pd.DataFrame(si_rows)
+    kind = st.radio("Show", ["Density", "Histogram"], horizontal=True, key="sel_kind")
+    if kind == "Density":
+        chart = alt.Chart(si).transform_density("selectivity", groupby=["model"], as_=["selectivity", "density"],
+                                                extent=[0, 1]).mark_area(opacity=0.45).encode(
+            x=alt.X("selectivity:Q", scale=alt.Scale(domain=[0, 1]), title="selectivity index"),
+            y=alt.Y("density:Q"), color="model:N")
+    else:
+        chart = alt.Chart(si).mark_bar(opacity=0.5).encode(
+            x=alt.X("selectivity:Q", bin=alt.Bin(extent=[0, 1], step=0.05), title="selectivity index"),
+            y=alt.Y("count():Q", stack=None, title="units"), color="model:N")
+    st.altair_chart(chart.properties(height=300, title="Unit selectivity (dead units excluded)"), width="stretch")
+    table = pd.DataFrame(summary)
+    st.dataframe(table, hide_index=True)
+    common.download_csv(table, "selectivity-summary", key="sel_csv_summary")
+    common.download_csv(si, "selectivity-per-unit", key="sel_csv_units")
+
+    entropy = pd.DataFrame(entropy_rows)
+    bars = alt.Chart(entropy).mark_bar().encode(x=alt.X("model:N", title=None), y=alt.Y("entropy:Q", title="nats"),
+                                                color="model:N", tooltip=["model", alt.Tooltip("entropy:Q", format=".3f")])
+    rule = alt.Chart(entropy.head(1)).mark_rule(color="red", strokeDash=[4, 4]).encode(y="bound:Q")
+    st.altair_chart((bars + rule).properties(height=260, title="Mean non-target entropy; red: log(C-1)"),
+                    width="stretch")
+
+    st.subheader("PCA of the features")
+    label = st.selectbox("Model", [m["label"] for m in models], key="sel_pca_model")
+    meta = next(m for m in models if m["label"] == label)
+    pca = common.analysis(meta, "pca")
+    frame = pd.DataFrame(pca["coords"], columns=[f"PC{i + 1}" for i in range(len(pca["coords"][0]))])
+    frame["class"] = [meta["class_names"][c] for c in pca["labels"]]
+    frame["index"] = pca["index"]
+    explained = ", ".join(f"PC{i + 1} {v:.1%}" for i, v in enumerate(pca["explained"]))
+    scatter = alt.Chart(frame).mark_circle(size=14, opacity=0.7).encode(
+        x="PC1:Q", y="PC2:Q", color=alt.Color("class:N", scale=alt.Scale(scheme="tableau10")),
+        tooltip=["class", "index"]).properties(height=420, title=f"{label}: explained variance {explained}")
+    st.altair_chart(scatter.interactive(), width="stretch")
+    common.download_csv(frame, f"{label}-pca", key="sel_csv_pca")
+
+
+common.guarded(render)

@@ -1,0 +1,86 @@
+"""One unit: class means, selectivity, top-activating test images, IAM and RS, its drop per
+class, its gate column. The URL carries ?model=LABEL&unit=K."""
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core.data import dataset_image
+from core.render import input_picture
+from pages import common
+
+
+def bar(values, names, title, y_title):
+    frame = pd.DataFrame({"class": names, "value": values})
+    return alt.Chart(frame).mark_bar().encode(x=alt.X("class:N", sort=names, title=None), y=alt.Y("value:Q", title=y_title),
+                                              tooltip=["class", alt.Tooltip("value:Q", format=".3f")]
+                                              ).properties(height=220, title=title), frame
+
+
+def render():
+    st.title("Unit")
+    found = st.session_state.get("app_found", {})
+    if not found:
+        st.info("No models found.")
+        return
+    labels = list(found)
+    url = (st.query_params.get("model"), st.query_params.get("unit"))
+    if url != st.session_state.get("unit_url"):  # arrived by a link: the URL wins over old widget state
+        st.session_state["unit_url"] = url
+        if url[0] in found:
+            st.session_state["unit_model"] = url[0]
+        if url[1] is not None and url[1].isdigit():
+            st.session_state["unit_index"] = int(url[1])
+    if st.session_state.get("unit_model") not in found:
+        chosen = common.chosen_models()
+        st.session_state["unit_model"] = chosen[0]["label"] if chosen else labels[0]
+    left, right = st.columns(2)
+    label = left.selectbox("Model", labels, key="unit_model")
+    meta = found[label] | {"label": label}
+    sel = common.analysis(meta, "selectivity")
+    k_total = len(sel["per_unit"])
+    st.session_state["unit_index"] = min(max(int(st.session_state.get("unit_index", 0)), 0), k_total - 1)
+    unit = int(right.number_input("Unit", 0, k_total - 1, key="unit_index"))
+    st.query_params.update({"model": label, "unit": str(unit)})
+    st.session_state["unit_url"] = (label, str(unit))
+    classes = meta["class_names"]
+    gate = common.analysis(meta, "gate")
+    abl = common.analysis(meta, "unit_ablation")
+
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("selectivity", "dead" if sel["dead"][unit] else f"{sel['per_unit'][unit]:.3f}")
+    m2.metric("preferred class", classes[sel["preferred_class"][unit]])
+    m3.metric("assigned by gate", classes[gate["assigned_class"][unit]])
+    m4.metric("largest class drop", f"{abl['max_class_drop'][unit]:.2%}",
+              help=f"class {classes[abl['max_drop_class'][unit]]}")
+    col1, col2, col3 = st.columns(3)
+    means = [row[unit] for row in sel["class_means"]]
+    for column, values, title, y in ((col1, means, "class-mean activation", "mean a_k"),
+                                     (col2, [row[unit] for row in gate["gate"]], f"gate column ({gate['source']})", "G[c, k]"),
+                                     (col3, abl["drop"][unit], "accuracy drop when zeroed", "drop")):
+        chart, frame = bar(values, classes, title, y)
+        column.altair_chart(chart, width="stretch")
+        common.download_csv(frame, f"{label}-unit{unit}-{title.split()[0]}", key=f"unit_csv_{title}")
+
+    st.subheader("Top-activating test images")
+    top = common.analysis(meta, "top_images")
+    pictures, captions = [], []
+    for index, activation, lab in zip(top["index"][unit], top["activation"][unit], top["labels"][unit]):
+        image, _ = dataset_image(meta["dataset"], index)
+        pictures.append(input_picture(np.asarray(image, dtype=np.float32) / 255.0, 96))
+        captions.append(f"#{index} {classes[lab]} ({activation:.2f})")
+    st.image(pictures, caption=captions)
+
+    st.subheader("Independent activation maximisation")
+    engine, _ = common.analyzer(meta)
+    iam = engine.cached("iam")
+    if iam is None and st.button("Compute IAM images and RS for all units (about a minute on a CPU)", key="unit_iam"):
+        iam = common.analysis(meta, "iam")
+    if iam is not None:
+        pixels = np.asarray(iam["images"][unit], dtype=np.float32) / 255.0
+        picture = pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)
+        st.image(input_picture(picture, 160), caption=f"IAM({unit}); RS = {iam['rs'][unit]:.3f} "
+                                                      "(fraction of other units more active on it)")
+
+
+common.guarded(render)
