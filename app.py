@@ -5,8 +5,6 @@ import streamlit as st
 
 from pages import common
 
-st.set_page_config(page_title="Unit Lens", page_icon="🔬", layout="wide")
-
 SUMMARY = ("accuracy", "selectivity", "nontarget_entropy", "gate", "influential")
 
 
@@ -60,8 +58,7 @@ def run_overview():
     common.guarded(overview)
 
 
-common.guarded(common.model_choice)
-common.guarded(common.training_panel)
+common.app_frame()
 page = st.navigation([
     st.Page(run_overview, title="Overview", icon="🏠", url_path="overview", default=True),
     st.Page("pages/compare.py", title="Compare on an image", icon="🖼️"),
@@ -70,4 +67,7 @@ page = st.navigation([
     st.Page("pages/ablations.py", title="Ablations", icon="✂️"),
     st.Page("pages/unit.py", title="Unit", icon="🔎"),
 ])
-page.run()
+try:
+    page.run()
+finally:
+    common.leave_frame()

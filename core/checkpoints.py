@@ -19,8 +19,16 @@ from .models import UnitModel, create_model
 
 FORMAT = "unitlens-checkpoint-v1"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-BUNDLED_DIR = PROJECT_ROOT / "checkpoints"
-RUNS_DIR = Path(os.environ.get("UNITLENS_RUNS", PROJECT_ROOT / "runs"))
+
+
+def bundled_dir() -> Path:
+    """checkpoints/ (UNITLENS_CHECKPOINTS overrides it, e.g. for tests)."""
+    return Path(os.environ.get("UNITLENS_CHECKPOINTS", PROJECT_ROOT / "checkpoints"))
+
+
+def runs_dir() -> Path:
+    """Where runs started from the app write (UNITLENS_RUNS overrides runs/)."""
+    return Path(os.environ.get("UNITLENS_RUNS", PROJECT_ROOT / "runs"))
 REQUIRED_META = ("arch", "dataset", "class_names", "channels", "input_size", "mean", "std", "method")
 
 
@@ -126,9 +134,9 @@ def file_hash(path: Path | str) -> str:
 def discover(extra_dirs=(), include_runs: bool = True) -> list[Path]:
     """Every `*.pt` in checkpoints/, runs/ and folders the user names (not recursive into
     hidden or temporary files), sorted, de-duplicated."""
-    folders = [BUNDLED_DIR, *(Path(d).expanduser() for d in extra_dirs)]
+    folders = [bundled_dir(), *(Path(d).expanduser() for d in extra_dirs)]
     if include_runs:
-        folders.append(RUNS_DIR)
+        folders.append(runs_dir())
     found: dict[str, Path] = {}
     for folder in folders:
         if not folder.is_dir():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoints import PROJECT_ROOT, RUNS_DIR
+from .checkpoints import PROJECT_ROOT, runs_dir
 
 _CHILDREN: dict[int, "object"] = {}  # Popen objects of this process, so finished ones are reaped
 
@@ -103,24 +103,25 @@ def load_run(path: Path) -> Run | None:
     return run
 
 
-def list_runs(folder: Path = RUNS_DIR) -> list[Run]:
+def list_runs(folder: Path | None = None) -> list[Run]:
+    folder = folder or runs_dir()
     runs = [load_run(p) for p in sorted(Path(folder).glob("*.run.json"))]
     return sorted((r for r in runs if r), key=lambda r: -r.started)
 
 
-def active_run(folder: Path = RUNS_DIR) -> Run | None:
+def active_run(folder: Path | None = None) -> Run | None:
     return next((r for r in list_runs(folder) if r.status == "running"), None)
 
 
 def start_run(method: str, options: dict, dataset: str = "fashion-mnist", arch: str = "resnet20",
               epochs: int = 1, limit: int | None = None, batch_size: int = 256, lr: float = 0.1,
-              seed: int = 0, device: str = "auto", folder: Path = RUNS_DIR) -> Run:
+              seed: int = 0, device: str = "auto", folder: Path | None = None) -> Run:
     """Launch one run; on a machine without CUDA only one at a time."""
     import subprocess
     current = active_run(folder)
     if current is not None and not torch.cuda.is_available():
         raise RunError(f"run {current.run_id} is still training; on a CPU machine one run at a time")
-    folder = Path(folder)
+    folder = Path(folder or runs_dir())
     folder.mkdir(parents=True, exist_ok=True)
     run_id = f"{method}-{time.strftime('%Y%m%d-%H%M%S')}"
     while (folder / f"{run_id}.run.json").exists():

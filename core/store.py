@@ -17,7 +17,11 @@ from pathlib import Path
 import duckdb
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PATH = Path(os.environ.get("UNITLENS_CACHE", PROJECT_ROOT / "cache" / "unitlens.duckdb"))
+
+
+def default_path() -> Path:
+    """cache/unitlens.duckdb, or UNITLENS_CACHE."""
+    return Path(os.environ.get("UNITLENS_CACHE", PROJECT_ROOT / "cache" / "unitlens.duckdb"))
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -46,7 +50,7 @@ class StoreError(RuntimeError):
 
 class Store:
     def __init__(self, path: Path | str | None = None, lock_timeout: float = 60.0):
-        self.path = Path(path) if path else DEFAULT_PATH
+        self.path = Path(path) if path else default_path()
         self.lock_timeout = lock_timeout
         self.notices: list[str] = []
         self._thread_lock = threading.RLock()

@@ -89,4 +89,5 @@ def render():
     common.download_csv(scatter, f"{label}-units", key="abl_csv_units")
 
 
+common.page_frame()
 common.guarded(render)

@@ -22,6 +22,7 @@ EVAL_LIMIT = int(os.environ.get("UNITLENS_EVAL_LIMIT", "0")) or None
 TRAIN_LIMIT = int(os.environ.get("UNITLENS_TRAIN_LIMIT", str(DEFAULT_TRAIN_LIMIT))) or None
 EXTRA_DIRS = [d for d in os.environ.get("UNITLENS_MODEL_DIRS", "").split(os.pathsep) if d]
 DEFAULT_METHODS = ("ce", "minimax", "lsg")
+_ENTRY = threading.local()  # set while app.py (the navigation entry) runs in this thread
 EXPECTED_ERRORS = (CheckpointError, DataError, ImageError, StoreError, runs.RunError, ValueError, OSError)
 
 
@@ -92,6 +93,26 @@ def show_store_notices() -> None:
     store().notices.clear()
 
 
+# ----------------------------------------------------------------------------- the frame
+def app_frame() -> None:
+    """The sidebar every page shares; app.py calls it before the page runs."""
+    _ENTRY.active = True
+    st.set_page_config(page_title="Unit Lens", page_icon="🔬", layout="wide")
+    guarded(model_choice)
+    guarded(training_panel)
+
+
+def page_frame() -> None:
+    """At the top of every page: a page opened by a deep link on a freshly started server runs
+    without app.py (Streamlit's pages/ folder mode), so it draws the shared sidebar itself."""
+    if not getattr(_ENTRY, "active", False):
+        app_frame()
+
+
+def leave_frame() -> None:
+    _ENTRY.active = False
+
+
 # ----------------------------------------------------------------------------- the model choice
 def model_choice() -> list[dict]:
     """The models to compare, chosen in the sidebar and shared by every page."""
@@ -99,12 +120,12 @@ def model_choice() -> list[dict]:
     st.session_state["app_found"] = found
     labels = list(found)
     defaults = [m for m in DEFAULT_METHODS if m in labels] or labels[:3]
-    remembered = [label for label in st.session_state.get("app_chosen", defaults) if label in labels]
-    kwargs = {} if "app_models" in st.session_state else {"default": remembered}
-    chosen = st.sidebar.multiselect("Models to compare", labels, key="app_models",
-                                    help="Bundled checkpoints, runs trained here, and folders in UNITLENS_MODEL_DIRS",
-                                    **kwargs)
-    st.session_state["app_chosen"] = chosen
+    # app_chosen is the source of truth; the widget is re-seeded from it on every page
+    chosen = [label for label in st.session_state.get("app_chosen", defaults) if label in labels]
+    st.session_state["app_chosen"] = st.session_state["app_models"] = chosen
+    st.sidebar.multiselect("Models to compare", labels, key="app_models",
+                           on_change=lambda: st.session_state.update(app_chosen=st.session_state["app_models"]),
+                           help="Bundled checkpoints, runs trained here, and folders in UNITLENS_MODEL_DIRS")
     for error in errors:
         st.sidebar.caption(f"skipped: {error}")
     return [found[label] | {"label": label} for label in chosen if label in found]

@@ -48,8 +48,9 @@ def pick_image(reference: dict):
 def probability_chart(probs: np.ndarray, names: list[str], temperature: float):
     top = np.argsort(-probs)[:5]
     frame = pd.DataFrame({"class": [names[i] for i in top], "p": probs[top]})
-    return alt.Chart(frame, title=f"T = {temperature:g}", height=120).mark_bar().encode(
-        x=alt.X("p:Q", scale=alt.Scale(domain=[0, 1]), title=None), y=alt.Y("class:N", sort="-x", title=None),
+    return alt.Chart(frame, title=f"T = {temperature:g}", height=alt.Step(16)).mark_bar().encode(
+        x=alt.X("p:Q", scale=alt.Scale(domain=[0, 1]), title=None),
+        y=alt.Y("class:N", sort="-x", title=None, axis=alt.Axis(labelOverlap=False, labelLimit=90)),
         tooltip=["class", alt.Tooltip("p:Q", format=".3f")])
 
 
@@ -107,4 +108,5 @@ def render():
                              icon="🔎")
 
 
+common.page_frame()
 common.guarded(render)

@@ -67,4 +67,5 @@ def render():
                        f"{'-' if accuracy is None else f'{accuracy:.1%}'}")
 
 
+common.page_frame()
 common.guarded(render)

@@ -61,4 +61,5 @@ def render():
     common.download_csv(frame, f"{label}-pca", key="sel_csv_pca")
 
 
+common.page_frame()
 common.guarded(render)

@@ -83,4 +83,5 @@ def render():
                                                       "(fraction of other units more active on it)")
 
 
+common.page_frame()
 common.guarded(render)

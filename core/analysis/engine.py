@@ -11,13 +11,12 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoints import PROJECT_ROOT, load_checkpoint, model_label
+from ..checkpoints import load_checkpoint, model_label
 from ..data import load_dataset
 from ..store import Store
 from .base import ANALYSES, FeatureCache
 from .features import extract
 
-FEATURE_DIR = PROJECT_ROOT / "cache" / "features"
 DEFAULT_TRAIN_LIMIT = 10_000  # training-split features for the gate fit and influential sets
 REPORT = ("accuracy", "nontarget_entropy", "selectivity", "gate", "influential", "noise_ablation",
           "unit_ablation", "class_masking", "gate_similarity", "filter_correlation", "pca", "top_images")
@@ -48,7 +47,7 @@ class Context:
 class Analyzer:
     def __init__(self, checkpoint: Path | str, store: Store | None = None, split: str = "test",
                  limit: int | None = None, train_limit: int | None = DEFAULT_TRAIN_LIMIT,
-                 data_root=None, use_cache: bool = True, progress=None, feature_dir: Path | None = FEATURE_DIR):
+                 data_root=None, use_cache: bool = True, progress=None, feature_dir: Path | None | str = "beside-store"):
         self.path = Path(checkpoint)
         self.model, self.meta = load_checkpoint(self.path)
         self.hash = self.meta["content_hash"]
@@ -56,7 +55,8 @@ class Analyzer:
         self.store = store if store is not None else Store()
         self.split, self.limit, self.train_limit = split, limit, train_limit
         self.data_root, self.use_cache, self.progress = data_root, use_cache, progress
-        self.feature_dir = feature_dir
+        # feature caches live beside the DuckDB file; None keeps them in memory only
+        self.feature_dir = self.store.path.parent / "features" if feature_dir == "beside-store" else feature_dir
         self._features: dict[tuple, FeatureCache] = {}
         self._results: dict[tuple, dict] = {}
         self.computed: list[str] = []  # analyses computed (not cache hits) by this object

@@ -1,0 +1,99 @@
+"""Every page through Streamlit's AppTest, on tiny real checkpoints."""
+import io
+import shutil
+import sys
+from collections import Counter
+
+import pytest
+from PIL import Image
+
+from . import ui_env
+from .conftest import ROOT
+
+PAGES = ["pages/compare.py", "pages/selectivity.py", "pages/gates.py", "pages/ablations.py", "pages/unit.py"]
+
+
+@pytest.fixture(scope="module")
+def app_env(tiny_checkpoints, tmp_path_factory):
+    models = tmp_path_factory.mktemp("app_models")
+    for path in tiny_checkpoints.values():
+        shutil.copy(path, models / path.name)
+    (models / "broken.pt").write_bytes(b"PK\x03\x04 truncated")
+    previous = ui_env.apply(ui_env.app_environment(models, tmp_path_factory.mktemp("app_work")))
+    sys.path.insert(0, str(ROOT))
+    yield models
+    ui_env.restore(previous)
+
+
+def new_app():
+    from streamlit.testing.v1 import AppTest
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.run()
+    return at
+
+
+def kinds(at) -> Counter:
+    counts = Counter()
+
+    def walk(node):
+        for child in getattr(node, "children", {}).values():
+            counts[getattr(child, "type", type(child).__name__)] += 1
+            walk(child)
+    walk(at._tree)
+    return counts
+
+
+def no_errors(at):
+    assert not at.exception, at.exception
+    assert [e.value for e in at.error] == []
+
+
+def test_overview_lists_models_and_skips_the_broken_file(app_env):
+    at = new_app()
+    no_errors(at)
+    assert at.sidebar.multiselect[0].value == ["ce", "minimax", "lsg"]
+    frame = at.dataframe[0].value
+    assert sorted(frame["method"]) == ["ce", "lsg", "minimax"]
+    assert any("broken.pt" in c.value for c in at.sidebar.caption)
+    at.button(key="overview_compute").click().run()
+    no_errors(at)
+    frame = at.dataframe[0].value
+    assert frame["median SI"].notna().all() and frame["Phi"].notna().all()
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_without_error(app_env, page):
+    at = new_app()
+    at.switch_page(page).run()
+    no_errors(at)
+    found = kinds(at)
+    if page != "pages/compare.py":
+        assert found["vega_lite_chart"] >= 2, found
+    else:
+        assert found["image"] >= 3 * 5, found  # per model: input, maps, CAM, Grad-CAM, gate row
+
+
+def test_compare_upload_and_bad_upload(app_env):
+    at = new_app()
+    at.switch_page("pages/compare.py").run()
+    at.radio(key="compare_source").set_value("Upload").run()
+    buffer = io.BytesIO()
+    Image.new("RGBA", (90, 60), (200, 100, 50, 128)).save(buffer, "PNG")
+    at.file_uploader(key="compare_upload").set_value(("shirt.png", buffer.getvalue(), "image/png")).run()
+    no_errors(at)
+    assert kinds(at)["image"] >= 15
+    at.file_uploader(key="compare_upload").set_value(("fake.png", b"not an image", "image/png")).run()
+    assert not at.exception
+    assert len(at.error) == 1 and "not an image" in at.error[0].value and "\n" not in at.error[0].value
+
+
+def test_unit_page_follows_the_url(app_env):
+    at = new_app()
+    at.switch_page("pages/unit.py")
+    at.query_params["model"] = "minimax"
+    at.query_params["unit"] = "7"
+    at.run()
+    no_errors(at)
+    assert at.selectbox(key="unit_model").value == "minimax"
+    assert at.number_input(key="unit_index").value == 7
+    assert len(at.metric) == 4
