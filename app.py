@@ -60,12 +60,12 @@ def run_overview():
 
 common.app_frame()
 page = st.navigation([
-    st.Page(run_overview, title="Overview", icon="🏠", url_path="overview", default=True),
-    st.Page("pages/compare.py", title="Compare on an image", icon="🖼️"),
-    st.Page("pages/selectivity.py", title="Selectivity", icon="📊"),
-    st.Page("pages/gates.py", title="Gates", icon="🚪"),
-    st.Page("pages/ablations.py", title="Ablations", icon="✂️"),
-    st.Page("pages/unit.py", title="Unit", icon="🔎"),
+    st.Page(run_overview, title="Overview", icon=":material/home:", url_path="overview", default=True),
+    st.Page("pages/compare.py", title="Compare on an image", icon=":material/image:"),
+    st.Page("pages/selectivity.py", title="Selectivity", icon=":material/bar_chart:"),
+    st.Page("pages/gates.py", title="Gates", icon=":material/grid_on:"),
+    st.Page("pages/ablations.py", title="Ablations", icon=":material/content_cut:"),
+    st.Page("pages/unit.py", title="Unit", icon=":material/search:"),
 ])
 try:
     page.run()

@@ -97,7 +97,7 @@ def show_store_notices() -> None:
 def app_frame() -> None:
     """The sidebar every page shares; app.py calls it before the page runs."""
     _ENTRY.active = True
-    st.set_page_config(page_title="Unit Lens", page_icon="🔬", layout="wide")
+    st.set_page_config(page_title="Unit Lens", page_icon=":material/biotech:", layout="wide")
     guarded(model_choice)
     guarded(training_panel)
 
@@ -214,7 +214,8 @@ def run_monitor() -> None:
             except runs.RunError as exc:
                 st.warning(str(exc))
     for run in all_runs[:8]:
-        icon = {"running": "⏳", "done": "✅", "failed": "❌", "cancelled": "⏹"}[run.status]
+        icon = {"running": ":material/hourglass_top:", "done": ":material/check_circle:",
+                "failed": ":material/error:", "cancelled": ":material/stop_circle:"}[run.status]
         accuracy = next((e.get("test_accuracy") for e in reversed(run.events) if e.get("event") == "done"), None)
         extra = f" — test acc {accuracy:.3f}" if accuracy is not None else ""
         st.caption(f"{icon} {run.run_id}: {run.status}{extra}")

@@ -105,7 +105,7 @@ def render():
             st.dataframe(top, hide_index=True, height=180)
             for unit in out["class_units"][:4]:
                 st.page_link("pages/unit.py", label=f"unit {unit}", query_params={"model": meta["label"], "unit": unit},
-                             icon="🔎")
+                             icon=":material/search:")
 
 
 common.page_frame()

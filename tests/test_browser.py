@@ -1,0 +1,113 @@
+"""End to end in real headless Chromium (Debian's), driven by Playwright: upload an image,
+see every model's maps and CAMs, then train a tiny model from the sidebar."""
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from . import ui_env
+from .conftest import PYTHON, ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+ERROR_SELECTORS = '[data-testid="stException"], [data-testid="stAlertContentError"]'
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow,
+              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed (make browser)")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(env: dict, port: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address", "127.0.0.1"],
+        cwd=ROOT, env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return proc
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("streamlit did not start")
+
+
+@pytest.fixture(scope="module")
+def server(tiny_checkpoints, tmp_path_factory, data_root):
+    models = tmp_path_factory.mktemp("browser_models")
+    for path in tiny_checkpoints.values():
+        shutil.copy(path, models / path.name)
+    env = ui_env.app_environment(models, tmp_path_factory.mktemp("browser_work"))
+    port = free_port()
+    proc = start_server(env, port)
+    yield f"http://127.0.0.1:{port}", Path(env["UNITLENS_RUNS"])
+    os.killpg(proc.pid, 15)
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def page():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        tab = browser.new_page(viewport={"width": 1500, "height": 2400})
+        tab.set_default_timeout(180_000)
+        yield tab
+        browser.close()
+
+
+def fashion_png(tmp_path: Path) -> Path:
+    from core.data import dataset_image
+    image, _ = dataset_image("fashion-mnist", 0)
+    path = tmp_path / "ankle-boot.png"
+    image.save(path)
+    return path
+
+
+def test_upload_shows_every_model_then_train_from_sidebar(server, page, tmp_path):
+    url, runs_dir = server
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.goto(url)
+    page.get_by_role("link", name="Compare on an image").click()
+    page.get_by_text("Upload", exact=True).click()
+    page.locator('input[type="file"]').set_input_files(str(fashion_png(tmp_path)))
+    # every model column: its maps caption and both CAM captions
+    page.wait_for_function("document.querySelectorAll('[data-testid=\"stImageCaption\"]').length >= 15"
+                           " || document.body.innerText.split('penultimate maps').length - 1 >= 3")
+    page.get_by_text("Grad-CAM").nth(2).wait_for()
+    body = page.inner_text("body")
+    assert body.count("penultimate maps") == 3
+    assert body.count("Grad-CAM") == 3 and body.count("CAM: ") == 3
+    assert page.locator(ERROR_SELECTORS).count() == 0
+    assert "Traceback" not in body
+    page.screenshot(path=str(ARTIFACTS / "compare.png"))
+
+    page.get_by_text("Train a model").click()
+    limit = page.get_by_label("Use only the first N images (0: all)")
+    limit.fill("300")
+    limit.press("Enter")
+    page.get_by_role("button", name="Start").click()
+    page.get_by_text("started ").wait_for()
+    deadline = time.time() + 240
+    while time.time() < deadline and ": done" not in page.inner_text("section[data-testid='stSidebar']"):
+        time.sleep(1)
+    sidebar = page.inner_text("section[data-testid='stSidebar']")
+    assert ": done" in sidebar, sidebar
+    run_name = next(p.stem for p in runs_dir.glob("*.pt"))
+    page.get_by_role("link", name="Overview").click()
+    page.get_by_text("Checkpoint details").click()
+    page.get_by_text(run_name).first.wait_for()  # the finished run joined the model list
+    assert page.locator(ERROR_SELECTORS).count() == 0
+    page.screenshot(path=str(ARTIFACTS / "trained.png"))
