@@ -10,6 +10,7 @@ import json
 import os
 import pickle
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -68,7 +69,9 @@ def read_payload(path: Path | str) -> dict:
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path.name}: empty file")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about odd pickle protocols; we report in one line
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         detail = first if "Unsupported global" in first or "GLOBAL" in first else "not a weights-only file"

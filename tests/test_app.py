@@ -19,6 +19,8 @@ def app_env(tiny_checkpoints, tmp_path_factory):
     for path in tiny_checkpoints.values():
         shutil.copy(path, models / path.name)
     (models / "broken.pt").write_bytes(b"PK\x03\x04 truncated")
+    marker = models.parent / "pwned"
+    (models / "evil.pt").write_bytes(b"\x80\x04cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR.")
     previous = ui_env.apply(ui_env.app_environment(models, tmp_path_factory.mktemp("app_work")))
     sys.path.insert(0, str(ROOT))
     yield models
@@ -55,6 +57,8 @@ def test_overview_lists_models_and_skips_the_broken_file(app_env):
     frame = at.dataframe[0].value
     assert sorted(frame["method"]) == ["ce", "lsg", "minimax"]
     assert any("broken.pt" in c.value for c in at.sidebar.caption)
+    assert any("evil.pt" in c.value and "refused" in c.value for c in at.sidebar.caption)
+    assert not (app_env.parent / "pwned").exists()
     at.button(key="overview_compute").click().run()
     no_errors(at)
     frame = at.dataframe[0].value
