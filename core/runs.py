@@ -153,3 +153,32 @@ def cancel_run(run: Run) -> None:
         os.killpg(run.pid, signal.SIGTERM)
     except ProcessLookupError:
         raise RunError(f"run {run.run_id} had already ended") from None
+
+
+def run_row(run: Run) -> dict:
+    """The run as a row of the store's `runs` table."""
+    step = run.last_step or {}
+    done = next((e for e in reversed(run.events) if e.get("event") in ("epoch", "done") and "test_accuracy" in e), {})
+    return {"run_id": run.run_id, "checkpoint": run.out, "method": run.method, "status": run.status,
+            "epoch": step.get("epoch"), "epochs": step.get("epochs") or _planned_epochs(run),
+            "loss": step.get("loss", step.get("train_loss")), "accuracy": step.get("accuracy", step.get("train_accuracy")),
+            "test_accuracy": done.get("test_accuracy"), "images_per_s": step.get("images_per_s"),
+            "eta_s": step.get("eta_s"), "message": run.message or None}
+
+
+def _planned_epochs(run: Run) -> int | None:
+    start = next((e for e in run.events if e.get("event") == "start"), None)
+    return start["config"]["epochs"] if start else None
+
+
+_INGESTED: dict[str, tuple] = {}
+
+
+def ingest(store, all_runs: list[Run]) -> None:
+    """Copy runs whose state changed into the DuckDB `runs` table (the app is its one writer)."""
+    for run in all_runs:
+        row = run_row(run)
+        signature = (row["status"], row["epoch"], row["test_accuracy"])
+        if _INGESTED.get(run.run_id) != signature:
+            store.put_run(row)
+            _INGESTED[run.run_id] = signature

@@ -198,6 +198,7 @@ def training_panel() -> None:
 def run_monitor() -> None:
     """Progress of the active run and the list of runs; refreshes itself."""
     all_runs = runs.list_runs()
+    runs.ingest(store(), all_runs)
     active = next((r for r in all_runs if r.status == "running"), None)
     if active is not None:
         step = active.last_step or {}

@@ -2,6 +2,9 @@
 import subprocess
 import sys
 import textwrap
+import time
+
+import pytest
 
 from core.store import Store
 
@@ -72,3 +75,37 @@ def test_deleted_file_is_recreated(tmp_path):
     assert store.get_result("h", "a", {}, "test", 1) is None
     store.put_result("h", "a", {}, "test", 1, {"v": 2})
     assert store.get_result("h", "a", {}, "test", 1) == {"v": 2}
+
+
+def test_training_progress_is_ingested_into_the_runs_table(tmp_path, data_root):
+    from core import runs
+    run = runs.start_run("ce", {}, epochs=1, limit=200, batch_size=100, folder=tmp_path)
+    deadline = time.time() + 180
+    while runs.load_run(tmp_path / f"{run.run_id}.run.json").status == "running":
+        assert time.time() < deadline
+        time.sleep(0.5)
+    finished = runs.list_runs(tmp_path)
+    assert [r.status for r in finished] == ["done"]
+    store = Store(tmp_path / "runs.duckdb")
+    runs.ingest(store, finished)
+    rows = store.query("SELECT run_id, method, status, epoch, epochs, test_accuracy FROM runs")
+    assert rows[0][:5] == (run.run_id, "ce", "done", 1, 1) and 0 <= rows[0][5] <= 1
+    assert runs.active_run(tmp_path) is None
+
+
+def test_a_second_run_is_refused_on_cpu_and_cancel_stops_the_first(tmp_path, data_root):
+    from core import runs
+    run = runs.start_run("ce", {}, epochs=5, limit=3000, batch_size=50, folder=tmp_path)
+    deadline = time.time() + 120
+    while not any(e.get("event") == "step" for e in runs.load_run(tmp_path / f"{run.run_id}.run.json").events):
+        assert time.time() < deadline
+        time.sleep(0.2)
+    try:
+        with pytest.raises(runs.RunError, match="one run at a time"):
+            runs.start_run("ce", {}, epochs=1, limit=100, folder=tmp_path)
+    finally:
+        runs.cancel_run(runs.active_run(tmp_path))
+    while runs.load_run(tmp_path / f"{run.run_id}.run.json").status == "running":
+        assert time.time() < deadline
+        time.sleep(0.2)
+    assert runs.load_run(tmp_path / f"{run.run_id}.run.json").status == "cancelled"

@@ -1,0 +1,133 @@
+"""Numbers and plots for REPRODUCTION.md, from `core.analysis` on the bundled checkpoints and the
+p_t sweep (full test split; training features: the first 10,000 images). Writes
+docs/reproduction/figures.json and PNG plots, and prints the markdown tables.
+
+    .venv/bin/python checkpoints/make_report.py
+"""
+import json
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from core.analysis.engine import REPORT, Analyzer, summary  # noqa: E402
+from core.store import Store  # noqa: E402
+
+OUT = ROOT / "docs" / "reproduction"
+BUNDLED = ["ce", "minimax", "lsg", "maxnte", "label_smoothing", "confidence_penalty"]
+
+
+def analyse(path: Path, store: Store) -> dict:
+    analyzer = Analyzer(path, store)
+    results = analyzer.report(REPORT)
+    row = summary(results, analyzer.meta)
+    row["si_histogram"] = results["selectivity"]["histogram"]
+    row["p_t"] = analyzer.meta.get("options", {}).get("p_t")
+    row["epochs"] = analyzer.meta.get("epochs_completed")
+    row["influential_sweep"] = results["influential"]["sweep"]
+    row["max_class_drop"] = results["unit_ablation"]["max_class_drop"]
+    row["mean_overall_drop"] = results["unit_ablation"]["mean_overall_drop"]
+    row["largest_overall_drop"] = results["unit_ablation"]["largest_overall_drop"]
+    row["within_class_corr"] = results["filter_correlation"]["within_class"]
+    for heavy in ("unit_ablation_drop", "influential", "unit_ablation_overall_drop", "per_class_accuracy"):
+        row.pop(heavy, None)
+    return row
+
+
+def plots(models: list[dict], sweep: list[dict]) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    edges = [i / 20 for i in range(21)]
+    for m in models:
+        ax.stairs(m["si_histogram"], edges, label=f"{m['name']} (median {m['selectivity']['median']:.2f})", linewidth=2)
+    ax.set(xlabel="selectivity index", ylabel="units", title="Unit selectivity, Fashion-MNIST test set")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(OUT / "selectivity.png", dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.bar([m["name"] for m in models], [m["nontarget_entropy"]["mean"] for m in models])
+    ax.axhline(models[0]["nontarget_entropy"]["bound"], color="red", linestyle="--", label="log 9")
+    ax.set(ylabel="nats", title="Mean non-target entropy")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(OUT / "nontarget_entropy.png", dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    width = 0.8 / len(models)
+    modes = ["gaussian", "matched", "zero"]
+    for i, m in enumerate(models):
+        for j, which in enumerate(("influential", "non_influential")):
+            xs = [k * 2 + j + i * width for k in range(3)]
+            ax.bar(xs, [m["noise_ablation"][mode][which] for mode in modes], width,
+                   label=f"{m['name']}" if j == 0 else None, color=f"C{i}", alpha=1.0 if j == 0 else 0.5)
+    ax.set_xticks([k * 2 + 0.5 for k in range(3)], [f"{mode}\n(infl. | non-infl.)" for mode in modes])
+    ax.set(ylabel="test accuracy", title="Replacing influential vs non-influential features")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(OUT / "noise_ablation.png", dpi=120)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, len(models), figsize=(4 * len(models), 3.2), sharey=True)
+    for ax, m in zip(axes, models):
+        ax.scatter(m["selectivity"]["per_unit"], m["max_class_drop"], s=12)
+        ax.set(title=f"{m['name']}: rho {m['spearman_drop_selectivity']:.2f}", xlabel="selectivity")
+    axes[0].set_ylabel("largest class-accuracy drop")
+    fig.tight_layout()
+    fig.savefig(OUT / "unit_ablation.png", dpi=120)
+    plt.close(fig)
+
+    if sweep:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        pts = [s["p_t"] for s in sweep]
+        ax.plot(pts, [s["selectivity"]["median"] for s in sweep], "o-", label="median SI")
+        ax.plot(pts, [s["nontarget_entropy"]["fraction"] for s in sweep], "s-", label="non-target entropy / log 9")
+        ax.plot(pts, [s["accuracy"] for s in sweep], "^-", label="test accuracy")
+        ax.invert_xaxis()
+        ax.set(xlabel="p_t", title="Minimax p_t sweep (20k images, 3 epochs)")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(OUT / "pt_sweep.png", dpi=120)
+        plt.close(fig)
+
+
+def table(rows: list[dict], label: str) -> str:
+    lines = [f"| {label} | accuracy | median SI | dead | NTE (nats) | NTE / log 9 | Phi | density | single-class units | r_A (k=5) | noise infl. / non-infl. | rho(drop, SI) | rho(drop, L1) | C_IC |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        g = r["noise_ablation"]["gaussian"]
+        lines.append(f"| {r['name']} | {r['accuracy']:.4f} | {r['selectivity']['median']:.3f} | {r['selectivity']['dead']} | "
+                     f"{r['nontarget_entropy']['mean']:.3f} | {r['nontarget_entropy']['fraction']:.3f} | {r['phi']:.3f} | "
+                     f"{r['gate_density']:.3f} | {r['single_class_fraction']:.2f} | {r['r_A']:.3f} | "
+                     f"{g['influential']:.4f} / {g['non_influential']:.4f} | {r['spearman_drop_selectivity']:.3f} | "
+                     f"{r['spearman_drop_l1']:.3f} | {r['c_ic']:.4f} |")
+    return "\n".join(lines)
+
+
+def main():
+    store = Store()
+    models = [analyse(ROOT / "checkpoints" / f"{name}.pt", store) for name in BUNDLED
+              if (ROOT / "checkpoints" / f"{name}.pt").exists()]
+    sweep = sorted((analyse(p, store) for p in (ROOT / "checkpoints" / "sweep").glob("*.pt")),
+                   key=lambda r: -r["p_t"])
+    plots(models, sweep)
+    (OUT / "figures.json").write_text(json.dumps({"bundled": models, "sweep": sweep}, indent=1))
+    print(table(models, "model"))
+    print()
+    print(table(sweep, "sweep"))
+    for m in models:
+        noise = m["noise_ablation"]
+        print(m["name"], {k: (round(v["influential"], 4), round(v["non_influential"], 4)) for k, v in noise.items()},
+              "A_d", round(m["A_d"], 4), "A_f", round(m["A_f"], 4), "mean/largest overall drop",
+              round(m["mean_overall_drop"], 4), round(m["largest_overall_drop"], 4), "within", round(m["within_class_corr"], 4))
+
+
+if __name__ == "__main__":
+    main()
