@@ -34,6 +34,7 @@ test: setup browser
 bench: setup
 	$(PY) bench/train_throughput.py
 	$(PY) bench/analysis_speed.py
+	$(PY) bench/ui_latency.py
 
 clean-cache:
 	rm -f cache/unitlens.duckdb cache/unitlens.duckdb.wal

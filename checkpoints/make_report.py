@@ -91,7 +91,7 @@ def plots(models: list[dict], sweep: list[dict]) -> None:
         ax.plot(pts, [s["nontarget_entropy"]["fraction"] for s in sweep], "s-", label="non-target entropy / log 9")
         ax.plot(pts, [s["accuracy"] for s in sweep], "^-", label="test accuracy")
         ax.invert_xaxis()
-        ax.set(xlabel="p_t", title="Minimax p_t sweep (20k images, 3 epochs)")
+        ax.set(xlabel="p_t", title="Minimax p_t sweep (20k images, 2 epochs)")
         ax.legend()
         fig.tight_layout()
         fig.savefig(OUT / "pt_sweep.png", dpi=120)

@@ -1,47 +1,20 @@
 """End to end in real headless Chromium (Debian's), driven by Playwright: upload an image,
 see every model's maps and CAMs, then train a tiny model from the sidebar."""
-import os
 import shutil
-import socket
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from . import ui_env
-from .conftest import PYTHON, ROOT
+from .browser_tools import CHROMIUM, free_port, launch, start_server, stop_server
+from .conftest import ROOT
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 ERROR_SELECTORS = '[data-testid="stException"], [data-testid="stAlertContentError"]'
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed (make browser)")]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(env: dict, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [PYTHON, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address", "127.0.0.1"],
-        cwd=ROOT, env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return proc
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError("streamlit did not start")
 
 
 @pytest.fixture(scope="module")
@@ -53,15 +26,14 @@ def server(tiny_checkpoints, tmp_path_factory, data_root):
     port = free_port()
     proc = start_server(env, port)
     yield f"http://127.0.0.1:{port}", Path(env["UNITLENS_RUNS"])
-    os.killpg(proc.pid, 15)
-    proc.wait(timeout=30)
+    stop_server(proc)
 
 
 @pytest.fixture(scope="module")
 def page():
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        browser = launch(p)
         tab = browser.new_page(viewport={"width": 1500, "height": 2400})
         tab.set_default_timeout(180_000)
         yield tab
