@@ -11,7 +11,7 @@ class LSG(CrossEntropy):
     options = {
         "gate_lr": (0.1, "learning rate of the gate G (its own SGD)"),
         "gate_weight": (1.0, "lambda: weight of the gated path's cost"),
-        "sparsity_weight": (0.01, "a_s: weight of the sparsity term"),
+        "sparsity_weight": (0.2, "a_s: weight of the sparsity term (per gated step each entry moves by gate_lr * a_s)"),
         "target_density": (0.2, "s / (C K): target L1 norm of G as a fraction of C K"),
         "one_sided": (True, "relu(||G||_1 - s) as the published code; false: |.| as the paper"),
         "period": (3, "one gated step (or epoch) in every `period`"),
