@@ -62,3 +62,9 @@ def png_bytes(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
     return buffer.getvalue()
+
+
+def altair_png(chart, scale: float = 2.0) -> bytes:
+    """An Altair chart as PNG bytes (vl-convert renders Vega-Lite without a browser)."""
+    import vl_convert
+    return vl_convert.vegalite_to_png(chart.to_json(), scale=scale)

@@ -39,18 +39,18 @@ def render():
             st.markdown(f"**{meta['label']}** — A_d {infl['A_d']:.4f}, A_f {infl['A_f']:.4f}, r_A {infl['r_A']:.3f}")
             st.dataframe(frame, hide_index=True)
     sweep = pd.DataFrame(sweep_rows)
-    st.altair_chart(alt.Chart(sweep).mark_line(point=True).encode(
+    common.chart(alt.Chart(sweep).mark_line(point=True).encode(
         x=alt.X("k:Q", scale=alt.Scale(type="log", base=2), title="k (= k1 = k2)"),
         y=alt.Y("r_A:Q", title="r_A = A_d / A_f"), color="model:N", tooltip=["model", "k", "A_d", "r_A"]
-    ).properties(height=260, title="Decomposed accuracy ratio against k"), width="stretch")
+    ).properties(height=260, title="Decomposed accuracy ratio against k"), "influential-sweep", "abl_sweep")
     common.download_csv(sweep, "influential-sweep", key="abl_csv_sweep")
 
     noise = pd.DataFrame(noise_rows)
-    st.altair_chart(alt.Chart(noise).mark_bar().encode(
+    common.chart(alt.Chart(noise).mark_bar().encode(
         x=alt.X("features replaced:N", title=None), y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1])),
         color="features replaced:N", column=alt.Column("replacement:N"), row=alt.Row("model:N"),
         tooltip=["model", "replacement", "features replaced", alt.Tooltip("accuracy:Q", format=".4f")]
-    ).properties(height=120, width=120, title="Noise ablation"), width="content")
+    ).properties(height=120, width=120, title="Noise ablation"), "noise-ablation", "abl_noise", width="content")
     common.download_csv(noise, "noise-ablation", key="abl_csv_noise")
 
     st.subheader("Single-unit ablation")
@@ -73,7 +73,7 @@ def render():
         x=alt.X("unit:O", axis=alt.Axis(labelFontSize=7)), y=alt.Y("class:O", sort=classes),
         color=alt.Color("drop:Q", scale=alt.Scale(scheme="reds")),
         tooltip=["unit", "class", alt.Tooltip("drop:Q", format=".3f")]).add_params(pick).properties(height=260)
-    event = st.altair_chart(chart, width="stretch", on_select="rerun", key="abl_heatmap", selection_mode="unit_pick")
+    event = common.chart(chart, f"{label}-unit-drop", "abl_heatmap", on_select="rerun", selection_mode="unit_pick")
     open_unit_from(event, label)
     common.download_csv(frame, f"{label}-unit-drop", key="abl_csv_drop")
     scatter = pd.DataFrame({"unit": units, "selectivity": sel["per_unit"], "max class drop": abl["max_class_drop"],
@@ -84,7 +84,8 @@ def render():
         x="selectivity:Q", y="max class drop:Q", color="class:N",
         tooltip=["unit", "class", alt.Tooltip("selectivity:Q", format=".3f"), alt.Tooltip("max class drop:Q", format=".3f")]
     ).add_params(pick2).properties(height=300, title=f"Drop against selectivity (rho = {abl['spearman_selectivity']:.3f})")
-    event = st.altair_chart(chart, width="stretch", on_select="rerun", key="abl_scatter", selection_mode="unit_pick")
+    event = common.chart(chart, f"{label}-drop-vs-selectivity", "abl_scatter", on_select="rerun",
+                         selection_mode="unit_pick")
     open_unit_from(event, label)
     common.download_csv(scatter, f"{label}-units", key="abl_csv_units")
 

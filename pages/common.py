@@ -15,7 +15,7 @@ from core.checkpoints import CheckpointError, discover, load_checkpoint, model_l
 from core.data import DataError, ImageError
 from core.losses import OBJECTIVES
 from core.models import MODELS
-from core.render import png_bytes
+from core.render import altair_png, png_bytes
 from core.store import Store, StoreError
 
 EVAL_LIMIT = int(os.environ.get("UNITLENS_EVAL_LIMIT", "0")) or None
@@ -152,6 +152,16 @@ def download_csv(frame: pd.DataFrame, name: str, key: str) -> None:
 
 def download_png(image, name: str, key: str, label: str = "PNG") -> None:
     st.download_button(label, png_bytes(image), f"{name}.png", "image/png", key=key, on_click="ignore")
+
+
+def chart(figure, name: str, key: str, container=None, **kwargs):
+    """An Altair chart with a PNG download under it (rendered only when clicked)."""
+    container = container or st
+    kwargs.setdefault("width", "stretch")
+    event = container.altair_chart(figure, key=key, **kwargs)
+    container.download_button("PNG", data=lambda: altair_png(figure), file_name=f"{name}.png", mime="image/png",
+                              key=f"{key}_png", on_click="ignore")
+    return event
 
 
 def guarded(render) -> None:

@@ -88,7 +88,8 @@ def render():
             seen = denormalise(x[0], info)
             st.image(input_picture(seen, 112), caption="input as the model sees it")
             for t, probs in out["probabilities"].items():
-                st.altair_chart(probability_chart(probs, classes, t), width="stretch")
+                common.chart(probability_chart(probs, classes, t), f"{meta['label']}-probabilities-T{t:g}",
+                             f"compare_prob_{meta['label']}_{t:g}")
             vmax = vmax_all if shared_scale else float(out["maps"].max())
             grid = feature_grid(out["maps"], 0.0, vmax, marked=out["class_units"], columns=8, cell=36)
             st.image(grid, caption=f"{len(out['maps'])} penultimate maps (0 to {vmax:.2f}); red: "

@@ -32,7 +32,7 @@ def render():
         chart, frame = heatmap(gate["gate"], classes, units, "class", "unit (ordered by assigned class)",
                                f"{meta['label']}: {gate['source']} gate, Phi {gate['phi']:.3f}, "
                                f"density {gate['density']:.3f}", domain=[0, 1], col_order=order)
-        st.altair_chart(chart, width="stretch")
+        common.chart(chart, f"{meta['label']}-gate", f"gates_gate_{meta['label']}")
         common.download_csv(frame, f"{meta['label']}-gate", key=f"gates_csv_{meta['label']}")
 
     st.subheader("Feature/gate similarity")
@@ -44,7 +44,7 @@ def render():
         for column, key, name in ((left, "tp", "true positives"), (right, "fn", "false negatives")):
             chart, _ = heatmap(sim[key], classes, classes, "true class y", "gate row c",
                                f"{meta['label']}: {name}", scheme="viridis")
-            column.altair_chart(chart, width="stretch")
+            common.chart(chart, f"{meta['label']}-similarity-{key}", f"gates_sim_{meta['label']}_{key}", column)
 
     st.subheader("Class masking")
     reference = models[0]["class_names"]
@@ -61,7 +61,8 @@ def render():
         c = classes.index(cls)
         chart, frame = heatmap(mask["confusions"][c], classes, classes, "true", "predicted",
                                f"{meta['label']}: {len(mask['units'][c])} units masked", scheme="blues", height=300)
-        column.altair_chart(chart.encode(x=alt.X("col:O", sort=classes, title="predicted")), width="stretch")
+        common.chart(chart.encode(x=alt.X("col:O", sort=classes, title="predicted")),
+                     f"{meta['label']}-masking-{cls}", f"gates_mask_{meta['label']}", column)
         accuracy = mask["masked_class_accuracy"][c]
         column.caption(f"accuracy on {cls} with its units masked: "
                        f"{'-' if accuracy is None else f'{accuracy:.1%}'}")

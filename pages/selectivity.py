@@ -33,7 +33,7 @@ def render():
         chart = alt.Chart(si).mark_bar(opacity=0.5).encode(
             x=alt.X("selectivity:Q", bin=alt.Bin(extent=[0, 1], step=0.05), title="selectivity index"),
             y=alt.Y("count():Q", stack=None, title="units"), color="model:N")
-    st.altair_chart(chart.properties(height=300, title="Unit selectivity (dead units excluded)"), width="stretch")
+    common.chart(chart.properties(height=300, title="Unit selectivity (dead units excluded)"), "selectivity", "sel_hist")
     table = pd.DataFrame(summary)
     st.dataframe(table, hide_index=True)
     common.download_csv(table, "selectivity-summary", key="sel_csv_summary")
@@ -43,8 +43,8 @@ def render():
     bars = alt.Chart(entropy).mark_bar().encode(x=alt.X("model:N", title=None), y=alt.Y("entropy:Q", title="nats"),
                                                 color="model:N", tooltip=["model", alt.Tooltip("entropy:Q", format=".3f")])
     rule = alt.Chart(entropy.head(1)).mark_rule(color="red", strokeDash=[4, 4]).encode(y="bound:Q")
-    st.altair_chart((bars + rule).properties(height=260, title="Mean non-target entropy; red: log(C-1)"),
-                    width="stretch")
+    common.chart((bars + rule).properties(height=260, title="Mean non-target entropy; red: log(C-1)"),
+                 "nontarget-entropy", "sel_entropy")
 
     st.subheader("PCA of the features")
     label = st.selectbox("Model", [m["label"] for m in models], key="sel_pca_model")
@@ -57,7 +57,7 @@ def render():
     scatter = alt.Chart(frame).mark_circle(size=14, opacity=0.7).encode(
         x="PC1:Q", y="PC2:Q", color=alt.Color("class:N", scale=alt.Scale(scheme="tableau10")),
         tooltip=["class", "index"]).properties(height=420, title=f"{label}: explained variance {explained}")
-    st.altair_chart(scatter.interactive(), width="stretch")
+    common.chart(scatter.interactive(), f"{label}-pca", "sel_pca")
     common.download_csv(frame, f"{label}-pca", key="sel_csv_pca")
 
 

@@ -59,7 +59,7 @@ def render():
                                      (col2, [row[unit] for row in gate["gate"]], f"gate column ({gate['source']})", "G[c, k]"),
                                      (col3, abl["drop"][unit], "accuracy drop when zeroed", "drop")):
         chart, frame = bar(values, classes, title, y)
-        column.altair_chart(chart, width="stretch")
+        common.chart(chart, f"{label}-unit{unit}-{title.split()[0]}", f"unit_chart_{title.split()[0]}", column)
         common.download_csv(frame, f"{label}-unit{unit}-{title.split()[0]}", key=f"unit_csv_{title}")
 
     st.subheader("Top-activating test images")

@@ -125,3 +125,12 @@ def test_cam_is_weighted_sum_of_maps():
     cam = class_activation_map(maps, weight, 1, 2)
     torch.testing.assert_close(cam, 0.5 * maps[0] + 2.0 * maps[1])
     assert class_activation_map(maps, weight, 0, 8).shape == (8, 8)
+
+
+def test_altair_chart_renders_to_png():
+    import altair as alt
+    import pandas as pd
+
+    from core.render import altair_png
+    data = altair_png(alt.Chart(pd.DataFrame({"x": [1, 2], "y": [3, 4]})).mark_bar().encode(x="x:O", y="y:Q"))
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 500
