@@ -416,8 +416,11 @@ def prepare_fashion_mnist(root: Path | str | None = None, allow_apt: bool = True
     except DataError:
         pass
     if allow_apt and not DEBIAN_FASHION_MNIST.is_dir() and shutil.which("apt-get") and os.geteuid() == 0:
-        subprocess.run(["apt-get", "install", "-y", "-qq", "dataset-fashion-mnist"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        install = ["apt-get", "install", "-y", "-qq", "dataset-fashion-mnist"]
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "check": False}
+        if subprocess.run(install, **quiet).returncode != 0:  # a fresh machine has no package lists yet
+            subprocess.run(["apt-get", "update", "-qq"], **quiet)
+            subprocess.run(install, **quiet)
     if all((DEBIAN_FASHION_MNIST / f"{f}.gz").exists() for f in FASHION_MNIST_FILES):
         source.raw_dir.mkdir(parents=True, exist_ok=True)
         for name in FASHION_MNIST_FILES:
