@@ -1,5 +1,5 @@
 """Numbers and plots for REPRODUCTION.md, from `core.analysis` on the bundled checkpoints and the
-p_t sweep (full test split; training features: the first 10,000 images). Writes
+p_t sweep (full test split; training features: the first 5,000 images). Writes
 docs/reproduction/figures.json and PNG plots, and prints the markdown tables.
 
     .venv/bin/python checkpoints/make_report.py

@@ -128,6 +128,13 @@ class Store:
         row = self._run(fetch)
         return json.loads(row[0]) if row else None
 
+    def results_for(self, model_hash: str, split: str) -> dict[tuple, dict]:
+        """Every stored result of a model and split in one query: (analysis, params, version) -> payload."""
+        rows = self._run(lambda c: c.execute(
+            "SELECT analysis, params, version, payload FROM results WHERE model_hash=? AND split=?",
+            [model_hash, split]).fetchall())
+        return {(a, p, v): json.loads(payload) for a, p, v, payload in rows}
+
     def put_result(self, model_hash: str, analysis: str, params: dict, split: str, version: int,
                    payload: dict, seconds: float = 0.0) -> None:
         key = self.params_key(params)

@@ -17,7 +17,7 @@ from ..store import Store
 from .base import ANALYSES, FeatureCache
 from .features import extract
 
-DEFAULT_TRAIN_LIMIT = 10_000  # training-split features for the gate fit and influential sets
+DEFAULT_TRAIN_LIMIT = 5_000  # training images (about 500 a class) for the gate fit and influential sets
 REPORT = ("accuracy", "nontarget_entropy", "selectivity", "gate", "influential", "noise_ablation",
           "unit_ablation", "class_masking", "gate_similarity", "filter_correlation", "pca", "top_images")
 
@@ -59,6 +59,7 @@ class Analyzer:
         self.feature_dir = self.store.path.parent / "features" if feature_dir == "beside-store" else feature_dir
         self._features: dict[tuple, FeatureCache] = {}
         self._results: dict[tuple, dict] = {}
+        self._prefetched: dict[tuple, dict] = {}
         self.computed: list[str] = []  # analyses computed (not cache hits) by this object
 
     # ------------------------------------------------------------------ features
@@ -103,7 +104,11 @@ class Analyzer:
         memo = (name, self.store.params_key(full))
         if memo in self._results:
             return self._results[memo]
-        result = self.store.get_result(self.hash, name, full, self.split, analysis.version) if self.use_cache else None
+        result = None
+        if self.use_cache:
+            key = (name, self.store.params_key(full), analysis.version)
+            result = self._prefetched[key] if key in self._prefetched else \
+                self.store.get_result(self.hash, name, full, self.split, analysis.version)
         if result is None:
             if self.progress:
                 self.progress(analysis.title, 0, 1)
@@ -125,8 +130,12 @@ class Analyzer:
 
     def report(self, names=REPORT, include_on_request: bool = False) -> dict:
         names = list(names) + (["iam"] if include_on_request and "iam" not in names else [])
+        if self.use_cache and not self._prefetched:  # one query instead of one per analysis
+            self._prefetched = self.store.results_for(self.hash, self.split)
+        computed_before = len(self.computed)
         results = {name: self.run(name) for name in names}
-        self.save_tables(results)
+        if len(self.computed) > computed_before or not self.use_cache:
+            self.save_tables(results)
         return results
 
     # ------------------------------------------------------------------ SQL-friendly tables
