@@ -25,11 +25,12 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--uploads", type=int, default=6)
     args = parser.parse_args()
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     from core.analysis.engine import Analyzer
-    from core.data import dataset_image
+    from core.checkpoints import load_checkpoint
+    from core.data import dataset_image, load_image
+    from core.predict import predict
     from core.store import Store
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -41,6 +42,16 @@ def main():
             image, _ = dataset_image("fashion-mnist", index)
             images.append(tmp / f"test{index}.png")
             image.save(images[-1])
+        captions = []  # what each model column says once it shows image i: "<method> · predicted <class>"
+        for path in images:
+            image = load_image(path)
+            row = []
+            for name in ("ce", "minimax", "lsg"):
+                model, meta = load_checkpoint(ROOT / "checkpoints" / f"{name}.pt")
+                top = predict([(model, meta)], image, top=1)[0]["top"][0]["class"]
+                row.append(f"{meta['method']} · predicted {top}")
+            captions.append(row)
+        assert captions[0] != captions[1], "pick two test images the models tell apart"
         env = {"UNITLENS_CACHE": str(cache), "UNITLENS_RUNS": str(tmp / "runs")}
         port = free_port()
         started = time.perf_counter()
@@ -59,12 +70,12 @@ def main():
                 page.wait_for_function(RENDERED)
                 timings = []
                 for i in range(args.uploads):
+                    target = (i + 1) % 2
                     t0 = time.perf_counter()
-                    page.locator('input[type="file"]').set_input_files(str(images[(i + 1) % 2]))
-                    try:  # the run indicator shows while the script reruns; a very fast rerun may hide it
-                        page.wait_for_selector('[data-testid="stStatusWidget"]', timeout=3_000)
-                    except PlaywrightTimeout:
-                        pass
+                    page.locator('input[type="file"]').set_input_files(str(images[target]))
+                    page.wait_for_function(
+                        "(wanted) => { const t = document.body.innerText; return wanted.every(w => t.includes(w)); }",
+                        arg=captions[target])
                     page.wait_for_function(RENDERED)
                     timings.append(time.perf_counter() - t0)
                 browser.close()

@@ -201,12 +201,12 @@ def training_panel() -> None:
                 st.success(f"started {run.run_id}")
             except runs.RunError as exc:
                 st.warning(str(exc))
-        run_monitor()
+        # refreshes itself every 2 s only while a run trains (an idle page stays idle)
+        st.fragment(run_monitor, run_every=2 if runs.active_run() else None)()
 
 
-@st.fragment(run_every=2)
 def run_monitor() -> None:
-    """Progress of the active run and the list of runs; refreshes itself."""
+    """Progress of the active run and the list of runs."""
     all_runs = runs.list_runs()
     runs.ingest(store(), all_runs)
     active = next((r for r in all_runs if r.status == "running"), None)
@@ -236,5 +236,5 @@ def run_monitor() -> None:
         if run.status == "done" and run.run_id not in st.session_state.get("app_seen_runs", set()):
             st.session_state.setdefault("app_seen_runs", set()).add(run.run_id)
             if st.session_state.get("app_runs_initialised"):
-                st.rerun(scope="app")  # a finished run's checkpoint joins the model list
+                st.rerun(scope="app")  # a finished run joins the model list; the refresh stops
     st.session_state["app_runs_initialised"] = True
