@@ -30,6 +30,8 @@ def bundled_dir() -> Path:
 def runs_dir() -> Path:
     """Where runs started from the app write (UNITLENS_RUNS overrides runs/)."""
     return Path(os.environ.get("UNITLENS_RUNS", PROJECT_ROOT / "runs"))
+
+
 REQUIRED_META = ("arch", "dataset", "class_names", "channels", "input_size", "mean", "std", "method")
 
 

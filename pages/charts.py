@@ -4,7 +4,7 @@ import pandas as pd
 
 
 def heatmap(matrix, row_names, col_names, row_title: str, col_title: str, title: str,
-            scheme: str = "greys", domain=None, height: int = 260, col_order=None, selection=None):
+            scheme: str = "greys", domain=None, height: int = 260, col_order=None):
     rows = [{"row": row_names[i], "col": col_names[j], "value": v}
             for i, line in enumerate(matrix) for j, v in enumerate(line)]
     frame = pd.DataFrame(rows)
@@ -15,6 +15,4 @@ def heatmap(matrix, row_names, col_names, row_title: str, col_title: str, title:
         color=alt.Color("value:Q", scale=scale),
         tooltip=["row", "col", alt.Tooltip("value:Q", format=".3f")],
     ).properties(height=height, title=title)
-    if selection is not None:
-        chart = chart.add_params(selection)
     return chart, frame

@@ -151,7 +151,7 @@ def download_csv(frame: pd.DataFrame, name: str, key: str) -> None:
 
 
 def download_png(image, name: str, key: str, label: str = "PNG") -> None:
-    st.download_button(label, png_bytes(image), f"{name}.png", "image/png", key=key, on_click="ignore")
+    st.download_button(label, lambda: png_bytes(image), f"{name}.png", "image/png", key=key, on_click="ignore")
 
 
 def chart(figure, name: str, key: str, container=None, **kwargs):

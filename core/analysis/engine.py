@@ -101,14 +101,7 @@ class Analyzer:
             raise ValueError(f"unknown analysis {name!r}; choose from {sorted(ANALYSES)}")
         analysis = ANALYSES[name]
         full = self.params_for(name, params)
-        memo = (name, self.store.params_key(full))
-        if memo in self._results:
-            return self._results[memo]
-        result = None
-        if self.use_cache:
-            key = (name, self.store.params_key(full), analysis.version)
-            result = self._prefetched[key] if key in self._prefetched else \
-                self.store.get_result(self.hash, name, full, self.split, analysis.version)
+        result = self._lookup(name, full)
         if result is None:
             if self.progress:
                 self.progress(analysis.title, 0, 1)
@@ -120,13 +113,27 @@ class Analyzer:
             self.computed.append(name)
             if self.progress:
                 self.progress(analysis.title, 1, 1)
-        self._results[memo] = result
+            self._results[(name, self.store.params_key(full))] = result
         return result
 
     def cached(self, name: str, **params) -> dict | None:
-        """The stored result, or None; never computes."""
-        full = self.params_for(name, params)
-        return self.store.get_result(self.hash, name, full, self.split, ANALYSES[name].version)
+        """The result from memory or the store, or None; never computes."""
+        return self._lookup(name, self.params_for(name, params))
+
+    def _lookup(self, name: str, full: dict) -> dict | None:
+        """Memory first (the app asks on every rerun), then the prefetched rows, then the store."""
+        memo = (name, self.store.params_key(full))
+        if memo in self._results:
+            return self._results[memo]
+        if not self.use_cache:
+            return None
+        version = ANALYSES[name].version
+        key = (name, self.store.params_key(full), version)
+        result = self._prefetched[key] if key in self._prefetched else \
+            self.store.get_result(self.hash, name, full, self.split, version)
+        if result is not None:
+            self._results[memo] = result
+        return result
 
     def report(self, names=REPORT, include_on_request: bool = False) -> dict:
         names = list(names) + (["iam"] if include_on_request and "iam" not in names else [])
