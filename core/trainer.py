@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from . import lsg
+from .analysis.features import extract
 from .checkpoints import CheckpointError, parse_meta, read_payload, save_checkpoint
 from .data import DataError, augment_batch, black_value, get_source, load_dataset
 from .losses import Objective, create_objective
@@ -150,17 +151,11 @@ def pick_device(name: str) -> torch.device:
 @torch.inference_mode()
 def evaluate_accuracy(model: UnitModel, images: torch.Tensor, labels: torch.Tensor,
                       batch_size: int = 500, autocast: bool = False) -> float:
+    """Test accuracy through the analysis engine's forward pass, leaving the train mode as it was."""
     was_training = model.training
-    model.eval()
-    correct = 0
-    device = next(model.parameters()).device
-    for start in range(0, len(labels), batch_size):
-        x = images[start:start + batch_size].to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            logits = model(x.contiguous(memory_format=torch.channels_last))
-        correct += int((logits.argmax(1).cpu() == labels[start:start + batch_size]).sum())
+    cache = extract(model, images, labels, batch_size, autocast=autocast)
     model.train(was_training)
-    return correct / max(1, len(labels))
+    return float((cache.logits.argmax(1) == cache.labels).float().mean()) if len(labels) else 0.0
 
 
 def warmup_cosine(total_steps: int, warmup_fraction: float = 0.25):

@@ -9,13 +9,10 @@ from pages.charts import heatmap
 
 
 def open_unit_from(event, model_label: str) -> None:
-    """An Altair point selection carrying a unit -> the unit page."""
-    points = (event or {}).get("selection", {}).get("unit_pick", []) if isinstance(event, dict) else \
-        getattr(getattr(event, "selection", None), "unit_pick", None) or []
-    if points:
-        unit = points[0].get("unit") if isinstance(points[0], dict) else None
-        if unit is not None:
-            st.switch_page("pages/unit.py", query_params={"model": model_label, "unit": int(unit)})
+    """A click on a unit -> the unit page, with the model and unit in the URL."""
+    unit = common.picked_unit(event)
+    if unit is not None:
+        st.switch_page("pages/unit.py", query_params={"model": model_label, "unit": unit})
 
 
 def render():

@@ -164,6 +164,14 @@ def chart(figure, name: str, key: str, container=None, **kwargs):
     return event
 
 
+def picked_unit(event) -> int | None:
+    """The unit of a click on an Altair point selection named `unit_pick`, or None. Streamlit's
+    event is a dict: {"selection": {"unit_pick": [{"unit": 7, ...}]}}, with {} before any click."""
+    points = (event or {}).get("selection", {}).get("unit_pick") or []
+    unit = points[0].get("unit") if points else None
+    return None if unit is None else int(unit)
+
+
 def guarded(render) -> None:
     """Run a page; an expected failure is one clear line, an unexpected one too (never a traceback)."""
     try:

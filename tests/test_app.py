@@ -101,3 +101,16 @@ def test_unit_page_follows_the_url(app_env):
     assert at.selectbox(key="unit_model").value == "minimax"
     assert at.number_input(key="unit_index").value == 7
     assert len(at.metric) == 4
+
+
+def test_a_click_on_a_unit_is_read_from_streamlits_chart_event():
+    """The Ablations charts open the unit page from this: Streamlit's own deserialiser builds the event."""
+    from streamlit.elements.vega_charts import VegaLiteStateSerde
+
+    from pages.common import picked_unit
+    serde = VegaLiteStateSerde(selection_parameters=["unit_pick"])
+    assert picked_unit(serde.deserialize(None)) is None
+    assert picked_unit(None) is None
+    assert picked_unit(serde.deserialize('{"selection": {"unit_pick": []}}')) is None
+    clicked = serde.deserialize('{"selection": {"unit_pick": [{"unit": 7, "class": "Bag"}]}}')
+    assert picked_unit(clicked) == 7
