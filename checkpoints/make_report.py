@@ -1,6 +1,7 @@
-"""Numbers and plots for REPRODUCTION.md, from `core.analysis` on the bundled checkpoints and the
-p_t sweep (full test split; training features: the first 5,000 images). Writes
-docs/reproduction/figures.json and PNG plots, and prints the markdown tables.
+"""Numbers and plots for REPRODUCTION.md, from `core.analysis` on the bundled checkpoints, the
+full-schedule minimax runs at other p_t (checkpoints/full_pt/) and the short p_t sweep (full test
+split; training features: the first 5,000 images). Writes docs/reproduction/figures.json and PNG
+plots, and prints the markdown tables.
 
     .venv/bin/python checkpoints/make_report.py
 """
@@ -39,7 +40,7 @@ def analyse(path: Path, store: Store) -> dict:
     return row
 
 
-def plots(models: list[dict], sweep: list[dict]) -> None:
+def plots(models: list[dict], full: list[dict], sweep: list[dict]) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     edges = [i / 20 for i in range(21)]
@@ -84,17 +85,20 @@ def plots(models: list[dict], sweep: list[dict]) -> None:
     fig.savefig(OUT / "unit_ablation.png", dpi=120)
     plt.close(fig)
 
-    if sweep:
+    for rows, name, title in ((sweep, "pt_sweep.png", "Minimax p_t sweep (20k images, 2 epochs)"),
+                              (full, "pt_full.png", "Minimax p_t, full schedule (60k images, 10 epochs)")):
+        if not rows:
+            continue
         fig, ax = plt.subplots(figsize=(6, 3.5))
-        pts = [s["p_t"] for s in sweep]
-        ax.plot(pts, [s["selectivity"]["median"] for s in sweep], "o-", label="median SI")
-        ax.plot(pts, [s["nontarget_entropy"]["fraction"] for s in sweep], "s-", label="non-target entropy / log 9")
-        ax.plot(pts, [s["accuracy"] for s in sweep], "^-", label="test accuracy")
+        pts = [r["p_t"] for r in rows]
+        ax.plot(pts, [r["selectivity"]["median"] for r in rows], "o-", label="median SI")
+        ax.plot(pts, [r["nontarget_entropy"]["fraction"] for r in rows], "s-", label="non-target entropy / log 9")
+        ax.plot(pts, [r["accuracy"] for r in rows], "^-", label="test accuracy")
         ax.invert_xaxis()
-        ax.set(xlabel="p_t", title="Minimax p_t sweep (20k images, 2 epochs)")
+        ax.set(xlabel="p_t", title=title)
         ax.legend()
         fig.tight_layout()
-        fig.savefig(OUT / "pt_sweep.png", dpi=120)
+        fig.savefig(OUT / name, dpi=120)
         plt.close(fig)
 
 
@@ -115,11 +119,17 @@ def main():
     store = Store()
     models = [analyse(ROOT / "checkpoints" / f"{name}.pt", store) for name in BUNDLED
               if (ROOT / "checkpoints" / f"{name}.pt").exists()]
+    # the full-schedule p_t series: CE (p_t = 1), the bundled minimax, and the other p_t values
+    full = [dict(m, p_t=m["p_t"] or 1.0) for m in models if m["name"] in ("ce", "minimax")]
+    full += [analyse(p, store) for p in sorted((ROOT / "checkpoints" / "full_pt").glob("*.pt"))]
+    full.sort(key=lambda r: -r["p_t"])
     sweep = sorted((analyse(p, store) for p in (ROOT / "checkpoints" / "sweep").glob("*.pt")),
                    key=lambda r: -r["p_t"])
-    plots(models, sweep)
-    (OUT / "figures.json").write_text(json.dumps({"bundled": models, "sweep": sweep}, indent=1))
+    plots(models, full, sweep)
+    (OUT / "figures.json").write_text(json.dumps({"bundled": models, "full_pt": full, "sweep": sweep}, indent=1))
     print(table(models, "model"))
+    print()
+    print(table(full, "full schedule"))
     print()
     print(table(sweep, "sweep"))
     for m in models:

@@ -155,7 +155,7 @@ def evaluate_accuracy(model: UnitModel, images: torch.Tensor, labels: torch.Tens
     was_training = model.training
     cache = extract(model, images, labels, batch_size, autocast=autocast)
     model.train(was_training)
-    return float((cache.logits.argmax(1) == cache.labels).float().mean()) if len(labels) else 0.0
+    return int((cache.logits.argmax(1) == cache.labels).sum()) / max(1, len(labels))
 
 
 def warmup_cosine(total_steps: int, warmup_fraction: float = 0.25):
