@@ -4,7 +4,7 @@
 # ONLY="maxnte label_smoothing" retrains a subset (names as below).
 set -euo pipefail
 EPOCHS=${EPOCHS:-10}
-for spec in "ce" "minimax --p-t 0.9" "lsg" "maxnte --lam 1.0" "label_smoothing --eps 0.1" "confidence_penalty --beta 0.1"; do
+for spec in "ce" "minimax --p-t 0.7" "lsg" "maxnte --lam 1.0" "label_smoothing --eps 0.1" "confidence_penalty --beta 0.1"; do
   name=${spec%% *}
   if [[ -n "${ONLY:-}" && " $ONLY " != *" $name "* ]]; then continue; fi
   # shellcheck disable=SC2086
