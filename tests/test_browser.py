@@ -30,14 +30,19 @@ def server(tiny_checkpoints, tmp_path_factory, data_root):
 
 
 @pytest.fixture(scope="module")
-def page():
+def browser():
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
-        browser = launch(p)
-        tab = browser.new_page(viewport={"width": 1500, "height": 2400})
-        tab.set_default_timeout(180_000)
-        yield tab
-        browser.close()
+        chromium = launch(p)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser):
+    tab = browser.new_page(viewport={"width": 1500, "height": 2400})
+    tab.set_default_timeout(180_000)
+    yield tab
 
 
 def fashion_png(tmp_path: Path) -> Path:
@@ -85,31 +90,31 @@ def test_upload_shows_every_model_then_train_from_sidebar(server, page, tmp_path
     page.screenshot(path=str(ARTIFACTS / "trained.png"))
 
 
-def test_two_sessions_at_once_then_a_deep_link(server):
+def test_two_sessions_at_once_then_a_deep_link(server, browser):
     """Two browser sessions compute different pages at the same time against one DuckDB cache;
     then a link with the model and unit in the URL opens the Unit page on the running server."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect
     url, _ = server
-    with sync_playwright() as p:
-        browser = launch(p)
-        tabs = [browser.new_context(viewport={"width": 1400, "height": 2000}).new_page() for _ in range(2)]
-        for tab in tabs:
-            tab.set_default_timeout(180_000)
-            tab.goto(url)
-            tab.get_by_role("link", name="Overview").wait_for()
-        tabs[0].get_by_role("link", name="Selectivity").click()  # both reruns now run side by side
-        tabs[1].get_by_role("link", name="Gates").click()
-        tabs[0].get_by_text("PCA of the features").wait_for()
-        tabs[1].get_by_text("Class masking").wait_for()
-        tabs[0].get_by_role("link", name="Ablations").click()
-        tabs[0].get_by_text("Single-unit ablation").wait_for()
-        for tab in tabs:
-            assert tab.locator(ERROR_SELECTORS).count() == 0, tab.inner_text("body")
-            assert "Traceback" not in tab.inner_text("body")
+    contexts = [browser.new_context(viewport={"width": 1400, "height": 2000}) for _ in range(2)]
+    tabs = [context.new_page() for context in contexts]
+    for tab in tabs:
+        tab.set_default_timeout(180_000)
+        tab.goto(url)
+        tab.get_by_role("link", name="Overview").wait_for()
+    tabs[0].get_by_role("link", name="Selectivity").click()  # both reruns now run side by side
+    tabs[1].get_by_role("link", name="Gates").click()
+    tabs[0].get_by_text("PCA of the features", exact=True).wait_for()
+    tabs[1].get_by_text("Class masking", exact=True).wait_for()
+    tabs[0].get_by_role("link", name="Ablations").click()
+    tabs[0].get_by_text("Single-unit ablation", exact=True).wait_for()
+    for tab in tabs:
+        assert tab.locator(ERROR_SELECTORS).count() == 0, tab.inner_text("body")
+        assert "Traceback" not in tab.inner_text("body")
 
-        tabs[1].goto(f"{url}/unit?model=minimax&unit=3")
-        tabs[1].get_by_text("Top-activating test images").wait_for()
-        assert tabs[1].get_by_role("spinbutton", name="Unit").input_value() == "3"
-        assert "unit=3" in tabs[1].url and "model=minimax" in tabs[1].url
-        assert tabs[1].locator(ERROR_SELECTORS).count() == 0
-        browser.close()
+    tabs[1].goto(f"{url}/unit?model=minimax&unit=3")
+    tabs[1].get_by_text("Top-activating test images", exact=True).wait_for()
+    expect(tabs[1].get_by_role("spinbutton", name="Unit")).to_have_value("3", timeout=60_000)
+    assert "unit=3" in tabs[1].url and "model=minimax" in tabs[1].url
+    assert tabs[1].locator(ERROR_SELECTORS).count() == 0
+    for context in contexts:
+        context.close()
