@@ -148,7 +148,6 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-@torch.inference_mode()
 def evaluate_accuracy(model: UnitModel, images: torch.Tensor, labels: torch.Tensor,
                       batch_size: int = 500, autocast: bool = False) -> float:
     """Test accuracy through the analysis engine's forward pass, leaving the train mode as it was."""
