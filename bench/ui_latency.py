@@ -42,15 +42,12 @@ def main():
             image, _ = dataset_image("fashion-mnist", index)
             images.append(tmp / f"test{index}.png")
             image.save(images[-1])
+        loaded = [load_checkpoint(ROOT / "checkpoints" / f"{name}.pt") for name in ("ce", "minimax", "lsg")]
         captions = []  # what each model column says once it shows image i: "<method> · predicted <class>"
         for path in images:
-            image = load_image(path)
-            row = []
-            for name in ("ce", "minimax", "lsg"):
-                model, meta = load_checkpoint(ROOT / "checkpoints" / f"{name}.pt")
-                top = predict([(model, meta)], image, top=1)[0]["top"][0]["class"]
-                row.append(f"{meta['method']} · predicted {top}")
-            captions.append(row)
+            predictions = predict(loaded, load_image(path), top=1)
+            captions.append([f"{meta['method']} · predicted {p['top'][0]['class']}"
+                             for (_, meta), p in zip(loaded, predictions)])
         assert captions[0] != captions[1], "pick two test images the models tell apart"
         env = {"UNITLENS_CACHE": str(cache), "UNITLENS_RUNS": str(tmp / "runs")}
         port = free_port()

@@ -128,8 +128,7 @@ class Analyzer:
         if not self.use_cache:
             return None
         version = ANALYSES[name].version
-        key = (name, self.store.params_key(full), version)
-        result = self._prefetched[key] if key in self._prefetched else \
+        result = self._prefetched.get((*memo, version)) or \
             self.store.get_result(self.hash, name, full, self.split, version)
         if result is not None:
             self._results[memo] = result
