@@ -38,6 +38,26 @@ def test_report_then_cache_hit_without_running_the_model(tiny_checkpoints, store
     assert rows == [(64, 64)]
 
 
+class CountingStore(Store):
+    """A real store that counts the connections it opens."""
+    opened = 0
+
+    def _open(self):
+        CountingStore.opened += 1
+        return super()._open()
+
+
+def test_cached_lookups_read_the_store_once(tiny_checkpoints, store_path):
+    analyzer(tiny_checkpoints["lsg"], store_path).report(REPORT)  # stored (a cache hit after the first test)
+    fresh = Analyzer(tiny_checkpoints["lsg"], CountingStore(store_path), limit=500, train_limit=600, feature_dir=None)
+    CountingStore.opened = 0
+    hits = [fresh.cached(name) for name in REPORT]
+    assert all(hit is not None for hit in hits) and CountingStore.opened == 1
+    assert fresh.cached("influential", k1=3, k2=3) is None  # a miss asks the store itself
+    assert CountingStore.opened == 2
+    assert fresh.report(REPORT)["gate"] == hits[REPORT.index("gate")] and CountingStore.opened == 2
+
+
 def test_changed_parameter_recomputes(tiny_checkpoints, store_path):
     a = analyzer(tiny_checkpoints["ce"], store_path)
     five = a.run("influential")

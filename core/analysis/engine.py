@@ -59,7 +59,7 @@ class Analyzer:
         self.feature_dir = self.store.path.parent / "features" if feature_dir == "beside-store" else feature_dir
         self._features: dict[tuple, FeatureCache] = {}
         self._results: dict[tuple, dict] = {}
-        self._prefetched: dict[tuple, dict] = {}
+        self._prefetched: dict[tuple, dict] | None = None  # every stored result, read on first lookup
         self.computed: list[str] = []  # analyses computed (not cache hits) by this object
 
     # ------------------------------------------------------------------ features
@@ -128,6 +128,8 @@ class Analyzer:
         if not self.use_cache:
             return None
         version = ANALYSES[name].version
+        if self._prefetched is None:  # one query for all of the model's results instead of one each
+            self._prefetched = self.store.results_for(self.hash, self.split)
         result = self._prefetched.get((*memo, version)) or \
             self.store.get_result(self.hash, name, full, self.split, version)
         if result is not None:
@@ -136,8 +138,6 @@ class Analyzer:
 
     def report(self, names=REPORT, include_on_request: bool = False) -> dict:
         names = list(names) + (["iam"] if include_on_request and "iam" not in names else [])
-        if self.use_cache and not self._prefetched:  # one query instead of one per analysis
-            self._prefetched = self.store.results_for(self.hash, self.split)
         computed_before = len(self.computed)
         results = {name: self.run(name) for name in names}
         if len(self.computed) > computed_before or not self.use_cache:
