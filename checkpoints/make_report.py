@@ -1,11 +1,13 @@
 """Numbers and plots for REPRODUCTION.md, from `core.analysis` on the bundled checkpoints, the
-full-schedule minimax runs at other p_t (checkpoints/full_pt/) and the short p_t sweep (full test
-split; training features: the first 5,000 images). Writes docs/reproduction/figures.json and PNG
+full-schedule minimax runs at other p_t (checkpoints/full_pt/), the longer-schedule runs
+(checkpoints/long/) and the short p_t sweep (full test split; training features: the first 5,000
+images). Writes docs/reproduction/figures.json and PNG
 plots, and prints the markdown tables.
 
     .venv/bin/python checkpoints/make_report.py
 """
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -40,17 +42,24 @@ def analyse(path: Path, store: Store) -> dict:
     return row
 
 
-def plots(models: list[dict], full: list[dict], sweep: list[dict]) -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
+def si_histogram(rows: list[dict], filename: str, title: str, label=lambda r: r["name"]) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     edges = [i / 20 for i in range(21)]
-    for m in models:
-        ax.stairs(m["si_histogram"], edges, label=f"{m['name']} (median {m['selectivity']['median']:.2f})", linewidth=2)
-    ax.set(xlabel="selectivity index", ylabel="units", title="Unit selectivity, Fashion-MNIST test set")
+    for r in rows:
+        ax.stairs(r["si_histogram"], edges, label=f"{label(r)} (median {r['selectivity']['median']:.2f})", linewidth=2)
+    ax.set(xlabel="selectivity index", ylabel="units", title=title)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(OUT / "selectivity.png", dpi=120)
+    fig.savefig(OUT / filename, dpi=120)
     plt.close(fig)
+
+
+def plots(models: list[dict], full: list[dict], sweep: list[dict], long: list[dict]) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    si_histogram(models, "selectivity.png", "Unit selectivity, Fashion-MNIST test set")
+    if len(long) > 2:
+        si_histogram(long, "schedule.png", "Selectivity by schedule length",
+                     label=lambda r: f"{r['name'].split('-')[0]}, {r['epochs']} epochs")
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.bar([m["name"] for m in models], [m["nontarget_entropy"]["mean"] for m in models])
@@ -125,13 +134,22 @@ def main():
     full.sort(key=lambda r: -r["p_t"])
     sweep = sorted((analyse(p, store) for p in (ROOT / "checkpoints" / "sweep").glob("*.pt")),
                    key=lambda r: -r["p_t"])
-    plots(models, full, sweep)
-    (OUT / "figures.json").write_text(json.dumps({"bundled": models, "full_pt": full, "sweep": sweep}, indent=1))
+    # longer schedules beside their 10-epoch bundle counterparts
+    long = [m for m in models if m["name"] in ("ce", "minimax")]
+    long += [analyse(p, store) for p in sorted((ROOT / "checkpoints" / "long").glob("*.pt"))]
+    plots(models, full, sweep, long)
+    (OUT / "figures.json").write_text(json.dumps({"bundled": models, "full_pt": full, "sweep": sweep, "long": long},
+                                                 indent=1))
     print(table(models, "model"))
     print()
     print(table(full, "full schedule"))
     print()
     print(table(sweep, "sweep"))
+    print()
+    print(table(long, "schedule"))
+    for r in long:
+        print(r["name"], "epochs", r["epochs"], "SI quartiles", [round(q, 3) for q in statistics.quantiles(r["selectivity"]["per_unit"], n=4)],
+              "units >= 0.9:", sum(si >= 0.9 for si in r["selectivity"]["per_unit"]))
     for m in models:
         noise = m["noise_ablation"]
         print(m["name"], {k: (round(v["influential"], 4), round(v["non_influential"], 4)) for k, v in noise.items()},
