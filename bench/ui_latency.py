@@ -1,7 +1,7 @@
 """Latency in the real browser (Debian Chromium via Playwright) on the bundled checkpoints:
 cold first page load, and upload-to-every-column-rendered on the Compare page (warm, 3 models).
 
-    python bench/ui_latency.py [--uploads 6]
+    python bench/ui_latency.py [--uploads 6] [--screenshot docs/compare.png]
 
 Uses a throwaway cache folder whose analyses are pre-computed first (what a second visit sees).
 """
@@ -24,6 +24,7 @@ RENDERED = ("() => document.body.innerText.split('Grad-CAM').length - 1 >= 3 && 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--uploads", type=int, default=6)
+    parser.add_argument("--screenshot", type=Path, help="save the Compare page, charts drawn, after the last upload")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -75,6 +76,11 @@ def main():
                         arg=captions[target])
                     page.wait_for_function(RENDERED)
                     timings.append(time.perf_counter() - t0)
+                if args.screenshot:  # the README picture: wait for the six probability charts too
+                    page.wait_for_function("() => document.querySelectorAll('.vega-embed canvas, .vega-embed svg')"
+                                           ".length >= 6")
+                    page.wait_for_timeout(1000)
+                    page.screenshot(path=str(args.screenshot))
                 browser.close()
         finally:
             stop_server(proc)
