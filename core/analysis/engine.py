@@ -130,8 +130,10 @@ class Analyzer:
         version = ANALYSES[name].version
         if self._prefetched is None:  # one query for all of the model's results instead of one each
             self._prefetched = self.store.results_for(self.hash, self.split)
-        result = self._prefetched.get((*memo, version)) or \
-            self.store.get_result(self.hash, name, full, self.split, version)
+            result = self._prefetched.get((*memo, version))  # just read: a miss needs no second query
+        else:
+            result = self._prefetched.get((*memo, version)) or \
+                self.store.get_result(self.hash, name, full, self.split, version)
         if result is not None:
             self._results[memo] = result
         return result
