@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # The exact commands that trained the bundled checkpoints; logs land beside them.
-# Same seed, schedule and epochs for every method. Run from the project root.
-# ONLY="maxnte label_smoothing" retrains a subset (names as below).
+# One schedule for every method: same seed, epochs, batch size and learning rate, with a
+# per-epoch snapshot (core/trajectory.py) kept in each checkpoint. Run from the project root.
+#   ONLY="lsg confidence_penalty"   retrains a subset (names as below)
+#   EPOCHS=30                       another schedule (the bundle is 20)
+#   DEVICE=cuda                     on a GPU (the bundle was trained on the CPU)
 set -euo pipefail
-EPOCHS=${EPOCHS:-10}
-for spec in "ce" "minimax --p-t 0.7" "lsg" "maxnte --lam 1.0" "label_smoothing --eps 0.1" "confidence_penalty --beta 0.1"; do
+EPOCHS=${EPOCHS:-20}
+DEVICE=${DEVICE:-auto}
+mkdir -p checkpoints/logs
+for spec in "lsg" "confidence_penalty --beta 0.1" "ce" "minimax --p-t 0.7" "maxnte --lam 1.0" "label_smoothing --eps 0.1"; do
   name=${spec%% *}
   if [[ -n "${ONLY:-}" && " $ONLY " != *" $name "* ]]; then continue; fi
+  rm -f "checkpoints/logs/$name.progress.jsonl"
   # shellcheck disable=SC2086
   .venv/bin/python -m core.train --method $spec --dataset fashion-mnist --arch resnet20 \
-    --epochs "$EPOCHS" --batch-size 256 --lr 0.1 --seed 0 \
+    --epochs "$EPOCHS" --batch-size 256 --lr 0.1 --seed 0 --device "$DEVICE" \
     --out "checkpoints/$name.pt" --progress "checkpoints/logs/$name.progress.jsonl" \
     > "checkpoints/logs/$name.log" 2>&1
 done

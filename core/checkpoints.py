@@ -39,13 +39,16 @@ class CheckpointError(RuntimeError):
     """A file cannot be used as a model; the message is one line."""
 
 
-def save_checkpoint(path: Path | str, model: UnitModel, meta: dict, train_state: dict | None = None) -> None:
+def save_checkpoint(path: Path | str, model: UnitModel, meta: dict, train_state: dict | None = None,
+                    trajectory: dict | None = None) -> None:
     """Write atomically: a temporary file in the same folder, fsync, then rename over `path`."""
     path = Path(path)
-    payload = {"format": FORMAT, "meta_json": json.dumps(meta),
+    payload = {"format": FORMAT, "meta_json": json.dumps(meta, allow_nan=False),
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
     if train_state is not None:
         payload["train_state"] = train_state
+    if trajectory is not None:
+        payload["trajectory"] = trajectory
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

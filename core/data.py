@@ -291,13 +291,13 @@ def augment_batch(x: torch.Tensor, padding: int, flip: bool = True,
         padded = x.new_empty((n, c, h + 2 * padding, w + 2 * padding))
         padded[:] = fill.view(1, c, 1, 1) if fill is not None else 0
         padded[:, :, padding:padding + h, padding:padding + w] = x
-        offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=generator).to(device)
+        offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=generator, device=device)
         rows = offsets[0, :, None] + torch.arange(h, device=device)
         cols = offsets[1, :, None] + torch.arange(w, device=device)
         batch_idx = torch.arange(n, device=device)[:, None, None]
         x = padded.permute(0, 2, 3, 1)[batch_idx, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
     if flip:
-        mask = (torch.rand(n, generator=generator) < 0.5).to(device).view(n, 1, 1, 1)
+        mask = (torch.rand(n, generator=generator, device=device) < 0.5).view(n, 1, 1, 1)
         x = torch.where(mask, x.flip(3), x)
     return x.contiguous()
 

@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=int, default=None, help="use only the first N train and test images")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--lr", type=float, default=0.1, help="peak learning rate (linear warm-up over 25%% of steps, then cosine)")
+    parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (Nesterov)")
     parser.add_argument("--weight-decay", type=float, default=5e-4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -46,11 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true", help="continue from --out's last epoch")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (GPU)")
     parser.add_argument("--no-augment", action="store_true", help="no random crop and flip")
+    parser.add_argument("--snapshot-per-class", type=int, default=50,
+                        help="test images per class whose features every epoch's snapshot keeps (0: no snapshots)")
     parser.add_argument("--data-root", default=None)
     group = parser.add_argument_group("method options")
     for key, (default, help_text, methods) in method_options().items():
         group.add_argument(f"--{key.replace('_', '-')}", dest=key, default=None,
-                           help=f"{help_text} [{', '.join(methods)}; default {default}]")
+                           help=f"{help_text} [{', '.join(methods)}; default {default}]".replace("%", "%%"))
     return parser
 
 
@@ -69,10 +72,11 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                                 f"{type(default).__name__}") from None
     return TrainConfig(method=args.method, options=options, dataset=args.dataset, arch=args.arch,
                        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                       weight_decay=args.weight_decay, seed=args.seed, limit=args.limit,
+                       momentum=args.momentum, weight_decay=args.weight_decay, seed=args.seed, limit=args.limit,
                        device=args.device, out=args.out or f"runs/{args.method}.pt",
                        progress=args.progress, resume=args.resume, compile=args.compile,
-                       augment=not args.no_augment, data_root=args.data_root)
+                       augment=not args.no_augment, snapshot_per_class=args.snapshot_per_class,
+                       data_root=args.data_root)
 
 
 def main(argv=None) -> int:

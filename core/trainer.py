@@ -1,15 +1,17 @@
 """The training engine behind `python -m core.train` and the dashboard's sidebar.
 
 Data lives in memory as one tensor (on the GPU when training there); batches are sliced and
-augmented as whole tensors. Progress goes to a JSON-lines file the app tails without touching
-DuckDB. Checkpoints are written atomically at every epoch end, so a killed run loses at most
-the epoch in progress and `resume=True` continues from the last one.
+augmented as whole tensors on the training device, every batch has the same shape (the last
+partial batch of an epoch is dropped), and the step never waits for the host: loss and accuracy
+accumulate on the device and are read only when progress is logged. Progress events
+(core.progress) go to a JSON-lines file the app tails. Checkpoints are written atomically at
+every epoch end with the epoch's snapshot (core.trajectory), so a killed run loses at most the
+epoch in progress and `resume=True` continues from the last one.
 """
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import math
 import os
 import platform
@@ -21,14 +23,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from . import lsg
+from . import lsg, trajectory
 from .analysis.features import extract
 from .checkpoints import CheckpointError, parse_meta, read_payload, save_checkpoint
 from .data import DataError, augment_batch, black_value, get_source, load_dataset
 from .losses import Objective, create_objective
-from .models import MODELS, UnitModel, create_model
+from .models import MODELS, create_model
+from .progress import ProgressLog
 
 
 class TrainingError(RuntimeError):
@@ -52,14 +54,19 @@ class TrainConfig:
     weight_decay: float = 5e-4
     seed: int = 0
     limit: int | None = None
+    augment: bool = True
+    snapshot_per_class: int = trajectory.PER_CLASS
     device: str = "auto"
     out: str = ""
     progress: str = ""
     resume: bool = False
     compile: bool = False
-    augment: bool = True
     data_root: str | None = None
-    log_every: int = 20
+    log_interval_s: float = 1.0
+
+    # what decides the weights: recorded in the checkpoint and compared on --resume
+    RECORDED = ("method", "options", "arch", "epochs", "batch_size", "lr", "momentum", "weight_decay",
+                "seed", "limit", "augment", "snapshot_per_class")
 
     def progress_path(self) -> Path:
         return Path(self.progress) if self.progress else Path(self.out).with_suffix(".progress.jsonl")
@@ -74,25 +81,30 @@ def validate(config: TrainConfig) -> Objective:
         raise TrainingError(str(exc)) from None
     if config.arch not in MODELS:
         raise TrainingError(f"unknown arch {config.arch!r}; choose one of {sorted(MODELS)}")
-    if config.epochs < 1:
-        raise TrainingError(f"epochs must be >= 1, got {config.epochs}")
-    if config.batch_size < 1:
-        raise TrainingError(f"batch size must be >= 1, got {config.batch_size}")
-    if not config.lr > 0:
-        raise TrainingError(f"lr must be > 0, got {config.lr}")
-    if config.limit is not None and config.limit < 1:
-        raise TrainingError(f"limit must be >= 1, got {config.limit}")
-    if config.device not in ("auto", "cpu", "cuda"):
-        raise TrainingError(f"device must be auto, cpu or cuda, got {config.device!r}")
-    if config.device == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("--device cuda asked for, but no CUDA device is available")
-    if not config.out:
-        raise TrainingError("an output path (--out) is required")
+    checks = [
+        (1 <= config.epochs <= trajectory.MAX_EPOCHS, f"epochs must lie in 1..{trajectory.MAX_EPOCHS}, got {config.epochs}"),
+        (1 <= config.batch_size <= 65536, f"batch size must lie in 1..65536, got {config.batch_size}"),
+        (math.isfinite(config.lr) and 0 < config.lr <= 100, f"lr must be a number in (0, 100], got {config.lr}"),
+        (math.isfinite(config.momentum) and 0 <= config.momentum < 1, f"momentum must lie in [0, 1), got {config.momentum}"),
+        (math.isfinite(config.weight_decay) and 0 <= config.weight_decay <= 1,
+         f"weight decay must be a number in [0, 1], got {config.weight_decay}"),
+        (0 <= config.seed < 2**63, f"seed must be >= 0, got {config.seed}"),
+        (config.limit is None or config.limit >= 1, f"limit must be >= 1, got {config.limit}"),
+        (0 <= config.snapshot_per_class <= trajectory.MAX_SUBSET,
+         f"snapshot images per class must lie in 0..{trajectory.MAX_SUBSET}, got {config.snapshot_per_class}"),
+        (config.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got {config.device!r}"),
+        (config.device != "cuda" or torch.cuda.is_available(), "--device cuda asked for, but no CUDA device is available"),
+        (bool(config.out), "an output path (--out) is required"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise TrainingError(message)
     try:
         get_source(config.dataset, config.data_root).check()
     except DataError as exc:
         raise TrainingError(str(exc)) from None
     check_writable(Path(config.out).parent)
+    check_writable(config.progress_path().parent)
     return objective
 
 
@@ -105,34 +117,22 @@ def check_writable(folder: Path) -> None:
         raise TrainingError(f"cannot write to {folder}: {exc.strerror or exc}") from None
 
 
-# ----------------------------------------------------------------------------- progress
-class Progress:
-    """JSON lines for the app (one per logging step and epoch), a bar for a terminal."""
+# ----------------------------------------------------------------------------- helpers
+class TerminalBar:
+    """A one-line progress bar on stderr when it is a terminal."""
 
-    def __init__(self, path: Path | None, enabled: bool, total_steps: int, terminal: bool):
-        self.path, self.enabled, self.total_steps = path, enabled, total_steps
-        self.terminal = terminal and enabled and sys.stderr.isatty()
-        if enabled and path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, enabled: bool):
+        self.enabled = enabled and sys.stderr.isatty()
 
-    def write(self, event: str, **fields) -> None:
-        if not self.enabled or self.path is None:
-            return
-        record = {"event": event, "time": time.time(), **fields}
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+    def show(self, epoch: int, epochs: int, fraction: float, loss: float, acc: float, rate: float, eta: float):
+        if self.enabled:
+            filled = int(30 * fraction)
+            sys.stderr.write(f"\repoch {epoch}/{epochs} [{'#' * filled}{'.' * (30 - filled)}] {fraction:6.1%} "
+                             f"loss {loss:.4f} acc {acc:6.2%} {rate:6.0f} img/s eta {format_seconds(eta)}  ")
+            sys.stderr.flush()
 
-    def bar(self, epoch: int, epochs: int, done: int, loss: float, acc: float, rate: float, eta: float):
-        if not self.terminal:
-            return
-        frac = done / max(1, self.total_steps)
-        filled = int(30 * frac)
-        sys.stderr.write(f"\repoch {epoch + 1}/{epochs} [{'#' * filled}{'.' * (30 - filled)}] {frac:6.1%} "
-                         f"loss {loss:.4f} acc {acc:6.2%} {rate:6.0f} img/s eta {format_seconds(eta)}  ")
-        sys.stderr.flush()
-
-    def end_bar(self):
-        if self.terminal:
+    def end(self):
+        if self.enabled:
             sys.stderr.write("\n")
 
 
@@ -141,20 +141,19 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-# ----------------------------------------------------------------------------- helpers
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
 
 
-def evaluate_accuracy(model: UnitModel, images: torch.Tensor, labels: torch.Tensor,
-                      batch_size: int = 500, autocast: bool = False) -> float:
-    """Test accuracy through the analysis engine's forward pass, leaving the train mode as it was."""
+def evaluate(model, images: torch.Tensor, labels: torch.Tensor, autocast: bool = False):
+    """The test split through the analysis engine's forward pass (its FeatureCache), leaving
+    the model's train mode as it was."""
     was_training = model.training
-    cache = extract(model, images, labels, batch_size, autocast=autocast)
+    cache = extract(model, images, labels, 500, autocast=autocast)
     model.train(was_training)
-    return int((cache.logits.argmax(1) == cache.labels).sum()) / max(1, len(labels))
+    return cache
 
 
 def warmup_cosine(total_steps: int, warmup_fraction: float = 0.25):
@@ -172,6 +171,10 @@ def library_versions() -> dict:
     import torchvision
     return {"torch": torch.__version__, "torchvision": torchvision.__version__,
             "python": platform.python_version()}
+
+
+def weights_finite(model) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point())
 
 
 @contextlib.contextmanager
@@ -251,164 +254,169 @@ def train(config: TrainConfig, command: str = "", terminal: bool = False) -> dic
     if device.type == "cpu":
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))))
     out = Path(config.out)
-    progress_path = config.progress_path()
-
-    train_set = load_dataset(config.dataset, "train", config.data_root).subset(config.limit)
-    test_set = load_dataset(config.dataset, "test", config.data_root).subset(config.limit)
-    info = train_set.info
-    images = train_set.images.to(device) if on_gpu else train_set.images
-    labels = train_set.labels.to(device) if on_gpu else train_set.labels
-    fill = black_value(info).to(device)
-    padding = int(info.extra.get("crop_padding", 4))
-
-    torch.manual_seed(config.seed)
-    model = create_model(config.arch, info.num_classes, info.channels)
-    gate_options = objective.values if objective.uses_gate else {}
-    if objective.uses_gate:
-        model.add_gate()
-    model = model.to(device).to(memory_format=torch.channels_last)
-    net_params = [p for n, p in model.named_parameters() if n != "gate"]
-    optimizer = torch.optim.SGD(net_params, lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay, nesterov=True)
-    gate_optimizer = (torch.optim.SGD([model.gate], lr=gate_options["gate_lr"])
-                      if objective.uses_gate else None)
-    per_rank = len(dist.shard(torch.arange(len(labels))))
-    steps_per_epoch = max(1, math.ceil(per_rank / config.batch_size))
-    total_steps = config.epochs * steps_per_epoch
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps))
-    generator = torch.Generator().manual_seed(config.seed)
-
-    meta = {
-        "method": config.method, "options": objective.values, "arch": config.arch,
-        "dataset": info.name, "class_names": info.class_names, "channels": info.channels,
-        "input_size": info.input_size, "mean": info.mean, "std": info.std,
-        "epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr,
-        "seed": config.seed, "limit": config.limit, "augment": config.augment,
-        "schedule": "sgd-nesterov, linear warm-up 25% then cosine", "weight_decay": config.weight_decay,
-        "command": command, "versions": library_versions(), "device": device.type,
-        "world_size": dist.world_size, "num_features": model.num_features,
-    }
-    start_epoch = 0
-    if config.resume and out.exists():
-        start_epoch = restore(out, config, model, optimizer, gate_optimizer, scheduler, generator)
-        if start_epoch >= config.epochs:
-            return parse_meta(read_payload(out), out.name)
-
-    train_model = model
-    if config.compile:
-        train_model = torch.compile(model)
-    train_model = dist.wrap(train_model, objective.uses_gate, device)
-    progress = Progress(progress_path, dist.is_main, total_steps, terminal)
-    progress.write("start", config=asdict(config), start_epoch=start_epoch, device=device.type,
-                   total_steps=total_steps, steps_per_epoch=steps_per_epoch, pid=os.getpid())
-    target_l1 = gate_options.get("target_density", 0.2) * info.num_classes * model.num_features
-    started = time.time()
-    steps_done_here = 0
-    test_accuracy = float("nan")
+    log = ProgressLog(config.progress_path() if dist.is_main else None)
+    bar = TerminalBar(terminal and dist.is_main)
+    log.write("start", config=asdict(config), epochs=config.epochs, device=device.type, pid=os.getpid())
     try:
+        # --- data: whole splits as tensors, on the training device
+        log.write("phase", phase="loading data")
+        train_set = load_dataset(config.dataset, "train", config.data_root).subset(config.limit)
+        test_set = load_dataset(config.dataset, "test", config.data_root).subset(config.limit)
+        info = train_set.info
+        images, labels = train_set.images.to(device), train_set.labels.to(device)
+        fill = black_value(info).to(device)
+        padding = int(info.extra.get("crop_padding", 4))
+        snapshot_subset = trajectory.subset_indices(test_set.labels, info.num_classes, config.snapshot_per_class)
+
+        # --- model, optimisers, schedule
+        log.write("phase", phase="building the model")
+        torch.manual_seed(config.seed)
+        model = create_model(config.arch, info.num_classes, info.channels)
+        model = model.to(device).to(memory_format=torch.channels_last)
+        extra_optimizer = objective.attach(model)
+        net_params = [p for n, p in model.named_parameters() if n != "gate"]
+        optimizer = torch.optim.SGD(net_params, lr=config.lr, momentum=config.momentum,
+                                    weight_decay=config.weight_decay, nesterov=config.momentum > 0)
+        per_rank = len(dist.shard(torch.arange(len(labels))))
+        batch_size = min(config.batch_size, per_rank)
+        steps_per_epoch = max(1, per_rank // batch_size)  # static shapes: the partial batch is dropped
+        total_steps = config.epochs * steps_per_epoch
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps))
+        generator = torch.Generator(device=device).manual_seed(config.seed)
+        meta = {
+            **{key: getattr(config, key) for key in TrainConfig.RECORDED}, "options": objective.values,
+            "dataset": info.name, "class_names": info.class_names, "channels": info.channels,
+            "input_size": info.input_size, "mean": info.mean, "std": info.std,
+            "schedule": "sgd-nesterov, linear warm-up 25% then cosine", "command": command,
+            "versions": library_versions(), "device": device.type, "world_size": dist.world_size,
+            "num_features": model.num_features, "steps_per_epoch": steps_per_epoch,
+        }
+        start_epoch, history = 0, None
+        if config.resume and not out.exists():
+            notice = f"nothing to resume at {out}: starting a new run"
+            log.write("phase", phase=notice)
+            print(f"note: {notice}", file=sys.stderr)
+        elif config.resume:
+            start_epoch, history = restore(out, meta, model, optimizer, extra_optimizer, scheduler, generator)
+            if start_epoch >= config.epochs:
+                return parse_meta(read_payload(out), out.name)
+        net = torch.compile(model, dynamic=False) if config.compile else model
+        net = dist.wrap(net, objective.uses_gate, device)
+        log.write("phase", phase="training", start_epoch=start_epoch, total_steps=total_steps,
+                  steps_per_epoch=steps_per_epoch)
+
+        started, last_log, steps_here = time.time(), 0.0, 0
+        test_accuracy = float("nan")
         for epoch in range(start_epoch, config.epochs):
+            # --- one epoch: every step on the device, nothing read back but at logging time
             model.train()
-            order = dist.shard(torch.randperm(len(labels), generator=generator))
-            loss_sum, correct, seen = 0.0, 0, 0
+            order = dist.shard(torch.randperm(len(labels), generator=generator, device=device))
+            loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+            correct = torch.zeros((), device=device, dtype=torch.long)
             for step in range(steps_per_epoch):
                 global_step = epoch * steps_per_epoch + step
-                idx = order[step * config.batch_size:(step + 1) * config.batch_size]
-                if on_gpu:
-                    idx = idx.to(device, non_blocking=True)
+                idx = order[step * batch_size:(step + 1) * batch_size]
                 x, y = images[idx], labels[idx]
                 if config.augment:
                     x = augment_batch(x, padding, True, generator, fill)
                 x = x.contiguous(memory_format=torch.channels_last)
-                gated = objective.uses_gate and lsg.is_gated_step(
-                    epoch, global_step, int(gate_options["period"]), gate_options["by_epoch"],
-                    int(gate_options["warmup_epochs"]))
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=on_gpu):
-                    logits = train_model(x, y) if gated else train_model(x)
+                    logits = objective.forward(net, x, y, epoch, global_step)
                 logits = logits.float()
-                if gated:
-                    loss = gate_options["gate_weight"] * (
-                        F.cross_entropy(logits, y) + gate_options["sparsity_weight"]
-                        * lsg.sparsity_term(model.gate, target_l1, gate_options["one_sided"]))
-                else:
-                    loss = objective(logits, y)
-                if not torch.isfinite(loss):
-                    raise TrainingError(f"loss became {loss.item()} at epoch {epoch + 1} step {step + 1}; "
-                                        "lower --lr or check the method's options")
+                loss = objective.training_loss(logits, y)
                 optimizer.zero_grad(set_to_none=True)
-                if gate_optimizer is not None:
-                    gate_optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                if gated:
-                    gate_optimizer.step()
-                    lsg.constrain_gate_(model.gate.data)
+                objective.after_step()
                 scheduler.step()
-                batch = len(y)
-                loss_sum += loss.item() * batch
-                correct += int((logits.argmax(1) == y).sum())
-                seen += batch
-                steps_done_here += 1
-                if step % config.log_every == 0 or step == steps_per_epoch - 1:
-                    elapsed = time.time() - started
-                    rate = steps_done_here * config.batch_size * dist.world_size / max(elapsed, 1e-9)
-                    remaining = (total_steps - global_step - 1) * elapsed / steps_done_here
-                    fields = dict(epoch=epoch + 1, step=step + 1, global_step=global_step + 1,
-                                  total_steps=total_steps, loss=loss_sum / seen, accuracy=correct / seen,
-                                  images_per_s=rate, eta_s=remaining, lr=scheduler.get_last_lr()[0])
-                    progress.write("step", **fields)
-                    progress.bar(epoch, config.epochs, global_step + 1, loss_sum / seen, correct / seen, rate, remaining)
-            test_accuracy = evaluate_accuracy(model, test_set.images, test_set.labels, autocast=on_gpu)
-            train_loss = dist.all_mean(loss_sum / max(seen, 1), device)
-            train_acc = dist.all_mean(correct / max(seen, 1), device)
-            meta.update(test_accuracy=test_accuracy, epochs_completed=epoch + 1,
-                        complete=epoch + 1 == config.epochs,
+                loss_sum += loss.detach() * len(y)
+                correct += (logits.detach().argmax(1) == y).sum()
+                steps_here += 1
+
+                # --- progress, at most once per log interval (the one host sync)
+                now = time.time()
+                if now - last_log >= config.log_interval_s or step == steps_per_epoch - 1:
+                    last_log = now
+                    seen = (step + 1) * batch_size
+                    mean_loss = float(loss_sum) / seen
+                    if not math.isfinite(mean_loss):
+                        raise TrainingError(f"loss became {mean_loss} in epoch {epoch + 1} by step {step + 1}; "
+                                            "lower --lr or check the method's options (nothing new was saved)")
+                    elapsed = now - started
+                    rate = steps_here * batch_size * dist.world_size / max(elapsed, 1e-9)
+                    eta = (total_steps - global_step - 1) * elapsed / steps_here
+                    log.write("step", epoch=epoch + 1, epochs=config.epochs, step=step + 1,
+                              steps_per_epoch=steps_per_epoch, global_step=global_step + 1,
+                              total_steps=total_steps, loss=mean_loss, accuracy=int(correct) / seen,
+                              images_per_s=rate, elapsed_s=elapsed, eta_s=eta, lr=scheduler.get_last_lr()[0])
+                    bar.show(epoch + 1, config.epochs, (global_step + 1) / total_steps, mean_loss,
+                             int(correct) / seen, rate, eta)
+
+            # --- epoch end: test split once, snapshot, checkpoint
+            bar.end()
+            if not weights_finite(model):
+                raise TrainingError(f"the weights became non-finite in epoch {epoch + 1}; lower --lr or "
+                                    "--weight-decay (nothing new was saved)")
+            cache = evaluate(model, test_set.images, test_set.labels, autocast=on_gpu)
+            test_accuracy = int((cache.logits.argmax(1) == cache.labels).sum()) / max(1, len(cache.labels))
+            if config.snapshot_per_class:
+                history = trajectory.record(history, epoch + 1, cache, model, snapshot_subset)
+            seen = steps_per_epoch * batch_size
+            train_loss = dist.all_mean(float(loss_sum) / seen, device)
+            train_acc = dist.all_mean(int(correct) / seen, device)
+            meta.update(test_accuracy=test_accuracy, epochs_completed=epoch + 1, complete=epoch + 1 == config.epochs,
                         time=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
-            if objective.uses_gate:
+            if model.gate is not None:
                 meta["gate_density"] = lsg.gate_density(model.gate.detach())
             if dist.is_main:
                 state = None if meta["complete"] else {
                     "epoch": epoch + 1, "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
-                    "gate_optimizer": gate_optimizer.state_dict() if gate_optimizer else {}}
+                    "gate_optimizer": extra_optimizer.state_dict() if extra_optimizer else {}}
                 try:
-                    save_checkpoint(out, model, meta, state)
+                    save_checkpoint(out, model, meta, state, history)
                 except OSError as exc:
                     raise TrainingError(f"could not write checkpoint {out}: {exc.strerror or exc}") from None
             elapsed = time.time() - started
-            progress.end_bar()
-            progress.write("epoch", epoch=epoch + 1, epochs=config.epochs, train_loss=train_loss,
-                           train_accuracy=train_acc, test_accuracy=test_accuracy,
-                           images_per_s=steps_done_here * config.batch_size * dist.world_size / max(elapsed, 1e-9),
-                           eta_s=(total_steps - (epoch + 1) * steps_per_epoch) * elapsed / max(1, steps_done_here),
-                           gate_density=meta.get("gate_density"))
-        progress.write("done", test_accuracy=test_accuracy, checkpoint=str(out), seconds=time.time() - started)
+            log.write("epoch", epoch=epoch + 1, epochs=config.epochs, train_loss=train_loss,
+                      train_accuracy=train_acc, test_accuracy=test_accuracy, elapsed_s=elapsed,
+                      images_per_s=steps_here * batch_size * dist.world_size / max(elapsed, 1e-9),
+                      eta_s=(total_steps - (epoch + 1) * steps_per_epoch) * elapsed / max(1, steps_here),
+                      gate_density=meta.get("gate_density"))
+        log.write("done", test_accuracy=test_accuracy, checkpoint=str(out), seconds=time.time() - started)
         return meta
     except (TrainingError, Cancelled) as exc:
-        progress.end_bar()
-        progress.write("cancelled" if isinstance(exc, Cancelled) else "error", message=str(exc))
+        bar.end()
+        log.write("cancelled" if isinstance(exc, Cancelled) else "error", message=str(exc))
         raise
     finally:
         dist.teardown()
 
 
-def restore(out: Path, config: TrainConfig, model, optimizer, gate_optimizer, scheduler, generator) -> int:
-    """Load the last epoch's checkpoint into the fresh objects; returns the epoch to start at."""
+def restore(out: Path, meta: dict, model, optimizer, extra_optimizer, scheduler, generator) -> tuple[int, dict | None]:
+    """Load the last epoch's checkpoint into the fresh objects; returns (epoch to start at,
+    trajectory so far). Refuses a checkpoint made with any other recorded option."""
     try:
         payload = read_payload(out)
-        meta = parse_meta(payload, out.name)
+        saved = parse_meta(payload, out.name)
     except CheckpointError as exc:
         raise TrainingError(f"cannot resume: {exc}") from None
-    for key in ("method", "arch", "epochs", "batch_size", "seed"):
-        if meta.get(key) != getattr(config, key):
-            raise TrainingError(f"cannot resume {out.name}: its {key} is {meta.get(key)!r}, "
-                                f"this run's is {getattr(config, key)!r}")
+    for key in ("dataset", *TrainConfig.RECORDED):
+        if saved.get(key) != meta[key]:
+            raise TrainingError(f"cannot resume {out.name}: its {key.replace('_', ' ')} is {saved.get(key)!r}, "
+                                f"this run's is {meta[key]!r}")
     state = payload.get("train_state")
     if state is None:
-        return config.epochs if meta.get("complete") else 0
-    model.load_state_dict(payload["state_dict"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    generator.set_state(state["generator"])
-    if gate_optimizer is not None and state.get("gate_optimizer"):
-        gate_optimizer.load_state_dict(state["gate_optimizer"])
-    return int(state["epoch"])
+        if saved.get("complete"):
+            return meta["epochs"], None
+        raise TrainingError(f"cannot resume {out.name}: it holds no training state")
+    try:
+        model.load_state_dict(payload["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"])
+        if extra_optimizer is not None and state.get("gate_optimizer"):
+            extra_optimizer.load_state_dict(state["gate_optimizer"])
+    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+        raise TrainingError(f"cannot resume {out.name}: its training state does not fit ({str(exc)[:120]})") from None
+    return int(state["epoch"]), payload.get("trajectory")

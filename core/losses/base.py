@@ -1,6 +1,8 @@
 """Shared base for training objectives: a name, typed options with defaults, a loss."""
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -16,7 +18,9 @@ class Objective:
     """`objective(logits, targets)` -> mean loss over the batch.
 
     `options` maps option name -> (default, help); values are validated by `validate`.
-    `uses_gate` marks methods that train an LSG gate alongside (see core.lsg).
+    `uses_gate` marks methods that train an LSG gate alongside (see core.lsg). An objective
+    that trains more than the network, or steps differently, overrides the training hooks
+    `attach`, `forward`, `training_loss` and `after_step`; the trainer calls them in that order.
     """
     name = ""
     options: dict[str, tuple[float | int | bool, str]] = {}
@@ -28,6 +32,9 @@ class Objective:
             raise ValueError(f"{self.name} has no option {sorted(unknown)[0]!r}")
         self.values = {key: cast_option(default, values.get(key, default))
                        for key, (default, _) in self.options.items()}
+        for key, value in self.values.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{key} must be a finite number, got {value}")
         self.validate()
         for key, value in self.values.items():
             setattr(self, key, value)
@@ -37,6 +44,21 @@ class Objective:
 
     def __call__(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    # ------------------------------------------------------------------ training hooks
+    def attach(self, model) -> torch.optim.Optimizer | None:
+        """Add what this objective trains beside the network to `model`; return its optimiser."""
+        return None
+
+    def forward(self, net, x: torch.Tensor, y: torch.Tensor, epoch: int, step: int) -> torch.Tensor:
+        """Logits of a training batch (`net` may be the compiled or DDP-wrapped model)."""
+        return net(x)
+
+    def training_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self(logits, y)
+
+    def after_step(self) -> None:
+        """Runs after the network's optimiser step."""
 
 
 def cast_option(default, value):

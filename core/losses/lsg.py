@@ -1,5 +1,9 @@
 """LSG training (LSG paper, Alg. 1): cross-entropy on the standard path, plus gated steps that
 train the gate G and the network (see core.lsg for the gate itself and the schedule)."""
+import torch
+import torch.nn.functional as F
+
+from .. import lsg
 from .base import register_objective
 from .ce import CrossEntropy
 
@@ -23,7 +27,35 @@ class LSG(CrossEntropy):
         v = self.values
         if v["period"] < 1:
             raise ValueError(f"period must be >= 1, got {v['period']}")
+        if v["warmup_epochs"] < 0:
+            raise ValueError(f"warmup_epochs must be >= 0, got {v['warmup_epochs']}")
         if not 0 < v["target_density"] <= 1:
             raise ValueError(f"target_density must lie in (0, 1], got {v['target_density']}")
         if v["gate_lr"] <= 0:
             raise ValueError(f"gate_lr must be > 0, got {v['gate_lr']}")
+        if v["gate_weight"] < 0 or v["sparsity_weight"] < 0:
+            raise ValueError("gate_weight and sparsity_weight must be >= 0")
+
+    # ------------------------------------------------------------------ training hooks
+    def attach(self, model):
+        self.gate = model.add_gate()
+        self.target_l1 = self.target_density * model.num_classes * model.num_features
+        self.gate_optimizer = torch.optim.SGD([self.gate], lr=self.gate_lr)
+        self.gated = False
+        return self.gate_optimizer
+
+    def forward(self, net, x, y, epoch, step):
+        self.gated = lsg.is_gated_step(epoch, step, self.period, self.by_epoch, self.warmup_epochs)
+        self.gate_optimizer.zero_grad(set_to_none=True)
+        return net(x, y) if self.gated else net(x)
+
+    def training_loss(self, logits, y):
+        if not self.gated:
+            return self(logits, y)
+        sparsity = lsg.sparsity_term(self.gate, self.target_l1, self.one_sided)
+        return self.gate_weight * (F.cross_entropy(logits, y) + self.sparsity_weight * sparsity)
+
+    def after_step(self):
+        if self.gated:
+            self.gate_optimizer.step()
+            lsg.constrain_gate_(self.gate.data)

@@ -1,0 +1,115 @@
+"""Training progress events: the one format the trainer writes and the run monitor reads.
+
+A run's progress file holds one JSON object per line, each with an `event` (one of EVENTS) and
+a wall-clock `time`. `summarize` turns the lines into the few numbers a progress bar needs.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+# phase: what the run is doing before its first step (loading data, building the model)
+EVENTS = ("start", "phase", "step", "epoch", "done", "error", "cancelled")
+FINAL = {"done": "done", "error": "failed", "cancelled": "cancelled"}
+
+
+class ProgressLog:
+    """Appends events to a JSON-lines file; a no-op without a path (e.g. a non-main DDP rank)."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, event: str, **fields) -> None:
+        assert event in EVENTS, event
+        if self.path is None:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"event": event, "time": time.time(), **fields}) + "\n")
+
+
+def read_events(path: Path | str) -> list[dict]:
+    """Every complete JSON line of a progress file (a half-written last line is skipped)."""
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return []
+    events = []
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and record.get("event") in EVENTS:
+            events.append(record)
+    return events
+
+
+@dataclass
+class Summary:
+    """Where a run stands, from its events alone (None: not known yet)."""
+    status: str = "running"            # running, done, failed, cancelled
+    phase: str = ""                    # before the first step: what it is doing
+    epoch: int = 0                     # epochs begun
+    epochs: int | None = None
+    step: int = 0                      # step within the epoch
+    steps_per_epoch: int | None = None
+    global_step: int = 0
+    total_steps: int | None = None
+    loss: float | None = None
+    accuracy: float | None = None
+    test_accuracy: float | None = None
+    images_per_s: float | None = None
+    elapsed_s: float = 0.0
+    eta_s: float | None = None
+    epochs_completed: int = 0
+    resumable: bool = False           # a checkpoint of a finished epoch was written
+    message: str = ""
+
+    @property
+    def fraction(self) -> float:
+        if self.status == "done":
+            return 1.0
+        return min(1.0, self.global_step / self.total_steps) if self.total_steps else 0.0
+
+
+def summarize(events: list[dict], now: float | None = None) -> Summary:
+    summary = Summary()
+    started = None
+    for e in events:
+        kind = e["event"]
+        if kind == "start":
+            started = e.get("time")
+            summary.epochs = e.get("epochs", (e.get("config") or {}).get("epochs"))
+            summary.total_steps = e.get("total_steps")
+            summary.steps_per_epoch = e.get("steps_per_epoch")
+            summary.epochs_completed = e.get("start_epoch", 0)
+            summary.resumable = summary.epochs_completed > 0
+        elif kind == "phase":
+            summary.phase = e.get("phase", "")
+        elif kind == "step":
+            summary.phase = ""
+            for key in ("epoch", "step", "global_step", "loss", "accuracy", "images_per_s", "eta_s"):
+                if key in e:
+                    setattr(summary, key, e[key])
+        elif kind == "epoch":
+            summary.epochs_completed = e.get("epoch", summary.epochs_completed)
+            summary.test_accuracy = e.get("test_accuracy")
+            summary.resumable = True
+        elif kind in FINAL:
+            summary.status = FINAL[kind]
+            summary.message = e.get("message", "")
+            if kind == "done":
+                summary.test_accuracy = e.get("test_accuracy", summary.test_accuracy)
+                summary.resumable = False
+        if started is None:
+            started = e.get("time")
+    if started is not None:
+        end = events[-1].get("time", started) if summary.status != "running" else (now or time.time())
+        summary.elapsed_s = max(0.0, end - started)
+    if summary.status == "running" and summary.eta_s is None and summary.global_step and summary.total_steps:
+        summary.eta_s = summary.elapsed_s * (summary.total_steps - summary.global_step) / summary.global_step
+    return summary
