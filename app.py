@@ -1,11 +1,12 @@
-"""Unit Lens: the Streamlit entry. The sidebar (model choice, training) is on every page;
-the Overview page lives here, the others in pages/."""
+"""Unit Lens: the Streamlit entry. The navigation comes first (so a first visit never shows
+anything else), then the sidebar (model choice, training), then the page; the Overview page
+lives here, the others in pages/."""
 import pandas as pd
 import streamlit as st
 
-from pages import common
-
-SUMMARY = ("accuracy", "selectivity", "nontarget_entropy", "gate", "influential")
+from core.analysis.engine import AnalysisSkipped
+from core.analysis.headline import ANALYSES_NEEDED, HEADLINE
+from ui import common
 
 
 def overview() -> None:
@@ -19,46 +20,70 @@ def overview() -> None:
     rows, missing = [], []
     for label, meta in found.items():
         engine, _ = common.analyzer(meta)
-        cached = {name: engine.cached(name) for name in SUMMARY}
-        missing += [label] if any(v is None for v in cached.values()) else []
-        sel, nte, gate, infl = (cached[k] for k in ("selectivity", "nontarget_entropy", "gate", "influential"))
-        rows.append({
-            "model": label, "method": meta["method"], "arch": meta["arch"], "dataset": meta["dataset"],
-            "epochs": meta.get("epochs_completed", meta.get("epochs")),
-            "accuracy": cached["accuracy"]["accuracy"] if cached["accuracy"] else meta.get("test_accuracy"),
-            "median SI": sel and sel["median"], "dead units": sel and sel["dead_count"],
-            "NTE / log(C-1)": nte and nte["fraction"], "Phi": gate and gate["phi"],
-            "gate density": gate and gate["density"], "r_A (k=5)": infl and infl["r_A"],
-        })
+        results = {name: None if engine.skipped_reason(name) else engine.cached(name) for name in ANALYSES_NEEDED}
+        if any(results[n] is None and not engine.skipped_reason(n) for n in ANALYSES_NEEDED):
+            missing.append(label)
+        figures = {f.key: (f.read(results[f.analysis]) if results[f.analysis] else None) for f in HEADLINE}
+        if figures["accuracy"] is None:
+            figures["accuracy"] = meta.get("test_accuracy")
+        rows.append({"model": label, "method": meta["method"], "epochs": meta.get("epochs_completed", meta.get("epochs")),
+                     **{f.label: figures[f.key] for f in HEADLINE}})
     frame = pd.DataFrame(rows)
-    st.dataframe(frame, hide_index=True, width="stretch",
-                 column_config={c: st.column_config.NumberColumn(format="%.3f") for c in
-                                ("accuracy", "median SI", "NTE / log(C-1)", "Phi", "gate density", "r_A (k=5)")})
+    config = {f.label: st.column_config.NumberColumn(f.label, help=f.help, format="%d" if f.sql == "INTEGER" else "%.3f")
+              for f in HEADLINE}
+    st.dataframe(frame, hide_index=True, width="stretch", column_config=config)
     common.download_csv(frame, "unit-lens-models", key="overview_csv")
     if missing:
-        st.caption(f"Metrics not computed yet for: {', '.join(missing)} (accuracy shown from the checkpoint).")
-        if st.button(f"Compute metrics for {len(missing)} model(s)", key="overview_compute"):
-            for label in missing:
-                for name in SUMMARY:
-                    common.analysis(found[label], name)
+        st.caption(f"Not computed yet for {len(missing)} model(s): {common.plain(', '.join(missing))} "
+                   "(empty cells; accuracy is read from the checkpoint).")
+        if st.button(f"Compute metrics for {len(missing)} model(s)", key="overview_compute",
+                     help="Stop it with the Stop button at the top right; finished models are kept"):
+            compute_all([found[label] | {"label": label} for label in missing])
             st.rerun()
     chosen = common.chosen_models()
     st.subheader("Compared models")
-    st.write(", ".join(f"**{m['label']}** ({m['method']})" for m in chosen) or "none chosen")
+    st.write(", ".join(f"{common.plain(m['label'])} ({common.plain(m['method'])})" for m in chosen) or "none chosen")
     st.caption("Pick the models in the sidebar; every page compares them side by side. "
-               "Figures: the chart menu (⋯) saves PNG; tables download as CSV.")
+               "Every chart has a PNG download under it; tables download as CSV.")
     with st.expander("Checkpoint details"):
-        for label, meta in found.items():
-            st.markdown(f"**{label}** — `{meta['path']}`  \n`{meta.get('command') or 'no command recorded'}`  \n"
-                        f"options {meta.get('options', {})}, seed {meta.get('seed')}, "
-                        f"trained {meta.get('time', '?')}, torch {meta.get('versions', {}).get('torch', '?')}")
+        details = pd.DataFrame([{
+            "model": label, "file": meta["path"], "command": meta.get("command") or "not recorded",
+            "options": str(meta.get("options", {})), "seed": meta.get("seed"), "trained": meta.get("time"),
+            "torch": meta.get("versions", {}).get("torch")} for label, meta in found.items()])
+        st.dataframe(details, hide_index=True, width="stretch")
+
+
+def compute_all(models: list[dict]) -> None:
+    """Every headline analysis of every model, one after another, with 'x of N' and an estimate;
+    a model that cannot be analysed is reported and the others go on."""
+    total = len(models) * len(ANALYSES_NEEDED)
+    bar = st.progress(0.0, text=f"0 of {total}")
+    started, done, failures = pd.Timestamp.now(), 0, []
+    for meta in models:
+        for name in ANALYSES_NEEDED:
+            try:
+                common.analysis(meta, name)
+            except AnalysisSkipped:
+                pass
+            except common.UserError as exc:
+                failures.append(f"{meta['label']}: {exc}")
+                done += len(ANALYSES_NEEDED) - ANALYSES_NEEDED.index(name) - 1
+                break
+            finally:
+                done += 1
+                elapsed = (pd.Timestamp.now() - started).total_seconds()
+                remaining = elapsed / done * (total - done)
+                bar.progress(min(1.0, done / total), text=f"{done} of {total} · {common.plain(meta['label'])} · "
+                                                          f"about {remaining:.0f} s left")
+    bar.empty()
+    for failure in failures:
+        st.warning(common.plain(failure))
 
 
 def run_overview():
     common.guarded(overview)
 
 
-common.app_frame()
 page = st.navigation([
     st.Page(run_overview, title="Overview", icon=":material/home:", url_path="overview", default=True),
     st.Page("pages/compare.py", title="Compare on an image", icon=":material/image:"),
@@ -66,8 +91,7 @@ page = st.navigation([
     st.Page("pages/gates.py", title="Gates", icon=":material/grid_on:"),
     st.Page("pages/ablations.py", title="Ablations", icon=":material/content_cut:"),
     st.Page("pages/unit.py", title="Unit", icon=":material/search:"),
-])
-try:
+], position="top")
+with common.entry():
+    common.app_frame()
     page.run()
-finally:
-    common.leave_frame()

@@ -5,10 +5,11 @@ import argparse
 import json
 import sys
 
-from .analysis.engine import DEFAULT_TRAIN_LIMIT, REPORT, Analyzer, summary
-from .checkpoints import CheckpointError
-from .data import DataError
-from .store import Store, StoreError
+from .analysis.engine import REPORT, Analyzer, summary
+from .analysis.headline import HEADLINE, format_value
+from .cli import OneLineParser, run_main
+from .errors import UserError
+from .store import Store
 
 
 class StderrBar:
@@ -30,60 +31,61 @@ class StderrBar:
 
 
 def table(rows: list[dict]) -> str:
-    columns = [("name", "model", "{}"), ("method", "method", "{}"), ("accuracy", "acc", "{:.4f}"),
-               ("sel_median", "SI median", "{:.3f}"), ("dead", "dead", "{}"), ("nte_frac", "NTE/bound", "{:.3f}"),
-               ("phi", "Phi", "{:.3f}"), ("gate_density", "density", "{:.3f}"), ("r_A", "r_A", "{:.3f}"),
-               ("noise_inf", "noise infl", "{:.3f}"), ("noise_non", "noise non-infl", "{:.3f}"),
-               ("rho_si", "rho(drop,SI)", "{:.3f}"), ("rho_l1", "rho(drop,L1)", "{:.3f}"), ("c_ic", "C_IC", "{:.3f}")]
-    cells = [[h for _, h, _ in columns]]
-    for r in rows:
-        flat = {"name": r["name"], "method": r["method"], "accuracy": r["accuracy"],
-                "sel_median": r["selectivity"]["median"], "dead": r["selectivity"]["dead"],
-                "nte_frac": r["nontarget_entropy"]["fraction"], "phi": r["phi"], "gate_density": r["gate_density"],
-                "r_A": r["r_A"], "noise_inf": r["noise_ablation"]["gaussian"]["influential"],
-                "noise_non": r["noise_ablation"]["gaussian"]["non_influential"],
-                "rho_si": r["spearman_drop_selectivity"], "rho_l1": r["spearman_drop_l1"], "c_ic": r["c_ic"]}
-        cells.append([("-" if flat[k] is None else fmt.format(flat[k])) for k, _, fmt in columns])
+    """The headline figures (core.analysis.headline), one row per model."""
+    columns = [("model", lambda r: r["name"]), ("method", lambda r: r["method"])]
+    columns += [(f.label, lambda r, f=f: format_value(f, r["headline"][f.key])) for f in HEADLINE]
+    cells = [[name for name, _ in columns]] + [[str(get(r)) for _, get in columns] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.analyze", description="Every metric of the papers, cached.")
+    parser = OneLineParser(prog="python -m core.analyze", description="Every metric of the papers, cached.")
     parser.add_argument("checkpoints", nargs="+")
     parser.add_argument("--split", default="test", choices=["test", "train"])
     parser.add_argument("--limit", type=int, default=None, help="only the first N images of the split")
-    parser.add_argument("--train-limit", type=int, default=DEFAULT_TRAIN_LIMIT,
-                        help="training images for the gate fit and influential sets (0: all)")
+    parser.add_argument("--train-limit", type=int, default=0,
+                        help="training images for the gate fit and influential sets (0: all, as the papers)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--no-cache", action="store_true", help="recompute (and refresh the cache)")
     parser.add_argument("--iam", action="store_true", help="also IAM images and RS (slower)")
     parser.add_argument("--cache", default=None, help="DuckDB file (default cache/unitlens.duckdb)")
     parser.add_argument("--data-root", default=None)
     args = parser.parse_args(argv)
+    if args.limit is not None and args.limit < 1:
+        parser.error(f"--limit must be >= 1, got {args.limit}")
+    if args.train_limit < 0:
+        parser.error(f"--train-limit must be >= 0, got {args.train_limit}")
     store = Store(args.cache)
     rows, failed = [], 0
     for path in args.checkpoints:
         bar = StderrBar(path)
         try:
-            analyzer = Analyzer(path, store, split=args.split, limit=args.limit, train_limit=args.train_limit or None,
-                                data_root=args.data_root, use_cache=not args.no_cache, progress=bar)
-            rows.append(summary(analyzer.report(REPORT, include_on_request=args.iam), analyzer.meta))
-        except (CheckpointError, DataError, StoreError, ValueError) as exc:
+            analyzer = Analyzer.from_path(path, store, split=args.split, limit=args.limit,
+                                          train_limit=args.train_limit or None, data_root=args.data_root,
+                                          use_cache=not args.no_cache, progress=bar)
+            results = analyzer.report(REPORT, include_on_request=args.iam)
+            rows.append(summary(results, analyzer.meta, analyzer.skipped))
+            bar.close()
+            for name, reason in analyzer.skipped.items():
+                print(f"note: {analyzer.name}: {reason}", file=sys.stderr)
+        except UserError as exc:  # this model fails; the others still run
             bar.close()
             print(f"error: {exc}", file=sys.stderr)
             failed += 1
-        else:
+        except MemoryError:
             bar.close()
+            print(f"error: {path}: out of memory; try --limit", file=sys.stderr)
+            failed += 1
     for notice in store.notices:
         print(f"notice: {notice}", file=sys.stderr)
     if rows:
         if args.json:
-            print(json.dumps(rows[0] if len(args.checkpoints) == 1 else rows, indent=1))
+            print(json.dumps(rows[0] if len(args.checkpoints) == 1 else rows, indent=1, allow_nan=False))
         else:
             print(table(rows))
     return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_main(main))

@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import pickle
 import tempfile
 import warnings
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .models import UnitModel, create_model
+from . import trajectory
+from .errors import UserError
+from .models import MODELS, UnitModel, create_model
 
 FORMAT = "unitlens-checkpoint-v1"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -33,18 +37,40 @@ def runs_dir() -> Path:
 
 
 REQUIRED_META = ("arch", "dataset", "class_names", "channels", "input_size", "mean", "std", "method")
+TOP_KEYS = {"format", "meta_json", "state_dict", "train_state", "trajectory"}
+MAX_FILE_BYTES = 512 * 2**20     # far above any checkpoint Unit Lens writes (resnet18: about 45 MB)
+MAX_PICKLE_BYTES = 16 * 2**20    # the pickled structure and metadata, without tensor data
+MAX_CLASSES = 1000
+MAX_INPUT_SIZE = 512
+MAX_TEXT = 200                   # characters in a class name
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError):
     """A file cannot be used as a model; the message is one line."""
+
+
+@dataclass
+class LoadedCheckpoint:
+    """Everything one checkpoint file gives: the model (eval mode, CPU), its metadata (with
+    `path` and `content_hash`), and its per-epoch trajectory if the run kept one."""
+    model: UnitModel
+    meta: dict
+    trajectory: dict | None = None
+
+    @property
+    def label(self) -> str:
+        return model_label(self.meta)
 
 
 def save_checkpoint(path: Path | str, model: UnitModel, meta: dict, train_state: dict | None = None,
                     trajectory: dict | None = None) -> None:
-    """Write atomically: a temporary file in the same folder, fsync, then rename over `path`."""
+    """Write atomically: a temporary file in the same folder, fsync, then rename over `path`.
+    Refuses non-finite weights: a checkpoint on disk is always usable."""
     path = Path(path)
-    payload = {"format": FORMAT, "meta_json": json.dumps(meta, allow_nan=False),
-               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    if not all(bool(torch.isfinite(v).all()) for v in state.values() if v.is_floating_point()):
+        raise CheckpointError(f"{path.name}: not saved, the weights hold NaN or infinite values")
+    payload = {"format": FORMAT, "meta_json": json.dumps(meta, allow_nan=False), "state_dict": state}
     if train_state is not None:
         payload["train_state"] = train_state
     if trajectory is not None:
@@ -62,45 +88,138 @@ def save_checkpoint(path: Path | str, model: UnitModel, meta: dict, train_state:
         raise
 
 
-def read_payload(path: Path | str) -> dict:
-    """The raw checkpoint dict, or CheckpointError. Never unpickles arbitrary objects."""
-    path = Path(path)
-    if path.is_symlink() and not path.exists():
-        raise CheckpointError(f"{path.name}: broken link")
-    if path.is_dir():
-        raise CheckpointError(f"{path.name}: is a directory, not a checkpoint file")
-    if not path.is_file():
-        raise CheckpointError(f"{path.name}: no such file")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"{path.name}: empty file")
+def check_archive(path: Path) -> None:
+    """Read only the zip directory: refuse what would inflate or what we never write, before
+    any byte of tensor data is read."""
+    name = path.name
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise CheckpointError(f"{name}: refused, {size / 2**20:.0f} MB is larger than any checkpoint "
+                              f"(limit {MAX_FILE_BYTES // 2**20} MB)")
     try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except zipfile.BadZipFile:
+        raise CheckpointError(f"{name}: not a Unit Lens checkpoint (not a PyTorch archive, or truncated)") from None
+    if not any(e.filename.endswith("data.pkl") for e in entries):
+        raise CheckpointError(f"{name}: not a Unit Lens checkpoint (no data.pkl in the archive)")
+    for entry in entries:
+        if entry.compress_type != zipfile.ZIP_STORED:
+            raise CheckpointError(f"{name}: refused, its archive entries are compressed "
+                                  "(PyTorch stores tensors uncompressed; this one could inflate)")
+        if entry.filename.endswith("data.pkl") and entry.file_size > MAX_PICKLE_BYTES:
+            raise CheckpointError(f"{name}: refused, its structure takes {entry.file_size / 2**20:.0f} MB")
+    if sum(e.file_size for e in entries) > MAX_FILE_BYTES:
+        raise CheckpointError(f"{name}: refused, its entries add up to more than {MAX_FILE_BYTES // 2**20} MB")
+
+
+def read_payload(path: Path | str) -> dict:
+    """The raw checkpoint dict, or CheckpointError. Never unpickles arbitrary objects and never
+    reads tensor data before the archive's directory has been checked (tensors are memory-mapped,
+    so one that is refused is never read)."""
+    path = Path(path)
+    name = path.name
+    try:
+        if path.is_symlink() and not path.exists():
+            raise CheckpointError(f"{name}: broken link")
+        if path.is_dir():
+            raise CheckpointError(f"{name}: is a directory, not a checkpoint file")
+        if not path.is_file():
+            raise CheckpointError(f"{name}: no such file")
+        if path.stat().st_size == 0:
+            raise CheckpointError(f"{name}: empty file")
+        check_archive(path)
         with warnings.catch_warnings():  # torch warns about odd pickle protocols; we report in one line
             warnings.simplefilter("ignore")
-            payload = torch.load(path, map_location="cpu", weights_only=True)
+            payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except CheckpointError:
+        raise
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         detail = first if "Unsupported global" in first or "GLOBAL" in first else "not a weights-only file"
-        raise CheckpointError(f"{path.name}: refused, contains objects we will not unpickle ({detail[:160]})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{name}: refused, contains objects we will not unpickle ({detail[:160]})") from None
+    except MemoryError:
+        raise CheckpointError(f"{name}: refused, reading it ran out of memory") from None
+    except Exception as exc:  # noqa: BLE001 - whatever a hostile file makes torch raise is one line
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path.name}: not a readable checkpoint (truncated or corrupt: {text[:160]})") from None
+        raise CheckpointError(f"{name}: not a readable checkpoint (truncated or corrupt: {text[:160]})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path.name}: not a Unit Lens checkpoint")
+        raise CheckpointError(f"{name}: not a Unit Lens checkpoint")
+    unknown = set(payload) - TOP_KEYS
+    if unknown:
+        raise CheckpointError(f"{name}: refused, it carries an entry a checkpoint does not have "
+                              f"({str(sorted(map(str, unknown))[0])[:40]!r})")
     return payload
 
 
 def parse_meta(payload: dict, name: str = "checkpoint") -> dict:
+    """The metadata, checked for types and ranges, or CheckpointError."""
     try:
         meta = json.loads(payload["meta_json"])
-    except (KeyError, TypeError, json.JSONDecodeError):
+    except (KeyError, TypeError, ValueError, RecursionError):
         raise CheckpointError(f"{name}: metadata missing or not JSON") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{name}: metadata is not a JSON object")
     missing = [key for key in REQUIRED_META if key not in meta]
     if missing:
         raise CheckpointError(f"{name}: metadata lacks {missing[0]!r}")
+    problem = meta_problem(meta)
+    if problem:
+        raise CheckpointError(f"{name}: metadata: {problem}")
     return meta
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def meta_problem(meta: dict) -> str | None:
+    """Why the metadata cannot describe a model we can show, or None."""
+    for key in ("arch", "dataset", "method"):
+        if not isinstance(meta[key], str) or not meta[key] or len(meta[key]) > MAX_TEXT:
+            return f"{key} must be a short text"
+    if meta["arch"] not in MODELS:
+        return f"unknown arch {meta['arch'][:40]!r}"
+    names = meta["class_names"]
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return "class names must be a list of texts"
+    if not 2 <= len(names) <= MAX_CLASSES:
+        return f"{len(names)} classes; Unit Lens shows 2 to {MAX_CLASSES}"
+    if any(not n.strip() or len(n) > MAX_TEXT for n in names) or len(set(names)) != len(names):
+        return f"class names must be distinct, non-empty and at most {MAX_TEXT} characters"
+    channels, size = meta["channels"], meta["input_size"]
+    if not _is_int(channels) or channels not in (1, 3):
+        return "channels must be 1 or 3"
+    if not _is_int(size) or not 8 <= size <= MAX_INPUT_SIZE:
+        return f"input size must be a whole number from 8 to {MAX_INPUT_SIZE}"
+    for key in ("mean", "std"):
+        values = meta[key]
+        if (not isinstance(values, list) or len(values) != channels
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)):
+            return f"{key} must be a list of {channels} finite numbers"
+    if not all(v > 0 for v in meta["std"]):
+        return "std must be positive"
+    for key in ("epochs", "epochs_completed"):
+        if key in meta and (not _is_int(meta[key]) or not 0 <= meta[key] <= 100_000):
+            return f"{key} must be a whole number"
+    if "options" in meta and not isinstance(meta["options"], dict):
+        return "options must be a JSON object"
+    return None
+
+
+def tensor_bytes(obj) -> int:
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(tensor_bytes(v) for v in obj)
+    return 0
+
+
 def build_model(meta: dict, state_dict: dict, name: str = "checkpoint") -> UnitModel:
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()):
+        raise CheckpointError(f"{name}: the state dict must map names to tensors")
     try:
         model = create_model(meta["arch"], len(meta["class_names"]), int(meta["channels"]))
     except ValueError as exc:
@@ -114,11 +233,13 @@ def build_model(meta: dict, state_dict: dict, name: str = "checkpoint") -> UnitM
         detail = lines[1] if len(lines) > 1 else lines[0]
         raise CheckpointError(f"{name}: weights do not fit {meta['arch']} with "
                               f"{len(meta['class_names'])} classes ({detail[:160]})") from None
+    if not all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point()):
+        raise CheckpointError(f"{name}: refused, its weights hold NaN or infinite values")
     return model.eval()
 
 
-def load_checkpoint(path: Path | str) -> tuple[UnitModel, dict]:
-    """`(model in eval mode on the CPU, meta)` or CheckpointError with a one-line reason."""
+def load(path: Path | str) -> LoadedCheckpoint:
+    """One checkpoint file, read once, checked whole; CheckpointError with a one-line reason."""
     path = Path(path)
     payload = read_payload(path)
     meta = parse_meta(payload, path.name)
@@ -126,9 +247,25 @@ def load_checkpoint(path: Path | str) -> tuple[UnitModel, dict]:
     if not isinstance(state_dict, dict):
         raise CheckpointError(f"{path.name}: no state dict")
     model = build_model(meta, state_dict, path.name)
+    train_state = payload.get("train_state")
+    if train_state is not None and tensor_bytes(train_state) > 3 * tensor_bytes(state_dict) + 2**20:
+        raise CheckpointError(f"{path.name}: refused, its training state is larger than the model needs")
+    history = payload.get("trajectory")
+    if history is not None:
+        problem = trajectory.check(history, model.num_classes, model.num_features,
+                                   int(meta.get("epochs", trajectory.MAX_EPOCHS)))
+        if problem:
+            raise CheckpointError(f"{path.name}: refused, {problem}")
+        history = {k: v.clone() for k, v in history.items()}  # off the memory map
     meta["path"] = str(path)
     meta["content_hash"] = file_hash(path)
-    return model, meta
+    return LoadedCheckpoint(model, meta, history)
+
+
+def load_checkpoint(path: Path | str) -> tuple[UnitModel, dict]:
+    """`(model in eval mode on the CPU, meta)` or CheckpointError with a one-line reason."""
+    loaded = load(path)
+    return loaded.model, loaded.meta
 
 
 def file_hash(path: Path | str) -> str:

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .errors import UserError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_ROOT = Path(os.environ.get("UNITLENS_DATA", PROJECT_ROOT / "data"))
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -28,11 +30,11 @@ MAX_IMAGE_PIXELS = 40_000_000  # refuse larger uploads before decoding them
 MAX_IMAGE_BYTES = 25 * 1024 * 1024
 
 
-class DataError(RuntimeError):
+class DataError(UserError):
     """A dataset is unknown or not on disk; the message says how to get it."""
 
 
-class ImageError(ValueError):
+class ImageError(UserError, ValueError):
     """An uploaded file is not an image we can read; the message is one line for the user."""
 
 
@@ -461,10 +463,21 @@ def download(name: str, root=None) -> None:
         raise DataError(f"cannot download {name!r}")
 
 
+def dataset_image(name: str, index: int, split: str = "test", root=None) -> tuple[Image.Image, int]:
+    """Image `index` of a split as the PIL image a user could have uploaded, and its label."""
+    dataset = load_dataset(name, split, root)
+    array = (denormalise(dataset.images[index], dataset.info) * 255).round().astype(np.uint8)
+    return Image.fromarray(array), int(dataset.labels[index])
+
+
+def indices_of_class(name: str, label: int, split: str = "test", root=None) -> list[int]:
+    return torch.nonzero(load_dataset(name, split, root).labels == label).flatten().tolist()
+
+
 def main(argv=None) -> int:
-    import argparse
-    parser = argparse.ArgumentParser(prog="python -m core.data", description="prepare datasets")
-    sub = parser.add_subparsers(dest="command", required=True)
+    from .cli import OneLineParser
+    parser = OneLineParser(prog="python -m core.data", description="prepare datasets")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     prep = sub.add_parser("prepare", help="make the default dataset (Fashion-MNIST) available offline")
     prep.add_argument("--root", default=None)
     prep.add_argument("--no-download", action="store_true")
@@ -485,15 +498,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
-
-
-def dataset_image(name: str, index: int, split: str = "test", root=None) -> tuple[Image.Image, int]:
-    """Image `index` of a split as the PIL image a user could have uploaded, and its label."""
-    dataset = load_dataset(name, split, root)
-    array = (denormalise(dataset.images[index], dataset.info) * 255).round().astype(np.uint8)
-    return Image.fromarray(array), int(dataset.labels[index])
-
-
-def indices_of_class(name: str, label: int, split: str = "test", root=None) -> list[int]:
-    return torch.nonzero(load_dataset(name, split, root).labels == label).flatten().tolist()
+    from .cli import run_main
+    raise SystemExit(run_main(main))

@@ -1,12 +1,12 @@
 """`python -m core.predict --checkpoint PATH [--checkpoint PATH...] IMAGE... [--json]`"""
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
 import torch
 
+from .cli import OneLineParser, run_main
 from .checkpoints import CheckpointError, load_checkpoint, model_label
 from .data import ImageError, load_image, preprocess
 
@@ -26,12 +26,14 @@ def predict(models: list[tuple], image, top: int = 5) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.predict", description="Top classes per image and model.")
+    parser = OneLineParser(prog="python -m core.predict", description="Top classes per image and model.")
     parser.add_argument("--checkpoint", action="append", required=True)
     parser.add_argument("images", nargs="+")
     parser.add_argument("--top", type=int, default=5)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    if args.top < 1:
+        parser.error(f"--top must be >= 1, got {args.top}")
     models, failed = [], 0
     for path in args.checkpoint:
         try:
@@ -61,4 +63,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_main(main))

@@ -77,22 +77,25 @@ class Summary:
 
 
 def summarize(events: list[dict], now: float | None = None) -> Summary:
-    summary = Summary()
-    started = None
+    """Where the run stands; a later `start` (a resumed run) begins a new summary."""
+    summary, started = Summary(), None
     for e in events:
         kind = e["event"]
         if kind == "start":
-            started = e.get("time")
+            summary, started = Summary(), e.get("time")
             summary.epochs = e.get("epochs", (e.get("config") or {}).get("epochs"))
-            summary.total_steps = e.get("total_steps")
-            summary.steps_per_epoch = e.get("steps_per_epoch")
-            summary.epochs_completed = e.get("start_epoch", 0)
-            summary.resumable = summary.epochs_completed > 0
         elif kind == "phase":
             summary.phase = e.get("phase", "")
+            for key in ("total_steps", "steps_per_epoch"):
+                if key in e:
+                    setattr(summary, key, e[key])
+            if "start_epoch" in e:
+                summary.epochs_completed = e["start_epoch"]
+                summary.resumable = summary.resumable or e["start_epoch"] > 0
         elif kind == "step":
             summary.phase = ""
-            for key in ("epoch", "step", "global_step", "loss", "accuracy", "images_per_s", "eta_s"):
+            for key in ("epoch", "epochs", "step", "steps_per_epoch", "global_step", "total_steps", "loss",
+                        "accuracy", "images_per_s", "eta_s"):
                 if key in e:
                     setattr(summary, key, e[key])
         elif kind == "epoch":

@@ -13,11 +13,14 @@ from pathlib import Path
 import torch
 
 from .checkpoints import PROJECT_ROOT, runs_dir
+from .data import get_source
+from .progress import read_events, summarize
+from .errors import UserError
 
 _CHILDREN: dict[int, "object"] = {}  # Popen objects of this process, so finished ones are reaped
 
 
-class RunError(RuntimeError):
+class RunError(UserError):
     """A run cannot be started or cancelled; one line for the user."""
 
 
@@ -34,36 +37,12 @@ class Run:
     status: str = "running"
     events: list = field(default_factory=list)
     message: str = ""
+    folder: str = ""
 
-    @property
-    def last_step(self) -> dict | None:
-        steps = [e for e in self.events if e.get("event") in ("step", "epoch")]
-        return steps[-1] if steps else None
-
-    @property
-    def fraction(self) -> float:
-        start = next((e for e in self.events if e.get("event") == "start"), None)
-        step = next((e for e in reversed(self.events) if e.get("event") == "step"), None)
-        if self.status == "done":
-            return 1.0
-        if not start or not step:
-            return 0.0
-        return min(1.0, step["global_step"] / max(1, start["total_steps"]))
-
-
-def read_progress(path: Path | str) -> list[dict]:
-    """Every complete JSON line of a progress file (a half-written last line is skipped)."""
-    try:
-        text = Path(path).read_text()
-    except OSError:
-        return []
-    events = []
-    for line in text.splitlines():
-        try:
-            events.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return events
+    def files(self) -> list[Path]:
+        """The files this run made (and only those)."""
+        folder = runs_dir_of(self)
+        return [folder / f"{self.run_id}.run.json", Path(self.out), Path(self.progress), Path(self.log)]
 
 
 def process_alive(pid: int) -> bool:
@@ -90,11 +69,11 @@ def load_run(path: Path) -> Run | None:
         run = Run(**json.loads(path.read_text()))
     except (OSError, ValueError, TypeError):
         return None
-    run.events = read_progress(run.progress)
-    final = next((e for e in reversed(run.events) if e.get("event") in ("done", "error", "cancelled")), None)
-    if final is not None:
-        run.status = {"done": "done", "error": "failed", "cancelled": "cancelled"}[final["event"]]
-        run.message = final.get("message", "")
+    run.folder = str(path.parent)
+    run.events = read_events(run.progress)
+    progress = summarize(run.events)
+    if progress.status != "running":
+        run.status, run.message = progress.status, progress.message
     elif not process_alive(run.pid):
         run.status = "failed"
         run.message = tail(run.log) or "the process ended without a word"
@@ -117,10 +96,10 @@ def start_run(method: str, options: dict, dataset: str = "fashion-mnist", arch: 
               epochs: int = 1, limit: int | None = None, batch_size: int = 256, lr: float = 0.1,
               seed: int = 0, device: str = "auto", folder: Path | None = None) -> Run:
     """Launch one run; on a machine without CUDA only one at a time."""
-    import subprocess
     current = active_run(folder)
     if current is not None and not torch.cuda.is_available():
         raise RunError(f"run {current.run_id} is still training; on a CPU machine one run at a time")
+    get_source(dataset).check()  # a missing dataset or folder is said now, not after launch
     folder = Path(folder or runs_dir())
     folder.mkdir(parents=True, exist_ok=True)
     run_id = f"{method}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -134,15 +113,52 @@ def start_run(method: str, options: dict, dataset: str = "fashion-mnist", arch: 
         args += ["--limit", str(limit)]
     for key, value in options.items():
         args += [f"--{key.replace('_', '-')}", str(value)]
-    with open(log, "w") as log_file:
-        proc = subprocess.Popen(args, cwd=PROJECT_ROOT, stdout=log_file, stderr=subprocess.STDOUT,
+    run = Run(run_id, 0, method, str(out), str(progress), str(log), args, time.time())
+    return launch(run, folder)
+
+
+def launch(run: Run, folder: Path) -> Run:
+    import subprocess
+    with open(run.log, "a") as log_file:
+        proc = subprocess.Popen(run.args, cwd=PROJECT_ROOT, stdout=log_file, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True,
                                 env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
     _CHILDREN[proc.pid] = proc
-    run = Run(run_id, proc.pid, method, str(out), str(progress), str(log), args, time.time())
-    record = {k: v for k, v in run.__dict__.items() if k not in ("events", "status", "message")}
-    (folder / f"{run_id}.run.json").write_text(json.dumps(record))
+    run.pid, run.started, run.status, run.folder = proc.pid, time.time(), "running", str(folder)
+    record = {k: v for k, v in run.__dict__.items() if k not in ("events", "status", "message", "folder")}
+    (folder / f"{run.run_id}.run.json").write_text(json.dumps(record))
     return run
+
+
+def can_resume(run: Run) -> bool:
+    """A cancelled or failed run whose last finished epoch is on disk."""
+    return run.status in ("cancelled", "failed") and Path(run.out).exists() and summarize(run.events).resumable
+
+
+def resume_run(run: Run) -> Run:
+    """Start the run again from its checkpoint (`--resume`), with the same options."""
+    if not can_resume(run):
+        raise RunError(f"run {run.run_id} has no finished epoch to resume from")
+    current = active_run(runs_dir_of(run))
+    if current is not None and not torch.cuda.is_available():
+        raise RunError(f"run {current.run_id} is still training; on a CPU machine one run at a time")
+    args = [a for a in run.args if a != "--resume"] + ["--resume"]
+    return launch(Run(run.run_id, 0, run.method, run.out, run.progress, run.log, args, time.time()), runs_dir_of(run))
+
+
+def delete_run(run: Run) -> None:
+    """Remove the files this run made; a running run must be cancelled first."""
+    if run.status == "running" and process_alive(run.pid):
+        raise RunError(f"run {run.run_id} is still training; cancel it first")
+    for path in run.files():
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise RunError(f"could not delete {path.name}: {exc.strerror or exc}") from None
+
+
+def runs_dir_of(run: Run) -> Path:
+    return Path(run.folder or runs_dir())
 
 
 def cancel_run(run: Run) -> None:
@@ -157,28 +173,22 @@ def cancel_run(run: Run) -> None:
 
 def run_row(run: Run) -> dict:
     """The run as a row of the store's `runs` table."""
-    step = run.last_step or {}
-    done = next((e for e in reversed(run.events) if e.get("event") in ("epoch", "done") and "test_accuracy" in e), {})
+    progress = summarize(run.events)
     return {"run_id": run.run_id, "checkpoint": run.out, "method": run.method, "status": run.status,
-            "epoch": step.get("epoch"), "epochs": step.get("epochs") or _planned_epochs(run),
-            "loss": step.get("loss", step.get("train_loss")), "accuracy": step.get("accuracy", step.get("train_accuracy")),
-            "test_accuracy": done.get("test_accuracy"), "images_per_s": step.get("images_per_s"),
-            "eta_s": step.get("eta_s"), "message": run.message or None}
-
-
-def _planned_epochs(run: Run) -> int | None:
-    start = next((e for e in run.events if e.get("event") == "start"), None)
-    return start["config"]["epochs"] if start else None
+            "epoch": progress.epochs_completed, "epochs": progress.epochs, "loss": progress.loss,
+            "accuracy": progress.accuracy, "test_accuracy": progress.test_accuracy,
+            "images_per_s": progress.images_per_s, "eta_s": progress.eta_s, "message": run.message or None}
 
 
 _INGESTED: dict[str, tuple] = {}
 
 
 def ingest(store, all_runs: list[Run]) -> None:
-    """Copy runs whose state changed into the DuckDB `runs` table (the app is its one writer)."""
+    """Copy runs into the DuckDB `runs` table when their status changes (the app is its one
+    writer; a refresh while a run trains writes nothing)."""
     for run in all_runs:
         row = run_row(run)
-        signature = (row["status"], row["epoch"], row["test_accuracy"])
+        signature = (row["status"], row["epoch"] if row["status"] != "running" else None)
         if _INGESTED.get(run.run_id) != signature:
             store.put_run(row)
             _INGESTED[run.run_id] = signature

@@ -1,9 +1,11 @@
 """The DuckDB cache of analysis results, model summaries, per-unit rows and training runs.
 
 DuckDB lets one process hold a file at a time, so every operation opens, works and closes at
-once, retrying while another process holds the lock. A file that is not a DuckDB database
-(truncated, overwritten) is moved aside and rebuilt: results are a cache, so nothing is lost
-that cannot be recomputed; the move is reported in `notices`.
+once, retrying while another process holds the lock. The cache never touches what is not ours:
+a path that holds anything but a DuckDB database is a one-line error; only a DuckDB file that
+cannot be opened or read (truncated, damaged) is moved aside and rebuilt, since results are a
+cache; a DuckDB database holding other tables is refused. A cache we may not write is used
+read-only (nothing new is saved, and `notices` says so).
 """
 from __future__ import annotations
 
@@ -16,70 +18,129 @@ from pathlib import Path
 
 import duckdb
 
+from .analysis.headline import HEADLINE
+from .errors import UserError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DUCKDB_MAGIC = b"DUCK"  # bytes 8..12 of every DuckDB database file
 
 
 def default_path() -> Path:
     """cache/unitlens.duckdb, or UNITLENS_CACHE."""
     return Path(os.environ.get("UNITLENS_CACHE", PROJECT_ROOT / "cache" / "unitlens.duckdb"))
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS results (
-    model_hash VARCHAR, analysis VARCHAR, params VARCHAR, split VARCHAR, version INTEGER,
-    created TIMESTAMP DEFAULT current_timestamp, seconds DOUBLE, payload VARCHAR,
-    PRIMARY KEY (model_hash, analysis, params, split, version));
-CREATE TABLE IF NOT EXISTS models (
-    model_hash VARCHAR PRIMARY KEY, name VARCHAR, path VARCHAR, method VARCHAR, arch VARCHAR,
-    dataset VARCHAR, accuracy DOUBLE, median_selectivity DOUBLE, dead_units INTEGER,
-    nontarget_entropy DOUBLE, nontarget_fraction DOUBLE, phi DOUBLE, gate_density DOUBLE,
-    r_a DOUBLE, c_ic DOUBLE, updated TIMESTAMP DEFAULT current_timestamp);
-CREATE TABLE IF NOT EXISTS units (
-    model_hash VARCHAR, unit INTEGER, selectivity DOUBLE, dead BOOLEAN, preferred_class INTEGER,
-    assigned_class INTEGER, max_drop DOUBLE, max_drop_class INTEGER, overall_drop DOUBLE,
-    l1_norm DOUBLE, PRIMARY KEY (model_hash, unit));
-CREATE TABLE IF NOT EXISTS runs (
-    run_id VARCHAR PRIMARY KEY, checkpoint VARCHAR, method VARCHAR, status VARCHAR, epoch INTEGER,
-    epochs INTEGER, loss DOUBLE, accuracy DOUBLE, test_accuracy DOUBLE, images_per_s DOUBLE,
-    eta_s DOUBLE, message VARCHAR, updated TIMESTAMP DEFAULT current_timestamp);
-"""
+
+# Derived tables (models, units) are rebuilt when their columns change; results and runs keep.
+TABLES = {
+    "results": """model_hash VARCHAR, analysis VARCHAR, params VARCHAR, split VARCHAR, version INTEGER,
+        created TIMESTAMP DEFAULT current_timestamp, seconds DOUBLE, payload VARCHAR,
+        PRIMARY KEY (model_hash, analysis, params, split, version)""",
+    "models": "model_hash VARCHAR PRIMARY KEY, name VARCHAR, path VARCHAR, method VARCHAR, arch VARCHAR, "
+              "dataset VARCHAR, " + ", ".join(f"{f.key} {f.sql}" for f in HEADLINE)
+              + ", updated TIMESTAMP DEFAULT current_timestamp",
+    "units": """model_hash VARCHAR, unit INTEGER, selectivity DOUBLE, dead BOOLEAN, preferred_class INTEGER,
+        assigned_class INTEGER, max_drop DOUBLE, max_drop_class INTEGER, overall_drop DOUBLE,
+        l1_norm DOUBLE, filter_l1_norm DOUBLE, PRIMARY KEY (model_hash, unit)""",
+    "runs": """run_id VARCHAR PRIMARY KEY, checkpoint VARCHAR, method VARCHAR, status VARCHAR, epoch INTEGER,
+        epochs INTEGER, loss DOUBLE, accuracy DOUBLE, test_accuracy DOUBLE, images_per_s DOUBLE,
+        eta_s DOUBLE, message VARCHAR, updated TIMESTAMP DEFAULT current_timestamp""",
+}
+DERIVED = ("models", "units")
 
 
-class StoreError(RuntimeError):
+def column_names(definition: str) -> list[str]:
+    parts = [p.strip().split()[0] for p in definition.replace("\n", " ").split(",")]
+    return [p for p in parts if p and p.upper() != "PRIMARY" and not p.endswith(")")]
+
+
+def is_lock_error(message: str) -> bool:
+    """Another process holds the file (not a damaged "block")."""
+    text = message.lower()
+    return "could not set lock" in text or "conflicting lock" in text or "database is locked" in text
+
+
+class StoreError(UserError):
     """The cache could not be used even after waiting and rebuilding; one line."""
 
 
 class Store:
-    def __init__(self, path: Path | str | None = None, lock_timeout: float = 60.0):
+    def __init__(self, path: Path | str | None = None, lock_timeout: float = 60.0, read_only: bool | None = None):
+        """`read_only`: None decides from the file's and folder's permissions; True never writes."""
         self.path = Path(path) if path else default_path()
         self.lock_timeout = lock_timeout
         self.notices: list[str] = []
         self._thread_lock = threading.RLock()
         self._ready = False
+        self.read_only = False
+        if read_only:
+            self._use_read_only()
+
+    def _use_read_only(self) -> None:
+        if not self.read_only:
+            self.read_only = True
+            self.notices.append(f"The cache {self.path.name} is read-only: results are read from it, "
+                                "new ones are computed but not saved.")
 
     # ------------------------------------------------------------------ connection
     @contextmanager
     def connect(self):
-        """A short-lived connection; waits for another process's lock, rebuilds a corrupt file."""
+        """A short-lived connection; waits for another process's lock, rebuilds a damaged cache."""
         with self._thread_lock:
             connection = self._open()
             try:
                 if not self._ready:
-                    connection.execute(SCHEMA)
+                    self._prepare(connection)
                     self._ready = True
                 yield connection
             finally:
                 connection.close()
 
+    def _check_path(self) -> None:
+        """Refuse, in one line, a path we must not use; decide read-only use."""
+        path = self.path
+        for parent in path.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise StoreError(f"the cache path {path} lies under {parent}, which is a file")
+                break
+        if path.is_dir():
+            raise StoreError(f"the cache path {path} is a folder; name a file (--cache or UNITLENS_CACHE)")
+        if path.exists():
+            if not path.is_file():
+                raise StoreError(f"the cache path {path} is not a regular file")
+            if path.stat().st_size and not self._is_duckdb(path):
+                raise StoreError(f"{path} is not a Unit Lens cache (not a DuckDB file); it was left untouched: "
+                                 "remove it or name another file (--cache or UNITLENS_CACHE)")
+            writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+        else:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the cache folder {path.parent}: {exc.strerror or exc}") from None
+            if not os.access(path.parent, os.W_OK):
+                raise StoreError(f"cannot create the cache {path}: its folder is not writable")
+            writable = True
+        if not writable:
+            self._use_read_only()
+
+    @staticmethod
+    def _is_duckdb(path: Path) -> bool:
+        try:
+            with open(path, "rb") as f:
+                return f.read(12)[8:12] == DUCKDB_MAGIC
+        except OSError:
+            return False
+
     def _open(self) -> duckdb.DuckDBPyConnection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._check_path()
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.02
         while True:
             try:
-                return duckdb.connect(str(self.path))
+                return duckdb.connect(str(self.path), read_only=self.read_only)
             except duckdb.Error as exc:
                 message = str(exc)
-                if "lock" in message.lower():
+                if is_lock_error(message):
                     if time.monotonic() > deadline:
                         raise StoreError(f"the cache {self.path} stayed locked by another process "
                                          f"for {self.lock_timeout:.0f} s") from None
@@ -88,9 +149,33 @@ class Store:
                     continue
                 self._quarantine(message)
 
+    def _prepare(self, connection) -> None:
+        """Our tables, created where missing; derived tables rebuilt when their columns changed.
+        A database that holds other tables and none of ours is not ours: refused."""
+        existing = {row[0] for row in connection.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()}
+        if existing and "results" not in existing:
+            raise StoreError(f"{self.path} is a DuckDB database of something else (tables: "
+                             f"{', '.join(sorted(existing))[:80]}); it was left untouched: name another file")
+        if self.read_only:
+            return
+        for table, definition in TABLES.items():
+            if table in DERIVED and table in existing:
+                have = [row[0] for row in connection.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+                    "ORDER BY ordinal_position", [table]).fetchall()]
+                if have != column_names(definition):
+                    connection.execute(f"DROP TABLE {table}")
+            connection.execute(f"CREATE TABLE IF NOT EXISTS {table} ({definition})")
+
     def _quarantine(self, reason: str) -> None:
+        """Move a damaged DuckDB cache aside (never anything else) so it can be rebuilt."""
         if not self.path.exists():
-            raise StoreError(f"cannot open the cache {self.path}: {reason.splitlines()[0]}")
+            raise StoreError(f"cannot open the cache {self.path}: {reason.splitlines()[0][:160]}")
+        if not self._is_duckdb(self.path) and self.path.stat().st_size:
+            raise StoreError(f"{self.path} is not a Unit Lens cache; it was left untouched")
+        if self.read_only:
+            raise StoreError(f"the read-only cache {self.path} cannot be read: {reason.splitlines()[0][:120]}")
         aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
         os.replace(self.path, aside)
         wal = self.path.with_name(self.path.name + ".wal")
@@ -100,13 +185,18 @@ class Store:
         self.notices.append(f"The cache file was damaged ({reason.splitlines()[0][:120]}); "
                             f"it was moved to {aside.name} and results will be recomputed.")
 
-    def _run(self, fn):
-        """Run fn(connection); on a file that vanished or broke between calls, rebuild once."""
+    def _run(self, fn, write: bool = False):
+        """Run fn(connection); on a file that vanished or broke between calls, rebuild once.
+        A write to a read-only cache is skipped."""
+        if write and self.read_only:
+            return None
         try:
             with self.connect() as connection:
+                if write and self.read_only:
+                    return None
                 return fn(connection)
         except duckdb.Error as exc:
-            if "lock" in str(exc).lower():
+            if is_lock_error(str(exc)):
                 raise StoreError(f"the cache is busy: {str(exc).splitlines()[0][:160]}") from None
             self._ready = False
             if self.path.exists():
@@ -141,14 +231,14 @@ class Store:
         text = json.dumps(payload, allow_nan=False)
         self._run(lambda c: c.execute(
             "INSERT OR REPLACE INTO results (model_hash, analysis, params, split, version, seconds, payload) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)", [model_hash, analysis, key, split, version, seconds, text]))
+            "VALUES (?, ?, ?, ?, ?, ?, ?)", [model_hash, analysis, key, split, version, seconds, text]), write=True)
 
     # ------------------------------------------------------------------ tables for SQL
     def put_model(self, row: dict) -> None:
         columns = list(row)
         self._run(lambda c: c.execute(
             f"INSERT OR REPLACE INTO models ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-            [row[k] for k in columns]))
+            [row[k] for k in columns]), write=True)
 
     def put_units(self, model_hash: str, rows: list[dict]) -> None:
         if not rows:
@@ -159,13 +249,13 @@ class Store:
             c.execute("DELETE FROM units WHERE model_hash = ?", [model_hash])
             c.executemany(f"INSERT INTO units ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
                           [[model_hash, *r.values()] for r in rows])
-        self._run(write)
+        self._run(write, write=True)
 
     def put_run(self, row: dict) -> None:
         columns = list(row)
         self._run(lambda c: c.execute(
             f"INSERT OR REPLACE INTO runs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-            [row[k] for k in columns]))
+            [row[k] for k in columns]), write=True)
 
     def query(self, sql: str, params=None) -> list[tuple]:
         return self._run(lambda c: c.execute(sql, params or []).fetchall())

@@ -7,7 +7,9 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from pathlib import Path
 
+from .cli import OneLineParser, run_main
 from .losses import OBJECTIVES
 from .losses.base import cast_option
 from .models import MODELS
@@ -21,11 +23,6 @@ def method_options() -> dict[str, tuple[object, str, list[str]]]:
         for key, (default, help_text) in cls.options.items():
             found.setdefault(key, (default, help_text, []))[2].append(name)
     return found
-
-
-class OneLineParser(argparse.ArgumentParser):
-    def error(self, message):
-        self.exit(2, f"error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,7 +86,9 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except (Cancelled, KeyboardInterrupt):
-        print("error: cancelled; the last completed epoch is saved, --resume continues", file=sys.stderr)
+        done = config.out and Path(config.out).exists()
+        print("error: cancelled" + ("; the last completed epoch is saved, --resume continues" if done
+                                    else " before the first epoch ended; nothing was saved"), file=sys.stderr)
         return 130
     except MemoryError:
         print("error: out of memory; lower --batch-size", file=sys.stderr)
@@ -103,4 +102,4 @@ def main(argv=None) -> int:
 if __name__ == "__main__":
     from .trainer import cancel_on_sigterm
     with cancel_on_sigterm():
-        raise SystemExit(main())
+        raise SystemExit(run_main(main))

@@ -28,12 +28,13 @@ from . import lsg, trajectory
 from .analysis.features import extract
 from .checkpoints import CheckpointError, parse_meta, read_payload, save_checkpoint
 from .data import DataError, augment_batch, black_value, get_source, load_dataset
+from .errors import UserError
 from .losses import Objective, create_objective
 from .models import MODELS, create_model
 from .progress import ProgressLog
 
 
-class TrainingError(RuntimeError):
+class TrainingError(UserError):
     """The run cannot start or cannot go on; the message is one line."""
 
 

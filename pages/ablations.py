@@ -4,8 +4,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from pages import common
-from pages.charts import heatmap
+from ui import common
+from core.charts import heatmap
 
 
 def open_unit_from(event, model_label: str) -> None:
@@ -33,7 +33,7 @@ def render():
         for meta in models:
             infl = common.analysis(meta, "influential")
             frame = pd.DataFrame({"class": meta["class_names"], "units": [", ".join(map(str, s)) for s in infl["sets"]]})
-            st.markdown(f"**{meta['label']}** — A_d {infl['A_d']:.4f}, A_f {infl['A_f']:.4f}, r_A {infl['r_A']:.3f}")
+            st.markdown(f"**{common.plain(meta['label'])}** — A_d {infl['A_d']:.4f}, A_f {infl['A_f']:.4f}, r_A {infl['r_A']:.3f}")
             st.dataframe(frame, hide_index=True)
     sweep = pd.DataFrame(sweep_rows)
     common.chart(alt.Chart(sweep).mark_line(point=True).encode(

@@ -10,7 +10,7 @@ import streamlit as st
 from core.data import dataset_image, denormalise, indices_of_class, info_from_meta, load_image, preprocess
 from core.explain import GradCamExplainer, explain, normalise_map
 from core.render import feature_grid, gate_strip, heat_overlay, input_picture
-from pages import common
+from ui import common
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
 
@@ -64,7 +64,7 @@ def render():
     target_name = controls[0].selectbox("Explain class", ["predicted"] + names, key="compare_target")
     shared_scale = controls[1].toggle("One colour scale for all models", True, key="compare_shared")
     show_gate = controls[2].toggle("Gate rows (fits a post-hoc gate once per model)", True, key="compare_gate")
-    st.caption(f"{caption}" + (f" — true class **{names[label]}**" if label is not None else ""))
+    st.caption(common.plain(caption) + (f" — true class **{common.plain(names[label])}**" if label is not None else ""))
 
     results = []
     for meta in models:
@@ -82,8 +82,8 @@ def render():
         with column:
             info = info_from_meta(meta)
             classes = meta["class_names"]
-            st.subheader(meta["label"])
-            st.caption(f"{meta['method']} · predicted **{classes[out['predicted']]}** "
+            st.subheader(common.plain(meta["label"]))
+            st.caption(f"{common.plain(meta['method'])} · predicted **{common.plain(classes[out['predicted']])}** "
                        f"({out['probabilities'][1.0][out['predicted']]:.1%})")
             seen = denormalise(x[0], info)
             st.image(input_picture(seen, 112), caption="input as the model sees it")
@@ -93,14 +93,14 @@ def render():
             vmax = vmax_all if shared_scale else float(out["maps"].max())
             grid = feature_grid(out["maps"], 0.0, vmax, marked=out["class_units"], columns=8, cell=36)
             st.image(grid, caption=f"{len(out['maps'])} penultimate maps (0 to {vmax:.2f}); red: "
-                                   f"top units for {classes[out['target']]}", width="stretch")
+                                   f"top units for {common.plain(classes[out['target']])}", width="stretch")
             common.download_png(grid, f"{meta['label']}-maps", key=f"compare_png_{meta['label']}")
             cam_col, grad_col = st.columns(2)
-            cam_col.image(heat_overlay(seen, normalise_map(out["cam"])), caption=f"CAM: {classes[out['target']]}")
+            cam_col.image(heat_overlay(seen, normalise_map(out["cam"])), caption=f"CAM: {common.plain(classes[out['target']])}")
             grad_col.image(heat_overlay(seen, normalise_map(out["gradcam"])), caption="Grad-CAM")
             if "gate_row" in out:
                 st.image(gate_strip(out["gate_row"], cell=max(2, 320 // len(out["gate_row"]))),
-                         caption=f"gate row of {classes[out['target']]}", width="stretch")
+                         caption=f"gate row of {common.plain(classes[out['target']])}", width="stretch")
             top = pd.DataFrame(out["top_units"]).assign(
                 **{"class": lambda f: [classes[c] for c in f["class"]]})
             st.dataframe(top, hide_index=True, height=180)

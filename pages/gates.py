@@ -4,8 +4,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from pages import common
-from pages.charts import heatmap
+from ui import common
+from core.charts import heatmap
 
 
 def render():

@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.data import dataset_image
 from core.render import input_picture
-from pages import common
+from ui import common
 
 
 def bar(values, names, title, y_title):
@@ -25,12 +25,14 @@ def render():
         return
     labels = list(found)
     url = (st.query_params.get("model"), st.query_params.get("unit"))
+    asked = []  # what a link asked for and cannot have
     if url != st.session_state.get("unit_url"):  # arrived by a link: the URL wins over old widget state
         st.session_state["unit_url"] = url
-        if url[0] in found:
+        if url[0] is not None and url[0] not in found:
+            asked.append(f"model “{url[0]}”, which is not among the models found")
+        elif url[0] is not None:
             st.session_state["unit_model"] = url[0]
-        if url[1] is not None and url[1].isdigit():
-            st.session_state["unit_index"] = int(url[1])
+        st.session_state["unit_requested"] = url[1]
     if st.session_state.get("unit_model") not in found:
         chosen = common.chosen_models()
         st.session_state["unit_model"] = chosen[0]["label"] if chosen else labels[0]
@@ -39,8 +41,17 @@ def render():
     meta = found[label] | {"label": label}
     sel = common.analysis(meta, "selectivity")
     k_total = len(sel["per_unit"])
+    requested = st.session_state.pop("unit_requested", None)
+    if requested is not None:
+        unit, problem = common.parse_unit(requested, k_total)
+        if problem:
+            asked.append(problem)
+        else:
+            st.session_state["unit_index"] = unit
     st.session_state["unit_index"] = min(max(int(st.session_state.get("unit_index", 0)), 0), k_total - 1)
     unit = int(right.number_input("Unit", 0, k_total - 1, key="unit_index"))
+    for problem in asked:
+        st.warning(common.plain(f"The link asked for {problem}; showing {label}, unit {unit} instead."))
     st.query_params.update({"model": label, "unit": str(unit)})
     st.session_state["unit_url"] = (label, str(unit))
     classes = meta["class_names"]
@@ -52,7 +63,7 @@ def render():
     m2.metric("preferred class", classes[sel["preferred_class"][unit]])
     m3.metric("assigned by gate", classes[gate["assigned_class"][unit]])
     m4.metric("largest class drop", f"{abl['max_class_drop'][unit]:.2%}",
-              help=f"class {classes[abl['max_drop_class'][unit]]}")
+              help=f"class {common.plain(classes[abl['max_drop_class'][unit]])}")
     col1, col2, col3 = st.columns(3)
     means = [row[unit] for row in sel["class_means"]]
     for column, values, title, y in ((col1, means, "class-mean activation", "mean a_k"),
@@ -68,7 +79,7 @@ def render():
     for index, activation, lab in zip(top["index"][unit], top["activation"][unit], top["labels"][unit]):
         image, _ = dataset_image(meta["dataset"], index)
         pictures.append(input_picture(np.asarray(image, dtype=np.float32) / 255.0, 96))
-        captions.append(f"#{index} {classes[lab]} ({activation:.2f})")
+        captions.append(f"#{index} {common.plain(classes[lab])} ({activation:.2f})")
     st.image(pictures, caption=captions)
 
     st.subheader("Independent activation maximisation")

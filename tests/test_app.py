@@ -1,8 +1,10 @@
 """Every page through Streamlit's AppTest, on tiny real checkpoints."""
 import io
+import re
 import shutil
 import sys
 from collections import Counter
+import json
 
 import pytest
 from PIL import Image
@@ -21,10 +23,21 @@ def app_env(tiny_checkpoints, tmp_path_factory):
     (models / "broken.pt").write_bytes(b"PK\x03\x04 truncated")
     marker = models.parent / "pwned"
     (models / "evil.pt").write_bytes(b"\x80\x04cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR.")
+    (models / "notes.pt").write_text("root:x:0:0 random notes")
     previous = ui_env.apply(ui_env.app_environment(models, tmp_path_factory.mktemp("app_work")))
     sys.path.insert(0, str(ROOT))
     yield models
     ui_env.restore(previous)
+
+
+def shown(markdown: str) -> str:
+    """What a reader sees of a markdown source we escaped (core text is escaped, never rendered)."""
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
+def markdown_sources(at) -> list[str]:
+    return [e.value for kind in ("markdown", "caption", "title", "subheader", "header", "error", "warning", "info",
+                                 "success", "toast") for e in getattr(at, kind)] + [e.value for e in at.sidebar.caption]
 
 
 def new_app():
@@ -56,8 +69,9 @@ def test_overview_lists_models_and_skips_the_broken_file(app_env):
     assert at.sidebar.multiselect[0].value == ["ce", "minimax", "lsg"]
     frame = at.dataframe[0].value
     assert sorted(frame["method"]) == ["ce", "lsg", "minimax"]
-    assert any("broken.pt" in c.value for c in at.sidebar.caption)
-    assert any("evil.pt" in c.value and "refused" in c.value for c in at.sidebar.caption)
+    assert any("broken.pt" in shown(c.value) for c in at.sidebar.caption)
+    assert any("evil.pt" in shown(c.value) for c in at.sidebar.caption)
+    assert any("notes.pt" in shown(c.value) for c in at.sidebar.caption)
     assert not (app_env.parent / "pwned").exists()
     at.button(key="overview_compute").click().run()
     no_errors(at)
@@ -107,10 +121,66 @@ def test_a_click_on_a_unit_is_read_from_streamlits_chart_event():
     """The Ablations charts open the unit page from this: Streamlit's own deserialiser builds the event."""
     from streamlit.elements.vega_charts import VegaLiteStateSerde
 
-    from pages.common import picked_unit
+    from ui.common import picked_unit
     serde = VegaLiteStateSerde(selection_parameters=["unit_pick"])
     assert picked_unit(serde.deserialize(None)) is None
     assert picked_unit(None) is None
     assert picked_unit(serde.deserialize('{"selection": {"unit_pick": []}}')) is None
     clicked = serde.deserialize('{"selection": {"unit_pick": [{"unit": 7, "class": "Bag"}]}}')
     assert picked_unit(clicked) == 7
+
+
+def test_text_from_a_checkpoint_is_shown_as_text(app_env, tmp_path):
+    """Class names, method and file name carrying markdown: shown as typed, never a link or image."""
+    import torch
+
+    from core.checkpoints import FORMAT
+    payload = torch.load(app_env / "ce.pt", weights_only=True)
+    meta = json.loads(payload["meta_json"])
+    meta["class_names"] = ["![t](http://127.0.0.1:8799/track.png)", "[link](http://127.0.0.1:8799/x)",
+                           ":red[red]", *meta["class_names"][3:]]
+    meta["method"] = "**bold** [m](http://127.0.0.1:8799/m)"
+    payload["meta_json"] = json.dumps(meta)
+    assert payload["format"] == FORMAT
+    hostile = app_env / "[x](http:⁄⁄127.0.0.1:8799).pt"
+    torch.save(payload, hostile)
+    try:
+        at = new_app()
+        at.sidebar.multiselect[0].set_value([hostile.stem, "ce"]).run()
+        no_errors(at)
+        at.switch_page("pages/compare.py").run()
+        no_errors(at)
+        sources = markdown_sources(at)
+        assert any("**bold** [m](http://127.0.0.1:8799/m)" in shown(v) for v in sources)      # the method
+        assert any("[x](http:⁄⁄127.0.0.1:8799)" == shown(v) for v in sources)                # the file name
+        at.selectbox(key="compare_class").set_value(meta["class_names"][0]).run()
+        no_errors(at)
+        sources = markdown_sources(at)
+        assert any("![t](http://127.0.0.1:8799/track.png)" in shown(v) for v in sources)    # a class name
+        for source in sources:  # every link or image syntax is escaped
+            assert not re.search(r"(?<!\\)\]\(", source), source
+            assert not re.search(r"(?<!\\):red\[", source), source
+    finally:
+        hostile.unlink()
+
+
+@pytest.mark.parametrize("model, unit, expected", [("nope", "3", "model “nope”"), ("ce", "999", "unit 999"),
+                                                   ("ce", "abc", "unit “abc”"), ("ce", "²", "unit “²”")])
+def test_a_bad_deep_link_says_what_was_asked_and_what_is_shown(app_env, model, unit, expected):
+    at = new_app()
+    at.switch_page("pages/unit.py")
+    at.query_params["model"] = model
+    at.query_params["unit"] = unit
+    at.run()
+    no_errors(at)
+    warnings = [shown(w.value) for w in at.warning]
+    assert len(warnings) == 1 and expected in warnings[0] and "showing" in warnings[0], warnings
+
+
+def test_parse_unit():
+    from ui.common import parse_unit
+    assert parse_unit("7", 64) == (7, None)
+    assert parse_unit(" 0 ", 64) == (0, None)
+    for bad in ("64", "-1", "abc", "²", "1e3", ""):
+        unit, problem = parse_unit(bad, 64)
+        assert unit is None and problem

@@ -1,12 +1,15 @@
 """The DuckDB store: round trip, two processes at once, a damaged file."""
+import os
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
+import duckdb
 import pytest
 
-from core.store import Store
+from core.store import Store, StoreError
 
 from .conftest import ROOT
 
@@ -56,15 +59,58 @@ def test_waits_while_another_process_holds_the_file(tmp_path):
     holder.wait(timeout=30)
 
 
-def test_damaged_file_is_moved_aside_and_rebuilt(tmp_path):
+def test_damaged_duckdb_file_is_moved_aside_and_rebuilt(tmp_path):
     path = tmp_path / "broken.duckdb"
-    path.write_bytes(b"\x00garbage" * 500)
+    store = Store(path)
+    store.put_result("h", "a", {}, "test", 1, {"ok": False})
+    header = path.read_bytes()[:4096]                    # a DuckDB header, then garbage
+    path.write_bytes(header + b"\x00garbage" * 5000)
     store = Store(path)
     assert store.get_result("h", "a", {}, "test", 1) is None
     store.put_result("h", "a", {}, "test", 1, {"ok": True})
     assert store.get_result("h", "a", {}, "test", 1) == {"ok": True}
     assert store.notices and "moved" in store.notices[0]
     assert list(tmp_path.glob("broken.duckdb.corrupt-*"))
+
+
+@pytest.mark.parametrize("kind", ["text file", "directory", "under a file", "other database"])
+def test_what_is_not_ours_is_never_moved_or_changed(tmp_path, kind):
+    path = tmp_path / "cache.duckdb"
+    if kind == "text file":
+        path.write_text("my notes, not a cache\n")
+    elif kind == "directory":
+        path.mkdir()
+        (path / "keep.txt").write_text("mine")
+    elif kind == "under a file":
+        (tmp_path / "afile").write_text("x")
+        path = tmp_path / "afile" / "cache.duckdb"
+    else:
+        with duckdb.connect(str(path)) as c:
+            c.execute("CREATE TABLE mine (x INTEGER)")
+    before = sorted((p.name, p.stat().st_size) for p in tmp_path.rglob("*"))
+    with pytest.raises(StoreError) as info:
+        Store(path).get_result("h", "a", {}, "test", 1)
+    assert "\n" not in str(info.value)
+    assert sorted((p.name, p.stat().st_size) for p in tmp_path.rglob("*")) == before
+
+
+def test_read_only_cache_is_read_not_moved(tmp_path):
+    """A cache we may not write is opened read-only: stored results are read, new ones are not
+    saved, nothing is moved. (Permissions decide it; as root they cannot, so it is asked for.)"""
+    path = tmp_path / "cache.duckdb"
+    Store(path).put_result("h", "a", {}, "test", 1, {"v": 1})
+    store = Store(path, read_only=True)
+    assert store.get_result("h", "a", {}, "test", 1) == {"v": 1}
+    store.put_result("h", "b", {}, "test", 1, {"v": 2})      # skipped, no error
+    assert store.get_result("h", "b", {}, "test", 1) is None
+    assert store.read_only and "read-only" in store.notices[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache.duckdb"]
+    if os.getuid() != 0:  # a real read-only folder, where permissions can say so
+        tmp_path.chmod(0o555)
+        try:
+            assert Store(path).get_result("h", "a", {}, "test", 1) == {"v": 1}
+        finally:
+            tmp_path.chmod(0o755)
 
 
 def test_deleted_file_is_recreated(tmp_path):

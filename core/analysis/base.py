@@ -22,14 +22,27 @@ class Analysis:
     depends: tuple[str, ...] = ()
     on_request: bool = False  # costly: not part of the default report
     title: str = ""
+    min_classes: int = 2      # below or above these the analysis is skipped with a reason
+    max_classes: int | None = None
+
+    def unsuited(self, num_classes: int) -> str | None:
+        """Why this analysis cannot run on a model with `num_classes` classes, or None."""
+        if num_classes < self.min_classes:
+            return f"{self.title} needs at least {self.min_classes} classes; this model has {num_classes}"
+        if self.max_classes is not None and num_classes > self.max_classes:
+            return (f"{self.title} is skipped above {self.max_classes} classes (its tables grow with the "
+                    f"number of classes); this model has {num_classes}")
+        return None
 
 
 ANALYSES: dict[str, Analysis] = {}
 
 
-def register_analysis(name: str, version: int = 1, depends=(), on_request: bool = False, title: str = "", **defaults):
+def register_analysis(name: str, version: int = 1, depends=(), on_request: bool = False, title: str = "",
+                      min_classes: int = 2, max_classes: int | None = None, **defaults):
     def wrap(fn):
-        ANALYSES[name] = Analysis(name, fn, version, defaults, tuple(depends), on_request, title or name)
+        ANALYSES[name] = Analysis(name, fn, version, defaults, tuple(depends), on_request, title or name,
+                                  min_classes, max_classes)
         return fn
     return wrap
 

@@ -1,25 +1,43 @@
 """Run analyses for one checkpoint: one forward pass per split, then cached algebra.
 
-`Analyzer(path).run("selectivity")` returns the result from the store when the checkpoint's
+`Analyzer(loaded).run("selectivity")` returns the result from the store when the checkpoint's
 content hash, the analysis, its parameters, the split and the analysis version match; else it
-computes (extracting features at most once per split) and stores it.
+computes (extracting features at most once per split) and stores it. `Analyzer.from_path(path)`
+reads the checkpoint first (the command line); the app passes the record it already loaded.
 """
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
 import torch
 
-from ..checkpoints import load_checkpoint, model_label
+from ..checkpoints import LoadedCheckpoint, load
 from ..data import load_dataset
+from ..errors import UserError
 from ..store import Store
 from .base import ANALYSES, FeatureCache
 from .features import extract
+from .headline import headline
 
-DEFAULT_TRAIN_LIMIT = 5_000  # training images (about 500 a class) for the gate fit and influential sets
-REPORT = ("accuracy", "nontarget_entropy", "selectivity", "gate", "influential", "noise_ablation",
-          "unit_ablation", "class_masking", "gate_similarity", "filter_correlation", "pca", "top_images")
+DEFAULT_TRAIN_LIMIT = None  # the whole training split for the gate fit and influential sets (as the papers)
+REPORT = tuple(name for name, analysis in ANALYSES.items() if not analysis.on_request)
+
+
+class AnalysisSkipped(UserError):
+    """The analysis cannot run on this model (too few or too many classes); one line why."""
+
+
+def json_safe(value):
+    """NaN and infinities -> None anywhere in a result, so it is valid JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
 
 class Context:
@@ -45,13 +63,14 @@ class Context:
 
 
 class Analyzer:
-    def __init__(self, checkpoint: Path | str, store: Store | None = None, split: str = "test",
+    def __init__(self, checkpoint: LoadedCheckpoint, store: Store | None = None, split: str = "test",
                  limit: int | None = None, train_limit: int | None = DEFAULT_TRAIN_LIMIT,
                  data_root=None, use_cache: bool = True, progress=None, feature_dir: Path | None | str = "beside-store"):
-        self.path = Path(checkpoint)
-        self.model, self.meta = load_checkpoint(self.path)
+        self.checkpoint = checkpoint
+        self.model, self.meta = checkpoint.model, checkpoint.meta
+        self.path = Path(self.meta["path"])
         self.hash = self.meta["content_hash"]
-        self.name = model_label(self.meta)
+        self.name = checkpoint.label
         self.store = store if store is not None else Store()
         self.split, self.limit, self.train_limit = split, limit, train_limit
         self.data_root, self.use_cache, self.progress = data_root, use_cache, progress
@@ -61,6 +80,15 @@ class Analyzer:
         self._results: dict[tuple, dict] = {}
         self._prefetched: dict[tuple, dict] | None = None  # every stored result, read on first lookup
         self.computed: list[str] = []  # analyses computed (not cache hits) by this object
+        self.skipped: dict[str, str] = {}  # analysis -> why it cannot run on this model
+
+    def skipped_reason(self, name: str) -> str | None:
+        """Why `name` cannot run on this model, or None."""
+        return ANALYSES[name].unsuited(self.model.num_classes)
+
+    @classmethod
+    def from_path(cls, path: Path | str, store: Store | None = None, **options) -> "Analyzer":
+        return cls(load(path), store, **options)
 
     # ------------------------------------------------------------------ features
     def features(self, split: str, limit: int | None) -> FeatureCache:
@@ -100,14 +128,20 @@ class Analyzer:
         if name not in ANALYSES:
             raise ValueError(f"unknown analysis {name!r}; choose from {sorted(ANALYSES)}")
         analysis = ANALYSES[name]
+        reason = analysis.unsuited(self.model.num_classes)
+        if reason:
+            self.skipped[name] = reason
+            raise AnalysisSkipped(reason)
         full = self.params_for(name, params)
         result = self._lookup(name, full)
         if result is None:
+            for dependency in analysis.depends:
+                self.run(dependency)
             if self.progress:
                 self.progress(analysis.title, 0, 1)
             started = time.perf_counter()
             kwargs = {k: v for k, v in full.items() if not k.startswith("_")}
-            result = analysis.compute(Context(self), **kwargs)
+            result = json_safe(analysis.compute(Context(self), **kwargs))
             seconds = time.perf_counter() - started
             self.store.put_result(self.hash, name, full, self.split, analysis.version, result, seconds)
             self.computed.append(name)
@@ -139,27 +173,25 @@ class Analyzer:
         return result
 
     def report(self, names=REPORT, include_on_request: bool = False) -> dict:
+        """Every named analysis that suits the model (the others are listed in `skipped`)."""
         names = list(names) + (["iam"] if include_on_request and "iam" not in names else [])
         computed_before = len(self.computed)
-        results = {name: self.run(name) for name in names}
+        results = {}
+        for name in names:
+            try:
+                results[name] = self.run(name)
+            except AnalysisSkipped:
+                continue
         if len(self.computed) > computed_before or not self.use_cache:
             self.save_tables(results)
         return results
 
     # ------------------------------------------------------------------ SQL-friendly tables
     def save_tables(self, results: dict) -> None:
-        sel, gate = results.get("selectivity"), results.get("gate")
-        ablation, infl = results.get("unit_ablation"), results.get("influential")
-        nte, acc = results.get("nontarget_entropy"), results.get("accuracy")
-        filters = results.get("filter_correlation")
-        self.store.put_model({
-            "model_hash": self.hash, "name": self.name, "path": str(self.path), "method": self.meta["method"],
-            "arch": self.meta["arch"], "dataset": self.meta["dataset"],
-            "accuracy": acc and acc["accuracy"], "median_selectivity": sel and sel["median"],
-            "dead_units": sel and sel["dead_count"], "nontarget_entropy": nte and nte["mean"],
-            "nontarget_fraction": nte and nte["fraction"], "phi": gate and gate["phi"],
-            "gate_density": gate and gate["density"], "r_a": infl and infl["r_A"],
-            "c_ic": filters and filters["c_ic"]})
+        self.store.put_model({"model_hash": self.hash, "name": self.name, "path": str(self.path),
+                              "method": self.meta["method"], "arch": self.meta["arch"],
+                              "dataset": self.meta["dataset"], **headline(results)})
+        sel, gate, ablation = results.get("selectivity"), results.get("gate"), results.get("unit_ablation")
         if sel:
             rows = []
             for k, si in enumerate(sel["per_unit"]):
@@ -169,28 +201,30 @@ class Analyzer:
                              "max_drop": ablation["max_class_drop"][k] if ablation else None,
                              "max_drop_class": ablation["max_drop_class"][k] if ablation else None,
                              "overall_drop": ablation["overall_drop"][k] if ablation else None,
-                             "l1_norm": ablation["l1_norm"][k] if ablation else None})
+                             "l1_norm": ablation["l1_norm"][k] if ablation else None,
+                             "filter_l1_norm": (ablation.get("filter_l1_norm") or [None] * len(sel["per_unit"]))[k]
+                             if ablation else None})
             self.store.put_units(self.hash, rows)
 
 
-def summary(results: dict, meta: dict) -> dict:
-    """The headline figures of a report, as `core.analyze --json` prints them."""
-    sel, nte, gate = results["selectivity"], results["nontarget_entropy"], results["gate"]
-    infl, noise, abl = results["influential"], results["noise_ablation"], results["unit_ablation"]
+def summary(results: dict, meta: dict, skipped: dict | None = None) -> dict:
+    """What `core.analyze --json` prints for one model: its identity, the headline figures,
+    and the per-class and per-unit detail behind them."""
+    def part(name, *keys):
+        result = results.get(name)
+        return {k: result.get(k) for k in keys} if result else None
     out = {
-        "checkpoint": meta["path"], "name": model_label(meta), "method": meta["method"], "arch": meta["arch"],
-        "dataset": meta["dataset"], "accuracy": results["accuracy"]["accuracy"],
-        "per_class_accuracy": results["accuracy"]["per_class"],
-        "nontarget_entropy": {"mean": nte["mean"], "bound": nte["bound"], "fraction": nte["fraction"]},
-        "selectivity": {"median": sel["median"], "mean": sel["mean"], "dead": sel["dead_count"],
-                        "per_unit": sel["per_unit"]},
-        "phi": gate["phi"], "gate_density": gate["density"], "gate_source": gate["source"],
-        "single_class_fraction": gate["single_class_fraction"],
-        "influential": infl["sets"], "r_A": infl["r_A"], "A_d": infl["A_d"], "A_f": infl["A_f"],
-        "noise_ablation": {m: noise[m] for m in ("gaussian", "matched", "zero")},
-        "unit_ablation_drop": abl["drop"], "unit_ablation_overall_drop": abl["overall_drop"],
-        "spearman_drop_selectivity": abl["spearman_selectivity"], "spearman_drop_l1": abl["spearman_l1"],
-        "c_ic": results["filter_correlation"]["c_ic"],
+        "checkpoint": meta["path"], "name": Path(meta["path"]).stem, "method": meta["method"], "arch": meta["arch"],
+        "dataset": meta["dataset"], "headline": headline(results), "skipped": dict(skipped or {}),
+        "accuracy": part("accuracy", "accuracy", "per_class"),
+        "nontarget_entropy": part("nontarget_entropy", "mean", "bound", "fraction"),
+        "selectivity": part("selectivity", "median", "q1", "q3", "mean", "dead_count", "per_unit"),
+        "gate": part("gate", "phi", "gated_ce", "density", "source", "single_class_fraction", "steps", "converged"),
+        "influential": part("influential", "sets", "r_A", "A_d", "A_f"),
+        "noise_ablation": part("noise_ablation", "gaussian", "matched", "zero"),
+        "unit_ablation": part("unit_ablation", "drop", "overall_drop", "spearman_selectivity", "spearman_l1",
+                              "spearman_filter_l1"),
+        "filter_correlation": part("filter_correlation", "c_ic"),
     }
     if "iam" in results:
         out["rs"] = results["iam"]["rs"]

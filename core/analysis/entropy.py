@@ -6,7 +6,7 @@ from ..losses import nontarget_entropy as per_image_nontarget_entropy
 from .base import register_analysis, tolist
 
 
-@register_analysis("nontarget_entropy", title="Non-target entropy")
+@register_analysis("nontarget_entropy", title="Non-target entropy", min_classes=3)
 def nontarget_entropy(ctx):
     """Entropy of softmax over the non-target logits (nats), against its bound log(C-1)."""
     values = per_image_nontarget_entropy(ctx.test.logits, ctx.test.labels)

@@ -5,7 +5,7 @@ from .base import confusion_matrix, register_analysis, tolist
 from .influential import influential_sets
 
 
-@register_analysis("class_masking", depends=("gate",), title="Class masking", threshold=0.5, by="gate", k1=5, k2=5)
+@register_analysis("class_masking", depends=("gate",), title="Class masking", max_classes=100, threshold=0.5, by="gate", k1=5, k2=5)
 def class_masking(ctx, threshold, by, k1, k2):
     test, c = ctx.test, ctx.num_classes
     if by == "gate":

@@ -1,0 +1,66 @@
+"""The headline figures of a model: defined once here, and from this table come the Overview's
+columns, the store's `models` table, `core.analyze`'s terminal table and its JSON."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Figure:
+    key: str                         # column in the `models` table and key in JSON
+    label: str                       # header on screen and in the terminal
+    analysis: str                    # the analysis it is read from
+    read: Callable[[dict], object]   # result -> value
+    fmt: str = "{:.3f}"
+    sql: str = "DOUBLE"
+    help: str = ""
+
+
+def _noise(part: str):
+    return lambda r: (r.get("gaussian") or {}).get(part)
+
+
+HEADLINE: tuple[Figure, ...] = (
+    Figure("accuracy", "accuracy", "accuracy", lambda r: r["accuracy"], "{:.4f}", help="test accuracy"),
+    Figure("median_selectivity", "median SI", "selectivity", lambda r: r["median"],
+           help="median selectivity index of the live units (standard median)"),
+    Figure("selectivity_q1", "SI q1", "selectivity", lambda r: r.get("q1"), help="lower quartile of selectivity"),
+    Figure("selectivity_q3", "SI q3", "selectivity", lambda r: r.get("q3"), help="upper quartile of selectivity"),
+    Figure("dead_units", "dead units", "selectivity", lambda r: r["dead_count"], "{}", "INTEGER",
+           help="units that never activate on the test split"),
+    Figure("nontarget_entropy", "NTE (nats)", "nontarget_entropy", lambda r: r["mean"],
+           help="mean entropy of the softmax over the non-target logits"),
+    Figure("nontarget_fraction", "NTE / log(C-1)", "nontarget_entropy", lambda r: r["fraction"],
+           help="non-target entropy as a fraction of its bound"),
+    Figure("phi", "Phi", "gate", lambda r: r["phi"], help="filter ambiguity (LSG paper, Eq. 2); lower is more class-specific"),
+    Figure("gate_density", "gate density", "gate", lambda r: r["density"], help="||G||_1 / (C K) of the fitted gate"),
+    Figure("r_a", "r_A (k=5)", "influential", lambda r: r["r_A"],
+           help="accuracy of the decomposed logits over the full accuracy"),
+    Figure("noise_influential", "noise on infl.", "noise_ablation", _noise("influential"),
+           help="accuracy with each class's influential features replaced by N(0, 1) noise"),
+    Figure("noise_non_influential", "noise on non-infl.", "noise_ablation", _noise("non_influential"),
+           help="accuracy with every non-influential feature replaced by N(0, 1) noise"),
+    Figure("rho_drop_selectivity", "rho(drop, SI)", "unit_ablation", lambda r: r["spearman_selectivity"],
+           help="Spearman correlation of a unit's largest class drop with its selectivity"),
+    Figure("rho_drop_l1", "rho(drop, fc L1)", "unit_ablation", lambda r: r["spearman_l1"],
+           help="... with the L1 norm of its outgoing fc column"),
+    Figure("rho_drop_filter_l1", "rho(drop, filter L1)", "unit_ablation", lambda r: r.get("spearman_filter_l1"),
+           help="... with the L1 norm of its incoming last-conv filter"),
+    Figure("c_ic", "C_IC", "filter_correlation", lambda r: r["c_ic"],
+           help="mean correlation between dominant filters of different classes"),
+)
+ANALYSES_NEEDED = tuple(dict.fromkeys(f.analysis for f in HEADLINE))
+
+
+def headline(results: dict) -> dict:
+    """key -> value (None where its analysis is missing or skipped)."""
+    out = {}
+    for figure in HEADLINE:
+        result = results.get(figure.analysis)
+        out[figure.key] = figure.read(result) if result else None
+    return out
+
+
+def format_value(figure: Figure, value) -> str:
+    return "-" if value is None else figure.fmt.format(value)

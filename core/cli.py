@@ -1,0 +1,38 @@
+"""What every command line shares: one-line argument errors, and no traceback ever."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .errors import UserError
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad argument in one line (usage is in --help)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message}\n")
+
+
+def run_main(main, argv=None) -> int:
+    """Run a command's main; a user error or an unexpected one becomes one line on stderr."""
+    try:
+        return main(argv)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("error: out of memory", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 1
+    except Exception as exc:  # noqa: BLE001 - a command line never shows a traceback
+        if os.environ.get("UNITLENS_DEBUG"):
+            raise
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        print(f"error: internal error ({type(exc).__name__}: {first}); please report it", file=sys.stderr)
+        return 1

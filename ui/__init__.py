@@ -1,0 +1,2 @@
+"""Streamlit glue the pages share (the sidebar frame, caches, downloads, the error guard).
+Page modules live in pages/, all logic in core/."""

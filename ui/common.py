@@ -1,0 +1,351 @@
+"""Shared by every page: one cached record per checkpoint (model, metadata, analyzer), the model
+choice, plain-text display of anything read from a file, downloads, the error guard, and the
+sidebar's training panel. Widgets and caching only; the work is in core."""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import runpy
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from core import runs
+from core.analysis.engine import DEFAULT_TRAIN_LIMIT, Analyzer, AnalysisSkipped
+from core.checkpoints import CheckpointError, LoadedCheckpoint, discover, load
+from core.data import DATASETS
+from core.errors import UserError
+from core.losses import OBJECTIVES
+from core.models import MODELS
+from core.progress import summarize
+from core.render import altair_png, png_bytes
+from core.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+EVAL_LIMIT = int(os.environ.get("UNITLENS_EVAL_LIMIT", "0")) or None
+TRAIN_LIMIT = int(os.environ.get("UNITLENS_TRAIN_LIMIT", "0")) or DEFAULT_TRAIN_LIMIT
+EXTRA_DIRS = [d for d in os.environ.get("UNITLENS_MODEL_DIRS", "").split(os.pathsep) if d]
+DEFAULT_METHODS = ("ce", "minimax", "lsg")
+ICON = ROOT / "docs" / "icon.png"
+_ENTRY = threading.local()  # set while app.py (the navigation entry) runs in this thread
+log = logging.getLogger("unitlens")
+
+
+# ----------------------------------------------------------------------------- plain text
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=^])")
+
+
+def plain(text) -> str:
+    """Text read from a file (class names, file names, methods, messages) for any Streamlit
+    element that renders markdown: every markdown character escaped, so it shows as typed and
+    never becomes a link, an image fetch or a colour directive."""
+    return _MARKDOWN.sub(r"\\\1", str(text)).replace("\n", " ")
+
+
+# ----------------------------------------------------------------------------- caches
+@st.cache_resource(show_spinner=False)
+def store() -> Store:
+    return Store()
+
+
+@dataclass
+class ModelRecord:
+    """One checkpoint as the app holds it: read, built and hashed once; its analyzer and the lock
+    that lets one computation at a time run on it."""
+    checkpoint: LoadedCheckpoint
+    analyzer: Analyzer
+    lock: threading.Lock
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _record(path: str, mtime: float, size: int) -> ModelRecord:
+    checkpoint = load(path)
+    analyzer = Analyzer(checkpoint, store(), limit=EVAL_LIMIT, train_limit=TRAIN_LIMIT)
+    return ModelRecord(checkpoint, analyzer, threading.Lock())
+
+
+def record(path: str) -> ModelRecord:
+    """The cached record, rebuilt when the file changes; CheckpointError for a bad file."""
+    try:
+        stat = Path(path).stat()
+    except OSError as exc:
+        raise CheckpointError(f"{Path(path).name}: {exc.strerror or exc}") from None
+    return _record(path, stat.st_mtime, stat.st_size)
+
+
+def load_model(path: str):
+    """(model, meta) of a checkpoint, from its record."""
+    rec = record(path)
+    return rec.checkpoint.model, rec.checkpoint.meta
+
+
+def available_models() -> tuple[dict[str, dict], list[str]]:
+    """label -> meta for every loadable checkpoint, and one line per file that was skipped."""
+    found, errors = {}, []
+    for path in discover(EXTRA_DIRS):
+        try:
+            meta = record(str(path)).checkpoint.meta
+        except CheckpointError as exc:
+            errors.append(str(exc))
+            continue
+        label = Path(path).stem
+        if label in found:
+            label = f"{label} ({Path(path).parent.name})"
+        found[label] = meta
+    return found, errors
+
+
+def analyzer(meta: dict) -> tuple[Analyzer, threading.Lock]:
+    rec = record(meta["path"])
+    return rec.analyzer, rec.lock
+
+
+def analysis(meta: dict, name: str, **params) -> dict:
+    """A result from the store, or computed now with a progress bar (one at a time per model)."""
+    engine, lock = analyzer(meta)
+    cached = engine.cached(name, **params)
+    if cached is not None:
+        return cached
+    with lock:
+        cached = engine.cached(name, **params)
+        if cached is not None:
+            return cached
+        bar = st.progress(0.0, text=f"{plain(meta.get('label', engine.name))}: computing {name}")
+
+        def report(step, done, total):
+            bar.progress(min(1.0, done / max(1, total)), text=f"{plain(meta.get('label', engine.name))}: {plain(step)}")
+        engine.progress = report
+        try:
+            return engine.run(name, **params)
+        finally:
+            engine.progress = None
+            bar.empty()
+
+
+def show_store_notices() -> None:
+    for notice in store().notices:
+        st.toast(plain(notice))
+    store().notices.clear()
+
+
+# ----------------------------------------------------------------------------- the frame
+def app_frame() -> None:
+    """The sidebar every page shares; app.py calls it before the page runs."""
+    st.set_page_config(page_title="Unit Lens", page_icon=str(ICON) if ICON.exists() else None, layout="wide")
+    guarded(model_choice)
+    guarded(training_panel)
+
+
+class entry:
+    """Marks the run of app.py (the navigation entry) in this thread."""
+
+    def __enter__(self):
+        _ENTRY.active = True
+
+    def __exit__(self, *exc):
+        _ENTRY.active = False
+
+
+def page_frame() -> None:
+    """At the top of every page. On a freshly started server Streamlit first runs a deep-linked
+    page on its own (its pages/ folder mode): then run the real entry instead, which draws the
+    navigation and the sidebar and runs this page inside them, and stop this outer run."""
+    if not getattr(_ENTRY, "active", False):
+        runpy.run_path(str(ROOT / "app.py"), run_name="__unitlens_entry__")
+        st.stop()
+
+
+# ----------------------------------------------------------------------------- the model choice
+def model_choice() -> list[dict]:
+    """The models to compare, chosen in the sidebar and shared by every page."""
+    found, errors = available_models()
+    st.session_state["app_found"] = found
+    labels = list(found)
+    defaults = [m for m in DEFAULT_METHODS if m in labels] or labels[:3]
+    # app_chosen is the source of truth; the widget is re-seeded from it on every page
+    chosen = [label for label in st.session_state.get("app_chosen", defaults) if label in labels]
+    st.session_state["app_chosen"] = st.session_state["app_models"] = chosen
+    st.sidebar.multiselect("Models to compare", labels, key="app_models",
+                           on_change=lambda: st.session_state.update(app_chosen=st.session_state["app_models"]),
+                           help="Bundled checkpoints, runs trained here, and folders in UNITLENS_MODEL_DIRS")
+    for error in errors:
+        st.sidebar.caption(f"skipped: {plain(error)}")
+    return [found[label] | {"label": label} for label in chosen if label in found]
+
+
+def chosen_models() -> list[dict]:
+    found = st.session_state.get("app_found", {})
+    return [found[label] | {"label": label} for label in st.session_state.get("app_chosen", []) if label in found]
+
+
+def require_models(minimum: int = 1) -> list[dict]:
+    models = chosen_models()
+    if len(models) < minimum:
+        st.info("Choose at least one model in the sidebar (or train one).")
+        st.stop()
+    return models
+
+
+# ----------------------------------------------------------------------------- downloads and guard
+def download_csv(frame: pd.DataFrame, name: str, key: str) -> None:
+    st.download_button("Download CSV", frame.to_csv(index=False).encode(), f"{name}.csv", "text/csv", key=key,
+                       on_click="ignore")
+
+
+def download_png(image, name: str, key: str, label: str = "PNG") -> None:
+    st.download_button(label, lambda: png_bytes(image), f"{name}.png", "image/png", key=key, on_click="ignore")
+
+
+def chart(figure, name: str, key: str, container=None, **kwargs):
+    """An Altair chart with a PNG download under it (rendered only when clicked)."""
+    container = container or st
+    kwargs.setdefault("width", "stretch")
+    event = container.altair_chart(figure, key=key, **kwargs)
+    container.download_button("PNG", data=lambda: altair_png(figure), file_name=f"{name}.png", mime="image/png",
+                              key=f"{key}_png", on_click="ignore")
+    return event
+
+
+def picked_unit(event) -> int | None:
+    """The unit of a click on an Altair point selection named `unit_pick`, or None. Streamlit's
+    event is a dict: {"selection": {"unit_pick": [{"unit": 7, ...}]}}, with {} before any click."""
+    points = (event or {}).get("selection", {}).get("unit_pick") or []
+    unit = points[0].get("unit") if points else None
+    return None if unit is None else int(unit)
+
+
+def parse_unit(text: str, num_units: int) -> tuple[int | None, str | None]:
+    """A unit number from a link: (unit, None), or (None, what was asked) when it is not one."""
+    text = str(text).strip()
+    if not (text.isascii() and text.isdigit()):
+        return None, f"unit “{text[:20]}”, which is not a unit number"
+    unit = int(text)
+    if unit >= num_units:
+        return None, f"unit {unit}, but this model has units 0 to {num_units - 1}"
+    return unit, None
+
+
+def guarded(render) -> None:
+    """Run a page. A user error (core.errors.UserError) is one line; an analysis that does not
+    suit a model says why; anything else is a programming error: its traceback goes to the
+    server log and the page says so in one line (never a traceback in the browser)."""
+    try:
+        render()
+        show_store_notices()
+    except AnalysisSkipped as exc:
+        st.info(plain(exc))
+    except UserError as exc:
+        st.error(plain(exc))
+    except Exception as exc:  # noqa: BLE001 - the browser gets one line, never a traceback
+        log.exception("internal error while rendering a page")
+        st.error(f"Internal error ({plain(type(exc).__name__)}); the details are in the server log.")
+
+
+# ----------------------------------------------------------------------------- training panel
+def training_panel() -> None:
+    with st.sidebar.expander("Train a model", expanded=False):
+        method = st.selectbox("Method", sorted(OBJECTIVES), index=sorted(OBJECTIVES).index("minimax"), key="train_method")
+        options = {}
+        for key, (default, help_text) in OBJECTIVES[method].options.items():
+            label = key.replace("_", " ")
+            if isinstance(default, bool):
+                options[key] = st.checkbox(label, value=default, help=help_text, key=f"train_opt_{method}_{key}")
+            elif isinstance(default, int):
+                options[key] = st.number_input(label, value=default, step=1, help=help_text, key=f"train_opt_{method}_{key}")
+            else:
+                options[key] = st.number_input(label, value=float(default), format="%g", help=help_text,
+                                               key=f"train_opt_{method}_{key}")
+        arch = st.selectbox("Architecture", sorted(MODELS), index=sorted(MODELS).index("resnet20"), key="train_arch")
+        choices = [name for name in DATASETS if name != "imagefolder"] + ["image folder"]
+        dataset = st.selectbox("Dataset", choices, key="train_dataset",
+                               help="Datasets on this machine; an image folder has one sub-folder per class")
+        if dataset == "image folder":
+            folder = st.text_input("Folder", key="train_folder", placeholder="/path/to/images")
+            dataset = f"imagefolder:{folder}"
+        epochs = st.number_input("Epochs", 1, 500, 1, key="train_epochs")
+        limit = st.number_input("Use only the first N images (0: all)", 0, 10_000_000, 2000, step=500, key="train_limit")
+        if st.button("Start", key="train_start", type="primary"):
+            try:
+                run = runs.start_run(method, options, dataset, arch, int(epochs), int(limit) or None)
+                st.success(f"started {plain(run.run_id)}")
+            except UserError as exc:
+                st.warning(plain(exc))
+        # refreshes itself every second only while a run trains (an idle page stays idle)
+        st.fragment(run_monitor, run_every=1 if runs.active_run() else None)()
+
+
+def format_seconds(seconds) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(max(0, seconds))
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def progress_text(progress) -> str:
+    """One line a researcher can read at a glance, from the first second of a run."""
+    if progress.phase and not progress.global_step:
+        return f"{progress.phase} · elapsed {format_seconds(progress.elapsed_s)}"
+    parts = [f"epoch {max(progress.epoch, 1)}/{progress.epochs or '?'}"]
+    if progress.steps_per_epoch:
+        parts.append(f"step {progress.step}/{progress.steps_per_epoch}")
+    if progress.loss is not None:
+        parts.append(f"loss {progress.loss:.3f}")
+    if progress.images_per_s:
+        parts.append(f"{progress.images_per_s:,.0f} img/s")
+    parts.append(f"elapsed {format_seconds(progress.elapsed_s)}")
+    if progress.eta_s is not None:
+        parts.append(f"remaining {format_seconds(progress.eta_s)}")
+    return " · ".join(parts)
+
+
+def run_monitor() -> None:
+    """Progress of the active run and the list of runs, with cancel, resume and delete."""
+    all_runs = runs.list_runs()
+    runs.ingest(store(), all_runs)
+    active = next((r for r in all_runs if r.status == "running"), None)
+    if active is not None:
+        progress = summarize(active.events)
+        st.progress(progress.fraction, text=plain(f"{active.run_id}: {progress_text(progress)}"))
+        points = [e for e in active.events if e.get("event") == "step"]
+        if len(points) > 1:
+            frame = pd.DataFrame(points)[["global_step", "loss", "accuracy"]].set_index("global_step")
+            st.line_chart(frame, height=140)
+        if st.button("Cancel", key="train_cancel"):
+            try:
+                runs.cancel_run(active)
+            except UserError as exc:
+                st.warning(plain(exc))
+    for run in all_runs[:8]:
+        icon = {"running": ":material/hourglass_top:", "done": ":material/check_circle:",
+                "failed": ":material/error:", "cancelled": ":material/stop_circle:"}[run.status]
+        progress = summarize(run.events)
+        extra = f" — test acc {progress.test_accuracy:.3f}" if progress.test_accuracy is not None else ""
+        if run.status in ("cancelled", "failed"):
+            extra += f" after {progress.epochs_completed} of {progress.epochs or '?'} epochs"
+        st.caption(f"{icon} {plain(run.run_id)}: {run.status}{plain(extra)}")
+        if run.status == "failed" and run.message:
+            st.code(run.message, language=None)
+        if run.status != "running":
+            left, right = st.columns(2)
+            if runs.can_resume(run) and left.button("Resume", key=f"train_resume_{run.run_id}"):
+                try:
+                    runs.resume_run(run)
+                    st.rerun(scope="app")
+                except UserError as exc:
+                    st.warning(plain(exc))
+            if right.button("Delete", key=f"train_delete_{run.run_id}", help="remove this run's files"):
+                try:
+                    runs.delete_run(run)
+                    st.rerun(scope="app")
+                except UserError as exc:
+                    st.warning(plain(exc))
+    for run in all_runs:
+        if run.status == "done" and run.run_id not in st.session_state.get("app_seen_runs", set()):
+            st.session_state.setdefault("app_seen_runs", set()).add(run.run_id)
+            if st.session_state.get("app_runs_initialised"):
+                st.rerun(scope="app")  # a finished run joins the model list; the refresh stops
+    st.session_state["app_runs_initialised"] = True
