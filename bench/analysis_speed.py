@@ -53,13 +53,13 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "bench.duckdb")
         started = time.perf_counter()
-        analyzer = Analyzer(args.checkpoint, store, feature_dir=None)
+        analyzer = Analyzer.from_path(args.checkpoint, store, feature_dir=None)
         analyzer.report(REPORT)
         full = time.perf_counter() - started
         train_limit = analyzer.train_limit
 
         started = time.perf_counter()
-        Analyzer(args.checkpoint, store, feature_dir=None).report(REPORT)
+        Analyzer.from_path(args.checkpoint, store, feature_dir=None).report(REPORT)
         cached = time.perf_counter() - started
 
     units = list(range(args.naive_units))

@@ -37,7 +37,7 @@ def main():
         tmp = Path(tmp)
         cache = tmp / "cache" / "unitlens.duckdb"
         for name in ("ce", "minimax", "lsg"):  # the Compare page's gate rows come from the cache
-            Analyzer(ROOT / "checkpoints" / f"{name}.pt", Store(cache)).run("gate")
+            Analyzer.from_path(ROOT / "checkpoints" / f"{name}.pt", Store(cache)).run("gate")
         images = []
         for index in range(2):
             image, _ = dataset_image("fashion-mnist", index)

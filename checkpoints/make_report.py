@@ -26,7 +26,7 @@ BUNDLED = ["ce", "minimax", "lsg", "maxnte", "label_smoothing", "confidence_pena
 
 
 def analyse(path: Path, store: Store) -> dict:
-    analyzer = Analyzer(path, store)
+    analyzer = Analyzer.from_path(path, store)
     results = analyzer.report(REPORT)
     row = summary(results, analyzer.meta)
     row["si_histogram"] = results["selectivity"]["histogram"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .analysis.engine import REPORT, Analyzer, summary
@@ -76,6 +77,13 @@ def main(argv=None) -> int:
         except MemoryError:
             bar.close()
             print(f"error: {path}: out of memory; try --limit", file=sys.stderr)
+            failed += 1
+        except Exception as exc:  # noqa: BLE001 - a programming error on one model; the others still run
+            bar.close()
+            if os.environ.get("UNITLENS_DEBUG"):
+                raise
+            print(f"error: {path}: internal error ({type(exc).__name__}: {str(exc)[:160]}); please report it",
+                  file=sys.stderr)
             failed += 1
     for notice in store.notices:
         print(f"notice: {notice}", file=sys.stderr)

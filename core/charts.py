@@ -10,8 +10,9 @@ def heatmap(matrix, row_names, col_names, row_title: str, col_title: str, title:
     frame = pd.DataFrame(rows)
     scale = alt.Scale(scheme=scheme, domain=domain) if domain else alt.Scale(scheme=scheme)
     chart = alt.Chart(frame).mark_rect().encode(
-        x=alt.X("col:O", sort=col_order or list(col_names), title=col_title, axis=alt.Axis(labelFontSize=8)),
-        y=alt.Y("row:O", sort=list(row_names), title=row_title),
+        x=alt.X("col:O", sort=col_order or list(col_names), title=col_title,
+                axis=alt.Axis(labelFontSize=8, labelOverlap=False, labelLimit=160)),
+        y=alt.Y("row:O", sort=list(row_names), title=row_title, axis=alt.Axis(labelOverlap=False, labelLimit=160)),
         color=alt.Color("value:Q", scale=scale),
         tooltip=["row", "col", alt.Tooltip("value:Q", format=".3f")],
     ).properties(height=height, title=title)

@@ -24,6 +24,7 @@ from .models import MODELS, UnitModel, create_model
 
 FORMAT = "unitlens-checkpoint-v1"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ROOT_CHECKPOINTS = PROJECT_ROOT / "checkpoints"  # the bundled models in the repository
 
 
 def bundled_dir() -> Path:
@@ -277,8 +278,8 @@ def file_hash(path: Path | str) -> str:
 
 
 def discover(extra_dirs=(), include_runs: bool = True) -> list[Path]:
-    """Every `*.pt` in checkpoints/, runs/ and folders the user names (not recursive into
-    hidden or temporary files), sorted, de-duplicated."""
+    """Every `*.pt` in checkpoints/, runs/ and folders the user names (recursive, but never into
+    hidden files or folders), sorted, de-duplicated."""
     folders = [bundled_dir(), *(Path(d).expanduser() for d in extra_dirs)]
     if include_runs:
         folders.append(runs_dir())
@@ -287,8 +288,8 @@ def discover(extra_dirs=(), include_runs: bool = True) -> list[Path]:
         if not folder.is_dir():
             continue
         for path in sorted(folder.rglob("*.pt")):
-            if path.name.startswith("."):
-                continue
+            if any(part.startswith(".") for part in path.relative_to(folder).parts):
+                continue  # hidden files and folders: temporaries, unfinished runs
             found.setdefault(str(path.resolve()) if path.exists() else str(path), path)
     return list(found.values())
 

@@ -6,7 +6,7 @@ training then slice batches without per-sample Python work.
 from __future__ import annotations
 
 import gzip
-import io
+
 import os
 import shutil
 import subprocess
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from .errors import UserError
 
@@ -26,16 +26,10 @@ FASHION_MNIST_FILES = (
     "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
     "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
 )
-MAX_IMAGE_PIXELS = 40_000_000  # refuse larger uploads before decoding them
-MAX_IMAGE_BYTES = 25 * 1024 * 1024
 
 
 class DataError(UserError):
     """A dataset is unknown or not on disk; the message says how to get it."""
-
-
-class ImageError(UserError, ValueError):
-    """An uploaded file is not an image we can read; the message is one line for the user."""
 
 
 @dataclass
@@ -101,13 +95,15 @@ class DatasetSource:
     mean: list[float] = []
     std: list[float] = []
     crop_padding = 4
+    dark_background = False  # light objects on black (uploads with a light background get inverted)
 
     def __init__(self, root: Path):
         self.root = Path(root)
 
     def info(self) -> DatasetInfo:
         return DatasetInfo(self.name, list(self.class_names), self.channels, self.input_size,
-                           list(self.mean), list(self.std), {"crop_padding": self.crop_padding})
+                           list(self.mean), list(self.std),
+                           {"crop_padding": self.crop_padding, "dark_background": self.dark_background})
 
     def check(self) -> None:
         """Raise DataError (one line) unless the data is on disk."""
@@ -136,6 +132,7 @@ class FashionMNIST(DatasetSource):
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
     channels, input_size, crop_padding = 1, 28, 2
     mean, std = [0.2860], [0.3530]
+    dark_background = True
 
     @property
     def raw_dir(self) -> Path:
@@ -234,6 +231,7 @@ class ImageFolderSource(DatasetSource):
             raise DataError(f"{self.path} is not an image folder (expected one sub-folder per class)")
 
     def read(self, split):
+        from .inputs import ImageError, load_image, to_uint8
         self.check()
         info = self.info()
         images, labels = [], []
@@ -243,7 +241,7 @@ class ImageFolderSource(DatasetSource):
                     image = load_image(file)
                 except ImageError:
                     continue
-                images.append(to_uint8_tensor(image, info))
+                images.append(to_uint8(image, info, invert=False)[0])
                 labels.append(label)
         if not images:
             raise DataError(f"no readable images under {self.split_roots[split]}")
@@ -308,91 +306,11 @@ def black_value(info: DatasetInfo) -> torch.Tensor:
     return torch.tensor([-m / s for m, s in zip(info.mean, info.std)], dtype=torch.float32)
 
 
-# ----------------------------------------------------------------------------- uploaded images
-def load_image(source) -> Image.Image:
-    """Open bytes, a path or a file object as a fully decoded PIL image, or raise ImageError."""
-    try:
-        if isinstance(source, (str, Path)):
-            path = Path(source)
-            if not path.is_file():
-                raise ImageError(f"{path}: not a file")
-            if path.stat().st_size > MAX_IMAGE_BYTES:
-                raise ImageError(f"{path.name}: file larger than {MAX_IMAGE_BYTES // 2**20} MB")
-            data = path.read_bytes()
-        elif isinstance(source, (bytes, bytearray)):
-            data = bytes(source)
-        else:
-            data = source.read()
-        if not data:
-            raise ImageError("the file is empty")
-        if len(data) > MAX_IMAGE_BYTES:
-            raise ImageError(f"the file is larger than {MAX_IMAGE_BYTES // 2**20} MB")
-        image = Image.open(io.BytesIO(data))
-        width, height = image.size
-        if width * height > MAX_IMAGE_PIXELS:
-            raise ImageError(f"the image is too large ({width} x {height} pixels; "
-                             f"limit {MAX_IMAGE_PIXELS // 1_000_000} megapixels)")
-        if getattr(image, "n_frames", 1) > 1:
-            image.seek(0)  # animated: the first frame
-        image.load()
-        return image
-    except ImageError:
-        raise
-    except UnidentifiedImageError:
-        raise ImageError("not an image file Pillow can read") from None
-    except Image.DecompressionBombError:
-        raise ImageError("the image is too large (decompression bomb guard)") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ImageError(f"the image is damaged or truncated ({reason})") from None
-
-
-def _to_8bit_mode(image: Image.Image, channels: int) -> Image.Image:
-    """Convert any Pillow mode to L or RGB; alpha is composited onto black, 16-bit is rescaled."""
-    image = ImageOps.exif_transpose(image)
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        array = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
-        image = Image.fromarray(np.clip(array / top * 255.0, 0, 255).astype(np.uint8), "L")
-    if image.mode == "P":
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-        image = Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("L" if channels == 1 else "RGB")
-
-
-def fit_square(image: Image.Image, size: int) -> Image.Image:
-    """Resize the shorter side to `size`, then centre-crop to size x size."""
-    width, height = image.size
-    scale = size / min(width, height)
-    new_size = (max(size, round(width * scale)), max(size, round(height * scale)))
-    image = image.resize(new_size, Image.Resampling.BILINEAR, reducing_gap=3.0)
-    left, top = (new_size[0] - size) // 2, (new_size[1] - size) // 2
-    return image.crop((left, top, left + size, top + size))
-
-
-def to_uint8_tensor(image: Image.Image, info: DatasetInfo) -> torch.Tensor:
-    image = fit_square(_to_8bit_mode(image, info.channels), info.input_size)
-    array = np.asarray(image, dtype=np.uint8)
-    if array.ndim == 2:
-        array = array[None]
-    else:
-        array = array.transpose(2, 0, 1)
-    return torch.from_numpy(array.copy())
-
-
-def preprocess(image: Image.Image, meta) -> torch.Tensor:
-    """Any PIL image -> the model's (1, C, H, W) input: EXIF orientation, channels, resize and
-    centre crop to the model's size, its normalisation. `meta` is a DatasetInfo or checkpoint meta."""
-    info = meta if isinstance(meta, DatasetInfo) else info_from_meta(meta)
-    return normalise(to_uint8_tensor(image, info).unsqueeze(0), info.mean, info.std)
-
-
 def info_from_meta(meta: dict) -> DatasetInfo:
+    source = DATASETS.get(meta["dataset"])
     return DatasetInfo(meta["dataset"], list(meta["class_names"]), int(meta["channels"]),
-                       int(meta["input_size"]), list(meta["mean"]), list(meta["std"]))
+                       int(meta["input_size"]), list(meta["mean"]), list(meta["std"]),
+                       {"dark_background": bool(source and source.dark_background)})
 
 
 def denormalise(x: torch.Tensor, info: DatasetInfo) -> np.ndarray:

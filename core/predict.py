@@ -1,4 +1,8 @@
-"""`python -m core.predict --checkpoint PATH [--checkpoint PATH...] IMAGE... [--json]`"""
+"""`python -m core.predict --checkpoint PATH [--checkpoint PATH...] IMAGE... [--json]`
+
+Each image is prepared for each model as the app does it (core.inputs: the steps are printed),
+and judged against the model's own test split (core.analysis.ood) when its data is on disk.
+"""
 from __future__ import annotations
 
 import json
@@ -6,22 +10,33 @@ import sys
 
 import torch
 
+from .analysis.engine import Analyzer
+from .analysis.ood import judge
+from .checkpoints import LoadedCheckpoint, load
 from .cli import OneLineParser, run_main
-from .checkpoints import CheckpointError, load_checkpoint, model_label
-from .data import ImageError, load_image, preprocess
+from .errors import UserError
+from .inputs import load_image, prepare
+from .store import Store
 
 
-def predict(models: list[tuple], image, top: int = 5) -> list[dict]:
-    """Top classes with probabilities for one PIL image under each (model, meta)."""
+def predict(models: list, image, top: int = 5, invert: bool | None = None, references: list | None = None) -> list[dict]:
+    """Top classes with probabilities for one PIL image under each (model, meta); with a
+    reference per model (the `ood_reference` result), the verdict on how unlike the training
+    data the image is."""
     out = []
-    for model, meta in models:
-        x = preprocess(image, meta)
+    for i, (model, meta) in enumerate(models):
+        prepared = prepare(image, meta, invert)
         with torch.inference_mode():
-            probs = torch.softmax(model(x)[0], 0)
+            features = model.pool(model.forward_features(prepared.x))[0]
+            logits = model.fc(features)
+        probs = torch.softmax(logits, 0)
         values, index = probs.topk(min(top, len(probs)))
-        out.append({"model": model_label(meta), "top": [
-            {"class": meta["class_names"][i], "index": int(i), "probability": float(p)}
-            for p, i in zip(values.tolist(), index.tolist())]})
+        reference = references[i] if references else None
+        out.append({"model": meta.get("label") or LoadedCheckpoint(model, meta).label, "steps": prepared.steps,
+                    "inverted": prepared.inverted,
+                    "ood": judge(features, logits, reference) if reference else None,
+                    "top": [{"class": meta["class_names"][j], "index": int(j), "probability": float(p)}
+                            for p, j in zip(values.tolist(), index.tolist())]})
     return out
 
 
@@ -30,33 +45,52 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoint", action="append", required=True)
     parser.add_argument("images", nargs="+")
     parser.add_argument("--top", type=int, default=5)
+    parser.add_argument("--no-invert", action="store_true",
+                        help="never invert a light-background picture for a light-on-black dataset")
+    parser.add_argument("--no-ood", action="store_true", help="skip the comparison with the test split")
+    parser.add_argument("--cache", default=None, help="DuckDB file (default cache/unitlens.duckdb)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.top < 1:
         parser.error(f"--top must be >= 1, got {args.top}")
-    models, failed = [], 0
+    models, references, failed = [], [], 0
+    store = None if args.no_ood else Store(args.cache)
     for path in args.checkpoint:
         try:
-            models.append(load_checkpoint(path))
-        except CheckpointError as exc:
+            loaded = load(path)
+        except UserError as exc:
             print(f"error: {exc}", file=sys.stderr)
             failed += 1
+            continue
+        models.append((loaded.model, loaded.meta))
+        reference = None
+        if store is not None:
+            try:
+                reference = Analyzer(loaded, store).run("ood_reference")
+            except UserError as exc:
+                print(f"note: {loaded.label}: no comparison with its test split ({exc})", file=sys.stderr)
+        references.append(reference)
     if not models:
         return 1
     results = []
+    invert = False if args.no_invert else None
     for name in args.images:
         try:
             image = load_image(name)
-        except ImageError as exc:
+        except UserError as exc:
             print(f"error: {name}: {exc}", file=sys.stderr)
             failed += 1
             continue
-        rows = predict(models, image, args.top)
+        rows = predict(models, image, args.top, invert, references)
         results.append({"image": name, "models": rows})
         if not args.json:
             for row in rows:
                 best = ", ".join(f"{t['class']} {t['probability']:.3f}" for t in row["top"])
                 print(f"{name}\t{row['model']}\t{best}")
+                print(f"  steps: {'; '.join(row['steps'])}")
+                if row["ood"] and row["ood"]["unlike_training"]:
+                    print(f"  unlike the training data: feature distance {row['ood']['distance']:.0f}, above "
+                          f"{row['ood']['threshold']:.0f} ({row['ood']['quantile']:.0%} of test images are closer)")
     if args.json:
         print(json.dumps(results, indent=1))
     return 1 if failed else 0

@@ -85,7 +85,7 @@ def validate(config: TrainConfig) -> Objective:
     checks = [
         (1 <= config.epochs <= trajectory.MAX_EPOCHS, f"epochs must lie in 1..{trajectory.MAX_EPOCHS}, got {config.epochs}"),
         (1 <= config.batch_size <= 65536, f"batch size must lie in 1..65536, got {config.batch_size}"),
-        (math.isfinite(config.lr) and 0 < config.lr <= 100, f"lr must be a number in (0, 100], got {config.lr}"),
+        (math.isfinite(config.lr) and 0 < config.lr <= 1e6, f"lr must be a number in (0, 1e6], got {config.lr}"),
         (math.isfinite(config.momentum) and 0 <= config.momentum < 1, f"momentum must lie in [0, 1), got {config.momentum}"),
         (math.isfinite(config.weight_decay) and 0 <= config.weight_decay <= 1,
          f"weight decay must be a number in [0, 1], got {config.weight_decay}"),
@@ -359,6 +359,9 @@ def train(config: TrainConfig, command: str = "", terminal: bool = False) -> dic
                 raise TrainingError(f"the weights became non-finite in epoch {epoch + 1}; lower --lr or "
                                     "--weight-decay (nothing new was saved)")
             cache = evaluate(model, test_set.images, test_set.labels, autocast=on_gpu)
+            if not (torch.isfinite(cache.logits).all() and torch.isfinite(cache.features).all()):
+                raise TrainingError(f"the model's outputs became non-finite in epoch {epoch + 1}; lower --lr "
+                                    "(nothing new was saved)")
             test_accuracy = int((cache.logits.argmax(1) == cache.labels).sum()) / max(1, len(cache.labels))
             if config.snapshot_per_class:
                 history = trajectory.record(history, epoch + 1, cache, model, snapshot_subset)

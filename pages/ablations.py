@@ -67,8 +67,10 @@ def render():
                            f"{label}: class accuracy drop when one unit is zeroed", scheme="reds")
     frame = frame.rename(columns={"row": "class", "col": "unit", "value": "drop"})
     chart = alt.Chart(frame).mark_rect().encode(
-        x=alt.X("unit:O", axis=alt.Axis(labelFontSize=7)), y=alt.Y("class:O", sort=classes),
-        color=alt.Color("drop:Q", scale=alt.Scale(scheme="reds")),
+        x=alt.X("unit:O", axis=alt.Axis(labelFontSize=7)),
+        y=alt.Y("class:O", sort=classes, axis=alt.Axis(labelOverlap=False, labelLimit=160)),
+        color=alt.Color("drop:Q", scale=alt.Scale(scheme="redblue", reverse=True, domainMid=0),
+                        title="drop (red: worse)"),
         tooltip=["unit", "class", alt.Tooltip("drop:Q", format=".3f")]).add_params(pick).properties(height=260)
     event = common.chart(chart, f"{label}-unit-drop", "abl_heatmap", on_select="rerun", selection_mode="unit_pick")
     open_unit_from(event, label)

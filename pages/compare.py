@@ -6,8 +6,11 @@ import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
+import torch
 
-from core.data import dataset_image, denormalise, indices_of_class, info_from_meta, load_image, preprocess
+from core.data import dataset_image, denormalise, indices_of_class, info_from_meta
+from core.analysis.ood import judge
+from core.inputs import load_image, prepare
 from core.explain import GradCamExplainer, explain, normalise_map
 from core.render import feature_grid, gate_strip, heat_overlay, input_picture
 from ui import common
@@ -66,14 +69,25 @@ def render():
     show_gate = controls[2].toggle("Gate rows (fits a post-hoc gate once per model)", True, key="compare_gate")
     st.caption(common.plain(caption) + (f" — true class **{common.plain(names[label])}**" if label is not None else ""))
 
+    uploaded = label is None
+    invert = None
+    if uploaded:
+        invert = None if st.toggle("Invert a light-background picture (the training images are light on black)",
+                                   True, key="compare_invert",
+                                   help="Product photos are dark on light; the model has only seen the reverse") else False
     results = []
     for meta in models:
         model, _ = common.load_model(meta["path"])
-        x = preprocess(image, meta)
+        prepared = prepare(image, meta, invert)
+        x = prepared.x
         target = None if target_name == "predicted" else meta["class_names"].index(target_name) \
             if target_name in meta["class_names"] else None
         gate = np.array(common.analysis(meta, "gate")["gate"]) if show_gate else None
         out = explain(model, x, target, gate, gradcam_for(meta["path"], meta["content_hash"]))
+        if uploaded:
+            out["ood"] = judge(torch.from_numpy(out["features"]), torch.from_numpy(out["logits"]),
+                               common.analysis(meta, "ood_reference"))
+        out["steps"] = prepared.steps
         results.append((meta, x, out))
     vmax_all = max(float(out["maps"].max()) for _, _, out in results)
 
@@ -85,8 +99,16 @@ def render():
             st.subheader(common.plain(meta["label"]))
             st.caption(f"{common.plain(meta['method'])} · predicted **{common.plain(classes[out['predicted']])}** "
                        f"({out['probabilities'][1.0][out['predicted']]:.1%})")
+            ood = out.get("ood")
+            if ood and ood["unlike_training"]:
+                st.warning(f"Unlike the training data: feature distance {ood['distance']:.0f}, above "
+                           f"{ood['threshold']:.0f} ({ood['quantile']:.0%} of test images are closer). "
+                           "Treat this prediction with care.", icon=":material/warning:")
             seen = denormalise(x[0], info)
             st.image(input_picture(seen, 112), caption="input as the model sees it")
+            with st.expander("What was done to the image"):
+                for step in out["steps"]:
+                    st.text(step)
             for t, probs in out["probabilities"].items():
                 common.chart(probability_chart(probs, classes, t), f"{meta['label']}-probabilities-T{t:g}",
                              f"compare_prob_{meta['label']}_{t:g}")

@@ -28,7 +28,7 @@ def render():
         chart = alt.Chart(si).transform_density("selectivity", groupby=["model"], as_=["selectivity", "density"],
                                                 extent=[0, 1]).mark_area(opacity=0.45).encode(
             x=alt.X("selectivity:Q", scale=alt.Scale(domain=[0, 1]), title="selectivity index"),
-            y=alt.Y("density:Q"), color="model:N")
+            y=alt.Y("density:Q", stack=None), color="model:N")
     else:
         chart = alt.Chart(si).mark_bar(opacity=0.5).encode(
             x=alt.X("selectivity:Q", bin=alt.Bin(extent=[0, 1], step=0.05), title="selectivity index"),

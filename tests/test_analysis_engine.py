@@ -16,7 +16,7 @@ def store_path(tmp_path_factory):
 
 
 def analyzer(path, store_path, **kw):
-    return Analyzer(path, Store(store_path), limit=500, train_limit=600, feature_dir=None, **kw)
+    return Analyzer.from_path(path, Store(store_path), limit=500, train_limit=600, feature_dir=None, **kw)
 
 
 def test_report_then_cache_hit_without_running_the_model(tiny_checkpoints, store_path):
@@ -49,7 +49,7 @@ class CountingStore(Store):
 
 def test_cached_lookups_read_the_store_once(tiny_checkpoints, store_path):
     analyzer(tiny_checkpoints["lsg"], store_path).report(REPORT)  # stored (a cache hit after the first test)
-    fresh = Analyzer(tiny_checkpoints["lsg"], CountingStore(store_path), limit=500, train_limit=600, feature_dir=None)
+    fresh = Analyzer.from_path(tiny_checkpoints["lsg"], CountingStore(store_path), limit=500, train_limit=600, feature_dir=None)
     CountingStore.opened = 0
     hits = [fresh.cached(name) for name in REPORT]
     assert all(hit is not None for hit in hits) and CountingStore.opened == 1
@@ -89,13 +89,17 @@ def test_analyze_cli_json_and_errors(tiny_checkpoints, tmp_path):
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     assert [r["method"] for r in rows] == ["ce", "lsg"]
-    for key in ("accuracy", "nontarget_entropy", "selectivity", "phi", "gate_density", "influential", "r_A",
-                "noise_ablation", "unit_ablation_drop", "spearman_drop_selectivity", "spearman_drop_l1", "c_ic"):
-        assert key in rows[0]
+    from core.analysis.headline import HEADLINE
+    assert set(rows[0]["headline"]) == {f.key for f in HEADLINE}
+    assert all(rows[0]["headline"][f.key] is not None for f in HEADLINE)
+    for key in ("accuracy", "nontarget_entropy", "selectivity", "gate", "influential", "noise_ablation",
+                "unit_ablation", "filter_correlation"):
+        assert rows[0][key], key
     assert rows[0]["nontarget_entropy"]["bound"] == pytest.approx(2.1972245773)
+    assert rows[0]["headline"]["phi"] == rows[0]["gate"]["phi"]
     table = run_cli("core.analyze", str(tiny_checkpoints["ce"]), "--limit", "300", "--train-limit", "300",
                     "--cache", str(cache))
-    assert table.returncode == 0 and "SI median" in table.stdout
+    assert table.returncode == 0 and "median SI" in table.stdout and "Phi" in table.stdout
     bad = tmp_path / "bad.pt"
     bad.write_text("not a checkpoint")
     assert "bad.pt" in assert_one_line_error(run_cli("core.analyze", str(bad), "--cache", str(cache)))

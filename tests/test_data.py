@@ -6,8 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from core.data import (DataError, ImageError, augment_batch, black_value, load_dataset, load_image,
-                       preprocess)
+from core.data import DataError, augment_batch, black_value, load_dataset
+from core.inputs import ImageError, load_image, preprocess
 
 
 def test_fashion_mnist_loads_normalised(data_root):
@@ -72,9 +72,11 @@ def test_preprocess_matches_the_dataset_pipeline(data_root):
 def test_preprocess_colour_resize_and_value(data_root):
     info = load_dataset("fashion-mnist", "test", data_root).info
     white = Image.new("RGB", (300, 100), (255, 255, 255))
-    x = preprocess(load_image(png_bytes(white)), info)
+    x = preprocess(load_image(png_bytes(white)), info, invert=False)
     assert x.shape == (1, 1, 28, 28)
     torch.testing.assert_close(x, torch.full_like(x, (1 - 0.2860) / 0.3530))
+    inverted = preprocess(load_image(png_bytes(white)), info)  # a light background is inverted by default
+    torch.testing.assert_close(inverted, torch.full_like(x, -0.2860 / 0.3530))
     assert torch.allclose(black_value(info), torch.tensor([-0.2860 / 0.3530]))
 
 

@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from core.checkpoints import load_checkpoint, save_checkpoint
-from core.data import ImageError, dataset_info, load_image, preprocess
+from core.data import dataset_info
+from core.inputs import ImageError, load_image, preprocess
 from core.models import create_model
 from core.store import Store
 
@@ -54,9 +55,9 @@ def test_bad_files_give_one_line_reasons(name, data):
 
 def test_sixteen_bit_is_rescaled_not_clipped():
     array = np.full((10, 10), 65535, dtype=np.uint16)
-    x = preprocess(load_image(encode(Image.fromarray(array))), INFO)
+    x = preprocess(load_image(encode(Image.fromarray(array))), INFO, invert=False)
     torch.testing.assert_close(x, torch.full_like(x, WHITE))
-    half = preprocess(load_image(encode(Image.fromarray(np.full((10, 10), 32768, dtype=np.uint16)))), INFO)
+    half = preprocess(load_image(encode(Image.fromarray(np.full((10, 10), 32768, dtype=np.uint16)))), INFO, invert=False)
     assert half.mean().item() == pytest.approx((128 / 255 - 0.2860) / 0.3530, abs=0.02)
 
 
@@ -66,7 +67,7 @@ def test_every_mode_becomes_the_model_input(mode, colour):
     image = Image.new(mode, (40, 30), colour) if colour is not None else \
         Image.new("RGB", (40, 30), (255, 255, 255)).convert("P")
     fmt = "JPEG" if mode == "CMYK" else "TIFF" if mode in ("F", "I") else "PNG"
-    x = preprocess(load_image(encode(image, fmt)), INFO)
+    x = preprocess(load_image(encode(image, fmt)), INFO, invert=False)
     assert x.shape == (1, 1, 28, 28) and torch.isfinite(x).all()
     assert x.mean().item() == pytest.approx(WHITE, abs=0.05)  # white in every encoding
 
@@ -80,13 +81,13 @@ def test_transparent_pixels_become_black_background():
 def test_animated_images_use_the_first_frame(fmt):
     frames = [Image.new("RGB", (32, 32), (255, 255, 255)), Image.new("RGB", (32, 32), (0, 0, 0))]
     data = encode(frames[0], fmt, save_all=True, append_images=frames[1:], duration=100, loop=0)
-    x = preprocess(load_image(data), INFO)
+    x = preprocess(load_image(data), INFO, invert=False)
     assert x.mean().item() == pytest.approx(WHITE, abs=0.05)
 
 
 @pytest.mark.parametrize("size", [(1, 1), (10_000, 1), (1, 5000), (3000, 2000)])
 def test_extreme_sizes(size):
-    x = preprocess(load_image(encode(Image.new("L", size, 255))), INFO)
+    x = preprocess(load_image(encode(Image.new("L", size, 255))), INFO, invert=False)
     assert x.shape == (1, 1, 28, 28)
     torch.testing.assert_close(x, torch.full_like(x, WHITE))
 

@@ -94,20 +94,26 @@ def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, num_classe
 
 
 def rank(values: torch.Tensor) -> torch.Tensor:
-    """Ranks with ties given their average rank (as Spearman needs)."""
-    values = values.double()
-    order = torch.argsort(values, stable=True)
+    """Ranks 1..n of a 1-D tensor (float64); exactly equal values (compared in float64) share
+    the mean of the ranks they span, as Spearman needs: [10, 20, 20, 30] -> [1, 2.5, 2.5, 4]."""
+    values = values.detach().cpu().double()
+    ordered, order = torch.sort(values, stable=True)
+    _, counts = torch.unique_consecutive(ordered, return_counts=True)
+    last = counts.cumsum(0).double()                   # rank of the last value of each run of ties
+    average = last - (counts.double() - 1) / 2         # mean of first..last, exact in float64
     ranks = torch.empty_like(values)
-    ranks[order] = torch.arange(len(values), dtype=torch.float64)
-    for v in torch.unique(values):
-        tied = values == v
-        if tied.sum() > 1:
-            ranks[tied] = ranks[tied].mean()
+    ranks[order] = average.repeat_interleave(counts)
     return ranks
 
 
 def spearman(x: torch.Tensor, y: torch.Tensor) -> float:
-    """Spearman's rho: Pearson correlation of the ranks; NaN if either side is constant."""
+    """Spearman's rho: Pearson correlation of the average ranks (`rank`); NaN if either side is
+    constant or has a NaN."""
+    x, y = x.detach().cpu().double(), y.detach().cpu().double()
+    if x.shape != y.shape:
+        raise ValueError(f"spearman needs two tensors of one shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    if x.isnan().any() or y.isnan().any():
+        return float("nan")
     rx, ry = rank(x), rank(y)
     rx, ry = rx - rx.mean(), ry - ry.mean()
     denom = (rx.square().sum() * ry.square().sum()).sqrt()

@@ -25,6 +25,10 @@ DEFAULT_TRAIN_LIMIT = None  # the whole training split for the gate fit and infl
 REPORT = tuple(name for name, analysis in ANALYSES.items() if not analysis.on_request)
 
 
+class AnalysisError(UserError):
+    """The model cannot be analysed at all (e.g. its dataset does not match it); one line."""
+
+
 class AnalysisSkipped(UserError):
     """The analysis cannot run on this model (too few or too many classes); one line why."""
 
@@ -104,6 +108,10 @@ class Analyzer:
                 cache = None
         if cache is None:
             dataset = load_dataset(self.meta["dataset"], split, self.data_root).subset(limit)
+            if dataset.info.num_classes != self.model.num_classes or dataset.info.channels != self.model.in_channels:
+                raise AnalysisError(f"{self.name}: the model has {self.model.num_classes} classes and "
+                                      f"{self.model.in_channels} channel(s), its dataset {dataset.info.name} "
+                                      f"{dataset.info.num_classes} and {dataset.info.channels}: nothing to analyse")
             report = (lambda done, total: self.progress(f"forward pass ({split})", done, total)) if self.progress else None
             cache = extract(self.model, dataset.images, dataset.labels, progress=report)
             if path is not None:

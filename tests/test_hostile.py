@@ -1,0 +1,262 @@
+"""Nothing a file or an option can do: every command line over a corpus of bad arguments and
+bad files gives one short line and a non-zero exit (never a traceback); every hostile
+checkpoint is refused with its reason before it can cost memory; what is not ours is left alone."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import resource
+import subprocess
+import zipfile
+
+import pytest
+import torch
+
+from core import analyze, data, predict, train
+from core.checkpoints import CheckpointError, load, save_checkpoint
+from core.models import create_model
+from core.trainer import TrainConfig, TrainingError
+from core.trainer import train as run_training
+
+from .conftest import PYTHON, ROOT
+
+META = {"method": "ce", "arch": "resnet20", "dataset": "fashion-mnist", "class_names": list("abcdefghij"),
+        "channels": 1, "input_size": 28, "mean": [0.286], "std": [0.353], "epochs": 1}
+
+
+def call(main, *argv) -> tuple[int, str]:
+    """A command line's main in this process: (exit code, stderr)."""
+    from core.cli import run_main
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        try:
+            code = run_main(main, list(argv))
+        except SystemExit as exc:  # argparse: --help (0) and bad arguments (2)
+            code = exc.code if isinstance(exc.code, int) else 1
+    return code, err.getvalue()
+
+
+def assert_one_line(code: int, stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert code != 0, stderr
+    assert len(lines) == 1 and "Traceback" not in stderr and len(lines[0]) < 400, stderr
+    return lines[0]
+
+
+# ----------------------------------------------------------------------------- hostile files
+def payload_of(model=None, meta=None, **extra) -> dict:
+    model = model or create_model("resnet20", 10, 1)
+    return {"format": "unitlens-checkpoint-v1", "meta_json": json.dumps(meta or META),
+            "state_dict": {k: v.clone() for k, v in model.state_dict().items()}, **extra}
+
+
+def deflated(source, target):
+    """The same archive with every entry compressed: a small file that inflates."""
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info.filename))
+
+
+def with_meta(**changes) -> dict:
+    return payload_of(meta={**META, **changes})
+
+
+def nan_weights() -> dict:
+    payload = payload_of()
+    payload["state_dict"]["fc.weight"][0, 0] = float("nan")
+    return payload
+
+
+HOSTILE = {
+    "notes.pt": lambda p: p.write_text("random notes\n"),
+    "passwd.pt": lambda p: p.write_text("root:x:0:0:root:/root:/bin/bash\n"),
+    "junk.pt": lambda p: p.write_bytes(b"\x01\x02\x03\x04"),
+    "extra-key.pt": lambda p: torch.save(payload_of(extra=torch.zeros(1000)), p),
+    "class-names-int.pt": lambda p: torch.save(with_meta(class_names=10), p),
+    "mean-string.pt": lambda p: torch.save(with_meta(mean="0.5"), p),
+    "meta-number.pt": lambda p: torch.save({**payload_of(), "meta_json": "42"}, p),
+    "huge-input.pt": lambda p: torch.save(with_meta(input_size=100_000), p),
+    "one-class.pt": lambda p: torch.save(with_meta(class_names=["a"]), p),
+    "many-classes.pt": lambda p: torch.save(with_meta(class_names=[f"c{i}" for i in range(100_000)]), p),
+    "same-names.pt": lambda p: torch.save(with_meta(class_names=["a"] * 10), p),
+    "nan-weights.pt": lambda p: torch.save(nan_weights(), p),
+    "bad-trajectory.pt": lambda p: torch.save(payload_of(trajectory={"epoch": torch.zeros(5, 5)}), p),
+    "fat-train-state.pt": lambda p: torch.save(payload_of(train_state={"optimizer": torch.zeros(10_000_000)}), p),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_checkpoints_are_refused_in_one_line(tmp_path, name):
+    path = tmp_path / name
+    HOSTILE[name](path)
+    with pytest.raises(CheckpointError) as info:
+        load(path)
+    message = str(info.value)
+    assert message.startswith(name) and "\n" not in message and len(message) < 300, message
+
+
+def test_an_inflating_checkpoint_is_refused_before_it_inflates(tmp_path):
+    raw = tmp_path / "raw.pt"
+    torch.save(payload_of(extra=torch.zeros(2**26)), raw)        # 256 MB of zeros under an extra key
+    small = tmp_path / "inflate.pt"
+    deflated(raw, small)
+    raw.unlink()
+    assert small.stat().st_size < 3 * 2**20
+    with pytest.raises(CheckpointError, match="compressed"):
+        load(small)
+    # and core.predict stays small while refusing it (peak resident memory of the process)
+    image = tmp_path / "x.png"
+    from PIL import Image
+    Image.new("L", (28, 28)).save(image)
+    script = ("import resource, sys; from core.cli import run_main; from core.predict import main; "
+              f"code = run_main(main, ['--checkpoint', {str(small)!r}, {str(image)!r}]); "
+              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)")
+    result = subprocess.run([PYTHON, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and "compressed" in result.stderr
+    assert int(result.stdout.strip()) < 1024 * 1024  # KiB: under 1 GB
+
+
+def test_saving_refuses_non_finite_weights(tmp_path):
+    model = create_model("resnet20", 10, 1)
+    with torch.no_grad():
+        model.fc.bias[0] = float("inf")
+    with pytest.raises(CheckpointError, match="NaN or infinite"):
+        save_checkpoint(tmp_path / "m.pt", model, META)
+    assert not list(tmp_path.iterdir())
+
+
+# ----------------------------------------------------------------------------- every command line
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hostile")
+    for name, make in HOSTILE.items():
+        make(folder / name)
+    raw = folder / "raw.pt"
+    torch.save(payload_of(extra=torch.zeros(2**20)), raw)
+    deflated(raw, folder / "inflate.pt")
+    raw.unlink()
+    good = folder / "good.pt"
+    save_checkpoint(good, create_model("resnet20", 10, 1), META)
+    (folder / "notes.txt").write_text("my notes\n")
+    (folder / "afile").write_text("x")
+    from PIL import Image
+    Image.new("L", (28, 28)).save(folder / "ok.png")
+    (folder / "fake.png").write_text("not an image")
+    return folder
+
+
+def bad_invocations(f):
+    """(main, argv, a word the message must contain)."""
+    cases = [
+        (train.main, ["--weight-decay", "nan"], "weight decay"),
+        (train.main, ["--weight-decay", "-5"], "weight decay"),
+        (train.main, ["--lr", "inf"], "lr"),
+        (train.main, ["--lr", "1e7"], "lr"),
+        (train.main, ["--lr", "0"], "lr"),
+        (train.main, ["--momentum", "1.5"], "momentum"),
+        (train.main, ["--epochs", "0"], "epochs"),
+        (train.main, ["--epochs", "abc"], "epochs"),
+        (train.main, ["--batch-size", "-1"], "batch size"),
+        (train.main, ["--limit", "-5"], "limit"),
+        (train.main, ["--seed", "-1"], "seed"),
+        (train.main, ["--method", "nope"], "method"),
+        (train.main, ["--dataset", "nope"], "dataset"),
+        (train.main, ["--arch", "nope"], "arch"),
+        (train.main, ["--method", "minimax", "--p-t", "2"], "p_t"),
+        (train.main, ["--method", "minimax", "--p-t", "nan"], "p_t"),
+        (train.main, ["--method", "lsg", "--period", "0"], "period"),
+        (train.main, ["--method", "ce", "--p-t", "0.5"], "does not apply"),
+        (train.main, ["--out", str(f / "afile" / "m.pt")], "cannot write"),
+        (train.main, ["--out", str(f / "m.pt"), "--progress", str(f / "afile" / "p.jsonl")], "cannot write"),
+        (train.main, ["--snapshot-per-class", "-1"], "snapshot"),
+        (train.main, ["--nonsense"], "unrecognized"),
+        (analyze.main, [str(f / "good.pt"), "--limit", "-5"], "limit"),
+        (analyze.main, [str(f / "good.pt"), "--limit", "abc"], "limit"),
+        (analyze.main, [str(f / "good.pt"), "--train-limit", "-1"], "train-limit"),
+        (analyze.main, [str(f / "good.pt"), "--split", "nope"], "split"),
+        (analyze.main, [str(f / "missing.pt")], "missing.pt"),
+        (analyze.main, [str(f / "good.pt"), "--cache", str(f / "notes.txt")], "not a Unit Lens cache"),
+        (analyze.main, [str(f / "good.pt"), "--cache", str(f)], "folder"),
+        (analyze.main, [str(f / "good.pt"), "--cache", str(f / "afile" / "c.duckdb")], "file"),
+        (predict.main, ["--checkpoint", str(f / "good.pt"), "--top", "-1", str(f / "ok.png")], "top"),
+        (predict.main, ["--checkpoint", str(f / "good.pt"), "--top", "0", str(f / "ok.png")], "top"),
+        (predict.main, ["--checkpoint", str(f / "good.pt"), str(f / "fake.png")], "fake.png"),
+        (predict.main, ["--checkpoint", str(f / "good.pt"), str(f / "missing.png")], "missing.png"),
+        (predict.main, [str(f / "ok.png")], "checkpoint"),
+        (data.main, ["bogus"], "choose from"),
+        (data.main, ["download", "nope"], "choose from"),
+    ]
+    for name in sorted(HOSTILE) + ["inflate.pt"]:
+        cases.append((analyze.main, [str(f / name)], name))
+        cases.append((predict.main, ["--checkpoint", str(f / name), str(f / "ok.png")], name))
+    return cases
+
+
+def test_every_cli_answers_bad_input_in_one_line(corpus):
+    failures = []
+    before = (corpus / "notes.txt").read_text()
+    for main, argv, word in bad_invocations(corpus):
+        code, stderr = call(main, *argv)
+        try:
+            line = assert_one_line(code, stderr)
+            assert word.lower() in line.lower(), f"{word!r} not in {line!r}"
+        except AssertionError as exc:
+            failures.append(f"{main.__module__} {argv}: {exc}")
+    assert not failures, "\n".join(failures)
+    assert (corpus / "notes.txt").read_text() == before          # the user's file was not touched
+    assert not list(corpus.glob("*.corrupt-*"))
+
+
+@pytest.mark.parametrize("main", [train.main, analyze.main, predict.main, data.main])
+def test_help_of_every_cli(main):
+    code, stderr = call(main, "--help")
+    assert code == 0 and "Traceback" not in stderr
+
+
+def test_nan_in_training_stops_and_saves_nothing_new(tmp_path, data_root):
+    out = tmp_path / "m.pt"
+    with pytest.raises(TrainingError, match="non-finite|loss became"):
+        run_training(TrainConfig(method="ce", epochs=3, limit=10, batch_size=256, lr=1e6, out=str(out)))
+    if out.exists():  # only an earlier epoch whose weights were still finite, never a complete one
+        assert load(out).meta["complete"] is False
+    events = [json.loads(line)["event"] for line in out.with_suffix(".progress.jsonl").read_text().splitlines()]
+    assert events[-1] == "error"
+
+
+def test_resume_refuses_any_other_option_and_names_it(tmp_path, data_root):
+    out = tmp_path / "m.pt"
+    base = ["--method", "minimax", "--epochs", "2", "--limit", "128", "--batch-size", "64", "--out", str(out)]
+    code, stderr = call(train.main, *base)
+    assert code == 0, stderr
+    for flag, value, word in (("--p-t", "0.9", "options"), ("--lr", "0.05", "lr"), ("--limit", "256", "limit"),
+                              ("--seed", "3", "seed")):
+        argv = [a for a in base]
+        if flag in argv:
+            argv[argv.index(flag) + 1] = value
+        else:
+            argv += [flag, value]
+        line = assert_one_line(*call(train.main, *argv, "--resume"))
+        assert "cannot resume" in line and word in line, line
+    code, stderr = call(train.main, *base, "--no-augment", "--resume")
+    assert "augment" in assert_one_line(code, stderr)
+    fresh = tmp_path / "new.pt"
+    code, stderr = call(train.main, *base[:-1], str(fresh), "--epochs", "1", "--resume")
+    assert code == 0 and "starting a new run" in stderr and fresh.exists()
+
+
+def test_a_model_that_cannot_be_analysed_does_not_stop_the_others(corpus, tmp_path, data_root):
+    two = tmp_path / "two-classes.pt"
+    save_checkpoint(two, create_model("resnet20", 2, 1), {**META, "class_names": ["a", "b"]})
+    from core.cli import run_main
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        code = run_main(analyze.main, [str(corpus / "notes.pt"), str(two), str(corpus / "good.pt"), "--limit", "100",
+                                       "--train-limit", "100", "--cache", str(tmp_path / "c.duckdb"), "--json"])
+    lines = [line for line in err.getvalue().splitlines() if line.strip()]
+    assert code == 1 and "Traceback" not in err.getvalue(), err.getvalue()
+    assert any("notes.pt" in line for line in lines) and any("two-classes" in line for line in lines)
+    assert out.getvalue(), err.getvalue()
+    rows = json.loads(out.getvalue())
+    rows = rows if isinstance(rows, list) else [rows]
+    assert [r["name"] for r in rows] == ["good"] and rows[0]["headline"]["accuracy"] is not None
