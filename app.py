@@ -46,11 +46,10 @@ def overview() -> None:
     st.caption("Pick the models in the sidebar; every page compares them side by side. "
                "Every chart has a PNG download under it; tables download as CSV.")
     with st.expander("Checkpoint details"):
-        details = pd.DataFrame([{
-            "model": label, "file": meta["path"], "command": meta.get("command") or "not recorded",
-            "options": str(meta.get("options", {})), "seed": meta.get("seed"), "trained": meta.get("time"),
-            "torch": meta.get("versions", {}).get("torch")} for label, meta in found.items()])
-        st.dataframe(details, hide_index=True, width="stretch")
+        for label, meta in found.items():  # st.code shows text as it is (never markdown)
+            st.code(f"{label}: {meta['path']}\n{meta.get('command') or 'no command recorded'}\n"
+                    f"options {meta.get('options', {})}, seed {meta.get('seed')}, trained {meta.get('time', '?')}, "
+                    f"torch {meta.get('versions', {}).get('torch', '?')}", language=None, wrap_lines=True)
 
 
 def compute_all(models: list[dict]) -> None:
@@ -85,12 +84,12 @@ def run_overview():
 
 
 page = st.navigation([
-    st.Page(run_overview, title="Overview", icon=":material/home:", url_path="overview", default=True),
-    st.Page("pages/compare.py", title="Compare on an image", icon=":material/image:"),
-    st.Page("pages/selectivity.py", title="Selectivity", icon=":material/bar_chart:"),
-    st.Page("pages/gates.py", title="Gates", icon=":material/grid_on:"),
-    st.Page("pages/ablations.py", title="Ablations", icon=":material/content_cut:"),
-    st.Page("pages/unit.py", title="Unit", icon=":material/search:"),
+    st.Page(run_overview, title="Overview", url_path="overview", default=True),
+    st.Page("pages/compare.py", title="Compare on an image"),
+    st.Page("pages/selectivity.py", title="Selectivity"),
+    st.Page("pages/gates.py", title="Gates"),
+    st.Page("pages/ablations.py", title="Ablations"),
+    st.Page("pages/unit.py", title="Unit"),
 ], position="top")
 with common.entry():
     common.app_frame()

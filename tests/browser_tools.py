@@ -18,12 +18,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(env: dict, port: int, timeout: float = 90) -> subprocess.Popen:
-    """`streamlit run app.py` in its own process group; returns once the port answers."""
+def start_server(env: dict, port: int, timeout: float = 90, log: Path | None = None) -> subprocess.Popen:
+    """`streamlit run app.py` in its own process group; returns once the port answers. The
+    server's output goes to `log` (kept for a failing test), else nowhere."""
+    out = open(log, "w") if log else subprocess.DEVNULL
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address", "127.0.0.1"],
         cwd=ROOT, env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:

@@ -11,7 +11,7 @@ from core.analysis.influential import decomposed_logits, influential_sets
 from core.analysis.noise import replace_features
 from core.analysis.selectivity import class_means, dead_units
 from core.analysis.similarity import similarity_matrix
-from core.analysis.unit_ablation import drop_matrix
+from core.analysis.unit_ablation import ablated_predictions, drop_matrix
 from core.explain import class_activation_map
 from core.models import create_model
 
@@ -72,25 +72,34 @@ def test_noise_ablation_zero_by_hand():
 def test_unit_ablation_algebra_equals_zeroing_inside_the_network():
     torch.manual_seed(0)
     model = create_model("resnet20", 10, 1).eval()
-    with torch.no_grad():
-        model.fc.weight.mul_(20)  # make ablations change predictions
     x = torch.randn(64, 1, 28, 28)
     labels = torch.randint(0, 10, (64,))
     with torch.no_grad():
         a = model.pool(model.forward_features(x))
+        # centre the logits so per-image differences decide and zeroing one unit flips predictions
+        model.fc.bias.copy_(-model.fc(a).mean(dim=0))
         logits = model.fc(a)
     drop, overall = drop_matrix(a, logits, labels, model.fc.weight.detach(), 10)
-    base = per_class_accuracy(logits.argmax(1), labels, 10)
-    for unit in (0, 7, 33, 63):
+    assert drop.dtype == overall.dtype == torch.float64
+    counts = torch.bincount(labels, minlength=10)
+    base_correct = torch.bincount(labels[logits.argmax(1) == labels], minlength=10)
+    changes = (ablated_predictions(a, logits, model.fc.weight.detach()) != logits.argmax(1)).sum(dim=1)
+    changed = 0
+    for unit in (0, 7, 33, 63, *changes.topk(2).indices.tolist()):  # and those whose zeroing flips most
         hook = model.target_layer.register_forward_hook(
             lambda m, i, out, unit=unit: out.index_fill(1, torch.tensor([unit]), 0.0))
         with torch.no_grad():
             preds = model(x).argmax(1)
         hook.remove()
-        expected = base - per_class_accuracy(preds, labels, 10)
-        torch.testing.assert_close(drop[unit], expected)
-        assert overall[unit].item() == pytest.approx(
-            float((logits.argmax(1) == labels).float().mean() - (preds == labels).float().mean()), abs=1e-6)
+        correct = torch.bincount(labels[preds == labels], minlength=10)
+        # exact: a difference of image counts divided once
+        expected = (base_correct - correct).double() / counts.clamp_min(1).double()
+        assert torch.equal(drop[unit], expected)
+        assert overall[unit].item() == (int(base_correct.sum()) - int(correct.sum())) / 64
+        torch.testing.assert_close(drop[unit].float(), per_class_accuracy(logits.argmax(1), labels, 10)
+                                   - per_class_accuracy(preds, labels, 10))
+        changed += int((preds != logits.argmax(1)).sum())
+    assert changed > 0  # the check is not vacuous
 
 
 def test_similarity_matrix_by_hand():

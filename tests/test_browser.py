@@ -1,10 +1,16 @@
-"""End to end in real headless Chromium (Debian's), driven by Playwright: upload an image,
-see every model's maps and CAMs, then train a tiny model from the sidebar."""
+"""End to end in real headless Chromium (Debian's), driven by Playwright: first visits to a fresh
+server, uploads (a product photo, an image unlike the data), a hostile model folder, training
+from the sidebar, two sessions at once. A failing test leaves its screenshot and the server's
+log under tests/artifacts/."""
+import json
 import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from PIL import Image
 
 from . import ui_env
 from .browser_tools import CHROMIUM, free_port, launch, start_server, stop_server
@@ -12,21 +18,52 @@ from .conftest import ROOT
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
 ERROR_SELECTORS = '[data-testid="stException"], [data-testid="stAlertContentError"]'
+PAGES = ("Overview", "Compare on an image", "Selectivity", "Gates", "Ablations", "Unit")
+HELPERS = ("common", "charts", "app")  # module names that must never appear as pages
+FOOTWEAR = ("Sandal", "Sneaker", "Ankle boot")
+TRACKER = "127.0.0.1:8799"  # where a hostile class name would send the viewer's browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed (make browser)")]
 
 
 @pytest.fixture(scope="module")
-def server(tiny_checkpoints, tmp_path_factory, data_root):
+def model_folder(tiny_checkpoints, tmp_path_factory):
+    """Tiny minimax and lsg, the bundled CE (it reads photos well enough to be asserted on),
+    a stray text file named .pt, and a checkpoint whose class names and method carry markdown."""
     models = tmp_path_factory.mktemp("browser_models")
-    for path in tiny_checkpoints.values():
-        shutil.copy(path, models / path.name)
-    env = ui_env.app_environment(models, tmp_path_factory.mktemp("browser_work"))
-    port = free_port()
-    proc = start_server(env, port)
-    yield f"http://127.0.0.1:{port}", Path(env["UNITLENS_RUNS"])
-    stop_server(proc)
+    for name in ("minimax", "lsg"):
+        shutil.copy(tiny_checkpoints[name], models / f"{name}.pt")
+    shutil.copy(ROOT / "checkpoints" / "ce.pt", models / "ce.pt")
+    (models / "notes.pt").write_text("random notes\n")
+    payload = torch.load(tiny_checkpoints["ce"], weights_only=True)
+    meta = json.loads(payload["meta_json"])
+    meta["class_names"] = [f"![t](http://{TRACKER}/track.png)", f"[link](http://{TRACKER}/x)",
+                           *meta["class_names"][2:]]
+    meta["method"] = f"[m](http://{TRACKER}/m)"
+    payload["meta_json"] = json.dumps(meta)
+    torch.save(payload, models / "marked.pt")
+    return models
+
+
+class Server:
+    def __init__(self, models: Path, work: Path, name: str):
+        self.env = ui_env.app_environment(models, work)
+        self.port = free_port()
+        self.log = ARTIFACTS / f"server-{name}.log"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.proc = start_server(self.env, self.port, log=self.log)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self):
+        stop_server(self.proc)
+
+
+@pytest.fixture(scope="module")
+def server(model_folder, tmp_path_factory, data_root):
+    running = Server(model_folder, tmp_path_factory.mktemp("browser_work"), "shared")
+    yield running
+    running.stop()
 
 
 @pytest.fixture(scope="module")
@@ -38,80 +75,147 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture(scope="module")
-def page(browser):
-    tab = browser.new_page(viewport={"width": 1500, "height": 2400})
-    tab.set_default_timeout(180_000)
-    yield tab
+@pytest.fixture
+def tab(browser, request):
+    """A fresh browser context that records every request; on failure, a screenshot."""
+    context = browser.new_context(viewport={"width": 1500, "height": 2400})
+    page = context.new_page()
+    page.set_default_timeout(180_000)
+    page.requests = []
+    page.on("request", lambda r: page.requests.append(r.url))
+    yield page
+    if getattr(request.node, "failed", False):
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    context.close()
 
 
-def fashion_png(tmp_path: Path) -> Path:
-    from core.data import dataset_image
-    image, _ = dataset_image("fashion-mnist", 0)
-    path = tmp_path / "ankle-boot.png"
+def assert_clean(page, server):
+    body = page.inner_text("body")
+    assert page.locator(ERROR_SELECTORS).count() == 0, body[:2000]
+    assert "Traceback" not in body
+    outside = [u for u in page.requests if not u.startswith(server.url) and not u.startswith(("data:", "blob:"))]
+    assert not outside, outside
+
+
+def assert_real_navigation(page):
+    for title in PAGES:
+        page.get_by_role("link", name=title, exact=True).first.wait_for()
+    links = [t.strip().lower() for t in page.get_by_role("link").all_inner_texts()]
+    assert not any(t in HELPERS for t in links), links
+
+
+def save_photo(path: Path, image: Image.Image) -> Path:
     image.save(path)
     return path
 
 
-def test_upload_shows_every_model_then_train_from_sidebar(server, page, tmp_path):
-    url, runs_dir = server
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.goto(url)
-    page.get_by_role("link", name="Compare on an image").click()
-    page.get_by_text("Upload", exact=True).click()
-    page.locator('input[type="file"]').set_input_files(str(fashion_png(tmp_path)))
-    # every model column: its maps caption and both CAM captions
-    page.wait_for_function("document.querySelectorAll('[data-testid=\"stImageCaption\"]').length >= 15"
-                           " || document.body.innerText.split('penultimate maps').length - 1 >= 3")
-    page.get_by_text("Grad-CAM").nth(2).wait_for()
-    body = page.inner_text("body")
-    assert body.count("penultimate maps") == 3
-    assert body.count("Grad-CAM") == 3 and body.count("CAM: ") == 3
-    assert page.locator(ERROR_SELECTORS).count() == 0
-    assert "Traceback" not in body
-    page.screenshot(path=str(ARTIFACTS / "compare.png"))
+def product_photo(index: int) -> Image.Image:
+    from .test_inputs import product_photo as make
+    return make(index)
 
-    page.get_by_text("Train a model").click()
-    limit = page.get_by_label("Use only the first N images (0: all)")
+
+@pytest.mark.parametrize("path,expected", [("", "Unit Lens"), ("/unit?model=minimax&unit=3", "Top-activating test images")])
+def test_first_visit_to_a_fresh_server_shows_the_real_navigation(model_folder, tmp_path, tab, path, expected):
+    fresh = Server(model_folder, tmp_path, f"fresh{path.replace('/', '-').split('?')[0]}")
+    try:
+        tab.goto(fresh.url + path)
+        tab.get_by_text(expected, exact=True).first.wait_for()
+        assert_real_navigation(tab)
+        if path:
+            from playwright.sync_api import expect
+            expect(tab.get_by_role("spinbutton", name="Unit")).to_have_value("3", timeout=60_000)
+        assert_clean(tab, fresh)
+    finally:
+        fresh.stop()
+
+
+def test_a_hostile_model_folder_lists_the_good_models_and_fetches_nothing(server, tab):
+    tab.goto(server.url)
+    tab.get_by_text("Unit Lens", exact=True).wait_for()
+    sidebar = tab.locator("section[data-testid='stSidebar']")
+    sidebar.get_by_text("notes.pt", exact=False).first.wait_for()       # listed as skipped, with its reason
+    tab.get_by_text("Checkpoint details").click()
+    for name in ("ce:", "minimax:", "lsg:", "marked:"):
+        tab.get_by_text(name, exact=False).first.wait_for()
+    tab.get_by_text(f"[m](http://{TRACKER}/m)", exact=False).first.wait_for()  # shown as typed
+    time.sleep(1)
+    assert_clean(tab, server)
+    assert not any(TRACKER in u for u in tab.requests)
+
+
+def upload(tab, server, image_path: Path):
+    tab.goto(server.url)
+    tab.get_by_role("link", name="Compare on an image", exact=True).first.click()
+    tab.get_by_text("Upload", exact=True).click()
+    tab.locator('input[type="file"]').set_input_files(str(image_path))
+    tab.wait_for_function("document.body.innerText.split('penultimate maps').length - 1 >= 3")
+    tab.get_by_text("Grad-CAM").nth(2).wait_for()
+
+
+def test_a_product_photo_is_inverted_and_read_as_footwear(server, tab, tmp_path):
+    upload(tab, server, save_photo(tmp_path / "boot-product-photo.png", product_photo(0)))  # an ankle boot
+    column = tab.locator('[data-testid="stColumn"]').filter(has_text="predicted").first
+    text = column.inner_text()
+    assert "ce" in text
+    predicted = text.split("predicted", 1)[1].split("(")[0].strip()
+    assert predicted in FOOTWEAR, text
+    column.get_by_text("What was done to the image").click()
+    column.get_by_text("inverted: light background", exact=False).wait_for()
+    assert_clean(tab, server)
+    tab.screenshot(path=str(ARTIFACTS / "compare.png"))
+
+
+def test_an_image_unlike_the_data_gets_a_notice(server, tab, tmp_path):
+    checker = (np.indices((64, 64)).sum(0) // 8 % 2 * 255).astype(np.uint8)
+    upload(tab, server, save_photo(tmp_path / "checkerboard.png", Image.fromarray(checker)))
+    tab.get_by_text("Unlike the training data", exact=False).first.wait_for()
+    assert_clean(tab, server)
+
+
+def test_train_from_the_sidebar(server, tab):
+    runs_dir = Path(server.env["UNITLENS_RUNS"])
+    tab.goto(server.url)
+    tab.get_by_text("Train a model").click()
+    limit = tab.get_by_label("Use only the first N images (0: all)")
     limit.fill("300")
     limit.press("Enter")
-    page.get_by_role("button", name="Start").click()
-    page.get_by_text("started ").wait_for()
+    tab.get_by_role("button", name="Start").click()
+    tab.get_by_text("started ").wait_for()
+    sidebar = tab.locator("section[data-testid='stSidebar']")
+    sidebar.get_by_text("epoch 1/1", exact=False).first.wait_for(timeout=120_000)  # progress from the first seconds
     deadline = time.time() + 240
-    while time.time() < deadline and ": done" not in page.inner_text("section[data-testid='stSidebar']"):
+    while time.time() < deadline and ": done" not in sidebar.inner_text():
         time.sleep(1)
-    sidebar = page.inner_text("section[data-testid='stSidebar']")
-    assert ": done" in sidebar, sidebar
+    assert ": done" in sidebar.inner_text(), sidebar.inner_text()
     run_name = next(p.stem for p in runs_dir.glob("*.pt"))
-    page.get_by_role("link", name="Overview").click()
-    page.get_by_text("Checkpoint details").click()
-    page.get_by_text(run_name).first.wait_for()  # the finished run joined the model list
-    assert page.locator(ERROR_SELECTORS).count() == 0
-    page.screenshot(path=str(ARTIFACTS / "trained.png"))
+    tab.get_by_role("link", name="Overview", exact=True).first.click()
+    tab.get_by_text("Checkpoint details").click()
+    tab.get_by_text(run_name).first.wait_for()  # the finished run joined the model list
+    assert_clean(tab, server)
 
 
 def test_two_sessions_at_once_then_a_deep_link(server, browser):
     """Two browser sessions compute different pages at the same time against one DuckDB cache;
     then a link with the model and unit in the URL opens the Unit page on the running server."""
     from playwright.sync_api import expect
-    url, _ = server
     contexts = [browser.new_context(viewport={"width": 1400, "height": 2000}) for _ in range(2)]
     tabs = [context.new_page() for context in contexts]
     for tab in tabs:
         tab.set_default_timeout(180_000)
-        tab.goto(url)
-        tab.get_by_role("link", name="Overview").wait_for()
-    tabs[0].get_by_role("link", name="Selectivity").click()  # both reruns now run side by side
-    tabs[1].get_by_role("link", name="Gates").click()
+        tab.goto(server.url)
+        tab.get_by_role("link", name="Overview", exact=True).first.wait_for()
+    tabs[0].get_by_role("link", name="Selectivity", exact=True).first.click()  # both reruns now run side by side
+    tabs[1].get_by_role("link", name="Gates", exact=True).first.click()
     tabs[0].get_by_text("PCA of the features", exact=True).wait_for()
     tabs[1].get_by_text("Class masking", exact=True).wait_for()
-    tabs[0].get_by_role("link", name="Ablations").click()
+    tabs[0].get_by_role("link", name="Ablations", exact=True).first.click()
     tabs[0].get_by_text("Single-unit ablation", exact=True).wait_for()
     for tab in tabs:
         assert tab.locator(ERROR_SELECTORS).count() == 0, tab.inner_text("body")
         assert "Traceback" not in tab.inner_text("body")
 
-    tabs[1].goto(f"{url}/unit?model=minimax&unit=3")
+    tabs[1].goto(f"{server.url}/unit?model=minimax&unit=3")
     tabs[1].get_by_text("Top-activating test images", exact=True).wait_for()
     expect(tabs[1].get_by_role("spinbutton", name="Unit")).to_have_value("3", timeout=60_000)
     assert "unit=3" in tabs[1].url and "model=minimax" in tabs[1].url

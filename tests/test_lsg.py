@@ -58,8 +58,10 @@ def test_post_hoc_fit_respects_constraint_and_lowers_phi():
     weight = 0.1 * torch.randn(c, k)
     weight[torch.arange(c), torch.arange(c) * 2] = 2.0
     start = lsg.phi_objective(features, labels, torch.full((c, k), 0.5), weight, None, 0.2).item()
-    result = lsg.fit_gate(features, labels, weight, None, rho=0.2, steps=200)
+    result = lsg.fit_gate(features, labels, weight, None, rho=0.2)
+    assert result["converged"] and 1 <= result["steps"] < 5000
     gate = result["gate"]
+    assert lsg.is_feasible(gate) and torch.equal(lsg.constrain_gate_(gate.clone()), gate)
     assert gate.min() >= 0 and gate.max() <= 1
     torch.testing.assert_close(gate.max(dim=0).values, torch.ones(k))
     assert result["phi"] < start and result["density"] < 0.5

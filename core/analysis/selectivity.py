@@ -14,27 +14,40 @@ def class_means(features: torch.Tensor, labels: torch.Tensor, num_classes: int) 
 
 def selectivity_index(features: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """SI = (mu_max - mu_-max) / (mu_max + mu_-max + 1e-7) per unit; mu_-max is the mean of the
-    other C-1 class means. A dead unit (never active) gets 0."""
+    other C-1 class means. A dead unit (never active) gets 0. Float64 throughout."""
     means = class_means(features, labels, num_classes)
     mu_max = means.max(dim=0).values
     mu_rest = (means.sum(dim=0) - mu_max) / (num_classes - 1)
-    return ((mu_max - mu_rest) / (mu_max + mu_rest + 1e-7)).float()
+    return (mu_max - mu_rest) / (mu_max + mu_rest + 1e-7)
+
+
+def quartiles(values: torch.Tensor) -> tuple[float, float, float]:
+    """(q1, median, q3) the standard way: linear interpolation between order statistics (numpy's
+    default, `torch.quantile`'s default), so the median of an even count is the mean of the two
+    middle values (`torch.median` would give the lower one). NaN for no values."""
+    if len(values) == 0:
+        return float("nan"), float("nan"), float("nan")
+    q = torch.quantile(values.double(), torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64))
+    return float(q[0]), float(q[1]), float(q[2])
 
 
 def dead_units(features: torch.Tensor) -> torch.Tensor:
     return features.max(dim=0).values <= 0
 
 
-@register_analysis("selectivity", title="Unit selectivity")
+@register_analysis("selectivity", version=2, title="Unit selectivity")
 def selectivity(ctx):
+    """Follows SPEC: SI on the test split, dead units reported and excluded from the summaries
+    and the histogram, which use the standard median and quartiles (`quartiles`)."""
     test = ctx.test
     si = selectivity_index(test.features, test.labels, ctx.num_classes)
     dead = dead_units(test.features)
     alive = si[~dead]
+    q1, median, q3 = quartiles(alive)
     means = class_means(test.features, test.labels, ctx.num_classes)
     return {
         "per_unit": tolist(si), "dead": tolist(dead), "dead_count": int(dead.sum()),
-        "median": float(alive.median()) if len(alive) else float("nan"),
+        "median": median, "q1": q1, "q3": q3,
         "mean": float(alive.mean()) if len(alive) else float("nan"),
         "preferred_class": tolist(means.argmax(dim=0)),
         "class_means": tolist(means),

@@ -1,7 +1,7 @@
 """Single-unit ablation: zero unit k is `logits - outer(a[:, k], W[:, k])`; no re-run."""
 import torch
 
-from .base import per_class_accuracy, register_analysis, spearman, tolist
+from .base import register_analysis, spearman, tolist
 
 
 def ablated_predictions(features, logits, weight, chunk: int = 64) -> torch.Tensor:
@@ -15,25 +15,53 @@ def ablated_predictions(features, logits, weight, chunk: int = 64) -> torch.Tens
     return torch.cat(out)
 
 
+def correct_counts(features, logits, labels, weight, num_classes):
+    """Integer (int64) counts of correctly classified images: (C,) per class unablated,
+    (K, C) per class with each unit zeroed in turn, and (C,) images per class."""
+    correct = ablated_predictions(features, logits, weight) == labels.unsqueeze(0)       # (K, N)
+    ablated = torch.zeros(correct.shape[0], num_classes, dtype=torch.int64).index_add_(1, labels, correct.long())
+    base = torch.zeros(num_classes, dtype=torch.int64).index_add_(
+        0, labels, (logits.argmax(1) == labels).long())
+    return base, ablated, torch.bincount(labels, minlength=num_classes)
+
+
 def drop_matrix(features, logits, labels, weight, num_classes):
-    """(K, C) drop in per-class accuracy, (K,) drop in overall accuracy."""
-    base = per_class_accuracy(logits.argmax(1), labels, num_classes)
-    preds = ablated_predictions(features, logits, weight)
-    correct = (preds == labels.unsqueeze(0)).float()                  # (K, N)
-    per_class = torch.zeros(preds.shape[0], num_classes).index_add_(1, labels, correct)
-    per_class /= torch.bincount(labels, minlength=num_classes).clamp_min(1)
-    overall_base = (logits.argmax(1) == labels).float().mean()
-    return base.unsqueeze(0) - per_class, overall_base - correct.mean(dim=1)
+    """(K, C) drop in per-class accuracy and (K,) drop in overall accuracy, float64, each one
+    difference of integer counts divided once (`(base - ablated) / n`): equal drops are equal
+    bits (also across classes of different sizes, e.g. 1/3 and 2/6). A class with no image: 0."""
+    base, ablated, counts = correct_counts(features, logits, labels, weight, num_classes)
+    per_class = (base.unsqueeze(0) - ablated).double() / counts.clamp_min(1).double()
+    overall = (base.sum() - ablated.sum(dim=1)).double() / max(1, len(labels))
+    return per_class, overall
 
 
-@register_analysis("unit_ablation", depends=("selectivity",), title="Single-unit ablation")
+def filter_l1_norms(model, num_features: int):
+    """(K,) L1 norm of each unit's incoming last-conv filter (`weight[k]` flattened), or None
+    where the last conv's output channels are not the K pooled units."""
+    try:
+        conv_weight = model.last_conv.weight
+    except (AttributeError, IndexError):
+        return None
+    if conv_weight.shape[0] != num_features:
+        return None
+    return conv_weight.detach().cpu().double().abs().flatten(1).sum(dim=1)
+
+
+@register_analysis("unit_ablation", version=2, depends=("selectivity",), title="Single-unit ablation")
 def unit_ablation(ctx):
+    """Follows SPEC: drops from exact image counts (ties stay ties, average ranks), Spearman of
+    each unit's max class drop with its selectivity and with both L1 norms of its weights, the
+    outgoing fc column `W[:, k]` (`l1_norm`) and the incoming last-conv filter (`filter_l1_norm`;
+    None, as its rho, where the last conv does not output the K units)."""
     test = ctx.test
     drop, overall = drop_matrix(test.features, test.logits, test.labels, ctx.W, ctx.num_classes)
     max_drop, max_class = drop.max(dim=1)
-    si = torch.tensor(ctx.result("selectivity")["per_unit"])
-    l1 = ctx.W.abs().sum(dim=0)
+    si = torch.tensor(ctx.result("selectivity")["per_unit"], dtype=torch.float64)
+    l1 = ctx.W.detach().cpu().double().abs().sum(dim=0)
+    filter_l1 = filter_l1_norms(ctx.model, ctx.W.shape[1])
     return {"drop": tolist(drop), "overall_drop": tolist(overall), "max_class_drop": tolist(max_drop),
             "max_drop_class": tolist(max_class), "l1_norm": tolist(l1),
+            "filter_l1_norm": tolist(filter_l1) if filter_l1 is not None else None,
             "mean_overall_drop": float(overall.mean()), "largest_overall_drop": float(overall.max()),
-            "spearman_selectivity": spearman(max_drop, si), "spearman_l1": spearman(max_drop, l1)}
+            "spearman_selectivity": spearman(max_drop, si), "spearman_l1": spearman(max_drop, l1),
+            "spearman_filter_l1": spearman(max_drop, filter_l1) if filter_l1 is not None else None}
