@@ -47,7 +47,7 @@ def overview() -> None:
                "Every chart has a PNG download under it; tables download as CSV.")
     with st.expander("Checkpoint details"):
         for label, meta in found.items():  # st.code shows text as it is (never markdown)
-            st.code(f"{label}: {meta['path']}\n{meta.get('command') or 'no command recorded'}\n"
+            st.code(f"{label} ({meta['method']}): {meta['path']}\n{meta.get('command') or 'no command recorded'}\n"
                     f"options {meta.get('options', {})}, seed {meta.get('seed')}, trained {meta.get('time', '?')}, "
                     f"torch {meta.get('versions', {}).get('torch', '?')}", language=None, wrap_lines=True)
 

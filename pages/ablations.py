@@ -28,7 +28,8 @@ def render():
         for mode in ("gaussian", "matched", "zero"):
             for which in ("influential", "non_influential"):
                 noise_rows.append({"model": meta["label"], "replacement": mode,
-                                   "features replaced": which.replace("_", "-"), "accuracy": noise[mode][which]})
+                                   "features replaced": which.replace("_", "-"), "accuracy": noise[mode][which],
+                                   "spread (std)": noise[mode].get(f"{which}_std"), "seeds": noise[mode].get("seeds")})
     with st.expander("Influential sets per class", expanded=False):
         for meta in models:
             infl = common.analysis(meta, "influential")
@@ -46,8 +47,10 @@ def render():
     common.chart(alt.Chart(noise).mark_bar().encode(
         x=alt.X("features replaced:N", title=None), y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1])),
         color="features replaced:N", column=alt.Column("replacement:N"), row=alt.Row("model:N"),
-        tooltip=["model", "replacement", "features replaced", alt.Tooltip("accuracy:Q", format=".4f")]
-    ).properties(height=120, width=120, title="Noise ablation"), "noise-ablation", "abl_noise", width="content")
+        tooltip=["model", "replacement", "features replaced", alt.Tooltip("accuracy:Q", format=".3f"),
+                 alt.Tooltip("spread (std):Q", format=".3f"), "seeds"]
+    ).properties(height=120, width=120, title="Noise ablation (mean over seeds; spread in the tooltip and CSV)"),
+        "noise-ablation", "abl_noise", width="content")
     common.download_csv(noise, "noise-ablation", key="abl_csv_noise")
 
     st.subheader("Single-unit ablation")
@@ -57,10 +60,14 @@ def render():
     sel = common.analysis(meta, "selectivity")
     classes = meta["class_names"]
     units = list(range(len(abl["drop"])))
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3, c4 = st.columns(4)
     c1.metric("largest overall drop", f"{abl['largest_overall_drop']:.2%}")
     c2.metric("Spearman(max class drop, SI)", f"{abl['spearman_selectivity']:.3f}")
-    c3.metric("Spearman(max class drop, |W| L1)", f"{abl['spearman_l1']:.3f}")
+    c3.metric("Spearman(max class drop, fc column L1)", f"{abl['spearman_l1']:.3f}",
+              help="L1 norm of the unit's outgoing weights W[:, k]")
+    c4.metric("Spearman(max class drop, filter L1)",
+              "-" if abl.get("spearman_filter_l1") is None else f"{abl['spearman_filter_l1']:.3f}",
+              help="L1 norm of the unit's incoming last-conv filter (the pruning literature's usual meaning)")
     pick = alt.selection_point(name="unit_pick", fields=["unit"], on="click")
     transposed = [list(col) for col in zip(*abl["drop"])]  # classes x units
     chart, frame = heatmap(transposed, classes, units, "class", "unit (click to open)",

@@ -19,7 +19,8 @@ def render():
         gate = common.analysis(meta, "gate")
         summary.append({"model": meta["label"], "method": meta["method"], "gate": gate["source"], "Phi": gate["phi"],
                         "gated CE": gate["gated_ce"], "density": gate["density"],
-                        "single-class units": gate["single_class_fraction"]})
+                        "single-class units": gate["single_class_fraction"], "fit steps": gate.get("steps"),
+                        "converged": gate.get("converged")})
     table = pd.DataFrame(summary)
     st.dataframe(table, hide_index=True)
     common.download_csv(table, "gates-summary", key="gates_csv")

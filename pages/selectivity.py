@@ -17,7 +17,7 @@ def render():
         for unit, (value, dead) in enumerate(zip(sel["per_unit"], sel["dead"])):
             if not dead:
                 si_rows.append({"model": meta["label"], "unit": unit, "selectivity": value})
-        summary.append({"model": meta["label"], "method": meta["method"], "median SI": sel["median"],
+        summary.append({"model": meta["label"], "method": meta["method"], "SI q1": sel.get("q1"), "median SI": sel["median"], "SI q3": sel.get("q3"),
                         "mean SI": sel["mean"], "dead units": sel["dead_count"], "units": len(sel["per_unit"]),
                         "non-target entropy": nte["mean"], "bound log(C-1)": nte["bound"],
                         "fraction of bound": nte["fraction"]})
