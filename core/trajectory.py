@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import torch
 
+from .analysis.selectivity import class_means
+
 PER_CLASS = 50
 MAX_SUBSET = 2000      # images kept per epoch whatever the number of classes
 MAX_EPOCHS = 1000
@@ -32,14 +34,6 @@ def subset_indices(labels: torch.Tensor, num_classes: int, per_class: int = PER_
     return torch.cat(picks).sort().values if picks else torch.zeros(0, dtype=torch.long)
 
 
-def class_means(features: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """(C, K): mean feature of each class (zero for a class with no image)."""
-    sums = torch.zeros(num_classes, features.shape[1], dtype=torch.float64)
-    sums.index_add_(0, labels, features.double())
-    counts = torch.bincount(labels, minlength=num_classes).clamp(min=1).double()
-    return (sums / counts[:, None]).float()
-
-
 @torch.no_grad()
 def record(trajectory: dict | None, epoch: int, cache, model, subset: torch.Tensor) -> dict:
     """Append one epoch to `trajectory` (None starts one) from the epoch's test-split pass."""
@@ -47,7 +41,7 @@ def record(trajectory: dict | None, epoch: int, cache, model, subset: torch.Tens
     snapshot = {
         "epoch": torch.tensor([epoch]),
         "test_correct": torch.tensor([int((cache.logits.argmax(1) == cache.labels).sum())]),
-        "class_means": class_means(cache.features, cache.labels, num_classes)[None],
+        "class_means": class_means(cache.features, cache.labels, num_classes).float()[None],
         "weight": model.fc.weight.detach().float().cpu()[None],
         "bias": model.fc.bias.detach().float().cpu()[None],
         "features": cache.features[subset].half()[None],

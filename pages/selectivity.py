@@ -46,6 +46,29 @@ def render():
     common.chart((bars + rule).properties(height=260, title="Mean non-target entropy; red: log(C-1)"),
                  "nontarget-entropy", "sel_entropy")
 
+    st.subheader("Over training")
+    rows, without = [], []
+    for meta in models:
+        history = common.analysis(meta, "trajectory")
+        if not history["available"]:
+            without.append(meta["label"])
+            continue
+        rows += [{"model": meta["label"], **epoch} for epoch in history["epochs"]]
+    if rows:
+        over = pd.DataFrame(rows)
+        figures = {"median_selectivity": "median SI", "accuracy": "test accuracy",
+                   "nontarget_fraction": "NTE / log(C-1)", "dead_units": "dead units"}
+        columns = st.columns(len(figures))
+        for column, (key, title) in zip(columns, figures.items()):
+            if key in over:
+                line = alt.Chart(over).mark_line(point=True).encode(
+                    x=alt.X("epoch:Q", title="epoch"), y=alt.Y(f"{key}:Q", title=title), color="model:N",
+                    tooltip=["model", "epoch", alt.Tooltip(f"{key}:Q", format=".3f")]).properties(height=220, title=title)
+                common.chart(line, f"over-training-{key}", f"sel_over_{key}", column)
+        common.download_csv(over, "over-training", key="sel_csv_over")
+    if without:
+        st.caption(f"No per-epoch snapshots in: {common.plain(', '.join(without))} (trained before the trainer kept them).")
+
     st.subheader("PCA of the features")
     label = st.selectbox("Model", [m["label"] for m in models], key="sel_pca_model")
     meta = next(m for m in models if m["label"] == label)

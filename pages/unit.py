@@ -73,6 +73,17 @@ def render():
         common.chart(chart, f"{label}-unit{unit}-{title.split()[0]}", f"unit_chart_{title.split()[0]}", column)
         common.download_csv(frame, f"{label}-unit{unit}-{title.split()[0]}", key=f"unit_csv_{title}")
 
+    history = common.analysis(meta, "trajectory")
+    if history["available"]:
+        over = pd.DataFrame({"epoch": [e["epoch"] for e in history["epochs"]],
+                             "selectivity": [row[unit] for row in history["unit_selectivity"]],
+                             "median of all units": [e["median_selectivity"] for e in history["epochs"]]})
+        long = over.melt("epoch", var_name="series", value_name="value")
+        common.chart(alt.Chart(long).mark_line(point=True).encode(
+            x="epoch:Q", y=alt.Y("value:Q", title="selectivity index"), color="series:N",
+            tooltip=["series", "epoch", alt.Tooltip("value:Q", format=".3f")]).properties(
+            height=200, title=f"unit {unit} over training"), f"{label}-unit{unit}-over-training", "unit_over")
+
     st.subheader("Top-activating test images")
     top = common.analysis(meta, "top_images")
     pictures, captions = [], []

@@ -116,3 +116,17 @@ def test_predict_cli(tiny_checkpoints, tmp_path, data_root):
     assert top == sorted(top, key=lambda t: -t["probability"])
     bad = run_cli("core.predict", "--checkpoint", str(tiny_checkpoints["ce"]), str(tmp_path / "fake.png"))
     assert "fake.png" in assert_one_line_error(bad)
+
+
+def test_trajectory_ends_where_the_final_model_is(tiny_checkpoints, store_path):
+    """The last snapshot's figures equal the full analysis of the saved model (same images)."""
+    engine = analyzer(tiny_checkpoints["lsg"], store_path, split="test")
+    engine.limit = 600  # the run kept snapshots of its 600-image test split
+    history = engine.run("trajectory")
+    assert history["available"] and [e["epoch"] for e in history["epochs"]] == [1, 2]
+    last = history["epochs"][-1]
+    assert last["accuracy"] == pytest.approx(engine.run("accuracy")["accuracy"], abs=1e-9)
+    assert last["median_selectivity"] == pytest.approx(engine.run("selectivity")["median"], abs=1e-5)
+    assert last["dead_units"] == engine.run("selectivity")["dead_count"]
+    assert last["gate_density"] == pytest.approx(engine.run("gate")["trained_density"], abs=1e-6)
+    assert len(history["unit_selectivity"]) == 2 and len(history["unit_selectivity"][0]) == 64

@@ -1,7 +1,7 @@
 from .base import accuracy_of, confusion_matrix, per_class_accuracy, register_analysis, tolist
 
 
-@register_analysis("accuracy", title="Accuracy and confusion")
+@register_analysis("accuracy", version=2, title="Accuracy and confusion")
 def accuracy(ctx):
     test = ctx.test
     return {"accuracy": accuracy_of(test.logits, test.labels),

@@ -50,6 +50,7 @@ class Context:
     def __init__(self, analyzer: "Analyzer"):
         self._analyzer = analyzer
         self.model, self.meta = analyzer.model, analyzer.meta
+        self.trajectory = analyzer.checkpoint.trajectory
         self.W = self.model.fc.weight.detach().float()
         self.b = self.model.fc.bias.detach().float()
         self.num_classes = self.W.shape[0]
@@ -233,6 +234,7 @@ def summary(results: dict, meta: dict, skipped: dict | None = None) -> dict:
         "unit_ablation": part("unit_ablation", "drop", "overall_drop", "spearman_selectivity", "spearman_l1",
                               "spearman_filter_l1"),
         "filter_correlation": part("filter_correlation", "c_ic"),
+        "trajectory": (results.get("trajectory") or {}).get("epochs"),
     }
     if "iam" in results:
         out["rs"] = results["iam"]["rs"]

@@ -25,7 +25,7 @@ def decomposed_logits(features, weight, bias, sets) -> torch.Tensor:
     return logits + bias if bias is not None else logits
 
 
-@register_analysis("influential", title="Influential features", k1=5, k2=5)
+@register_analysis("influential", version=2, title="Influential features", k1=5, k2=5)
 def influential(ctx, k1, k2):
     train, test = ctx.train, ctx.test
     full = accuracy_of(test.logits, test.labels)

@@ -15,9 +15,14 @@ def class_means(features: torch.Tensor, labels: torch.Tensor, num_classes: int) 
 def selectivity_index(features: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """SI = (mu_max - mu_-max) / (mu_max + mu_-max + 1e-7) per unit; mu_-max is the mean of the
     other C-1 class means. A dead unit (never active) gets 0. Float64 throughout."""
-    means = class_means(features, labels, num_classes)
+    return selectivity_from_means(class_means(features, labels, num_classes))
+
+
+def selectivity_from_means(means: torch.Tensor) -> torch.Tensor:
+    """SI per unit from the (C, K) class means (a training snapshot keeps only these)."""
+    means = means.double()
     mu_max = means.max(dim=0).values
-    mu_rest = (means.sum(dim=0) - mu_max) / (num_classes - 1)
+    mu_rest = (means.sum(dim=0) - mu_max) / (means.shape[0] - 1)
     return (mu_max - mu_rest) / (mu_max + mu_rest + 1e-7)
 
 
