@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FMNIST := data/FashionMNIST/raw/t10k-labels-idx1-ubyte
 
-.PHONY: setup data browser run test bench clean-cache
+.PHONY: setup data browser run test test-fast bench clean-cache
 
 setup: $(STAMP) $(FMNIST)
 
@@ -30,6 +30,10 @@ run: setup
 
 test: setup browser
 	$(PY) -m pytest
+
+# the quick loop while working: everything but the browser and the long trainings
+test-fast: setup
+	$(PY) -m pytest -m "not slow"
 
 bench: setup
 	$(PY) bench/train_throughput.py
