@@ -29,6 +29,12 @@ def analyse(path: Path, store: Store) -> dict:
     analyzer = Analyzer.from_path(path, store)
     results = analyzer.report(REPORT)
     row = summary(results, analyzer.meta)
+    figures = row["headline"]  # the report's columns, named as the tables below read them
+    row.update(accuracy=figures["accuracy"], phi=figures["phi"], gate_density=figures["gate_density"],
+               single_class_fraction=row["gate"]["single_class_fraction"], r_A=figures["r_a"],
+               spearman_drop_selectivity=figures["rho_drop_selectivity"], spearman_drop_l1=figures["rho_drop_l1"],
+               spearman_drop_filter_l1=figures["rho_drop_filter_l1"], c_ic=figures["c_ic"])
+    row["selectivity"]["dead"] = row["selectivity"]["dead_count"]
     row["si_histogram"] = results["selectivity"]["histogram"]
     row["p_t"] = analyzer.meta.get("options", {}).get("p_t")
     row["epochs"] = analyzer.meta.get("epochs_completed")
@@ -37,7 +43,7 @@ def analyse(path: Path, store: Store) -> dict:
     row["mean_overall_drop"] = results["unit_ablation"]["mean_overall_drop"]
     row["largest_overall_drop"] = results["unit_ablation"]["largest_overall_drop"]
     row["within_class_corr"] = results["filter_correlation"]["within_class"]
-    for heavy in ("unit_ablation_drop", "influential", "unit_ablation_overall_drop", "per_class_accuracy"):
+    for heavy in ("unit_ablation", "influential", "gate", "headline", "trajectory"):
         row.pop(heavy, None)
     return row
 

@@ -1,7 +1,6 @@
 """`python -m core.analyze CHECKPOINT... [--split test] [--limit N] [--json] [--no-cache] [--iam]`"""
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys

@@ -107,7 +107,7 @@ def to_8bit(image: Image.Image, channels: int, steps: list[str]) -> Image.Image:
         if target == "L" and was_colour:
             steps.append("converted colour to greyscale")
         elif target == "RGB":
-            steps.append("copied greyscale into 3 channels" if not was_colour else f"converted to RGB")
+            steps.append("copied greyscale into 3 channels" if not was_colour else "converted to RGB")
     return image
 
 

@@ -1,13 +1,11 @@
 """Checkpoints: round trip, and every kind of bad file refused with one line."""
 import os
 import pickle
-from pathlib import Path
 
 import pytest
 import torch
 
 from core.checkpoints import CheckpointError, FORMAT, discover, load_checkpoint, save_checkpoint
-from core.data import DatasetInfo
 from core.models import create_model
 
 META = {"method": "ce", "arch": "resnet20", "dataset": "fashion-mnist", "class_names": list("abcdefghij"),

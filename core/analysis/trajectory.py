@@ -4,7 +4,6 @@ whole test split: selectivity, dead units); on the fixed class-balanced subset o
 (non-target entropy, gate density of the trained gate)."""
 import math
 
-import torch
 import torch.nn.functional as F
 
 from ..losses import nontarget_entropy
