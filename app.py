@@ -18,7 +18,8 @@ def overview() -> None:
         st.info("No checkpoints found. Train one from the sidebar, or put .pt files in checkpoints/.")
         return
     rows, missing = [], []
-    for label, meta in found.items():
+    compared = {m["label"] for m in common.chosen_models()}
+    for label, meta in sorted(found.items(), key=lambda item: item[0] not in compared):  # compared models first
         engine, _ = common.analyzer(meta)
         results = {name: None if engine.skipped_reason(name) else engine.cached(name) for name in ANALYSES_NEEDED}
         if any(results[n] is None and not engine.skipped_reason(n) for n in ANALYSES_NEEDED):

@@ -225,6 +225,12 @@ class Store:
             [model_hash, split]).fetchall())
         return {(a, p, v): json.loads(payload) for a, p, v, payload in rows}
 
+    def rows_for(self, model_hash: str) -> list[tuple]:
+        """Every stored result of a model: (analysis, params, split, version, payload)."""
+        rows = self._run(lambda c: c.execute(
+            "SELECT analysis, params, split, version, payload FROM results WHERE model_hash=?", [model_hash]).fetchall())
+        return [(a, p, s, v, json.loads(payload)) for a, p, s, v, payload in rows or []]
+
     def put_result(self, model_hash: str, analysis: str, params: dict, split: str, version: int,
                    payload: dict, seconds: float = 0.0) -> None:
         key = self.params_key(params)

@@ -130,3 +130,21 @@ def test_trajectory_ends_where_the_final_model_is(tiny_checkpoints, store_path):
     assert last["dead_units"] == engine.run("selectivity")["dead_count"]
     assert last["gate_density"] == pytest.approx(engine.run("gate")["trained_density"], abs=1e-6)
     assert len(history["unit_selectivity"]) == 2 and len(history["unit_selectivity"][0]) == 64
+
+
+def test_shipped_results_are_read_without_computing(tiny_checkpoints, store_path, tmp_path, monkeypatch):
+    """A checkpoint's results written by make_results are served from the file: a fresh store,
+    nothing computed; a result of another version is not used."""
+    from core import shipped
+    first = analyzer(tiny_checkpoints["ce"], store_path)
+    first.report(["selectivity", "accuracy"])
+    rows = first.store.rows_for(first.hash)
+    monkeypatch.setattr(shipped, "FOLDER", tmp_path / "results")
+    shipped.write(first.hash, "ce", rows)
+    fresh = analyzer(tiny_checkpoints["ce"], tmp_path / "empty.duckdb")
+    assert fresh.run("selectivity") == first.run("selectivity") and fresh.computed == []
+    stale = [(a, p, s, v + 100, payload) for a, p, s, v, payload in rows]
+    shipped.write(first.hash, "ce", stale)
+    again = analyzer(tiny_checkpoints["ce"], tmp_path / "empty2.duckdb")
+    again.run("accuracy")
+    assert again.computed == ["accuracy"]

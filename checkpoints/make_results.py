@@ -1,0 +1,38 @@
+"""Ship the analysis results of the bundled checkpoints (core/shipped.py), so the app opens
+complete: runs the default report, the out-of-distribution reference and the trajectory for each
+checkpoint directly in checkpoints/ (full splits, as the app computes them), then writes
+checkpoints/results/<content hash>.json.gz and removes files of checkpoints no longer there.
+
+    .venv/bin/python checkpoints/make_results.py [NAME ...]
+"""
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from core import shipped  # noqa: E402
+from core.analysis.engine import REPORT, Analyzer  # noqa: E402
+from core.store import Store  # noqa: E402
+
+
+def main(names: list[str]) -> None:
+    paths = [ROOT / "checkpoints" / f"{n}.pt" for n in names] or sorted((ROOT / "checkpoints").glob("*.pt"))
+    kept = set()
+    with tempfile.TemporaryDirectory() as work:
+        store = Store(Path(work) / "results.duckdb")  # fresh: only what this script computed is shipped
+        for path in paths:
+            analyzer = Analyzer.from_path(path, store, feature_dir=None)
+            analyzer.report(REPORT)
+            out = shipped.write(analyzer.hash, path.stem, store.rows_for(analyzer.hash))
+            kept.add(out.name)
+            print(f"{path.name}: {len(store.rows_for(analyzer.hash))} results -> {out.relative_to(ROOT)} "
+                  f"({out.stat().st_size // 1024} KB)")
+    if not names:
+        for stale in shipped.FOLDER.glob("*.json.gz"):
+            if stale.name not in kept:
+                stale.unlink()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
