@@ -213,6 +213,7 @@ def test_help_of_every_cli(main):
     assert code == 0 and "Traceback" not in stderr
 
 
+@pytest.mark.slow
 def test_nan_in_training_stops_and_saves_nothing_new(tmp_path, data_root):
     out = tmp_path / "m.pt"
     with pytest.raises(TrainingError, match="non-finite|loss became"):
@@ -223,6 +224,7 @@ def test_nan_in_training_stops_and_saves_nothing_new(tmp_path, data_root):
     assert events[-1] == "error"
 
 
+@pytest.mark.slow
 def test_resume_refuses_any_other_option_and_names_it(tmp_path, data_root):
     out = tmp_path / "m.pt"
     base = ["--method", "minimax", "--epochs", "2", "--limit", "128", "--batch-size", "64", "--out", str(out)]

@@ -122,6 +122,7 @@ def test_deleted_file_is_recreated(tmp_path):
     assert store.get_result("h", "a", {}, "test", 1) == {"v": 2}
 
 
+@pytest.mark.slow
 def test_training_progress_is_ingested_into_the_runs_table(tmp_path, data_root):
     from core import runs
     run = runs.start_run("ce", {}, epochs=1, limit=200, batch_size=100, folder=tmp_path)

@@ -47,6 +47,7 @@ def test_same_seed_same_result(tmp_path, data_root):
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_resume_matches_uninterrupted(tmp_path, data_root):
     reference = small_config(tmp_path, "ref", epochs=3, limit=512)
     train(reference)
