@@ -27,7 +27,7 @@ for spec in "lsg" "confidence_penalty --beta 0.1" "ce" "minimax --p-t 0.7" "maxn
   fi
   # shellcheck disable=SC2086
   .venv/bin/python -m core.train --method $spec --dataset fashion-mnist --arch resnet20 \
-    --epochs "$EPOCHS" --batch-size 256 --lr 0.1 --seed 0 --device "$DEVICE" \
+    --epochs "$EPOCHS" --batch-size 256 --lr 0.1 --seed 0 --device "$DEVICE" --log-interval 10 \
     --out "checkpoints/$name.pt" --progress "checkpoints/logs/$name.progress.jsonl" "${resume[@]}" \
     >> "checkpoints/logs/$name.log" 2>&1
 done

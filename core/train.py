@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true", help="continue from --out's last epoch")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (GPU)")
     parser.add_argument("--no-augment", action="store_true", help="no random crop and flip")
+    parser.add_argument("--log-interval", type=float, default=1.0,
+                        help="seconds between progress lines (the app's progress bar reads them)")
     parser.add_argument("--snapshot-per-class", type=int, default=50,
                         help="test images per class whose features every epoch's snapshot keeps (0: no snapshots)")
     parser.add_argument("--data-root", default=None)
@@ -73,6 +75,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                        device=args.device, out=args.out or f"runs/{args.method}.pt",
                        progress=args.progress, resume=args.resume, compile=args.compile,
                        augment=not args.no_augment, snapshot_per_class=args.snapshot_per_class,
+                       log_interval_s=args.log_interval,
                        data_root=args.data_root)
 
 

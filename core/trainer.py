@@ -96,6 +96,8 @@ def validate(config: TrainConfig) -> Objective:
         (config.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got {config.device!r}"),
         (config.device != "cuda" or torch.cuda.is_available(), "--device cuda asked for, but no CUDA device is available"),
         (bool(config.out), "an output path (--out) is required"),
+        (math.isfinite(config.log_interval_s) and 0 <= config.log_interval_s <= 3600,
+         f"log interval must be 0 to 3600 seconds, got {config.log_interval_s}"),
     ]
     for ok, message in checks:
         if not ok:

@@ -169,6 +169,7 @@ def bad_invocations(f):
         (train.main, ["--out", str(f / "afile" / "m.pt")], "cannot write"),
         (train.main, ["--out", str(f / "m.pt"), "--progress", str(f / "afile" / "p.jsonl")], "cannot write"),
         (train.main, ["--snapshot-per-class", "-1"], "snapshot"),
+        (train.main, ["--log-interval", "nan"], "log interval"),
         (train.main, ["--nonsense"], "unrecognized"),
         (analyze.main, [str(f / "good.pt"), "--limit", "-5"], "limit"),
         (analyze.main, [str(f / "good.pt"), "--limit", "abc"], "limit"),
