@@ -111,14 +111,19 @@ def to_8bit(image: Image.Image, channels: int, steps: list[str]) -> Image.Image:
     return image
 
 
-def border_brightness(image: Image.Image) -> float:
-    """Median brightness (0-255) of the outer 5% frame: the picture's background."""
-    grey = np.asarray(image.convert("L"), dtype=np.float32)
-    h, w = grey.shape
+def border_pixels(image: Image.Image) -> np.ndarray:
+    """The pixels of the outer 5% frame, (n,) or (n, channels): the picture's background."""
+    array = np.asarray(image)
+    h, w = array.shape[:2]
     band_h, band_w = max(1, h // 20), max(1, w // 20)
-    border = np.concatenate([grey[:band_h].ravel(), grey[-band_h:].ravel(),
-                             grey[:, :band_w].ravel(), grey[:, -band_w:].ravel()])
-    return float(np.median(border))
+    rest = array.shape[2:]
+    return np.concatenate([array[:band_h].reshape(-1, *rest), array[-band_h:].reshape(-1, *rest),
+                           array[:, :band_w].reshape(-1, *rest), array[:, -band_w:].reshape(-1, *rest)])
+
+
+def border_brightness(image: Image.Image) -> float:
+    """Median brightness (0-255) of the background frame."""
+    return float(np.median(border_pixels(image.convert("L"))))
 
 
 def trim_background(image: Image.Image, steps: list[str], tolerance: int = 24) -> Image.Image:
@@ -159,12 +164,8 @@ def pad_to_square(image: Image.Image, fill) -> Image.Image:
 
 
 def border_colour(image: Image.Image):
-    array = np.asarray(image)
-    h, w = array.shape[:2]
-    band_h, band_w = max(1, h // 20), max(1, w // 20)
-    border = np.concatenate([array[:band_h].reshape(-1, *array.shape[2:]), array[-band_h:].reshape(-1, *array.shape[2:]),
-                             array[:, :band_w].reshape(-1, *array.shape[2:]), array[:, -band_w:].reshape(-1, *array.shape[2:])])
-    median = np.median(border, axis=0)
+    """The background's median colour, in the image's own mode (for padding)."""
+    median = np.median(border_pixels(image), axis=0)
     return int(median) if np.ndim(median) == 0 else tuple(int(v) for v in median)
 
 

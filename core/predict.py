@@ -12,7 +12,7 @@ import torch
 
 from .analysis.engine import Analyzer
 from .analysis.ood import judge
-from .checkpoints import LoadedCheckpoint, load
+from .checkpoints import load, model_label
 from .cli import OneLineParser, run_main
 from .errors import UserError
 from .inputs import load_image, prepare
@@ -32,7 +32,7 @@ def predict(models: list, image, top: int = 5, invert: bool | None = None, refer
         probs = torch.softmax(logits, 0)
         values, index = probs.topk(min(top, len(probs)))
         reference = references[i] if references else None
-        out.append({"model": meta.get("label") or LoadedCheckpoint(model, meta).label, "steps": prepared.steps,
+        out.append({"model": meta.get("label") or model_label(meta), "steps": prepared.steps,
                     "inverted": prepared.inverted,
                     "ood": judge(features, logits, reference) if reference else None,
                     "top": [{"class": meta["class_names"][j], "index": int(j), "probability": float(p)}

@@ -139,7 +139,10 @@ class TerminalBar:
             sys.stderr.write("\n")
 
 
-def format_seconds(seconds: float) -> str:
+def format_seconds(seconds: float | None) -> str:
+    """1m05s or 2h03m; "?" when not known yet."""
+    if seconds is None:
+        return "?"
     seconds = int(max(0, seconds))
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 

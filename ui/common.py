@@ -24,6 +24,7 @@ from core.models import MODELS
 from core.progress import summarize
 from core.render import altair_png, png_bytes
 from core.store import Store
+from core.trainer import format_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL_LIMIT = int(os.environ.get("UNITLENS_EVAL_LIMIT", "0")) or None
@@ -276,13 +277,6 @@ def training_panel() -> None:
                 st.warning(plain(exc))
         # refreshes itself every second only while a run trains (an idle page stays idle)
         st.fragment(run_monitor, run_every=1 if runs.active_run() else None)()
-
-
-def format_seconds(seconds) -> str:
-    if seconds is None:
-        return "?"
-    seconds = int(max(0, seconds))
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 def progress_text(progress) -> str:
