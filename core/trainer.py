@@ -281,8 +281,8 @@ def train(config: TrainConfig, command: str = "", terminal: bool = False) -> dic
         model = model.to(device).to(memory_format=torch.channels_last)
         extra_optimizer = objective.attach(model)
         net_params = [p for n, p in model.named_parameters() if n != "gate"]
-        optimizer = torch.optim.SGD(net_params, lr=config.lr, momentum=config.momentum,
-                                    weight_decay=config.weight_decay, nesterov=config.momentum > 0)
+        optimizer = torch.optim.SGD(net_params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+                                    nesterov=config.momentum > 0, fused=on_gpu or None)  # one kernel on a GPU
         per_rank = len(dist.shard(torch.arange(len(labels))))
         batch_size = min(config.batch_size, per_rank)
         steps_per_epoch = max(1, per_rank // batch_size)  # static shapes: the partial batch is dropped
