@@ -1,17 +1,18 @@
 """Our trainer against the naive loop, side by side in one run, on the CPU or a GPU.
 
 Ours: `core.trainer.train` itself (whole split resident on the device, batch augmentation on
-the device, static shapes, bf16 autocast and channels_last on a GPU, progress logging), timed
+the device, static shapes, bf16 autocast, channels_last, fused SGD and CUDA graphs on a GPU,
+progress logging), in up to three variants (graphs: the default; eager: --no-cuda-graphs;
+compile: --compile), timed
 from its own progress events over the epochs after the first (the first pays for start-up
 and compilation). Its rate includes the per-epoch test pass and checkpoint write.
 Naive: torchvision FashionMNIST with per-sample transforms through a DataLoader (8 workers
 and pinned memory on a GPU), fp32. Same model (resnet20), batch size, optimiser and loss.
 
     python bench/train_throughput.py [--device cpu|cuda] [--batch-size 256] [--epochs 3]
-        [--limit N] [--methods ce,lsg] [--compile]
+        [--limit N] [--methods ce,lsg] [--variants graphs,eager,compile]
 """
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -24,16 +25,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import record  # noqa: E402
 from core.data import DEFAULT_DATA_ROOT  # noqa: E402
 from core.models import create_model  # noqa: E402
+from core.progress import read_events  # noqa: E402
 from core.trainer import TrainConfig, train  # noqa: E402
 
 
-def ours(method: str, device: str, batch: int, epochs: int, limit: int | None, compile: bool) -> float:
+VARIANTS = {"graphs": {}, "eager": {"cuda_graphs": False}, "compile": {"compile": True}}
+FLAGS = {"graphs": "", "eager": " --no-cuda-graphs", "compile": " --compile"}
+
+
+def ours(method: str, variant: str, device: str, batch: int, epochs: int, limit: int | None) -> float:
     """Images/s of the real trainer over its epochs after the first."""
     with tempfile.TemporaryDirectory() as folder:
         config = TrainConfig(method=method, epochs=epochs, batch_size=batch, limit=limit, device=device,
-                             compile=compile, out=f"{folder}/m.pt", log_interval_s=5.0)
+                             out=f"{folder}/m.pt", log_interval_s=5.0, **VARIANTS[variant])
         train(config)
-        events = [json.loads(line) for line in open(f"{folder}/m.progress.jsonl")]
+        events = read_events(f"{folder}/m.progress.jsonl")
     ends = [e for e in events if e["event"] == "epoch"]
     steps_per_epoch = next(e for e in events if e["event"] == "phase" and "steps_per_epoch" in e)["steps_per_epoch"]
     seconds = ends[-1]["elapsed_s"] - ends[0]["elapsed_s"]
@@ -51,10 +57,10 @@ def naive(device: str, batch: int, steps: int) -> float:
     torch.manual_seed(0)
     model = create_model("resnet20", 10, 1).to(device).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    done, start = 0, None
+    done, start, warm = 0, None, min(5, steps - 1)
     while done < steps:
         for x, y in loader:
-            if done == 5:  # warm-up steps: workers starting, cuDNN choosing kernels
+            if done == warm:  # warm-up steps: workers starting, cuDNN choosing kernels
                 if on_gpu:
                     torch.cuda.synchronize()
                 start = time.perf_counter()
@@ -69,7 +75,7 @@ def naive(device: str, batch: int, steps: int) -> float:
                 break
     if on_gpu:
         torch.cuda.synchronize()
-    return (steps - 5) * batch / (time.perf_counter() - start)
+    return (steps - warm) * batch / (time.perf_counter() - start)
 
 
 def main():
@@ -80,7 +86,8 @@ def main():
     parser.add_argument("--limit", type=int, default=None, help="training images per epoch (default: all on a "
                         "GPU, 6,400 on the CPU)")
     parser.add_argument("--methods", default="ce", help="comma-separated objectives for our trainer")
-    parser.add_argument("--compile", action="store_true", help="also time ours with --compile")
+    parser.add_argument("--variants", default="graphs", help="comma-separated: graphs (the default trainer; "
+                        "plain eager on the CPU), eager (--no-cuda-graphs), compile (--compile)")
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     limit = args.limit or (None if args.device == "cuda" else 6400)
@@ -89,12 +96,12 @@ def main():
     for _ in range(args.rounds):  # alternate, so both share the machine's noise
         naive_rates.append(naive(args.device, args.batch_size, steps))
         for method in args.methods.split(","):
-            for compiled in ([False, True] if args.compile else [False]):
-                key = method + (" --compile" if compiled else "")
-                rows.setdefault(key, []).append(ours(method, args.device, args.batch_size, args.epochs, limit, compiled))
+            for variant in args.variants.split(","):
+                key = method + FLAGS[variant]
+                rows.setdefault(key, []).append(ours(method, variant, args.device, args.batch_size, args.epochs, limit))
     base = sum(naive_rates) / len(naive_rates)
     lines = [f"`python bench/train_throughput.py --device {args.device} --batch-size {args.batch_size} "
-             f"--epochs {args.epochs} --methods {args.methods}{' --compile' if args.compile else ''}` "
+             f"--epochs {args.epochs} --methods {args.methods} --variants {args.variants}` "
              f"({limit or 60000} training images per epoch)", "",
              "| loop | images/s (per round) | ours / naive |", "|---|---|---|",
              f"| naive (torchvision dataset, per-sample transforms, DataLoader, fp32) | "

@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--progress", default="", help="JSON-lines progress file (default next to --out)")
     parser.add_argument("--resume", action="store_true", help="continue from --out's last epoch")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (GPU)")
+    parser.add_argument("--no-cuda-graphs", action="store_true",
+                        help="on a GPU, launch every kernel of each step instead of replaying CUDA graphs")
     parser.add_argument("--no-augment", action="store_true", help="no random crop and flip")
     parser.add_argument("--log-interval", type=float, default=1.0,
                         help="seconds between progress lines (the app's progress bar reads them)")
@@ -73,7 +75,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                        momentum=args.momentum, weight_decay=args.weight_decay, seed=args.seed, limit=args.limit,
                        device=args.device, out=args.out or f"runs/{args.method}.pt",
-                       progress=args.progress, resume=args.resume, compile=args.compile,
+                       progress=args.progress, resume=args.resume, compile=args.compile, cuda_graphs=not args.no_cuda_graphs,
                        augment=not args.no_augment, snapshot_per_class=args.snapshot_per_class,
                        log_interval_s=args.log_interval,
                        data_root=args.data_root)

@@ -29,6 +29,7 @@ from .analysis.features import extract
 from .checkpoints import CheckpointError, parse_meta, read_payload, save_checkpoint
 from .data import DataError, augment_batch, black_value, get_source, load_dataset
 from .errors import UserError
+from .graphed_step import StepRunner, portable_state
 from .losses import Objective, create_objective
 from .models import MODELS, create_model
 from .progress import ProgressLog
@@ -62,6 +63,7 @@ class TrainConfig:
     progress: str = ""
     resume: bool = False
     compile: bool = False
+    cuda_graphs: bool = True  # on a GPU, each kind of step replayed from one CUDA graph (not with --compile)
     data_root: str | None = None
     log_interval_s: float = 1.0
 
@@ -308,8 +310,22 @@ def train(config: TrainConfig, command: str = "", terminal: bool = False) -> dic
                 return parse_meta(read_payload(out), out.name)
         net = torch.compile(model, dynamic=False) if config.compile else model
         net = dist.wrap(net, objective.uses_gate, device)
+
+        def one_step(kind, x, y):
+            """Forward, loss, backward, optimiser steps: no host sync, so a GPU can replay it."""
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=on_gpu, cache_enabled=False):
+                logits = objective.forward(net, x, y, kind)
+            logits = logits.float()
+            loss = objective.training_loss(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            objective.after_step()
+            return loss.detach(), logits.detach()
+        graphs = on_gpu and config.cuda_graphs and not config.compile and not dist.active
+        run_step = StepRunner(one_step, [optimizer], enabled=graphs)
         log.write("phase", phase="training", start_epoch=start_epoch, total_steps=total_steps,
-                  steps_per_epoch=steps_per_epoch)
+                  steps_per_epoch=steps_per_epoch, cuda_graphs=graphs)
 
         started, last_log, steps_here = time.time(), 0.0, 0
         test_accuracy = float("nan")
@@ -326,17 +342,10 @@ def train(config: TrainConfig, command: str = "", terminal: bool = False) -> dic
                 if config.augment:
                     x = augment_batch(x, padding, True, generator, fill)
                 x = x.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=on_gpu):
-                    logits = objective.forward(net, x, y, epoch, global_step)
-                logits = logits.float()
-                loss = objective.training_loss(logits, y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                objective.after_step()
+                loss, logits = run_step(objective.step_kind(epoch, global_step), x, y)
                 scheduler.step()
-                loss_sum += loss.detach() * len(y)
-                correct += (logits.detach().argmax(1) == y).sum()
+                loss_sum += loss * len(y)
+                correct += (logits.argmax(1) == y).sum()
                 steps_here += 1
 
                 # --- progress, at most once per log interval (the one host sync)
@@ -354,7 +363,7 @@ def train(config: TrainConfig, command: str = "", terminal: bool = False) -> dic
                     log.write("step", epoch=epoch + 1, epochs=config.epochs, step=step + 1,
                               steps_per_epoch=steps_per_epoch, global_step=global_step + 1,
                               total_steps=total_steps, loss=mean_loss, accuracy=int(correct) / seen,
-                              images_per_s=rate, elapsed_s=elapsed, eta_s=eta, lr=scheduler.get_last_lr()[0])
+                              images_per_s=rate, elapsed_s=elapsed, eta_s=eta, lr=float(scheduler.get_last_lr()[0]))
                     bar.show(epoch + 1, config.epochs, (global_step + 1) / total_steps, mean_loss,
                              int(correct) / seen, rate, eta)
 
@@ -379,8 +388,8 @@ def train(config: TrainConfig, command: str = "", terminal: bool = False) -> dic
                 meta["gate_density"] = lsg.gate_density(model.gate.detach())
             if dist.is_main:
                 state = None if meta["complete"] else {
-                    "epoch": epoch + 1, "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
+                    "epoch": epoch + 1, "optimizer": portable_state(optimizer.state_dict()),
+                    "scheduler": portable_state(scheduler.state_dict()), "generator": generator.get_state(),
                     "gate_optimizer": extra_optimizer.state_dict() if extra_optimizer else {}}
                 try:
                     save_checkpoint(out, model, meta, state, history)

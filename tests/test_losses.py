@@ -101,3 +101,21 @@ def test_confidence_penalty_by_hand():
 def test_bad_options_are_refused(method, options):
     with pytest.raises(ValueError):
         create_objective(method, **options)
+
+
+def test_drop_target_keeps_the_other_columns_in_order():
+    from core.losses.base import drop_target
+    logits = torch.tensor([[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0], [9.0, 10.0, 11.0, 12.0]])
+    kept = drop_target(logits, torch.tensor([0, 2, 3]))
+    assert kept.tolist() == [[2.0, 3.0, 4.0], [5.0, 6.0, 8.0], [9.0, 10.0, 11.0]]
+
+
+def test_portable_state_turns_lr_tensors_into_floats():
+    from core.graphed_step import portable_state
+    weight = torch.nn.Parameter(torch.ones(2))
+    optimizer = torch.optim.SGD([weight], lr=torch.tensor(0.25), momentum=0.9)
+    weight.grad = torch.ones(2)
+    optimizer.step()
+    state = portable_state(optimizer.state_dict())
+    assert state["param_groups"][0]["lr"] == 0.25 and isinstance(state["param_groups"][0]["lr"], float)
+    assert isinstance(optimizer.param_groups[0]["lr"], torch.Tensor)  # the live optimiser is untouched

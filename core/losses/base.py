@@ -20,7 +20,9 @@ class Objective:
     `options` maps option name -> (default, help); values are validated by `validate`.
     `uses_gate` marks methods that train an LSG gate alongside (see core.lsg). An objective
     that trains more than the network, or steps differently, overrides the training hooks
-    `attach`, `forward`, `training_loss` and `after_step`; the trainer calls them in that order.
+    `attach`, `step_kind`, `forward`, `training_loss` and `after_step`; the trainer calls them
+    in that order. The last three must not read tensors back to the host (no `.item()`, no
+    boolean masks): on a GPU they are captured into a CUDA graph.
     """
     name = ""
     options: dict[str, tuple[float | int | bool, str]] = {}
@@ -50,7 +52,12 @@ class Objective:
         """Add what this objective trains beside the network to `model`; return its optimiser."""
         return None
 
-    def forward(self, net, x: torch.Tensor, y: torch.Tensor, epoch: int, step: int) -> torch.Tensor:
+    def step_kind(self, epoch: int, step: int):
+        """What kind of step (epoch, step) is; steps of one kind run the same operations (on a
+        GPU each kind is one CUDA graph, core/graphed_step.py)."""
+        return None
+
+    def forward(self, net, x: torch.Tensor, y: torch.Tensor, kind) -> torch.Tensor:
         """Logits of a training batch (`net` may be the compiled or DDP-wrapped model)."""
         return net(x)
 
@@ -79,11 +86,10 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
 
 
 def drop_target(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """(N, C) -> (N, C-1): each row without its target column."""
-    n, c = logits.shape
-    keep = torch.ones_like(logits, dtype=torch.bool)
-    keep[torch.arange(n, device=logits.device), targets] = False
-    return logits[keep].view(n, c - 1)
+    """(N, C) -> (N, C-1): each row without its target column, in order. A gather, not a
+    boolean mask, so its shape never depends on the data (no host sync; CUDA-graph safe)."""
+    columns = torch.arange(logits.shape[1] - 1, device=logits.device)
+    return logits.gather(1, columns + (columns >= targets[:, None]))
 
 
 def nontarget_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -44,8 +44,11 @@ class LSG(CrossEntropy):
         self.gated = False
         return self.gate_optimizer
 
-    def forward(self, net, x, y, epoch, step):
-        self.gated = lsg.is_gated_step(epoch, step, self.period, self.by_epoch, self.warmup_epochs)
+    def step_kind(self, epoch, step):
+        return lsg.is_gated_step(epoch, step, self.period, self.by_epoch, self.warmup_epochs)
+
+    def forward(self, net, x, y, gated):
+        self.gated = gated
         self.gate_optimizer.zero_grad(set_to_none=True)
         return net(x, y) if self.gated else net(x)
 

@@ -8,9 +8,8 @@ from .base import Objective, register_objective
 def minimax_loss(logits: torch.Tensor, targets: torch.Tensor, p_t: float) -> torch.Tensor:
     log_q = F.log_softmax(logits, dim=1)
     rows = torch.arange(len(targets), device=logits.device)
-    masked = logits.detach().clone()
-    masked[rows, targets] = float("inf")  # argmin of q over non-targets == argmin of the logits
-    k = masked.argmin(dim=1)
+    # argmin of q over non-targets == argmin of the logits with the target set to +inf
+    k = logits.detach().scatter(1, targets[:, None], float("inf")).argmin(dim=1)
     return -(p_t * log_q[rows, targets] + (1.0 - p_t) * log_q[rows, k]).mean()
 
 

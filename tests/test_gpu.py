@@ -1,0 +1,28 @@
+"""On a CUDA GPU only (skipped elsewhere; run by bench/gpu_session.sh on a lent machine):
+the CUDA-graph training step computes what the eager step computes."""
+import pytest
+import torch
+
+from core.checkpoints import load
+from core.progress import read_events
+from core.trainer import TrainConfig, train
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.mark.parametrize("method", ["ce", "minimax", "lsg", "maxnte"])
+def test_graphed_training_gives_the_eager_weights(method, tmp_path, data_root):
+    """Two epochs of 20 steps (LSG: standard steps, then gated ones from epoch 2), once eager
+    and once replayed from graphs, with deterministic cuDNN: the same weights."""
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    weights, used_graphs = {}, {}
+    for graphs in (False, True):
+        out = tmp_path / f"{method}-{graphs}.pt"
+        train(TrainConfig(method=method, epochs=2, limit=5120, device="cuda", cuda_graphs=graphs, out=str(out)))
+        weights[graphs] = load(out).model.state_dict()
+        used_graphs[graphs] = next(e["cuda_graphs"] for e in read_events(out.with_suffix(".progress.jsonl"))
+                                   if e.get("phase") == "training")
+    assert used_graphs == {False: False, True: True}
+    for name, eager in weights[False].items():
+        if eager.is_floating_point():
+            assert torch.allclose(weights[True][name], eager, rtol=1e-4, atol=1e-5), name
