@@ -3,6 +3,8 @@
 # carried .gz files (.gpu/fashion-mnist, ignored by git), then the steps named in $STEPS:
 #   bundle     the bundle (checkpoints/train_bundled.sh, 20 epochs, all six at once) and the
 #              40-epoch trio beside it (is 20 epochs where the metrics stop moving?)
+#   schedule   the bundle on 40 epochs (all six at once) and the trio on 80 beside it: where do
+#              the metrics stop moving? Stopped (resumable) after $DEADLINE seconds.
 #   solo       one 20-epoch CE run alone, wall clock including start-up
 #   gputests   tests/test_gpu.py (graphed steps give the eager weights)
 #   throughput bench/train_throughput.py --device cuda (ours vs the naive loop, side by side;
@@ -27,10 +29,24 @@ for step in $STEPS; do
       sleep 60; nvidia-smi >> "$OUT/machine.txt"
       wait
       tar cf "$OUT/bundle.tar" checkpoints/*.pt checkpoints/logs
+      grep -h '"done"' checkpoints/logs/*.progress.jsonl | cut -c1-200
       tar cf "$OUT/e40.tar" -C /tmp e40 ;;
+    schedule)
+      rm -rf checkpoints/.partial
+      EPOCHS=40 DEST=/tmp/b40 DEVICE=cuda JOBS=6 setsid bash checkpoints/train_bundled.sh &
+      EPOCHS=80 ONLY="ce minimax lsg" DEST=/tmp/e80 DEVICE=cuda JOBS=3 setsid bash checkpoints/train_bundled.sh &
+      sleep 90; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv >> "$OUT/machine.txt"
+      for _ in $(seq $(( (${DEADLINE:-500} - 90) / 5 ))); do pgrep -f core.train > /dev/null || break; sleep 5; done
+      pkill -TERM -f core.train; sleep 5
+      tar cf "$OUT/b40a.tar" -C /tmp b40/ce.pt b40/minimax.pt b40/lsg.pt b40/logs
+      tar cf "$OUT/b40b.tar" -C /tmp b40/maxnte.pt b40/label_smoothing.pt b40/confidence_penalty.pt
+      tar cf "$OUT/e80a.tar" -C /tmp e80/ce.pt e80/minimax.pt
+      tar cf "$OUT/e80b.tar" -C /tmp e80/lsg.pt e80/logs
+      grep -h '"epoch"' /tmp/b40/logs/*.progress.jsonl /tmp/e80/logs/*.progress.jsonl | tail -n 2 | cut -c1-160 ;;
     solo)
       s=$(date +%s.%N); python3 -m core.train --method ce --epochs 20 --device cuda --out /tmp/solo/ce.pt \
-        --log-interval 10 > "$OUT/solo.txt" 2>&1; echo "wall clock: $(echo "$(date +%s.%N) - $s" | python3 -c "print(round(eval(input()),1))") s" >> "$OUT/solo.txt" ;;
+        --log-interval 10 >> "$OUT/machine.txt" 2>&1
+      echo "solo 20-epoch wall clock: $(echo "$(date +%s.%N) - $s" | python3 -c "print(round(eval(input()),1))") s" >> "$OUT/machine.txt" ;;
     gputests)
       python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py > "$OUT/gputests.txt" 2>&1
       tail -n 5 "$OUT/gputests.txt" ;;
@@ -43,5 +59,5 @@ for step in $STEPS; do
   esac
   echo "step $step: $(( $(date +%s) - t0 )) s (total $(( $(date +%s) - begin )) s)" | tee -a "$OUT/machine.txt"
 done
-grep -h '"done"' checkpoints/logs/*.progress.jsonl /tmp/e40/logs/*.progress.jsonl 2>/dev/null | cut -c1-200
-tail -n 3 "$OUT/solo.txt" 2>/dev/null
+grep -h '"done"' /tmp/{e40,b40,e80}/logs/*.progress.jsonl 2>/dev/null | cut -c1-200
+grep "wall clock" "$OUT/machine.txt"

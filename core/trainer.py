@@ -63,7 +63,7 @@ class TrainConfig:
     progress: str = ""
     resume: bool = False
     compile: bool = False
-    cuda_graphs: bool = True  # on a GPU, each kind of step replayed from one CUDA graph (not with --compile)
+    cuda_graphs: bool = True  # on a GPU, each kind of step replayed from one CUDA graph
     data_root: str | None = None
     log_interval_s: float = 1.0
 
@@ -155,11 +155,12 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def evaluate(model, images: torch.Tensor, labels: torch.Tensor, autocast: bool = False):
+def evaluate(model, images: torch.Tensor, labels: torch.Tensor, on_gpu: bool = False):
     """The test split through the analysis engine's forward pass (its FeatureCache), leaving
-    the model's train mode as it was."""
+    the model's train mode as it was. On a GPU the images are already there, in bf16 and
+    large batches."""
     was_training = model.training
-    cache = extract(model, images, labels, 500, autocast=autocast)
+    cache = extract(model, images, labels, 2500 if on_gpu else 500, autocast=on_gpu)
     model.train(was_training)
     return cache
 
@@ -272,6 +273,7 @@ def train(config: TrainConfig, command: str = "", terminal: bool = False) -> dic
         test_set = load_dataset(config.dataset, "test", config.data_root).subset(config.limit)
         info = train_set.info
         images, labels = train_set.images.to(device), train_set.labels.to(device)
+        test_images = test_set.images.to(device)  # labels stay on the host: the snapshot reads them
         fill = black_value(info).to(device)
         padding = int(info.extra.get("crop_padding", 4))
         snapshot_subset = trajectory.subset_indices(test_set.labels, info.num_classes, config.snapshot_per_class)
@@ -322,7 +324,7 @@ def train(config: TrainConfig, command: str = "", terminal: bool = False) -> dic
             optimizer.step()
             objective.after_step()
             return loss.detach(), logits.detach()
-        graphs = on_gpu and config.cuda_graphs and not config.compile and not dist.active
+        graphs = on_gpu and config.cuda_graphs and not dist.active
         run_step = StepRunner(one_step, [optimizer], enabled=graphs)
         log.write("phase", phase="training", start_epoch=start_epoch, total_steps=total_steps,
                   steps_per_epoch=steps_per_epoch, cuda_graphs=graphs)
@@ -372,7 +374,7 @@ def train(config: TrainConfig, command: str = "", terminal: bool = False) -> dic
             if not weights_finite(model):
                 raise TrainingError(f"the weights became non-finite in epoch {epoch + 1}; lower --lr or "
                                     "--weight-decay (nothing new was saved)")
-            cache = evaluate(model, test_set.images, test_set.labels, autocast=on_gpu)
+            cache = evaluate(model, test_images, test_set.labels, on_gpu)
             if not (torch.isfinite(cache.logits).all() and torch.isfinite(cache.features).all()):
                 raise TrainingError(f"the model's outputs became non-finite in epoch {epoch + 1}; lower --lr "
                                     "(nothing new was saved)")
