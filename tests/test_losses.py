@@ -15,7 +15,7 @@ def softmax_list(row):
 
 
 def test_registry_has_every_method():
-    assert set(OBJECTIVES) == {"ce", "minimax", "maxnte", "label_smoothing", "confidence_penalty", "lsg"}
+    assert set(OBJECTIVES) == {"ce", "minimax", "maxnte", "label_smoothing", "confidence_penalty", "lsg", "selectivity"}
     with pytest.raises(ValueError, match="unknown method"):
         create_objective("nope")
 
@@ -97,7 +97,8 @@ def test_confidence_penalty_by_hand():
 
 @pytest.mark.parametrize("method,options", [("minimax", {"p_t": 0.0}), ("minimax", {"p_t": 1.01}),
                                             ("label_smoothing", {"eps": 1.0}), ("maxnte", {"lam": -1}),
-                                            ("lsg", {"period": 0}), ("ce", {"p_t": 0.5})])
+                                            ("lsg", {"period": 0}), ("ce", {"p_t": 0.5}),
+                                            ("selectivity", {"alpha": 1000.0})])
 def test_bad_options_are_refused(method, options):
     with pytest.raises(ValueError):
         create_objective(method, **options)
@@ -119,3 +120,40 @@ def test_portable_state_turns_lr_tensors_into_floats():
     state = portable_state(optimizer.state_dict())
     assert state["param_groups"][0]["lr"] == 0.25 and isinstance(state["param_groups"][0]["lr"], float)
     assert isinstance(optimizer.param_groups[0]["lr"], torch.Tensor)  # the live optimiser is untouched
+
+
+def test_batch_selectivity_and_its_gradient_by_hand():
+    """One unit, classes 0 and 1 present (2 absent): class 0 sees 2 and 4 (mean 3), class 1
+    sees 1. SI = (3 - 1) / (3 + 1) = 0.5; dSI/dmu_0 = 2 mu_1 / (mu_0 + mu_1)^2 = 1/8, shared by
+    class 0's two images (1/16 each); dSI/dmu_1 = -2 mu_0 / 16 = -3/8."""
+    from core.losses.selectivity import batch_selectivity
+    features = torch.tensor([[2.0], [4.0], [1.0]], dtype=torch.float64, requires_grad=True)
+    si = batch_selectivity(features, torch.tensor([0, 0, 1]), num_classes=3)
+    assert si.item() == pytest.approx(0.5, abs=1e-6)
+    si.sum().backward()
+    assert features.grad[:, 0].tolist() == pytest.approx([1 / 16, 1 / 16, -3 / 8], abs=1e-6)
+
+
+def test_batch_selectivity_three_classes_two_units():
+    """Unit 0: class means 6, 2, 1 -> (6 - 1.5) / (6 + 1.5) = 0.6; unit 1 is equal everywhere -> 0."""
+    from core.losses.selectivity import batch_selectivity
+    features = torch.tensor([[6.0, 3.0], [2.0, 3.0], [1.0, 3.0]], dtype=torch.float64)
+    si = batch_selectivity(features, torch.tensor([0, 1, 2]), num_classes=3)
+    assert si.tolist() == pytest.approx([0.6, 0.0], abs=1e-6)
+
+
+def test_selectivity_objective_is_ce_minus_alpha_selectivity():
+    from core.losses.selectivity import batch_selectivity
+    from core.models import create_model
+    torch.manual_seed(0)
+    model = create_model("resnet20", 10, 1)
+    objective = create_objective("selectivity", alpha=-0.5)
+    objective.attach(model)
+    x, y = torch.randn(8, 1, 28, 28), torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
+    logits = objective.forward(model, x, y, objective.step_kind(0, 0))
+    features = model.pool(model.forward_features(x))
+    expected = F.cross_entropy(logits, y) + 0.5 * batch_selectivity(features, y, 10).mean()
+    assert objective.training_loss(logits, y).item() == pytest.approx(expected.item(), abs=1e-5)
+    # gradient check of the regulariser in float64
+    f = torch.rand(6, 3, dtype=torch.float64, requires_grad=True) + 0.1
+    assert torch.autograd.gradcheck(lambda t: batch_selectivity(t, torch.tensor([0, 1, 1, 2, 2, 2]), 4), (f,))

@@ -1,5 +1,5 @@
 """Training objectives, one file each, registered by name in OBJECTIVES."""
-from . import ce, confidence_penalty, label_smoothing, lsg, maxnte, minimax  # noqa: F401  (registers)
+from . import ce, confidence_penalty, label_smoothing, lsg, maxnte, minimax, selectivity  # noqa: F401  (registers)
 from .base import OBJECTIVES, Objective, drop_target, entropy, nontarget_entropy, register_objective
 from .minimax import minimax_loss
 
