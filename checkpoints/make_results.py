@@ -1,6 +1,6 @@
 """Ship the analysis results of the bundled checkpoints (core/shipped.py), so the app opens
-complete: runs the default report, the out-of-distribution reference and the trajectory for each
-checkpoint directly in checkpoints/ (full splits, as the app computes them), then writes
+complete: runs the default report (with the out-of-distribution reference and the trajectory)
+and the faithfulness of the explanations for each checkpoint directly in checkpoints/ (full splits, as the app computes them), then writes
 checkpoints/results/<content hash>.json.gz and removes files of checkpoints no longer there.
 
     .venv/bin/python checkpoints/make_results.py [NAME ...]
@@ -23,7 +23,7 @@ def main(names: list[str]) -> None:
         store = Store(Path(work) / "results.duckdb")  # fresh: only what this script computed is shipped
         for path in paths:
             analyzer = Analyzer.from_path(path, store, feature_dir=None)
-            analyzer.report(REPORT)
+            analyzer.report((*REPORT, "faithfulness"))
             out = shipped.write(analyzer.hash, path.stem, store.rows_for(analyzer.hash))
             kept.add(out.name)
             print(f"{path.name}: {len(store.rows_for(analyzer.hash))} results -> {out.relative_to(ROOT)} "

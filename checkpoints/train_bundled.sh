@@ -2,8 +2,12 @@
 # The exact commands that trained the bundled checkpoints; logs land beside them.
 # One schedule for every method: same seed, epochs, batch size and learning rate, with a
 # per-epoch snapshot (core/trajectory.py) kept in each checkpoint. Run from the project root.
+# The bundle was made on one NVIDIA H100 (bench/gpu_session.sh, step "schedule"):
+#   EPOCHS=40 DEST=/tmp/b40 DEVICE=cuda JOBS=6 PYTHON=python3 bash checkpoints/train_bundled.sh
+# and /tmp/b40's checkpoints and logs copied here; the whole bundle took 7.5 minutes. On the CPU
+# (2 cores) one 40-epoch run takes about 70 minutes.
 #   ONLY="lsg confidence_penalty"   retrains a subset (names as below)
-#   EPOCHS=40                       another schedule (the bundle is 20)
+#   EPOCHS=20                       another schedule (the bundle is 40)
 #   DEVICE=cuda                     the device (auto: a GPU when there is one)
 #   JOBS=6                          runs at once (on a GPU; on the CPU keep 1)
 #   DEST=/tmp/e40                   another folder for the checkpoints and logs
@@ -12,7 +16,7 @@
 # (a hidden folder the app does not list) with its optimiser state; this script then continues
 # it with --resume, which gives the same weights as an uninterrupted run (tests/test_train.py).
 set -euo pipefail
-EPOCHS=${EPOCHS:-20}
+EPOCHS=${EPOCHS:-40}
 DEVICE=${DEVICE:-auto}
 JOBS=${JOBS:-1}
 DEST=${DEST:-checkpoints}

@@ -52,6 +52,12 @@ def heat_overlay(image: np.ndarray, heat01: np.ndarray, size: int = 168, alpha: 
     return Image.fromarray(mixed).resize((size, size), Image.Resampling.BILINEAR)
 
 
+def colour_bar(width: int = 240, height: int = 12, cmap=HEAT_COLOURS) -> Image.Image:
+    """The heat-map colours from the low end (left) to the high end (right)."""
+    ramp = np.linspace(0, 1, width)[None, :].repeat(height, axis=0)
+    return Image.fromarray((cmap(ramp)[..., :3] * 255).astype(np.uint8))
+
+
 def gate_strip(row: np.ndarray, cell: int = 10, height: int = 18) -> Image.Image:
     """One gate row (K values in [0, 1]) as a strip of cells."""
     colours = colourise(np.asarray(row)[None, :], 0.0, 1.0, colormaps["Greys"])

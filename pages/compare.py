@@ -1,5 +1,6 @@
 """Compare on an image: one column per model — input, probabilities at T = 1 and 2, all
-penultimate maps, CAM and Grad-CAM, the gate row."""
+penultimate maps, the chosen class activation maps with their faithfulness on this image, the
+gate row."""
 import random
 
 import altair as alt
@@ -8,20 +9,15 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from core.data import dataset_image, denormalise, indices_of_class, info_from_meta
+from core.data import black_value, dataset_image, denormalise, indices_of_class, info_from_meta
 from core.analysis.ood import judge
+from core.cam import CAM_METHODS
 from core.inputs import load_image, prepare
-from core.explain import GradCamExplainer, explain, normalise_map
-from core.render import feature_grid, gate_strip, heat_overlay, input_picture
+from core.explain import DEFAULT_CAMS, explain
+from core.render import colour_bar, feature_grid, gate_strip, heat_overlay, input_picture
 from ui import common
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
-
-
-@st.cache_resource(show_spinner=False, max_entries=32)
-def gradcam_for(path: str, content_hash: str) -> GradCamExplainer:
-    model, _ = common.load_model(path)
-    return GradCamExplainer(model)
 
 
 def pick_image(reference: dict):
@@ -67,6 +63,14 @@ def render():
     target_name = controls[0].selectbox("Explain class", ["predicted"] + names, key="compare_target")
     shared_scale = controls[1].toggle("One colour scale for all models", True, key="compare_shared")
     show_gate = controls[2].toggle("Gate rows (fits a post-hoc gate once per model)", True, key="compare_gate")
+    methods = st.multiselect("Class activation maps", list(CAM_METHODS), list(DEFAULT_CAMS), key="compare_cams",
+                             format_func=lambda name: CAM_METHODS[name].label,
+                             help="Grad-CAM equals ReLU(CAM) up to a constant for these networks; see 'About the maps'")
+    with st.expander("About the maps"):
+        st.dataframe(pd.DataFrame([{"map": m.label, "what it shows": m.about, "class-specific": m.class_specific}
+                                   for m in CAM_METHODS.values()]), hide_index=True)
+        st.caption("Below each model: deletion AUC (pixels blacked out, most relevant first; lower is more "
+                   "faithful) and insertion AUC (pixels put back onto black; higher is better) on this image.")
     st.caption(common.plain(caption) + (f" — true class **{common.plain(names[label])}**" if label is not None else ""))
 
     uploaded = label is None
@@ -83,13 +87,17 @@ def render():
         target = None if target_name == "predicted" else meta["class_names"].index(target_name) \
             if target_name in meta["class_names"] else None
         gate = np.array(common.analysis(meta, "gate")["gate"]) if show_gate else None
-        out = explain(model, x, target, gate, gradcam_for(meta["path"], meta["content_hash"]))
+        out = explain(model, x, target, gate, methods, black_value(info_from_meta(meta)))
         if uploaded:
             out["ood"] = judge(torch.from_numpy(out["features"]), torch.from_numpy(out["logits"]),
                                common.analysis(meta, "ood_reference"))
         out["steps"] = prepared.steps
         results.append((meta, x, out))
     vmax_all = max(float(out["maps"].max()) for _, _, out in results)
+    # one scale for every model's maps of a method (CAM is in logit units; the others come in [0, 1])
+    cam_max = {name: max(float(out["cams"][name].max()) for _, _, out in results) for name in methods}
+    if methods:
+        st.image(colour_bar(), caption="map colours: 0 (left) to the maximum (right); negative CAM shows as 0")
 
     columns = st.columns(len(results))
     for column, (meta, x, out) in zip(columns, results):
@@ -117,9 +125,18 @@ def render():
             st.image(grid, caption=f"{len(out['maps'])} penultimate maps (0 to {vmax:.2f}); red: "
                                    f"top units for {common.plain(classes[out['target']])}", width="stretch")
             common.download_png(grid, f"{meta['label']}-maps", key=f"compare_png_{meta['label']}")
-            cam_col, grad_col = st.columns(2)
-            cam_col.image(heat_overlay(seen, normalise_map(out["cam"])), caption=f"CAM: {common.plain(classes[out['target']])}")
-            grad_col.image(heat_overlay(seen, normalise_map(out["gradcam"])), caption="Grad-CAM")
+            cam_columns = st.columns(2)
+            for i, (name, saliency) in enumerate(out["cams"].items()):
+                top = cam_max[name] if shared_scale else float(saliency.max())
+                cam_columns[i % 2].image(heat_overlay(seen, saliency / max(top, 1e-12)),
+                                         caption=f"{CAM_METHODS[name].label}: {common.plain(classes[out['target']])} "
+                                                 f"(0 to {top:.3g})")
+            if out.get("faithfulness"):
+                st.dataframe(pd.DataFrame([{"map": CAM_METHODS[n].label, "deletion AUC": f["deletion"],
+                                            "insertion AUC": f["insertion"]}
+                                           for n, f in out["faithfulness"].items()]),
+                             hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.3f")
+                                                             for c in ("deletion AUC", "insertion AUC")})
             if "gate_row" in out:
                 st.image(gate_strip(out["gate_row"], cell=max(2, 320 // len(out["gate_row"]))),
                          caption=f"gate row of {common.plain(classes[out['target']])}", width="stretch")

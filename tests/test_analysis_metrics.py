@@ -12,7 +12,7 @@ from core.analysis.noise import replace_features
 from core.analysis.selectivity import class_means, dead_units
 from core.analysis.similarity import similarity_matrix
 from core.analysis.unit_ablation import ablated_predictions, drop_matrix
-from core.explain import class_activation_map
+from core.cam import class_activation_map
 from core.models import create_model
 
 
@@ -131,9 +131,9 @@ def test_filter_correlation_and_c_ic_by_hand():
 def test_cam_is_weighted_sum_of_maps():
     maps = torch.arange(2 * 2 * 2, dtype=torch.float32).view(2, 2, 2)
     weight = torch.tensor([[1.0, -1.0], [0.5, 2.0]])
-    cam = class_activation_map(maps, weight, 1, 2)
+    cam = class_activation_map(maps[None], weight[1:2], (2, 2))[0]
     torch.testing.assert_close(cam, 0.5 * maps[0] + 2.0 * maps[1])
-    assert class_activation_map(maps, weight, 0, 8).shape == (8, 8)
+    assert class_activation_map(maps[None], weight[0:1], (8, 8)).shape == (1, 8, 8)
 
 
 def test_altair_chart_renders_to_png():

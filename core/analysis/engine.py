@@ -67,6 +67,10 @@ class Context:
     def result(self, name: str) -> dict:
         return self._analyzer.run(name)
 
+    def dataset(self, split: str):
+        """The images themselves, for analyses that perturb them."""
+        return load_dataset(self.meta["dataset"], split, self._analyzer.data_root)
+
 
 class Analyzer:
     def __init__(self, checkpoint: LoadedCheckpoint, store: Store | None = None, split: str = "test",

@@ -1,0 +1,102 @@
+"""Are the explanations faithful? Per CAM method (core/cam.py), over a fixed test subset (the
+first `per_class` images of every class), explaining the predicted class:
+
+- deletion AUC (Petsiuk et al. 2018): pixels set to black (the background of the training
+  images) in the map's order, most relevant first; the area under the class probability over
+  the fraction removed. Lower is more faithful.
+- insertion AUC: from a black image, pixels put back most relevant first. Higher is better.
+- ROAD (Rong et al. 2022; pytorch-grad-cam's implementation): the change of the class
+  probability when the most relevant (MoRF: more negative is better) or least relevant (LeRF:
+  nearer 0 is better) pixels are imputed from their neighbours, averaged over percentiles.
+
+A random map gives the baseline each method should beat. Perturbed images go through the
+network in large batches.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..cam import CAM_METHODS, create_cam
+from ..data import black_value, info_from_meta
+from .base import register_analysis, tolist
+
+METHODS = ("cam", "gradcam++", "layercam", "scorecam", "eigencam")  # Grad-CAM: ReLU(CAM), see core/cam.py
+ROAD_PERCENTILES = (20, 50, 80)
+
+
+def class_probabilities(model, images: torch.Tensor, classes: torch.Tensor, batch: int = 1000) -> torch.Tensor:
+    """softmax(model(images))[i, classes[i]] for a stack of images (M, C, H, W), classes (M,)."""
+    model.eval()
+    out = torch.empty(len(images))
+    with torch.inference_mode():
+        for start in range(0, len(images), batch):
+            logits = model(images[start:start + batch])
+            out[start:start + batch] = logits.softmax(1).gather(1, classes[start:start + batch, None])[:, 0]
+    return out
+
+
+def deletion_insertion(model, x: torch.Tensor, maps: np.ndarray, classes: torch.Tensor, background: torch.Tensor,
+                       steps: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image: (deletion AUC, insertion AUC), trapezoids over `steps` + 1 equal fractions.
+    x (N, C, H, W), maps (N, H, W), background (C,) the value a removed pixel takes."""
+    n, channels, h, w = x.shape
+    order = torch.argsort(torch.as_tensor(maps).reshape(n, -1), dim=1, descending=True, stable=True)
+    rank = torch.empty_like(order).scatter_(1, order, torch.arange(h * w).expand(n, -1))
+    counts = (torch.linspace(0, 1, steps + 1) * h * w).round().long()
+    removed = (rank[None] < counts[:, None, None]).view(steps + 1, n, 1, h, w)
+    black = background.view(1, 1, channels, 1, 1).to(x.dtype)
+    classes_all = classes.repeat(steps + 1)
+    curves = []
+    for start, kept in ((x[None], black), (black, x[None])):  # deletion, insertion
+        images = torch.where(removed, kept, start).reshape(-1, channels, h, w)
+        curves.append(class_probabilities(model, images, classes_all).view(steps + 1, n))
+    return tuple(torch.trapezoid(curve, dx=1.0 / steps, dim=0) for curve in curves)
+
+
+def road(model, x: torch.Tensor, maps: np.ndarray, classes: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Per image: ROAD MoRF and LeRF, averaged over ROAD_PERCENTILES (maps scaled to [0, 1])."""
+    from pytorch_grad_cam.metrics.road import ROADLeastRelevantFirstAverage, ROADMostRelevantFirstAverage
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
+    low = maps.min(axis=(1, 2), keepdims=True)
+    span = np.maximum(maps.max(axis=(1, 2), keepdims=True) - low, 1e-12)
+    scaled = ((maps - low) / span).astype(np.float32)
+    targets = [ClassifierOutputSoftmaxTarget(int(c)) for c in classes]
+    model.eval()
+    with torch.inference_mode():
+        morf = ROADMostRelevantFirstAverage(list(ROAD_PERCENTILES))(x, scaled, targets, model)
+        lerf = ROADLeastRelevantFirstAverage(list(ROAD_PERCENTILES))(x, scaled, targets, model)
+    return np.asarray(morf, dtype=np.float64), np.asarray(lerf, dtype=np.float64)
+
+
+def subset(labels: torch.Tensor, num_classes: int, per_class: int) -> torch.Tensor:
+    """The first `per_class` indices of every class, in index order."""
+    return torch.cat([torch.nonzero(labels == c).flatten()[:per_class] for c in range(num_classes)]).sort().values
+
+
+def spread(values) -> dict:
+    values = torch.as_tensor(np.asarray(values), dtype=torch.float64)
+    return {"mean": float(values.mean()), "std": float(values.std()) if len(values) > 1 else 0.0}
+
+
+@register_analysis("faithfulness", version=1, on_request=True, title="Faithfulness of the explanations",
+                   per_class=10, steps=10, seed=0, max_classes=100)
+def faithfulness(ctx, per_class, steps, seed):
+    dataset = ctx.dataset("test")
+    chosen = subset(dataset.labels, ctx.num_classes, per_class)
+    x = dataset.images[chosen]
+    background = black_value(info_from_meta(ctx.meta))
+    ctx.model.eval()
+    with torch.inference_mode():
+        predicted = ctx.model(x).argmax(1)
+    generator = torch.Generator().manual_seed(seed)
+    maps = {name: create_cam(name, ctx.model)(x, predicted.tolist()) for name in METHODS}
+    maps["random"] = torch.rand(x.shape[0], *x.shape[-2:], generator=generator).numpy()
+    methods = {}
+    for name, saliency in maps.items():
+        deletion, insertion = deletion_insertion(ctx.model, x, saliency, predicted, background, steps)
+        morf, lerf = road(ctx.model, x, saliency, predicted)
+        methods[name] = {"label": CAM_METHODS[name].label if name in CAM_METHODS else "random map (baseline)",
+                         "deletion": spread(deletion), "insertion": spread(insertion),
+                         "road_morf": spread(morf), "road_lerf": spread(lerf)}
+    return {"images": len(chosen), "indices": tolist(chosen), "percentiles": list(ROAD_PERCENTILES), "methods": methods}

@@ -1,0 +1,107 @@
+"""Class activation maps: one small class per method on a shared base, listed in CAM_METHODS
+(the pytorch-grad-cam way). Every method maps a batch and one class per image to maps at the
+input size, (N, H, W) float32, and holds no hooks between calls.
+
+For this network (global average pooling, then one linear layer) Grad-CAM is exactly
+ReLU(CAM) up to a positive constant per image before both are upsampled, so it adds nothing
+beside CAM; the methods listed after it weigh the maps differently and do differ.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import threading
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+# pytorch-grad-cam hooks the model's target layer for the length of one call; two threads
+# hooking one model at once would read each other's activations
+_HOOKS = threading.Lock()
+
+
+def class_activation_map(maps: torch.Tensor, weight: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """CAM: sum_k W[c_n, k] M_nk, upsampled bilinearly. maps (N, K, h, w), weight (N, K) (the
+    head's row for each image's class) -> (N, H, W)."""
+    cams = torch.einsum("nk,nkhw->nhw", weight.float(), maps.float())
+    return F.interpolate(cams[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+
+
+class CamMethod:
+    name = ""
+    label = ""
+    about = ""
+    class_specific = True  # False: the same map whatever class is asked for
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, x: torch.Tensor, classes: list[int]) -> np.ndarray:
+        raise NotImplementedError
+
+
+class ClassActivationMap(CamMethod):
+    name, label = "cam", "CAM"
+    about = "sum over units of the head's weight for the class times the unit's map (Zhou et al. 2016); exact, signed"
+
+    def __call__(self, x, classes):
+        self.model.eval()
+        with torch.inference_mode():
+            maps = self.model.forward_features(x)
+            cams = class_activation_map(maps, self.model.fc.weight[torch.as_tensor(classes)], tuple(x.shape[-2:]))
+        return cams.numpy()
+
+
+class LibraryCam(CamMethod):
+    """A method of pytorch-grad-cam on the model's last convolutional block; its maps come
+    scaled to [0, 1] per image."""
+    library_name = ""
+    draws_progress_bars = False  # Score-CAM draws a tqdm bar per image on stderr: kept off our terminals
+
+    def __call__(self, x, classes):
+        import pytorch_grad_cam
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+        method = getattr(pytorch_grad_cam, self.library_name)
+        self.model.eval()
+        quiet = contextlib.redirect_stderr(io.StringIO()) if self.draws_progress_bars else contextlib.nullcontext()
+        with _HOOKS, quiet, torch.enable_grad(), method(model=self.model, target_layers=[self.model.target_layer]) as cam:
+            return np.asarray(cam(input_tensor=x, targets=[ClassifierOutputTarget(int(c)) for c in classes]),
+                              dtype=np.float32)
+
+
+class GradCam(LibraryCam):
+    name, label, library_name = "gradcam", "Grad-CAM", "GradCAM"
+    about = "maps weighted by their mean gradient (Selvaraju et al. 2017); here ReLU(CAM) up to a constant"
+
+
+class GradCamPlusPlus(LibraryCam):
+    name, label, library_name = "gradcam++", "Grad-CAM++", "GradCAMPlusPlus"
+    about = "maps weighted by positive gradients with higher-order terms (Chattopadhyay et al. 2018)"
+
+
+class LayerCam(LibraryCam):
+    name, label, library_name = "layercam", "LayerCAM", "LayerCAM"
+    about = "each map position weighted by its own positive gradient (Jiang et al. 2021)"
+
+
+class ScoreCam(LibraryCam):
+    name, label, library_name = "scorecam", "Score-CAM", "ScoreCAM"
+    draws_progress_bars = True
+    about = "maps weighted by the class score of the image masked by each map; no gradients (Wang et al. 2020)"
+
+
+class EigenCam(LibraryCam):
+    name, label, library_name = "eigencam", "EigenCAM", "EigenCAM"
+    about = "first principal component of the maps (Muhammad & Yeasin 2020); the same for every class"
+    class_specific = False
+
+
+CAM_METHODS: dict[str, type[CamMethod]] = {cls.name: cls for cls in (
+    ClassActivationMap, GradCam, GradCamPlusPlus, LayerCam, ScoreCam, EigenCam)}
+
+
+def create_cam(name: str, model) -> CamMethod:
+    if name not in CAM_METHODS:
+        raise ValueError(f"unknown CAM method {name!r}; choose one of {', '.join(CAM_METHODS)}")
+    return CAM_METHODS[name](model)

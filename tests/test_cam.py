@@ -1,0 +1,74 @@
+"""The CAM table (core/cam.py) and the faithfulness measures (core/analysis/faithfulness.py):
+hand-built models with exact expected numbers, then every method on a real checkpoint."""
+import numpy as np
+import pytest
+import torch
+
+from core.analysis.faithfulness import deletion_insertion, subset
+from core.cam import CAM_METHODS, create_cam
+from core.checkpoints import load
+from core.data import load_dataset
+
+
+class MeanPixelModel(torch.nn.Module):
+    """Two classes; P(class 0) is the mean pixel value, so every curve is known by hand."""
+
+    def forward(self, x):
+        m = x.mean(dim=(1, 2, 3)).clamp(1e-6, 1 - 1e-6)
+        return torch.stack([m.log(), (1 - m).log()], dim=1)
+
+
+def test_deletion_and_insertion_auc_by_hand():
+    """Pixels 0.4, 0.3, 0.2, 0.1 on a black background, 4 steps of one pixel each.
+    Most relevant first (the faithful map), class-0 probability while deleting: .25, .15,
+    .075, .025, 0 -> trapezoid area .09375; inserting: 0, .1, .175, .225, .25 -> .15625.
+    The reversed map deletes .25, .225, .175, .1, 0 -> .15625 (less faithful: higher)."""
+    x = torch.tensor([0.4, 0.3, 0.2, 0.1]).view(1, 1, 2, 2)
+    faithful = np.array([[[4.0, 3.0], [2.0, 1.0]]])
+    classes, black = torch.tensor([0]), torch.tensor([0.0])
+    deletion, insertion = deletion_insertion(MeanPixelModel(), x, faithful, classes, black, steps=4)
+    assert deletion.item() == pytest.approx(0.09375, abs=1e-6)
+    assert insertion.item() == pytest.approx(0.15625, abs=1e-6)
+    deletion, _ = deletion_insertion(MeanPixelModel(), x, -faithful, classes, black, steps=4)
+    assert deletion.item() == pytest.approx(0.15625, abs=1e-6)
+
+
+def test_subset_takes_the_first_images_of_every_class():
+    labels = torch.tensor([1, 0, 1, 1, 0, 2])
+    assert subset(labels, 3, 2).tolist() == [0, 1, 2, 4, 5]
+
+
+@pytest.fixture(scope="module")
+def bundled_ce():
+    model = load("checkpoints/ce.pt").model
+    test = load_dataset("fashion-mnist", "test").subset(6)
+    return model, test.images, test.labels.tolist()
+
+
+@pytest.mark.parametrize("name", list(CAM_METHODS))
+def test_every_cam_method_gives_finite_maps_and_keeps_no_hooks(bundled_ce, name):
+    model, x, classes = bundled_ce
+    maps = create_cam(name, model)(x, classes)
+    assert maps.shape == (6, 28, 28) and maps.dtype == np.float32 and np.isfinite(maps).all()
+    layer = model.target_layer
+    assert not layer._forward_hooks and not layer._backward_hooks and not layer._forward_pre_hooks
+
+
+def test_class_agnostic_methods_are_flagged(bundled_ce):
+    model, x, _ = bundled_ce
+    for name, method in CAM_METHODS.items():
+        one, other = create_cam(name, model)(x[:2], [0, 0]), create_cam(name, model)(x[:2], [5, 5])
+        assert np.allclose(one, other) == (not method.class_specific), name
+
+
+def test_gradcam_weights_are_the_heads_row_over_the_map_size(bundled_ce):
+    """Grad-CAM weighs map k by the mean gradient of the class logit over the map's positions.
+    Through this network's head (global average pool, then linear) that gradient is
+    W[c, k] / (h w) at every position, so Grad-CAM = ReLU(CAM) up to a constant (core/cam.py)."""
+    model, x, classes = bundled_ce
+    maps = model.forward_features(x).detach().requires_grad_(True)
+    logits = model.forward_head(maps)
+    logits[torch.arange(len(classes)), torch.tensor(classes)].sum().backward()
+    h, w = maps.shape[-2:]
+    expected = model.fc.weight[torch.tensor(classes)].detach() / (h * w)
+    torch.testing.assert_close(maps.grad, expected[:, :, None, None].expand_as(maps))
