@@ -1,8 +1,7 @@
-"""Numbers and plots for REPRODUCTION.md, from `core.analysis` on the bundled checkpoints, the
-full-schedule minimax runs at other p_t (checkpoints/full_pt/), the longer-schedule runs
-(checkpoints/long/) and the short p_t sweep (full test split; training features: the first 5,000
-images). Writes docs/reproduction/figures.json and PNG
-plots, and prints the markdown tables.
+"""Numbers and plots for REPRODUCTION.md, from `core.analysis` on the bundled checkpoints (with
+their per-epoch trajectories and the faithfulness of their maps) and the minimax runs at other
+p_t (checkpoints/full_pt/). Full test split, whole training split. Writes
+docs/reproduction/figures.json and PNG plots, and prints the markdown tables.
 
     .venv/bin/python checkpoints/make_report.py
 """
@@ -27,7 +26,7 @@ BUNDLED = ["ce", "minimax", "lsg", "maxnte", "label_smoothing", "confidence_pena
 
 def analyse(path: Path, store: Store) -> dict:
     analyzer = Analyzer.from_path(path, store)
-    results = analyzer.report(REPORT)
+    results = analyzer.report((*REPORT, "faithfulness"))
     row = summary(results, analyzer.meta)
     figures = row["headline"]  # the report's columns, named as the tables below read them
     row.update(accuracy=figures["accuracy"], phi=figures["phi"], gate_density=figures["gate_density"],
@@ -38,12 +37,15 @@ def analyse(path: Path, store: Store) -> dict:
     row["si_histogram"] = results["selectivity"]["histogram"]
     row["p_t"] = analyzer.meta.get("options", {}).get("p_t")
     row["epochs"] = analyzer.meta.get("epochs_completed")
+    row["faithfulness"] = results["faithfulness"]["methods"] if "faithfulness" in results else {}
     row["influential_sweep"] = results["influential"]["sweep"]
+    row["A_d"], row["A_f"] = results["influential"]["A_d"], results["influential"]["A_f"]
     row["max_class_drop"] = results["unit_ablation"]["max_class_drop"]
     row["mean_overall_drop"] = results["unit_ablation"]["mean_overall_drop"]
     row["largest_overall_drop"] = results["unit_ablation"]["largest_overall_drop"]
     row["within_class_corr"] = results["filter_correlation"]["within_class"]
-    for heavy in ("unit_ablation", "influential", "gate", "headline", "trajectory"):
+    row["trajectory"] = results["trajectory"]["epochs"] if results["trajectory"]["available"] else []
+    for heavy in ("unit_ablation", "influential", "gate", "headline"):
         row.pop(heavy, None)
     return row
 
@@ -60,12 +62,38 @@ def si_histogram(rows: list[dict], filename: str, title: str, label=lambda r: r[
     plt.close(fig)
 
 
-def plots(models: list[dict], full: list[dict], sweep: list[dict], long: list[dict]) -> None:
+def plots(models: list[dict], full: list[dict]) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     si_histogram(models, "selectivity.png", "Unit selectivity, Fashion-MNIST test set")
-    if len(long) > 2:
-        si_histogram(long, "schedule.png", "Selectivity by schedule length",
-                     label=lambda r: f"{r['name'].split('-')[0]}, {r['epochs']} epochs")
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
+    for m in models:
+        epochs = [e["epoch"] for e in m["trajectory"]]
+        for ax, key in zip(axes, ("median_selectivity", "nontarget_fraction", "accuracy")):
+            ax.plot(epochs, [e[key] for e in m["trajectory"]], label=m["name"])
+    for ax, title in zip(axes, ("median SI", "non-target entropy / log 9", "test accuracy")):
+        ax.set(xlabel="epoch", title=title)
+    axes[2].set_ylim(0.85, 0.96)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(OUT / "trajectory.png", dpi=120)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.5))
+    maps = list(models[0]["faithfulness"])
+    width = 0.8 / len(models)
+    for ax, measure, title in zip(axes, ("deletion", "insertion"), ("deletion AUC (lower is better)",
+                                                                     "insertion AUC (higher is better)")):
+        for i, m in enumerate(models):
+            ax.bar([k + i * width for k in range(len(maps))], [m["faithfulness"][name][measure]["mean"] for name in maps],
+                   width, label=m["name"], color=f"C{i}")
+        ax.set_xticks([k + 0.4 - width / 2 for k in range(len(maps))], [models[0]["faithfulness"][n]["label"].split(" (")[0]
+                                                                       for n in maps], fontsize=8)
+        ax.set(title=title)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(OUT / "faithfulness.png", dpi=120)
+    plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.bar([m["name"] for m in models], [m["nontarget_entropy"]["mean"] for m in models])
@@ -100,20 +128,17 @@ def plots(models: list[dict], full: list[dict], sweep: list[dict], long: list[di
     fig.savefig(OUT / "unit_ablation.png", dpi=120)
     plt.close(fig)
 
-    for rows, name, title in ((sweep, "pt_sweep.png", "Minimax p_t sweep (20k images, 2 epochs)"),
-                              (full, "pt_full.png", "Minimax p_t, full schedule (60k images, 10 epochs)")):
-        if not rows:
-            continue
+    if full:
         fig, ax = plt.subplots(figsize=(6, 3.5))
-        pts = [r["p_t"] for r in rows]
-        ax.plot(pts, [r["selectivity"]["median"] for r in rows], "o-", label="median SI")
-        ax.plot(pts, [r["nontarget_entropy"]["fraction"] for r in rows], "s-", label="non-target entropy / log 9")
-        ax.plot(pts, [r["accuracy"] for r in rows], "^-", label="test accuracy")
+        pts = [r["p_t"] for r in full]
+        ax.plot(pts, [r["selectivity"]["median"] for r in full], "o-", label="median SI")
+        ax.plot(pts, [r["nontarget_entropy"]["fraction"] for r in full], "s-", label="non-target entropy / log 9")
+        ax.plot(pts, [r["accuracy"] for r in full], "^-", label="test accuracy")
         ax.invert_xaxis()
-        ax.set(xlabel="p_t", title=title)
+        ax.set(xlabel="p_t", title="Minimax p_t (10-epoch schedule)")
         ax.legend()
         fig.tight_layout()
-        fig.savefig(OUT / name, dpi=120)
+        fig.savefig(OUT / "pt_full.png", dpi=120)
         plt.close(fig)
 
 
@@ -130,35 +155,38 @@ def table(rows: list[dict], label: str) -> str:
     return "\n".join(lines)
 
 
+def faithfulness_table(models: list[dict]) -> str:
+    maps = list(models[0]["faithfulness"])
+    lines = ["| model | " + " | ".join(models[0]["faithfulness"][n]["label"].split(" (")[0] for n in maps) + " |",
+             "|---|" + "---|" * len(maps)]
+    for measure in ("deletion", "insertion", "road_morf", "road_lerf"):
+        for m in models:
+            cells = [f"{m['faithfulness'][n][measure]['mean']:.3f} ± {m['faithfulness'][n][measure]['std']:.3f}"
+                     for n in maps]
+            lines.append(f"| {m['name']}: {measure} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main():
     store = Store()
     models = [analyse(ROOT / "checkpoints" / f"{name}.pt", store) for name in BUNDLED
               if (ROOT / "checkpoints" / f"{name}.pt").exists()]
-    # the full-schedule p_t series: CE (p_t = 1), the bundled minimax, and the other p_t values
-    full = [dict(m, p_t=m["p_t"] or 1.0) for m in models if m["name"] in ("ce", "minimax")]
-    full += [analyse(p, store) for p in sorted((ROOT / "checkpoints" / "full_pt").glob("*.pt"))]
-    full.sort(key=lambda r: -r["p_t"])
-    sweep = sorted((analyse(p, store) for p in (ROOT / "checkpoints" / "sweep").glob("*.pt")),
-                   key=lambda r: -r["p_t"])
-    # longer schedules beside their 10-epoch bundle counterparts
-    long = [m for m in models if m["name"] in ("ce", "minimax")]
-    long += [analyse(p, store) for p in sorted((ROOT / "checkpoints" / "long").glob("*.pt"))]
-    plots(models, full, sweep, long)
-    (OUT / "figures.json").write_text(json.dumps({"bundled": models, "full_pt": full, "sweep": sweep, "long": long},
-                                                 indent=1))
+    # p_t on the earlier 10-epoch schedule: the runs that chose the bundle's p_t
+    full = sorted((analyse(p, store) for p in (ROOT / "checkpoints" / "full_pt").glob("*.pt")),
+                  key=lambda r: -r["p_t"])
+    plots(models, full)
+    (OUT / "figures.json").write_text(json.dumps({"bundled": models, "full_pt": full}, indent=1))
     print(table(models, "model"))
     print()
-    print(table(full, "full schedule"))
+    print(table(full, "10-epoch schedule"))
     print()
-    print(table(sweep, "sweep"))
-    print()
-    print(table(long, "schedule"))
-    for r in long:
-        print(r["name"], "epochs", r["epochs"], "SI quartiles", [round(q, 3) for q in statistics.quantiles(r["selectivity"]["per_unit"], n=4)],
-              "units >= 0.9:", sum(si >= 0.9 for si in r["selectivity"]["per_unit"]))
+    print(faithfulness_table(models))
     for m in models:
         noise = m["noise_ablation"]
-        print(m["name"], {k: (round(v["influential"], 4), round(v["non_influential"], 4)) for k, v in noise.items()},
+        print(m["name"], "epochs", m["epochs"], "SI quartiles",
+              [round(q, 3) for q in statistics.quantiles(m["selectivity"]["per_unit"], n=4)],
+              "units >= 0.9:", sum(si >= 0.9 for si in m["selectivity"]["per_unit"]),
+              {k: (round(v["influential"], 4), round(v["non_influential"], 4)) for k, v in noise.items()},
               "A_d", round(m["A_d"], 4), "A_f", round(m["A_f"], 4), "mean/largest overall drop",
               round(m["mean_overall_drop"], 4), round(m["largest_overall_drop"], 4), "within", round(m["within_class_corr"], 4))
 

@@ -1,4 +1,4 @@
-"""`python -m core.analyze CHECKPOINT... [--split test] [--limit N] [--json] [--no-cache] [--iam]`"""
+"""`python -m core.analyze CHECKPOINT... [--split test] [--limit N] [--json] [--no-cache] [--iam] [--faithfulness]`"""
 from __future__ import annotations
 
 import json
@@ -49,6 +49,8 @@ def main(argv=None) -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--no-cache", action="store_true", help="recompute (and refresh the cache)")
     parser.add_argument("--iam", action="store_true", help="also IAM images and RS (slower)")
+    parser.add_argument("--faithfulness", action="store_true",
+                        help="also deletion/insertion AUC and ROAD of every CAM method (slower; shipped for the bundle)")
     parser.add_argument("--cache", default=None, help="DuckDB file (default cache/unitlens.duckdb)")
     parser.add_argument("--data-root", default=None)
     args = parser.parse_args(argv)
@@ -64,7 +66,8 @@ def main(argv=None) -> int:
             analyzer = Analyzer.from_path(path, store, split=args.split, limit=args.limit,
                                           train_limit=args.train_limit or None, data_root=args.data_root,
                                           use_cache=not args.no_cache, progress=bar)
-            results = analyzer.report(REPORT, include_on_request=args.iam)
+            extra = ("iam",) * args.iam + ("faithfulness",) * args.faithfulness
+            results = analyzer.report((*REPORT, *extra))
             rows.append(summary(results, analyzer.meta, analyzer.skipped))
             bar.close()
             for name, reason in analyzer.skipped.items():

@@ -17,3 +17,29 @@ def heatmap(matrix, row_names, col_names, row_title: str, col_title: str, title:
         tooltip=["row", "col", alt.Tooltip("value:Q", format=".3f")],
     ).properties(height=height, title=title)
     return chart, frame
+
+
+FAITHFULNESS_MEASURES = {"deletion": "deletion AUC (lower is better)", "insertion": "insertion AUC (higher is better)",
+                         "road_morf": "ROAD, most relevant first (lower is better)",
+                         "road_lerf": "ROAD, least relevant first (nearer 0 is better)"}
+
+
+def faithfulness_frame(results: dict[str, dict]) -> pd.DataFrame:
+    """model -> faithfulness result  ->  one row per model, map and measure (mean, std)."""
+    return pd.DataFrame([{"model": model, "map": entry["label"], "measure": measure,
+                          "mean": entry[measure]["mean"], "std": entry[measure]["std"]}
+                         for model, result in results.items() for entry in result["methods"].values()
+                         for measure in FAITHFULNESS_MEASURES])
+
+
+def faithfulness_chart(frame: pd.DataFrame, measure: str):
+    """Bars of one measure per map, models side by side, with one standard deviation over images."""
+    part = frame[frame["measure"] == measure].assign(low=lambda f: f["mean"] - f["std"],
+                                                     high=lambda f: f["mean"] + f["std"])
+    base = alt.Chart(part).encode(x=alt.X("map:N", title=None, sort=None, axis=alt.Axis(labelAngle=0)),
+                                  xOffset="model:N")
+    bars = base.mark_bar().encode(y=alt.Y("mean:Q", title=None), color="model:N",
+                                  tooltip=["model", "map", alt.Tooltip("mean:Q", format=".3f"),
+                                           alt.Tooltip("std:Q", format=".3f")])
+    spread = base.mark_rule(color="black").encode(y="low:Q", y2="high:Q")
+    return (bars + spread).properties(height=240, title=FAITHFULNESS_MEASURES[measure])

@@ -12,6 +12,7 @@ import torch
 from core.data import black_value, dataset_image, denormalise, indices_of_class, info_from_meta
 from core.analysis.ood import judge
 from core.cam import CAM_METHODS
+from core.charts import FAITHFULNESS_MEASURES, faithfulness_chart, faithfulness_frame
 from core.inputs import load_image, prepare
 from core.explain import DEFAULT_CAMS, explain
 from core.render import colour_bar, feature_grid, gate_strip, heat_overlay, input_picture
@@ -146,6 +147,31 @@ def render():
             for unit in out["class_units"][:4]:
                 st.page_link("pages/unit.py", label=f"unit {unit}", query_params={"model": meta["label"], "unit": unit},
                              icon=":material/search:")
+
+    faithfulness_section(models)
+
+
+def faithfulness_section(models: list[dict]):
+    """Over a fixed test subset, per objective: are its maps faithful? Shipped for the bundle."""
+    st.subheader("Faithfulness of the maps over 100 test images")
+    cached = {m["label"]: common.analyzer(m)[0].cached("faithfulness") for m in models}
+    missing = [m for m in models if cached[m["label"]] is None]
+    if missing and st.button(f"Compute for {len(missing)} model(s) (about 2 minutes each on a CPU)",
+                             key="compare_faithfulness"):
+        for meta in missing:
+            cached[meta["label"]] = common.analysis(meta, "faithfulness")
+    done = {label: result for label, result in cached.items() if result is not None}
+    if not done:
+        st.caption("Not computed yet for these models.")
+        return
+    frame = faithfulness_frame(done)
+    columns = st.columns(2)
+    for i, measure in enumerate(FAITHFULNESS_MEASURES):
+        common.chart(faithfulness_chart(frame, measure), f"faithfulness-{measure}", f"compare_faith_{measure}",
+                     columns[i % 2])
+    common.download_csv(frame, "faithfulness", key="compare_faith_csv")
+    st.caption("Explaining each image's predicted class; bars: mean over the images, lines: one standard deviation. "
+               "The random map is the baseline every method should beat.")
 
 
 common.page_frame()

@@ -67,6 +67,11 @@ class Context:
     def result(self, name: str) -> dict:
         return self._analyzer.run(name)
 
+    def progress(self, step: str, done: int, total: int) -> None:
+        """Tell the caller (the app's bar, the terminal's) how far a long analysis is."""
+        if self._analyzer.progress:
+            self._analyzer.progress(step, done, total)
+
     def dataset(self, split: str):
         """The images themselves, for analyses that perturb them."""
         return load_dataset(self.meta["dataset"], split, self._analyzer.data_root)
@@ -186,9 +191,8 @@ class Analyzer:
             self._results[memo] = result
         return result
 
-    def report(self, names=REPORT, include_on_request: bool = False) -> dict:
+    def report(self, names=REPORT) -> dict:
         """Every named analysis that suits the model (the others are listed in `skipped`)."""
-        names = list(names) + (["iam"] if include_on_request and "iam" not in names else [])
         computed_before = len(self.computed)
         results = {}
         for name in names:
@@ -243,4 +247,6 @@ def summary(results: dict, meta: dict, skipped: dict | None = None) -> dict:
     }
     if "iam" in results:
         out["rs"] = results["iam"]["rs"]
+    if "faithfulness" in results:
+        out["faithfulness"] = results["faithfulness"]["methods"]
     return out

@@ -90,10 +90,14 @@ def faithfulness(ctx, per_class, steps, seed):
     with torch.inference_mode():
         predicted = ctx.model(x).argmax(1)
     generator = torch.Generator().manual_seed(seed)
-    maps = {name: create_cam(name, ctx.model)(x, predicted.tolist()) for name in METHODS}
+    maps = {}
+    for i, name in enumerate(METHODS):
+        ctx.progress(f"faithfulness: {CAM_METHODS[name].label} maps", i, 2 * len(METHODS) + 2)
+        maps[name] = create_cam(name, ctx.model)(x, predicted.tolist())
     maps["random"] = torch.rand(x.shape[0], *x.shape[-2:], generator=generator).numpy()
     methods = {}
-    for name, saliency in maps.items():
+    for i, (name, saliency) in enumerate(maps.items()):
+        ctx.progress(f"faithfulness: deleting and imputing pixels ({name})", len(METHODS) + i, 2 * len(METHODS) + 2)
         deletion, insertion = deletion_insertion(ctx.model, x, saliency, predicted, background, steps)
         morf, lerf = road(ctx.model, x, saliency, predicted)
         methods[name] = {"label": CAM_METHODS[name].label if name in CAM_METHODS else "random map (baseline)",
