@@ -17,8 +17,9 @@ def colourise(values: np.ndarray, vmin: float, vmax: float, cmap=MAP_COLOURS) ->
 
 
 def feature_grid(maps: np.ndarray, vmin: float, vmax: float, marked=(), columns: int = 16, cell: int = 40,
-                 gap: int = 2) -> Image.Image:
-    """All K maps in one picture with one colour scale; marked units get a red frame."""
+                 gap: int = 2, numbered: bool = True) -> Image.Image:
+    """All K maps in one picture with one colour scale, each with its unit number in the corner;
+    marked units get a red frame."""
     k = len(maps)
     rows = -(-k // columns)
     grid = Image.new("RGB", (columns * (cell + gap) + gap, rows * (cell + gap) + gap), (255, 255, 255))
@@ -30,6 +31,8 @@ def feature_grid(maps: np.ndarray, vmin: float, vmax: float, marked=(), columns:
         grid.paste(tile, (x, y))
         if unit in marked:
             draw.rectangle([x - 1, y - 1, x + cell, y + cell], outline=(230, 30, 30), width=2)
+        if numbered:
+            draw.text((x + 2, y + 1), str(unit), fill=(255, 255, 255), stroke_width=1, stroke_fill=(0, 0, 0))
     return grid
 
 

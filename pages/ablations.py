@@ -54,46 +54,56 @@ def render():
     common.download_csv(noise, "noise-ablation", key="abl_csv_noise")
 
     st.subheader("Single-unit ablation")
-    label = st.selectbox("Model", [m["label"] for m in models], key="abl_model")
-    meta = next(m for m in models if m["label"] == label)
-    abl = common.analysis(meta, "unit_ablation")
-    sel = common.analysis(meta, "selectivity")
-    classes = meta["class_names"]
-    units = list(range(len(abl["drop"])))
-    c1, c2, c3, c4 = st.columns(4)
-    c1.metric("largest overall drop", f"{abl['largest_overall_drop']:.2%}")
-    c2.metric("Spearman(max class drop, SI)", f"{abl['spearman_selectivity']:.3f}")
-    c3.metric("Spearman(max class drop, fc column L1)", f"{abl['spearman_l1']:.3f}",
-              help="L1 norm of the unit's outgoing weights W[:, k]")
-    c4.metric("Spearman(max class drop, filter L1)",
-              "-" if abl.get("spearman_filter_l1") is None else f"{abl['spearman_filter_l1']:.3f}",
-              help="L1 norm of the unit's incoming last-conv filter (the pruning literature's usual meaning)")
-    pick = alt.selection_point(name="unit_pick", fields=["unit"], on="click")
-    transposed = [list(col) for col in zip(*abl["drop"])]  # classes x units
-    chart, frame = heatmap(transposed, classes, units, "class", "unit (click to open)",
-                           f"{label}: class accuracy drop when one unit is zeroed", scheme="reds")
-    frame = frame.rename(columns={"row": "class", "col": "unit", "value": "drop"})
-    chart = alt.Chart(frame).mark_rect().encode(
-        x=alt.X("unit:O", axis=alt.Axis(labelFontSize=7)),
-        y=alt.Y("class:O", sort=classes, axis=alt.Axis(labelOverlap=False, labelLimit=160)),
-        color=alt.Color("drop:Q", scale=alt.Scale(scheme="redblue", reverse=True, domainMid=0),
-                        title="drop (red: worse)"),
-        tooltip=["unit", "class", alt.Tooltip("drop:Q", format=".3f")]).add_params(pick).properties(height=260)
-    event = common.chart(chart, f"{label}-unit-drop", "abl_heatmap", on_select="rerun", selection_mode="unit_pick")
-    open_unit_from(event, label)
-    common.download_csv(frame, f"{label}-unit-drop", key="abl_csv_drop")
-    scatter = pd.DataFrame({"unit": units, "selectivity": sel["per_unit"], "max class drop": abl["max_class_drop"],
-                            "class": [classes[c] for c in abl["max_drop_class"]], "L1 of W[:, k]": abl["l1_norm"],
-                            "dead": sel["dead"]})
-    pick2 = alt.selection_point(name="unit_pick", fields=["unit"], on="click")
-    chart = alt.Chart(scatter).mark_circle(size=60).encode(
-        x="selectivity:Q", y="max class drop:Q", color="class:N",
-        tooltip=["unit", "class", alt.Tooltip("selectivity:Q", format=".3f"), alt.Tooltip("max class drop:Q", format=".3f")]
-    ).add_params(pick2).properties(height=300, title=f"Drop against selectivity (rho = {abl['spearman_selectivity']:.3f})")
-    event = common.chart(chart, f"{label}-drop-vs-selectivity", "abl_scatter", on_select="rerun",
-                         selection_mode="unit_pick")
-    open_unit_from(event, label)
-    common.download_csv(scatter, f"{label}-units", key="abl_csv_units")
+    results = [(meta, common.analysis(meta, "unit_ablation"), common.analysis(meta, "selectivity")) for meta in models]
+    st.dataframe(pd.DataFrame([{
+        "model": meta["label"], "largest overall drop": abl["largest_overall_drop"],
+        "rho(max class drop, SI)": abl["spearman_selectivity"], "rho(max class drop, fc column L1)": abl["spearman_l1"],
+        "rho(max class drop, filter L1)": abl.get("spearman_filter_l1")} for meta, abl, _ in results]),
+        hide_index=True, column_config={"largest overall drop": st.column_config.NumberColumn(format="percent")})
+    st.caption("fc column L1: the unit's outgoing weights W[:, k]; filter L1: its incoming last-conv filter "
+               "(the pruning literature's usual meaning).")
+    # one colour scale for every model: the largest drop or gain anywhere
+    extent = max(max(abs(v) for row in abl["drop"] for v in row) for _, abl, _ in results) or 1e-3
+    lowest = min(0.0, *(min(abl["max_class_drop"]) for _, abl, _ in results))
+    for i, (meta, abl, sel) in enumerate(results):
+        label, classes = meta["label"], meta["class_names"]
+        units = list(range(len(abl["drop"])))
+        pick = alt.selection_point(name="unit_pick", fields=["unit"], on="click")
+        transposed = [list(col) for col in zip(*abl["drop"])]  # classes x units
+        _, frame = heatmap(transposed, classes, units, "class", "unit", "")
+        frame = frame.rename(columns={"row": "class", "col": "unit", "value": "drop"})
+        chart = alt.Chart(frame).mark_rect().encode(
+            x=alt.X("unit:O", axis=alt.Axis(labelFontSize=7), title="unit (click to open)"),
+            y=alt.Y("class:O", sort=classes, axis=alt.Axis(labelOverlap=False, labelLimit=160)),
+            color=alt.Color("drop:Q", scale=alt.Scale(scheme="redblue", reverse=True, domain=[-extent, extent]),
+                            title="drop (red: worse)"),
+            tooltip=["unit", "class", alt.Tooltip("drop:Q", format=".3f")]).add_params(pick).properties(
+            height=240, title=f"{label}: class accuracy drop when one unit is zeroed")
+        event = common.chart(chart, f"{label}-unit-drop", f"abl_heatmap_{i}", on_select="rerun",
+                             selection_mode="unit_pick")
+        open_unit_from(event, label)
+        common.download_csv(frame, f"{label}-unit-drop", key=f"abl_csv_drop_{i}")
+    columns = st.columns(min(len(results), 3))
+    for i, (meta, abl, sel) in enumerate(results):
+        label, classes = meta["label"], meta["class_names"]
+        scatter = pd.DataFrame({"unit": range(len(abl["drop"])), "selectivity": sel["per_unit"],
+                                "max class drop": abl["max_class_drop"],
+                                "class": [classes[c] for c in abl["max_drop_class"]], "L1 of W[:, k]": abl["l1_norm"],
+                                "dead": sel["dead"]})
+        pick = alt.selection_point(name="unit_pick", fields=["unit"], on="click")
+        chart = alt.Chart(scatter).mark_circle(size=50).encode(
+            x=alt.X("selectivity:Q", scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y("max class drop:Q", scale=alt.Scale(domain=[lowest, extent])), color="class:N",
+            tooltip=["unit", "class", alt.Tooltip("selectivity:Q", format=".3f"),
+                     alt.Tooltip("max class drop:Q", format=".3f")]
+        ).add_params(pick).properties(height=280, title=f"{label}: drop against selectivity "
+                                                        f"(rho {abl['spearman_selectivity']:.2f})")
+        column = columns[i % len(columns)]
+        event = common.chart(chart, f"{label}-drop-vs-selectivity", f"abl_scatter_{i}", column, on_select="rerun",
+                             selection_mode="unit_pick")
+        open_unit_from(event, label)
+        with column:
+            common.download_csv(scatter, f"{label}-units", key=f"abl_csv_units_{i}")
 
 
 common.page_frame()

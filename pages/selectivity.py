@@ -70,18 +70,21 @@ def render():
         st.caption(f"No per-epoch snapshots in: {common.plain(', '.join(without))} (trained before the trainer kept them).")
 
     st.subheader("PCA of the features")
-    label = st.selectbox("Model", [m["label"] for m in models], key="sel_pca_model")
-    meta = next(m for m in models if m["label"] == label)
-    pca = common.analysis(meta, "pca")
-    frame = pd.DataFrame(pca["coords"], columns=[f"PC{i + 1}" for i in range(len(pca["coords"][0]))])
-    frame["class"] = [meta["class_names"][c] for c in pca["labels"]]
-    frame["index"] = pca["index"]
-    explained = ", ".join(f"PC{i + 1} {v:.1%}" for i, v in enumerate(pca["explained"]))
-    scatter = alt.Chart(frame).mark_circle(size=14, opacity=0.7).encode(
-        x="PC1:Q", y="PC2:Q", color=alt.Color("class:N", scale=alt.Scale(scheme="tableau10")),
-        tooltip=["class", "index"]).properties(height=420, title=f"{label}: explained variance {explained}")
-    common.chart(scatter.interactive(), f"{label}-pca", "sel_pca")
-    common.download_csv(frame, f"{label}-pca", key="sel_csv_pca")
+    columns = st.columns(min(len(models), 3))
+    for i, meta in enumerate(models):
+        label = meta["label"]
+        pca = common.analysis(meta, "pca")
+        frame = pd.DataFrame(pca["coords"], columns=[f"PC{i + 1}" for i in range(len(pca["coords"][0]))])
+        frame["class"] = [meta["class_names"][c] for c in pca["labels"]]
+        frame["index"] = pca["index"]
+        explained = ", ".join(f"PC{i + 1} {v:.0%}" for i, v in enumerate(pca["explained"][:2]))
+        scatter = alt.Chart(frame).mark_circle(size=10, opacity=0.7).encode(
+            x="PC1:Q", y="PC2:Q", color=alt.Color("class:N", scale=alt.Scale(scheme="tableau10")),
+            tooltip=["class", "index"]).properties(height=340, title=f"{label}: {explained}")
+        column = columns[i % len(columns)]
+        common.chart(scatter.interactive(), f"{label}-pca", f"sel_pca_{i}", column)
+        with column:
+            common.download_csv(frame, f"{label}-pca", key=f"sel_csv_pca_{i}")
 
 
 common.page_frame()

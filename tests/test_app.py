@@ -88,7 +88,7 @@ def test_every_page_renders_without_error(app_env, page):
     if page != "pages/compare.py":
         assert found["vega_lite_chart"] >= 2, found
     else:
-        assert found["image"] >= 3 * 5, found  # per model: input, maps, CAM, Grad-CAM, gate row
+        assert found["image"] >= 3 * 5, found  # per model: input, maps, CAM, LayerCAM, gate row
 
 
 def test_compare_upload_and_bad_upload(app_env):

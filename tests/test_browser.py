@@ -150,7 +150,7 @@ def upload(tab, server, image_path: Path):
     tab.get_by_text("Upload", exact=True).click()
     tab.locator('input[type="file"]').set_input_files(str(image_path))
     tab.wait_for_function("document.body.innerText.split('penultimate maps').length - 1 >= 3")
-    tab.get_by_text("Grad-CAM").nth(2).wait_for()
+    tab.get_by_text("LayerCAM:").nth(2).wait_for()  # the second default map, in every column
 
 
 def test_a_product_photo_is_inverted_and_read_as_footwear(server, tab, tmp_path):

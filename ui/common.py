@@ -202,9 +202,11 @@ def download_png(image, name: str, key: str, label: str = "PNG") -> None:
 
 
 def chart(figure, name: str, key: str, container=None, **kwargs):
-    """An Altair chart with a PNG download under it (rendered only when clicked)."""
+    """An Altair chart with a PNG download under it (rendered only when clicked). Drawn with
+    Vega-Lite's own theme, not Streamlit's, so the PNG has the colours of the screen."""
     container = container or st
     kwargs.setdefault("width", "stretch")
+    kwargs.setdefault("theme", None)
     event = container.altair_chart(figure, key=key, **kwargs)
     container.download_button("PNG", data=lambda: altair_png(figure), file_name=f"{name}.png", mime="image/png",
                               key=f"{key}_png", on_click="ignore")
