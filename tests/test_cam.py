@@ -72,3 +72,21 @@ def test_gradcam_weights_are_the_heads_row_over_the_map_size(bundled_ce):
     h, w = maps.shape[-2:]
     expected = model.fc.weight[torch.tensor(classes)].detach() / (h * w)
     torch.testing.assert_close(maps.grad, expected[:, :, None, None].expand_as(maps))
+
+
+def test_faithfulness_analysis_on_a_real_checkpoint(tiny_checkpoints, tmp_path):
+    """One image per class, every method plus the random baseline; figures in range, cached,
+    and in core.analyze's JSON."""
+    from core.analysis.engine import Analyzer, summary
+    from core.store import Store
+    engine = Analyzer.from_path(tiny_checkpoints["ce"], Store(tmp_path / "c.duckdb"), feature_dir=None)
+    result = engine.run("faithfulness", per_class=1)
+    assert result["images"] == 10 and len(set(result["indices"])) == 10
+    assert set(result["methods"]) == {"cam", "gradcam++", "layercam", "scorecam", "eigencam", "random"}
+    for entry in result["methods"].values():
+        for measure in ("deletion", "insertion"):
+            assert 0.0 <= entry[measure]["mean"] <= 1.0 and entry[measure]["std"] >= 0.0
+        for measure in ("road_morf", "road_lerf"):
+            assert -1.0 <= entry[measure]["mean"] <= 1.0
+    assert engine.cached("faithfulness", per_class=1) == result
+    assert summary({"faithfulness": result}, engine.meta)["faithfulness"] == result["methods"]
