@@ -155,6 +155,13 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def describe_device() -> str:
+    """Where training runs on this machine (`--device auto`), in words for the app."""
+    if torch.cuda.is_available():
+        return f"GPU ({torch.cuda.get_device_name(0)}), CUDA graphs"
+    return f"CPU ({os.cpu_count()} cores)"
+
+
 def evaluate(model, images: torch.Tensor, labels: torch.Tensor, on_gpu: bool = False):
     """The test split through the analysis engine's forward pass (its FeatureCache), leaving
     the model's train mode as it was. On a GPU the images are already there, in bf16 and

@@ -24,7 +24,7 @@ from core.models import MODELS
 from core.progress import summarize
 from core.render import altair_png, png_bytes
 from core.store import Store
-from core.trainer import format_seconds
+from core.trainer import describe_device, format_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL_LIMIT = int(os.environ.get("UNITLENS_EVAL_LIMIT", "0")) or None
@@ -139,6 +139,7 @@ def app_frame() -> None:
     st.set_page_config(page_title="Unit Lens", page_icon=str(ICON) if ICON.exists() else None, layout="wide")
     guarded(model_choice)
     guarded(training_panel)
+    st.sidebar.caption(f"Training runs on: {describe_device()}. Analyses run on the CPU.")
 
 
 class entry:
