@@ -73,7 +73,7 @@ def plots(models: list[dict], full: list[dict]) -> None:
             ax.plot(epochs, [e[key] for e in m["trajectory"]], label=m["name"])
     for ax, title in zip(axes, ("median SI", "non-target entropy / log 9", "test accuracy")):
         ax.set(xlabel="epoch", title=title)
-    axes[2].set_ylim(0.85, 0.96)
+    axes[2].set_ylim(0.80, 0.96)
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(OUT / "trajectory.png", dpi=120)
