@@ -178,7 +178,7 @@ def test_train_from_the_sidebar(server, tab):
     tab.goto(server.url)
     tab.get_by_text("Train a model").click()
     limit = tab.get_by_label("Use only the first N images (0: all)")
-    limit.fill("300")
+    limit.fill("3000")  # about ten steps: long enough for the monitor to show them
     limit.press("Enter")
     tab.get_by_role("button", name="Start").click()
     tab.get_by_text("started ").wait_for()
