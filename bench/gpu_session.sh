@@ -1,19 +1,18 @@
 #!/usr/bin/env bash
-# One lease of a GPU machine (see DEVELOPERS notes in bench/RESULTS.md): Fashion-MNIST from the
-# carried .gz files (.gpu/fashion-mnist, ignored by git), then the steps named in $STEPS:
-#   bundle     the bundle (checkpoints/train_bundled.sh, 20 epochs, all six at once) and the
-#              40-epoch trio beside it (is 20 epochs where the metrics stop moving?)
-#   schedule   the bundle on 40 epochs (all six at once) and the trio on 80 beside it: where do
-#              the metrics stop moving? Stopped (resumable) after $DEADLINE seconds.
-#   solo       one 20-epoch CE run alone, wall clock including start-up
+# One lease of a GPU machine, everything for it in one command. Fashion-MNIST travels as its .gz
+# files in .gpu/fashion-mnist/ (listed in .git/info/exclude, named in the call's carry); then the
+# steps named in $STEPS run in order, each writing under $OUT:
 #   gputests   tests/test_gpu.py (graphed steps give the eager weights)
-#   throughput bench/train_throughput.py --device cuda (ours vs the naive loop, side by side;
-#              graphs and eager for three objectives, then --compile)
-# Everything comes back as $OUT/*.tar / *.txt.
+#   solo       one 20-epoch CE run alone, wall clock including start-up
+#   throughput bench/train_throughput.py --device cuda (ours vs the naive loop, side by side:
+#              graphs for ce and lsg, then --compile)
+#   schedule   the bundle (checkpoints/train_bundled.sh, 40 epochs, all six at once) and the trio
+#              on 80 epochs beside it; stopped (resumable) after $DEADLINE seconds
+# The bundled checkpoints came from the "schedule" step (bench/RESULTS.md lists every lease).
 set -u
 export PYTHONUNBUFFERED=1 PYTHON=python3
 OUT=${OUT:-/tmp/gpu-out}
-STEPS=${STEPS:-gputests solo throughput bundle}
+STEPS=${STEPS:-gputests solo throughput schedule}
 mkdir -p "$OUT" data/FashionMNIST/raw
 for f in .gpu/fashion-mnist/*.gz; do gunzip -c "$f" > "data/FashionMNIST/raw/$(basename "$f" .gz)"; done
 python3 -c "import torch, torchvision; print(torch.__version__, torchvision.__version__, torch.cuda.get_device_name(0))" | tee "$OUT/machine.txt"
@@ -22,17 +21,7 @@ begin=$(date +%s)
 for step in $STEPS; do
   t0=$(date +%s)
   case $step in
-    bundle)
-      rm -rf checkpoints/.partial  # a fresh bundle: nothing from the CPU runs is resumed
-      DEVICE=cuda JOBS=6 bash checkpoints/train_bundled.sh &
-      EPOCHS=40 ONLY="ce minimax lsg" DEST=/tmp/e40 DEVICE=cuda JOBS=3 bash checkpoints/train_bundled.sh &
-      sleep 60; nvidia-smi >> "$OUT/machine.txt"
-      wait
-      tar cf "$OUT/bundle.tar" checkpoints/*.pt checkpoints/logs
-      grep -h '"done"' checkpoints/logs/*.progress.jsonl | cut -c1-200
-      tar cf "$OUT/e40.tar" -C /tmp e40 ;;
     schedule)
-      rm -rf checkpoints/.partial
       EPOCHS=40 DEST=/tmp/b40 DEVICE=cuda JOBS=6 setsid bash checkpoints/train_bundled.sh &
       EPOCHS=80 ONLY="ce minimax lsg" DEST=/tmp/e80 DEVICE=cuda JOBS=3 setsid bash checkpoints/train_bundled.sh &
       sleep 90; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv >> "$OUT/machine.txt"
@@ -59,5 +48,5 @@ for step in $STEPS; do
   esac
   echo "step $step: $(( $(date +%s) - t0 )) s (total $(( $(date +%s) - begin )) s)" | tee -a "$OUT/machine.txt"
 done
-grep -h '"done"' /tmp/{e40,b40,e80}/logs/*.progress.jsonl 2>/dev/null | cut -c1-200
+grep -h '"done"' /tmp/{b40,e80}/logs/*.progress.jsonl 2>/dev/null | cut -c1-200
 grep "wall clock" "$OUT/machine.txt"

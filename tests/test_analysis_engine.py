@@ -148,3 +148,22 @@ def test_shipped_results_are_read_without_computing(tiny_checkpoints, store_path
     again = analyzer(tiny_checkpoints["ce"], tmp_path / "empty2.duckdb")
     again.run("accuracy")
     assert again.computed == ["accuracy"]
+
+
+@pytest.mark.parametrize("name", ["ce", "minimax", "lsg"])
+def test_the_report_matches_what_core_analyze_prints(name, tmp_path, capsys):
+    """REPRODUCTION.md's figures (docs/reproduction/figures.json) are what `core.analyze --json`
+    gives for the same bundled checkpoint: a retrained bundle without a new report fails here."""
+    from pathlib import Path
+
+    from core.analyze import main
+    root = Path(__file__).resolve().parent.parent
+    report = next(m for m in json.loads((root / "docs/reproduction/figures.json").read_text())["bundled"]
+                  if m["name"] == name)
+    assert main([str(root / "checkpoints" / f"{name}.pt"), "--json", "--cache", str(tmp_path / "c.duckdb")]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["headline"]["accuracy"] == report["accuracy"]
+    assert printed["headline"]["phi"] == report["phi"]
+    assert printed["selectivity"]["median"] == report["selectivity"]["median"]
+    assert printed["nontarget_entropy"]["mean"] == report["nontarget_entropy"]["mean"]
+    assert printed["noise_ablation"] == report["noise_ablation"]
