@@ -33,9 +33,14 @@ class CamMethod:
     label = ""
     about = ""
     class_specific = True  # False: the same map whatever class is asked for
+    any_layer = True       # False: defined on the last block only
 
-    def __init__(self, model):
+    def __init__(self, model, layer: str | None = None):
+        layers = model.cam_layers()
+        if layer is not None and layer not in layers:
+            raise ValueError(f"no layer {layer!r} in this model; choose one of {', '.join(layers)}")
         self.model = model
+        self.layer = layers[layer] if layer is not None and self.any_layer else model.target_layer
 
     def __call__(self, x: torch.Tensor, classes: list[int]) -> np.ndarray:
         raise NotImplementedError
@@ -43,6 +48,7 @@ class CamMethod:
 
 class ClassActivationMap(CamMethod):
     name, label = "cam", "CAM"
+    any_layer = False
     about = "sum over units of the head's weight for the class times the unit's map (Zhou et al. 2016); exact, signed"
 
     def __call__(self, x, classes):
@@ -65,7 +71,7 @@ class LibraryCam(CamMethod):
         method = getattr(pytorch_grad_cam, self.library_name)
         self.model.eval()
         quiet = contextlib.redirect_stderr(io.StringIO()) if self.draws_progress_bars else contextlib.nullcontext()
-        with _HOOKS, quiet, torch.enable_grad(), method(model=self.model, target_layers=[self.model.target_layer]) as cam:
+        with _HOOKS, quiet, torch.enable_grad(), method(model=self.model, target_layers=[self.layer]) as cam:
             return np.asarray(cam(input_tensor=x, targets=[ClassifierOutputTarget(int(c)) for c in classes]),
                               dtype=np.float32)
 
@@ -101,7 +107,14 @@ CAM_METHODS: dict[str, type[CamMethod]] = {cls.name: cls for cls in (
     ClassActivationMap, GradCam, GradCamPlusPlus, LayerCam, ScoreCam, EigenCam)}
 
 
-def create_cam(name: str, model) -> CamMethod:
+def shared_layers(models) -> list[str]:
+    """The CAM layers every one of `models` has, in the first model's order."""
+    first, *rest = [model.cam_layers() for model in models]
+    return [name for name in first if all(name in layers for layers in rest)]
+
+
+def create_cam(name: str, model, layer: str | None = None) -> CamMethod:
+    """`layer`: a key of model.cam_layers() (default: the last block)."""
     if name not in CAM_METHODS:
         raise ValueError(f"unknown CAM method {name!r}; choose one of {', '.join(CAM_METHODS)}")
-    return CAM_METHODS[name](model)
+    return CAM_METHODS[name](model, layer)

@@ -13,10 +13,12 @@ DEFAULT_CAMS = ("cam", "layercam")
 
 
 def explain(model, x: torch.Tensor, target: int | None = None, gate: np.ndarray | None = None,
-            cams=DEFAULT_CAMS, background: torch.Tensor | None = None, top_units: int = 8) -> dict:
+            cams=DEFAULT_CAMS, background: torch.Tensor | None = None, top_units: int = 8,
+            layer: str | None = None) -> dict:
     """Everything the image page shows for one model. x: (1, C, H, W) preprocessed; `cams`
     names methods of core.cam.CAM_METHODS; with `background` (the value of a removed pixel),
-    each map's deletion and insertion AUC on this image."""
+    each map's deletion and insertion AUC on this image; `layer` (a key of model.cam_layers())
+    is where the gradient methods hook."""
     model.eval()
     with torch.inference_mode():
         maps = model.forward_features(x)
@@ -29,7 +31,7 @@ def explain(model, x: torch.Tensor, target: int | None = None, gate: np.ndarray 
         "maps": maps[0].numpy(), "features": features.numpy(), "logits": logits.numpy(),
         "probabilities": {t: torch.softmax(logits / t, 0).numpy() for t in TEMPERATURES},
         "predicted": predicted, "target": cls,
-        "cams": {name: create_cam(name, model)(x, [cls])[0] for name in cams},
+        "cams": {name: create_cam(name, model, layer)(x, [cls])[0] for name in cams},
         "class_units": torch.argsort(weight[cls] * features, descending=True)[:top_units].tolist(),
     }
     order = torch.argsort(features, descending=True)[:top_units].tolist()

@@ -63,6 +63,11 @@ class UnitModel(nn.Module):
         """The last block, where Grad-CAM hooks."""
         raise NotImplementedError
 
+    def cam_layers(self) -> dict[str, nn.Module]:
+        """Layers a gradient-based CAM method may hook, the last block first (CAM itself is
+        defined on the last block only)."""
+        return {"last block": self.target_layer}
+
     @property
     def last_conv(self) -> nn.Conv2d:
         """The last convolutional layer, for filter correlation."""
@@ -114,6 +119,12 @@ class ResNet(UnitModel):
     @property
     def target_layer(self):
         return self.layers[-1][-1]
+
+    def cam_layers(self):
+        """The last block of every stage, deepest first (28, 14 and 7 px maps on Fashion-MNIST)."""
+        count = len(self.layers)
+        return {f"stage {count - i}" + (" (last)" if i == 0 else ""): self.layers[count - 1 - i][-1]
+                for i in range(count)}
 
 
 @register_model

@@ -11,7 +11,7 @@ import torch
 
 from core.data import black_value, dataset_image, denormalise, indices_of_class, info_from_meta
 from core.analysis.ood import judge
-from core.cam import CAM_METHODS
+from core.cam import CAM_METHODS, shared_layers
 from core.charts import FAITHFULNESS_MEASURES, faithfulness_chart, faithfulness_frame
 from core.inputs import load_image, prepare
 from core.explain import DEFAULT_CAMS, explain
@@ -67,6 +67,10 @@ def render():
     methods = st.multiselect("Class activation maps", list(CAM_METHODS), list(DEFAULT_CAMS), key="compare_cams",
                              format_func=lambda name: CAM_METHODS[name].label,
                              help="Grad-CAM equals ReLU(CAM) up to a constant for these networks; see 'About the maps'")
+    layer_names = shared_layers([common.load_model(m["path"])[0] for m in models])
+    layer = st.selectbox("Layer the gradient methods hook", layer_names, key="compare_layer",
+                         help="Earlier stages give finer maps; CAM is defined on the last block only") \
+        if len(layer_names) > 1 else None
     with st.expander("About the maps"):
         st.dataframe(pd.DataFrame([{"map": m.label, "what it shows": m.about, "class-specific": m.class_specific}
                                    for m in CAM_METHODS.values()]), hide_index=True)
@@ -88,7 +92,7 @@ def render():
         target = None if target_name == "predicted" else meta["class_names"].index(target_name) \
             if target_name in meta["class_names"] else None
         gate = np.array(common.analysis(meta, "gate")["gate"]) if show_gate else None
-        out = explain(model, x, target, gate, methods, black_value(info_from_meta(meta)))
+        out = explain(model, x, target, gate, methods, black_value(info_from_meta(meta)), layer=layer)
         if uploaded:
             out["ood"] = judge(torch.from_numpy(out["features"]), torch.from_numpy(out["logits"]),
                                common.analysis(meta, "ood_reference"))

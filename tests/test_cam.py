@@ -90,3 +90,16 @@ def test_faithfulness_analysis_on_a_real_checkpoint(tiny_checkpoints, tmp_path):
             assert -1.0 <= entry[measure]["mean"] <= 1.0
     assert engine.cached("faithfulness", per_class=1) == result
     assert summary({"faithfulness": result}, engine.meta)["faithfulness"] == result["methods"]
+
+
+def test_gradient_methods_hook_the_chosen_stage_and_cam_stays_on_the_last(bundled_ce):
+    model, x, classes = bundled_ce
+    from core.cam import shared_layers
+    assert list(model.cam_layers()) == ["stage 3 (last)", "stage 2", "stage 1"]
+    assert shared_layers([model, model]) == list(model.cam_layers())
+    last, earlier = (create_cam("layercam", model, layer)(x, classes) for layer in ("stage 3 (last)", "stage 2"))
+    assert earlier.shape == last.shape and not np.allclose(earlier, last)
+    np.testing.assert_allclose(create_cam("cam", model, "stage 2")(x, classes), create_cam("cam", model)(x, classes))
+    assert not model.layers[1][-1]._forward_hooks and not model.layers[1][-1]._backward_hooks
+    with pytest.raises(ValueError, match="no layer"):
+        create_cam("gradcam", model, "stage 9")
