@@ -109,13 +109,27 @@ def test_predict_cli(tiny_checkpoints, tmp_path, data_root):
     from PIL import Image
     Image.new("L", (28, 28), 200).save(tmp_path / "grey.png")
     (tmp_path / "fake.png").write_text("text, not an image")
-    good = run_cli("core.predict", "--checkpoint", str(tiny_checkpoints["ce"]), str(tmp_path / "grey.png"), "--json")
+    # --no-ood: the reference pass over the training split is the browser test's (slow) part
+    good = run_cli("core.predict", "--checkpoint", str(tiny_checkpoints["ce"]), str(tmp_path / "grey.png"), "--json",
+                   "--no-ood")
     assert good.returncode == 0, good.stderr
     top = json.loads(good.stdout)[0]["models"][0]["top"]
     assert len(top) == 5 and sum(t["probability"] for t in top) <= 1.0 + 1e-6
     assert top == sorted(top, key=lambda t: -t["probability"])
     bad = run_cli("core.predict", "--checkpoint", str(tiny_checkpoints["ce"]), str(tmp_path / "fake.png"))
     assert "fake.png" in assert_one_line_error(bad)
+
+
+@pytest.mark.slow
+def test_predict_cli_judges_how_unlike_the_training_data_an_image_is(tiny_checkpoints, tmp_path, data_root):
+    """The reference is a forward pass over the whole training split (cached afterwards)."""
+    from PIL import Image
+    Image.new("L", (28, 28), 200).save(tmp_path / "grey.png")
+    result = run_cli("core.predict", "--checkpoint", str(tiny_checkpoints["ce"]), str(tmp_path / "grey.png"), "--json",
+                     "--cache", str(tmp_path / "c.duckdb"))
+    assert result.returncode == 0, result.stderr
+    model = json.loads(result.stdout)[0]["models"][0]
+    assert {"distance", "threshold", "unlike_training"} <= set(model["ood"])
 
 
 def test_trajectory_ends_where_the_final_model_is(tiny_checkpoints, store_path):

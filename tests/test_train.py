@@ -102,9 +102,11 @@ def test_nan_loss_stops_with_reason(tmp_path, data_root):
     (["--epochs", "x"], "invalid int"),
 ])
 def test_bad_options_fail_at_once_with_one_line(tmp_path, args, needle):
+    """In-process through the CLIs' own wrapper (tests/test_hostile.py runs the real process)."""
+    from core.train import main
+    from .test_hostile import assert_one_line, call
     out = tmp_path / "never.pt"
-    result = run_cli("core.train", *args, "--out", str(out))
-    assert needle in assert_one_line_error(result)
+    assert needle in assert_one_line(*call(main, *args, "--out", str(out)))
     assert not out.exists() and not out.with_suffix(".progress.jsonl").exists()
 
 
