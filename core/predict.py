@@ -53,7 +53,16 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.top < 1:
         parser.error(f"--top must be >= 1, got {args.top}")
-    models, references, failed = [], [], 0
+    images, failed = [], 0
+    for name in args.images:  # first, so a bad file costs nothing (the reference pass takes a while)
+        try:
+            images.append((name, load_image(name)))
+        except UserError as exc:
+            print(f"error: {name}: {exc}", file=sys.stderr)
+            failed += 1
+    if not images:
+        return 1
+    models, references = [], []
     store = None if args.no_ood else Store(args.cache)
     for path in args.checkpoint:
         try:
@@ -74,13 +83,7 @@ def main(argv=None) -> int:
         return 1
     results = []
     invert = False if args.no_invert else None
-    for name in args.images:
-        try:
-            image = load_image(name)
-        except UserError as exc:
-            print(f"error: {name}: {exc}", file=sys.stderr)
-            failed += 1
-            continue
+    for name, image in images:
         rows = predict(models, image, args.top, invert, references)
         results.append({"image": name, "models": rows})
         if not args.json:
