@@ -6,6 +6,7 @@ training then slice batches without per-sample Python work.
 from __future__ import annotations
 
 import gzip
+import pickle
 
 import os
 import shutil
@@ -125,89 +126,93 @@ def _torchvision_arrays(dataset) -> tuple[torch.Tensor, torch.Tensor]:
     return data.contiguous(), torch.as_tensor(np.asarray(labels), dtype=torch.long)
 
 
+class TorchvisionSource(DatasetSource):
+    """A dataset torchvision reads; each one below is declared by its data alone."""
+    torchvision_class = ""        # its class in torchvision.datasets
+    folder = ""                   # what must exist under the data root
+    required_files: tuple[str, ...] = ()
+    by_split_name = False         # torchvision takes split="train" rather than train=True
+    missing_hint = ""             # how to get it, said when it is missing
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.root / self.folder
+
+    def check(self):
+        missing = [f for f in self.required_files if not (self.raw_dir / f).exists()]
+        if not self.raw_dir.is_dir() or missing:
+            detail = f" (missing {missing[0]})" if self.raw_dir.is_dir() and missing else ""
+            raise DataError(f"{self.name} not found under {self.raw_dir}{detail}; {self.missing_hint}")
+
+    def torchvision_dataset(self, split: str, download: bool = False):
+        from torchvision import datasets
+        kind = getattr(datasets, self.torchvision_class)
+        where = {"split": split} if self.by_split_name else {"train": split == "train"}
+        return kind(str(self.root), download=download, **where)
+
+    def read(self, split):
+        self.check()
+        return _torchvision_arrays(self.torchvision_dataset(split))
+
+
+def download_hint(name: str) -> str:
+    return f"run `python -m core.data download {name}` (needs the network)"
+
+
 @register_dataset
-class FashionMNIST(DatasetSource):
-    name = "fashion-mnist"
+class FashionMNIST(TorchvisionSource):
+    name, torchvision_class = "fashion-mnist", "FashionMNIST"
     class_names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
     channels, input_size, crop_padding = 1, 28, 2
     mean, std = [0.2860], [0.3530]
     dark_background = True
-
-    @property
-    def raw_dir(self) -> Path:
-        return self.root / "FashionMNIST" / "raw"
-
-    def check(self):
-        missing = [f for f in FASHION_MNIST_FILES if not (self.raw_dir / f).exists()]
-        if missing:
-            raise DataError(f"Fashion-MNIST not found under {self.raw_dir} (missing {missing[0]}); "
-                            "run `make data` or `python -m core.data prepare`")
-
-    def read(self, split):
-        from torchvision.datasets import FashionMNIST as TV
-        self.check()
-        return _torchvision_arrays(TV(str(self.root), train=split == "train", download=False))
+    folder, required_files = "FashionMNIST/raw", FASHION_MNIST_FILES
+    missing_hint = "run `make data` or `python -m core.data prepare`"
 
 
 @register_dataset
-class CIFAR10(DatasetSource):
-    name = "cifar10"
+class CIFAR10(TorchvisionSource):
+    name, torchvision_class = "cifar10", "CIFAR10"
     class_names = ["airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck"]
     channels, input_size = 3, 32
     mean, std = [0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]
-    folder = "cifar-10-batches-py"
-
-    def check(self):
-        if not (self.root / self.folder).is_dir():
-            raise DataError(f"{self.name} not found under {self.root / self.folder}; "
-                            f"run `python -m core.data download {self.name}` (needs the network)")
-
-    def read(self, split):
-        from torchvision.datasets import CIFAR10 as TV
-        self.check()
-        return _torchvision_arrays(TV(str(self.root), train=split == "train", download=False))
+    folder, missing_hint = "cifar-10-batches-py", download_hint("cifar10")
 
 
 @register_dataset
 class CIFAR100(CIFAR10):
-    name = "cifar100"
+    name, torchvision_class = "cifar100", "CIFAR100"
     mean, std = [0.5071, 0.4865, 0.4409], [0.2673, 0.2564, 0.2762]
-    folder = "cifar-100-python"
+    folder, missing_hint = "cifar-100-python", download_hint("cifar100")
 
     @property
     def class_names(self):
-        import pickle  # the CIFAR meta file is a plain pickle of strings from a known source
-        path = self.root / self.folder / "meta"
+        """From CIFAR-100's meta file, read with an unpickler that builds no object but plain
+        containers and strings (torchvision itself unpickles the image batches)."""
+        path = self.raw_dir / "meta"
         if not path.exists():
             return [str(i) for i in range(100)]
         with open(path, "rb") as f:
-            return list(pickle.load(f, encoding="latin1")["fine_label_names"])
-
-    def read(self, split):
-        from torchvision.datasets import CIFAR100 as TV
-        self.check()
-        return _torchvision_arrays(TV(str(self.root), train=split == "train", download=False))
+            return list(PlainUnpickler(f, encoding="latin1").load()["fine_label_names"])
 
 
 @register_dataset
-class STL10(DatasetSource):
-    name = "stl10"
+class STL10(TorchvisionSource):
+    name, torchvision_class = "stl10", "STL10"
     class_names = ["airplane", "bird", "car", "cat", "deer",
                    "dog", "horse", "monkey", "ship", "truck"]
     channels, input_size, crop_padding = 3, 96, 12
     mean, std = [0.4467, 0.4398, 0.4066], [0.2603, 0.2566, 0.2713]
+    folder, by_split_name, missing_hint = "stl10_binary", True, download_hint("stl10")
 
-    def check(self):
-        if not (self.root / "stl10_binary").is_dir():
-            raise DataError(f"stl10 not found under {self.root / 'stl10_binary'}; "
-                            "run `python -m core.data download stl10` (needs the network)")
 
-    def read(self, split):
-        from torchvision.datasets import STL10 as TV
-        self.check()
-        return _torchvision_arrays(TV(str(self.root), split=split, download=False))
+class PlainUnpickler(pickle.Unpickler):
+    """Lists, dicts, strings and numbers only: any class or function in the stream is refused."""
+
+    def find_class(self, module, name):
+        raise DataError(f"refused to unpickle {module}.{name}: the file holds more than plain data")
 
 
 class ImageFolderSource(DatasetSource):
@@ -367,16 +372,13 @@ def prepare_fashion_mnist(root: Path | str | None = None, allow_apt: bool = True
 
 def download(name: str, root=None) -> None:
     """Explicit, user-requested download of a torchvision dataset."""
-    from torchvision import datasets as tv
     root = str(root or DEFAULT_DATA_ROOT)
     if name == "fashion-mnist":
         prepare_fashion_mnist(root)
-    elif name in ("cifar10", "cifar100"):
-        cls = tv.CIFAR10 if name == "cifar10" else tv.CIFAR100
-        cls(root, train=True, download=True)
-        cls(root, train=False, download=True)
-    elif name == "stl10":
-        tv.STL10(root, split="train", download=True)
+    elif isinstance(DATASETS.get(name), type) and issubclass(DATASETS[name], TorchvisionSource):
+        source = DATASETS[name](Path(root))
+        for split in ("train", "test"):
+            source.torchvision_dataset(split, download=True)
     else:
         raise DataError(f"cannot download {name!r}")
 

@@ -97,3 +97,20 @@ def test_bad_images_give_one_line_reasons():
         with pytest.raises(ImageError) as info:
             load_image(data)
         assert "\n" not in str(info.value)
+
+
+def test_cifar100_class_names_are_read_without_building_objects(tmp_path):
+    """The meta file is unpickled by an unpickler that refuses every class: plain data reads,
+    anything that would build an object (and could run code) is a one-line DataError."""
+    import collections
+    import pickle
+
+    from core.data import CIFAR100, DataError
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    names = [f"class {i}" for i in range(100)]
+    (folder / "meta").write_bytes(pickle.dumps({"fine_label_names": names, "coarse_label_names": ["a"]}))
+    assert CIFAR100(tmp_path).class_names == names
+    (folder / "meta").write_bytes(pickle.dumps(collections.OrderedDict(fine_label_names=names)))
+    with pytest.raises(DataError, match="refused to unpickle collections.OrderedDict"):
+        CIFAR100(tmp_path).class_names
