@@ -26,13 +26,14 @@ def data_root() -> Path:
 @pytest.fixture(scope="session")
 def tiny_checkpoints(tmp_path_factory, data_root) -> dict[str, Path]:
     """Three real checkpoints (ce, minimax, lsg) trained by our trainer on 600 images."""
+    from core.trainer import TrainConfig, train
     folder = tmp_path_factory.mktemp("tiny_ckpts")
     paths = {}
-    for method in ("ce", "minimax", "lsg"):
+    for method in ("ce", "minimax", "lsg"):  # in this process: the CLI itself is tested in test_train
         out = folder / f"{method}.pt"
-        extra = ["--warmup-epochs", "0"] if method == "lsg" else []
-        run_cli("core.train", "--method", method, "--epochs", "2", "--limit", "600",
-                "--batch-size", "100", "--out", str(out), *extra, check=True)
+        options = {"warmup_epochs": 0} if method == "lsg" else {}
+        train(TrainConfig(method=method, options=options, epochs=2, limit=600, batch_size=100, out=str(out),
+                          data_root=str(data_root)))
         paths[method] = out
     return paths
 
