@@ -31,11 +31,7 @@ def analyse(path: Path, store: Store, faithfulness: bool = True) -> dict:
     analyzer = Analyzer.from_path(path, store)
     results = analyzer.report((*REPORT, "faithfulness") if faithfulness else REPORT)
     row = summary(results, analyzer.meta)
-    figures = row["headline"]  # the report's columns, named as the tables below read them
-    row.update(accuracy=figures["accuracy"], phi=figures["phi"], gate_density=figures["gate_density"],
-               single_class_fraction=row["gate"]["single_class_fraction"], r_A=figures["r_a"],
-               spearman_drop_selectivity=figures["rho_drop_selectivity"], spearman_drop_l1=figures["rho_drop_l1"],
-               spearman_drop_filter_l1=figures["rho_drop_filter_l1"], c_ic=figures["c_ic"])
+    row["single_class_fraction"] = row["gate"]["single_class_fraction"]  # the gate itself is too big to keep
     row["selectivity"]["dead"] = row["selectivity"]["dead_count"]
     row["si_histogram"] = results["selectivity"]["histogram"]
     row["p_t"] = analyzer.meta.get("options", {}).get("p_t")
@@ -50,7 +46,7 @@ def analyse(path: Path, store: Store, faithfulness: bool = True) -> dict:
     row["trajectory"] = results["trajectory"]["epochs"] if results["trajectory"]["available"] else []
     row["masking"] = {by: masking_summary(analyzer.run("class_masking", by=by)) for by in ("gate", "influential")}
     row["gate_source"] = results["gate"]["source"]
-    for heavy in ("unit_ablation", "influential", "gate", "headline"):
+    for heavy in ("unit_ablation", "influential", "gate"):
         row.pop(heavy, None)
     return row
 
@@ -66,11 +62,11 @@ def masking_summary(result: dict) -> dict:
             "units": statistics.mean(len(u) for u in result["units"])}
 
 
-def si_histogram(rows: list[dict], filename: str, title: str, label=lambda r: r["name"]) -> None:
+def si_histogram(rows: list[dict], filename: str, title: str) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     edges = [i / 20 for i in range(21)]
     for r in rows:
-        ax.stairs(r["si_histogram"], edges, label=f"{label(r)} (median {r['selectivity']['median']:.2f})", linewidth=2)
+        ax.stairs(r["si_histogram"], edges, label=f"{r['name']} (median {r['selectivity']['median']:.2f})", linewidth=2)
     ax.set(xlabel="selectivity index", ylabel="units", title=title)
     ax.legend()
     fig.tight_layout()
@@ -138,7 +134,7 @@ def plots(models: list[dict], full: list[dict]) -> None:
     fig, axes = plt.subplots(1, len(models), figsize=(4 * len(models), 3.2), sharey=True)
     for ax, m in zip(axes, models):
         ax.scatter(m["selectivity"]["per_unit"], m["max_class_drop"], s=12)
-        ax.set(title=f"{m['name']}: rho {m['spearman_drop_selectivity']:.2f}", xlabel="selectivity")
+        ax.set(title=f"{m['name']}: rho {m['headline']['rho_drop_selectivity']:.2f}", xlabel="selectivity")
     axes[0].set_ylabel("largest class-accuracy drop")
     fig.tight_layout()
     fig.savefig(OUT / "unit_ablation.png", dpi=120)
@@ -149,7 +145,7 @@ def plots(models: list[dict], full: list[dict]) -> None:
         pts = [r["p_t"] for r in full]
         ax.plot(pts, [r["selectivity"]["median"] for r in full], "o-", label="median SI")
         ax.plot(pts, [r["nontarget_entropy"]["fraction"] for r in full], "s-", label="non-target entropy / log 9")
-        ax.plot(pts, [r["accuracy"] for r in full], "^-", label="test accuracy")
+        ax.plot(pts, [r["headline"]["accuracy"] for r in full], "^-", label="test accuracy")
         ax.invert_xaxis()
         ax.set(xlabel="p_t", title="Minimax p_t (10-epoch schedule)")
         ax.legend()
@@ -163,11 +159,11 @@ def table(rows: list[dict], label: str) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         g = r["noise_ablation"]["gaussian"]
-        lines.append(f"| {r['name']} | {r['accuracy']:.4f} | {r['selectivity']['median']:.3f} | {r['selectivity']['dead']} | "
-                     f"{r['nontarget_entropy']['mean']:.3f} | {r['nontarget_entropy']['fraction']:.3f} | {r['phi']:.3f} | "
-                     f"{r['gate_density']:.3f} | {r['single_class_fraction']:.2f} | {r['r_A']:.3f} | "
-                     f"{g['influential']:.4f} / {g['non_influential']:.4f} | {r['spearman_drop_selectivity']:.3f} | "
-                     f"{r['spearman_drop_l1']:.3f} | {r['c_ic']:.4f} |")
+        lines.append(f"| {r['name']} | {r['headline']['accuracy']:.4f} | {r['selectivity']['median']:.3f} | {r['selectivity']['dead']} | "
+                     f"{r['nontarget_entropy']['mean']:.3f} | {r['nontarget_entropy']['fraction']:.3f} | {r['headline']['phi']:.3f} | "
+                     f"{r['headline']['gate_density']:.3f} | {r['single_class_fraction']:.2f} | {r['headline']['r_a']:.3f} | "
+                     f"{g['influential']:.4f} / {g['non_influential']:.4f} | {r['headline']['rho_drop_selectivity']:.3f} | "
+                     f"{r['headline']['rho_drop_l1']:.3f} | {r['headline']['c_ic']:.4f} |")
     return "\n".join(lines)
 
 
@@ -197,7 +193,7 @@ def detail_table(models: list[dict]) -> str:
              "largest drop of one class | rho(drop, filter L1) |", "|---|---|---|---|---|---|"]
     for m in models:
         q = statistics.quantiles(m["selectivity"]["per_unit"], n=4)
-        rho_filter = m["spearman_drop_filter_l1"]
+        rho_filter = m["headline"]["rho_drop_filter_l1"]
         lines.append(f"| {m['name']} | {q[0]:.3f} / {m['selectivity']['median']:.3f} / {q[2]:.3f} | "
                      f"{sum(si >= 0.9 for si in m['selectivity']['per_unit'])} of {len(m['selectivity']['per_unit'])} | "
                      f"{m['mean_overall_drop']:.2%} / {m['largest_overall_drop']:.2%} | {max(m['max_class_drop']):.1%} | "
@@ -237,10 +233,10 @@ def claims_table(models: list[dict]) -> str:
                       >= m["noise_ablation"]["gaussian"]["non_influential"]]
     largest = max(m["largest_overall_drop"] for m in models)
     rows = [
-        ("CE test accuracy >= 92%", f"{ce['accuracy']:.2%}", met[ce["accuracy"] >= 0.92]),
+        ("CE test accuracy >= 92%", f"{ce['headline']['accuracy']:.2%}", met[ce["headline"]["accuracy"] >= 0.92]),
         ("minimax accuracy >= CE - 0.5 points (paper: minimax >= CE)",
-         f"{mm['accuracy']:.2%} vs {ce['accuracy']:.2%} (floor {ce['accuracy'] - 0.005:.2%})",
-         met[mm["accuracy"] >= ce["accuracy"] - 0.005] + ("" if mm["accuracy"] >= ce["accuracy"] else
+         f"{mm['headline']['accuracy']:.2%} vs {ce['headline']['accuracy']:.2%} (floor {ce['headline']['accuracy'] - 0.005:.2%})",
+         met[mm["headline"]["accuracy"] >= ce["headline"]["accuracy"] - 0.005] + ("" if mm["headline"]["accuracy"] >= ce["headline"]["accuracy"] else
                                                           "; below CE, unlike the paper's Table 1")),
         ("minimax median SI >= CE + 0.15", f"{si['minimax']:.3f} vs {si['ce']:.3f} ({si['minimax'] - si['ce']:+.3f})",
          met[si["minimax"] >= si["ce"] + 0.15]),
@@ -255,15 +251,15 @@ def claims_table(models: list[dict]) -> str:
          "holds only narrowly: minimax is above MaxNTE by "
          f"{mm['nontarget_entropy']['mean'] - mx['nontarget_entropy']['mean']:.3f} nats"
          if mm["nontarget_entropy"]["mean"] - mx["nontarget_entropy"]["mean"] < 0.05 else "matches"),
-        ("LSG Phi below CE's (paper Table 1: 0.22 vs 0.82)", f"{lsg['phi']:.4f} vs {ce['phi']:.4f}",
-         met[lsg["phi"] < ce["phi"]]),
+        ("LSG Phi below CE's (paper Table 1: 0.22 vs 0.82)", f"{lsg['headline']['phi']:.4f} vs {ce['headline']['phi']:.4f}",
+         met[lsg["headline"]["phi"] < ce["headline"]["phi"]]),
         ("CE, label smoothing, confidence penalty less selective than minimax (Fig. 7)",
          ", ".join(f"{n} {si[n]:.3f}" for n in ("ce", "label_smoothing", "confidence_penalty") if n in si)
          + f" vs {si['minimax']:.3f}",
          "matches" if all(si[n] < si["minimax"] for n in ("ce", "label_smoothing", "confidence_penalty") if n in si)
          else "**does not hold**"),
-        ("influential features, k = 5: r_A ~ 0.97", f"{min(m['r_A'] for m in models):.3f} - "
-         f"{max(m['r_A'] for m in models):.3f}", "matches" if min(m["r_A"] for m in models) >= 0.95 else "**lower**"),
+        ("influential features, k = 5: r_A ~ 0.97", f"{min(m['headline']['r_a'] for m in models):.3f} - "
+         f"{max(m['headline']['r_a'] for m in models):.3f}", "matches" if min(m["headline"]["r_a"] for m in models) >= 0.95 else "**lower**"),
         ("noise on influential features hurts more than on the rest (paper: 48.97% vs 82.24%)",
          "; ".join(f"{m['name']} {m['noise_ablation']['gaussian']['influential']:.1%} vs "
                    f"{m['noise_ablation']['gaussian']['non_influential']:.1%}" for m in models),

@@ -1,9 +1,10 @@
 """Ship the analysis results of the bundled checkpoints (core/shipped.py), so the app opens
 complete: runs the default report (with the out-of-distribution reference and the trajectory)
-and the faithfulness of the explanations for each checkpoint directly in checkpoints/ (full splits, as the app computes them), then writes
-checkpoints/results/<content hash>.json.gz and removes files of checkpoints no longer there.
+and the faithfulness of the explanations for each checkpoint under checkpoints/ (full splits, as
+the app computes them), then writes checkpoints/results/<content hash>.json.gz and, when run on
+all of them, removes the files of checkpoints no longer there.
 
-    .venv/bin/python checkpoints/make_results.py [NAME ...]
+    .venv/bin/python checkpoints/make_results.py [NAME ...]   (NAME: ce, full_pt/minimax-full-pt0.6, ...)
 """
 import sys
 import tempfile
@@ -17,7 +18,8 @@ from core.store import Store  # noqa: E402
 
 
 def main(names: list[str]) -> None:
-    paths = [ROOT / "checkpoints" / f"{n}.pt" for n in names] or sorted((ROOT / "checkpoints").glob("*.pt"))
+    # every checkpoint the app lists from here, sub-folders too (full_pt/); NAME may be full_pt/minimax-full-pt0.6
+    paths = [ROOT / "checkpoints" / f"{n}.pt" for n in names] or sorted((ROOT / "checkpoints").glob("**/*.pt"))
     kept = set()
     with tempfile.TemporaryDirectory() as work:
         store = Store(Path(work) / "results.duckdb")  # fresh: only what this script computed is shipped

@@ -5,7 +5,7 @@
 # The bundle was made on one NVIDIA H100 (bench/gpu_session.sh, step "schedule"):
 #   EPOCHS=40 DEST=/tmp/b40 DEVICE=cuda JOBS=6 PYTHON=python3 bash checkpoints/train_bundled.sh
 # and /tmp/b40's checkpoints and logs copied here; the whole bundle took 7.5 minutes. On the CPU
-# (2 cores) one 40-epoch run takes about 70 minutes.
+# (2 cores) a 20-epoch run took about 35 minutes, so a 40-epoch one should take about 70.
 #   ONLY="lsg confidence_penalty"   retrains a subset (names as below)
 #   EPOCHS=20                       another schedule (the bundle is 40)
 #   DEVICE=cuda                     the device (auto: a GPU when there is one)

@@ -5,7 +5,6 @@ import pandas as pd
 import streamlit as st
 
 from ui import common
-from core.charts import heatmap
 
 
 def open_unit_from(event, model_label: str) -> None:
@@ -67,11 +66,9 @@ def render():
     lowest = min(0.0, *(min(abl["max_class_drop"]) for _, abl, _ in results))
     for i, (meta, abl, sel) in enumerate(results):
         label, classes = meta["label"], meta["class_names"]
-        units = list(range(len(abl["drop"])))
         pick = alt.selection_point(name="unit_pick", fields=["unit"], on="click")
-        transposed = [list(col) for col in zip(*abl["drop"])]  # classes x units
-        _, frame = heatmap(transposed, classes, units, "class", "unit", "")
-        frame = frame.rename(columns={"row": "class", "col": "unit", "value": "drop"})
+        frame = pd.DataFrame([{"class": classes[c], "unit": unit, "drop": drop}
+                              for unit, row in enumerate(abl["drop"]) for c, drop in enumerate(row)])
         chart = alt.Chart(frame).mark_rect().encode(
             x=alt.X("unit:O", axis=alt.Axis(labelFontSize=7), title="unit (click to open)"),
             y=alt.Y("class:O", sort=classes, axis=alt.Axis(labelOverlap=False, labelLimit=160)),

@@ -36,8 +36,8 @@ def render():
     common.chart(chart.properties(height=300, title="Unit selectivity (dead units excluded)"), "selectivity", "sel_hist")
     table = pd.DataFrame(summary)
     st.dataframe(table, hide_index=True)
-    common.download_csv(table, "selectivity-summary", key="sel_csv_summary")
-    common.download_csv(si, "selectivity-per-unit", key="sel_csv_units")
+    common.download_csv(table, "selectivity-summary", key="sel_csv_summary", label="CSV: one row per model")
+    common.download_csv(si, "selectivity-per-unit", key="sel_csv_units", label="CSV: one row per unit")
 
     entropy = pd.DataFrame(entropy_rows)
     bars = alt.Chart(entropy).mark_bar().encode(x=alt.X("model:N", title=None), y=alt.Y("entropy:Q", title="nats"),
@@ -62,7 +62,9 @@ def render():
         for column, (key, title) in zip(columns, figures.items()):
             if key in over:
                 line = alt.Chart(over).mark_line(point=True).encode(
-                    x=alt.X("epoch:Q", title="epoch"), y=alt.Y(f"{key}:Q", title=title), color="model:N",
+                    x=alt.X("epoch:Q", title="epoch"),
+                    y=alt.Y(f"{key}:Q", title=title, axis=alt.Axis(format="d" if key == "dead_units" else "~g")),
+                    color="model:N",
                     tooltip=["model", "epoch", alt.Tooltip(f"{key}:Q", format=".3f")]).properties(height=220, title=title)
                 common.chart(line, f"over-training-{key}", f"sel_over_{key}", column)
         common.download_csv(over, "over-training", key="sel_csv_over")
@@ -74,10 +76,10 @@ def render():
     for i, meta in enumerate(models):
         label = meta["label"]
         pca = common.analysis(meta, "pca")
-        frame = pd.DataFrame(pca["coords"], columns=[f"PC{i + 1}" for i in range(len(pca["coords"][0]))])
+        frame = pd.DataFrame(pca["coords"], columns=[f"PC{j + 1}" for j in range(len(pca["coords"][0]))])
         frame["class"] = [meta["class_names"][c] for c in pca["labels"]]
         frame["index"] = pca["index"]
-        explained = ", ".join(f"PC{i + 1} {v:.0%}" for i, v in enumerate(pca["explained"][:2]))
+        explained = ", ".join(f"PC{j + 1} {v:.0%}" for j, v in enumerate(pca["explained"][:2]))
         scatter = alt.Chart(frame).mark_circle(size=10, opacity=0.7).encode(
             x="PC1:Q", y="PC2:Q", color=alt.Color("class:N", scale=alt.Scale(scheme="tableau10")),
             tooltip=["class", "index"]).properties(height=340, title=f"{label}: {explained}")

@@ -176,8 +176,8 @@ def test_the_report_matches_what_core_analyze_prints(name, tmp_path, capsys):
                   if m["name"] == name)
     assert main([str(root / "checkpoints" / f"{name}.pt"), "--json", "--cache", str(tmp_path / "c.duckdb")]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed["headline"]["accuracy"] == report["accuracy"]
-    assert printed["headline"]["phi"] == report["phi"]
+    assert printed["headline"]["accuracy"] == report["headline"]["accuracy"]
+    assert printed["headline"]["phi"] == report["headline"]["phi"]
     assert printed["selectivity"]["median"] == report["selectivity"]["median"]
     assert printed["nontarget_entropy"]["mean"] == report["nontarget_entropy"]["mean"]
     assert printed["noise_ablation"] == report["noise_ablation"]

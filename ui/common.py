@@ -193,8 +193,8 @@ def require_models(minimum: int = 1) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- downloads and guard
-def download_csv(frame: pd.DataFrame, name: str, key: str) -> None:
-    st.download_button("Download CSV", frame.to_csv(index=False).encode(), f"{name}.csv", "text/csv", key=key,
+def download_csv(frame: pd.DataFrame, name: str, key: str, label: str = "Download CSV") -> None:
+    st.download_button(label, frame.to_csv(index=False).encode(), f"{name}.csv", "text/csv", key=key,
                        on_click="ignore")
 
 

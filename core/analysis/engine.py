@@ -72,9 +72,11 @@ class Context:
         if self._analyzer.progress:
             self._analyzer.progress(step, done, total)
 
-    def dataset(self, split: str):
-        """The images themselves, for analyses that perturb them."""
-        return load_dataset(self.meta["dataset"], split, self._analyzer.data_root)
+    def images(self) -> torch.Tensor:
+        """The analysed split's images themselves, in the order of `test`'s features (for
+        analyses that perturb them)."""
+        a = self._analyzer
+        return load_dataset(self.meta["dataset"], a.split, a.data_root).subset(a.limit).images
 
 
 class Analyzer:

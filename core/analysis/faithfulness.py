@@ -1,5 +1,5 @@
-"""Are the explanations faithful? Per CAM method (core/cam.py), over a fixed test subset (the
-first `per_class` images of every class), explaining the predicted class:
+"""Are the explanations faithful? Per CAM method (core/cam.py), over a fixed subset of the
+analysed split (the first `per_class` images of every class), explaining the predicted class:
 
 - deletion AUC (Petsiuk et al. 2018): pixels set to black (the background of the training
   images) in the map's order, most relevant first; the area under the class probability over
@@ -82,13 +82,10 @@ def spread(values) -> dict:
 @register_analysis("faithfulness", version=1, on_request=True, title="Faithfulness of the explanations",
                    per_class=10, steps=10, seed=0, max_classes=100)
 def faithfulness(ctx, per_class, steps, seed):
-    dataset = ctx.dataset("test")
-    chosen = subset(dataset.labels, ctx.num_classes, per_class)
-    x = dataset.images[chosen]
+    chosen = subset(ctx.test.labels, ctx.num_classes, per_class)
+    x = ctx.images()[chosen]
+    predicted = ctx.test.predictions[chosen]  # from the cached forward pass
     background = black_value(info_from_meta(ctx.meta))
-    ctx.model.eval()
-    with torch.inference_mode():
-        predicted = ctx.model(x).argmax(1)
     generator = torch.Generator().manual_seed(seed)
     maps = {}
     for i, name in enumerate(METHODS):
