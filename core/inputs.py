@@ -34,9 +34,9 @@ def load_image(source) -> Image.Image:
         if isinstance(source, (str, Path)):
             path = Path(source)
             if not path.is_file():
-                raise ImageError(f"{path}: not a file")
+                raise ImageError("no such file")
             if path.stat().st_size > MAX_IMAGE_BYTES:
-                raise ImageError(f"{path.name}: file larger than {MAX_IMAGE_BYTES // 2**20} MB")
+                raise ImageError(f"the file is larger than {MAX_IMAGE_BYTES // 2**20} MB")
             data = path.read_bytes()
         elif isinstance(source, (bytes, bytearray)):
             data = bytes(source)

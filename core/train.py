@@ -5,6 +5,7 @@ Also runs under `torchrun --nproc_per_node N -m core.train ...` (DistributedData
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -98,7 +99,7 @@ def main(argv=None) -> int:
     except MemoryError:
         print("error: out of memory; lower --batch-size", file=sys.stderr)
         return 1
-    if int(__import__("os").environ.get("RANK", "0")) == 0:
+    if int(os.environ.get("RANK", "0")) == 0:
         print(f"saved {config.out}: test accuracy {meta['test_accuracy']:.4f} "
               f"after {meta['epochs_completed']} epochs")
     return 0

@@ -267,8 +267,9 @@ def train(config: TrainConfig, command: str = "", terminal: bool = False) -> dic
     dist = Distributed()
     device = dist.setup(pick_device(config.device))
     on_gpu = device.type == "cuda"
-    if device.type == "cpu":
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))))
+    local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if device.type == "cpu" and local_ranks > 1:  # ranks on one CPU share its cores; alone, torch's default
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_ranks))
     out = Path(config.out)
     log = ProgressLog(config.progress_path() if dist.is_main else None)
     bar = TerminalBar(terminal and dist.is_main)

@@ -1,9 +1,13 @@
 """Shared fixtures: real Fashion-MNIST (prepared by `make setup`), small real models."""
 from __future__ import annotations
 
+import contextlib
+import importlib
+import io
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -15,6 +19,10 @@ sys.path.insert(0, str(ROOT))
 from core.data import prepare_fashion_mnist  # noqa: E402
 
 PYTHON = sys.executable
+
+# One torch thread for the suite: on this 2-core machine, while other work runs, OpenMP's waiting
+# threads made the fast suite 4x slower (Score-CAM's many small passes 15x); see tests/README.md.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
@@ -38,13 +46,35 @@ def tiny_checkpoints(tmp_path_factory, data_root) -> dict[str, Path]:
     return paths
 
 
-def run_cli(module: str, *args: str, check: bool = False, timeout: int = 600, env=None):
-    """Run `python -m module args` from the project root; returns CompletedProcess."""
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    result = subprocess.run([PYTHON, "-m", module, *args], cwd=ROOT, capture_output=True, text=True,
-                            timeout=timeout, env=full_env)
+@dataclass
+class Finished:
+    """What a command line left: its exit code and what it printed."""
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(module: str, *args: str, check: bool = False, real_process: bool = False, timeout: int = 600) -> Finished:
+    """`python -m module args` from the project root. By default the command's own `main` runs
+    in this process behind the same `run_main` as its `__main__` (a new process costs 2-3 s of
+    imports); `real_process=True` starts Python, for what only a process shows."""
+    argv = [str(a) for a in args]
+    if real_process:
+        done = subprocess.run([PYTHON, "-m", module, *argv], cwd=ROOT, capture_output=True, text=True,
+                              timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        result = Finished(done.returncode, done.stdout, done.stderr)
+    else:
+        from core.cli import run_main
+        main = importlib.import_module(module).main
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = run_main(main, argv)
+            except SystemExit as exc:  # argparse: --help (0) and bad arguments (2)
+                code = exc.code if isinstance(exc.code, int) else 1
+        result = Finished(code, out.getvalue(), err.getvalue())
     if check and result.returncode != 0:
-        raise AssertionError(f"{module} {args} failed:\n{result.stderr[-2000:]}")
+        raise AssertionError(f"{module} {argv} failed:\n{result.stderr[-2000:]}")
     return result
 
 

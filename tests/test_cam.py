@@ -80,7 +80,7 @@ def test_faithfulness_analysis_on_a_real_checkpoint(tiny_checkpoints, tmp_path):
     from core.analysis.engine import Analyzer, summary
     from core.store import Store
     engine = Analyzer.from_path(tiny_checkpoints["ce"], Store(tmp_path / "c.duckdb"), feature_dir=None)
-    result = engine.run("faithfulness", per_class=1)
+    result = engine.run("faithfulness", per_class=1, steps=4)
     assert result["images"] == 10 and len(set(result["indices"])) == 10
     assert set(result["methods"]) == {"cam", "gradcam++", "layercam", "scorecam", "eigencam", "random"}
     for entry in result["methods"].values():
@@ -88,7 +88,7 @@ def test_faithfulness_analysis_on_a_real_checkpoint(tiny_checkpoints, tmp_path):
             assert 0.0 <= entry[measure]["mean"] <= 1.0 and entry[measure]["std"] >= 0.0
         for measure in ("road_morf", "road_lerf"):
             assert -1.0 <= entry[measure]["mean"] <= 1.0
-    assert engine.cached("faithfulness", per_class=1) == result
+    assert engine.cached("faithfulness", per_class=1, steps=4) == result
     assert summary({"faithfulness": result}, engine.meta)["faithfulness"] == result["methods"]
 
 

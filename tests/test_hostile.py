@@ -3,11 +3,10 @@ bad files gives one short line and a non-zero exit (never a traceback); every ho
 checkpoint is refused with its reason before it can cost memory; what is not ours is left alone."""
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import subprocess
 import zipfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,7 +17,7 @@ from core.models import create_model
 from core.trainer import TrainConfig, TrainingError
 from core.trainer import train as run_training
 
-from .conftest import PYTHON, ROOT
+from .conftest import PYTHON, ROOT, assert_one_line_error, run_cli
 
 META = {"method": "ce", "arch": "resnet20", "dataset": "fashion-mnist", "class_names": list("abcdefghij"),
         "channels": 1, "input_size": 28, "mean": [0.286], "std": [0.353], "epochs": 1}
@@ -26,14 +25,8 @@ META = {"method": "ce", "arch": "resnet20", "dataset": "fashion-mnist", "class_n
 
 def call(main, *argv) -> tuple[int, str]:
     """A command line's main in this process: (exit code, stderr)."""
-    from core.cli import run_main
-    err, out = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-        try:
-            code = run_main(main, list(argv))
-        except SystemExit as exc:  # argparse: --help (0) and bad arguments (2)
-            code = exc.code if isinstance(exc.code, int) else 1
-    return code, err.getvalue()
+    result = run_cli(main.__module__, *argv)
+    return result.returncode, result.stderr
 
 
 def assert_one_line(code: int, stderr: str) -> str:
@@ -95,16 +88,26 @@ def test_hostile_checkpoints_are_refused_in_one_line(tmp_path, name):
     assert message.startswith(name) and "\n" not in message and len(message) < 300, message
 
 
-def test_an_inflating_checkpoint_is_refused_before_it_inflates(tmp_path):
+def inflating_checkpoint(tmp_path) -> Path:
+    """A 3 MB file whose zip entries inflate to 256 MB of zeros."""
     raw = tmp_path / "raw.pt"
     torch.save(payload_of(extra=torch.zeros(2**26)), raw)        # 256 MB of zeros under an extra key
     small = tmp_path / "inflate.pt"
     deflated(raw, small)
     raw.unlink()
     assert small.stat().st_size < 3 * 2**20
+    return small
+
+
+def test_an_inflating_checkpoint_is_refused_before_it_inflates(tmp_path):
     with pytest.raises(CheckpointError, match="compressed"):
-        load(small)
-    # and core.predict stays small while refusing it (peak resident memory of the process)
+        load(inflating_checkpoint(tmp_path))
+
+
+@pytest.mark.slow
+def test_refusing_an_inflating_checkpoint_costs_no_memory(tmp_path):
+    """core.predict stays small while it refuses one (peak resident memory of its process)."""
+    small = inflating_checkpoint(tmp_path)
     image = tmp_path / "x.png"
     from PIL import Image
     Image.new("L", (28, 28)).save(image)
@@ -215,6 +218,16 @@ def test_help_of_every_cli(main):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("module, argv, word", [
+    ("core.train", ["--epochs", "0"], "epochs"), ("core.analyze", ["missing.pt"], "missing.pt"),
+    ("core.predict", ["--checkpoint", "missing.pt", "x.png"], "x.png"), ("core.data", ["nope"], "nope")])
+def test_every_cli_as_a_real_process_answers_in_one_line(module, argv, word):
+    """The in-process calls above share `run_main` with `__main__`; this starts the real commands."""
+    line = assert_one_line_error(run_cli(module, *argv, real_process=True))
+    assert word in line, line
+
+
+@pytest.mark.slow
 def test_nan_in_training_stops_and_saves_nothing_new(tmp_path, data_root):
     out = tmp_path / "m.pt"
     with pytest.raises(TrainingError, match="non-finite|loss became"):
@@ -250,15 +263,12 @@ def test_resume_refuses_any_other_option_and_names_it(tmp_path, data_root):
 def test_a_model_that_cannot_be_analysed_does_not_stop_the_others(corpus, tmp_path, data_root):
     two = tmp_path / "two-classes.pt"
     save_checkpoint(two, create_model("resnet20", 2, 1), {**META, "class_names": ["a", "b"]})
-    from core.cli import run_main
-    err, out = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-        code = run_main(analyze.main, [str(corpus / "notes.pt"), str(two), str(corpus / "good.pt"), "--limit", "100",
-                                       "--train-limit", "100", "--cache", str(tmp_path / "c.duckdb"), "--json"])
-    lines = [line for line in err.getvalue().splitlines() if line.strip()]
-    assert code == 1 and "Traceback" not in err.getvalue(), err.getvalue()
+    result = run_cli("core.analyze", str(corpus / "notes.pt"), str(two), str(corpus / "good.pt"), "--limit", "100",
+                     "--train-limit", "100", "--cache", str(tmp_path / "c.duckdb"), "--json")
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert any("notes.pt" in line for line in lines) and any("two-classes" in line for line in lines)
-    assert out.getvalue(), err.getvalue()
-    rows = json.loads(out.getvalue())
+    assert result.stdout, result.stderr
+    rows = json.loads(result.stdout)
     rows = rows if isinstance(rows, list) else [rows]
     assert [r["name"] for r in rows] == ["good"] and rows[0]["headline"]["accuracy"] is not None

@@ -133,7 +133,7 @@ def test_predict_cli_on_hostile_files(tiny_checkpoints, tmp_path):
     bomb.write_bytes(png_claiming(60_000, 60_000))
     assert "too large" in assert_one_line_error(run_cli("core.predict", "--checkpoint", str(tiny_checkpoints["ce"]), str(bomb)))
     missing = run_cli("core.predict", "--checkpoint", str(tiny_checkpoints["ce"]), str(tmp_path / "nope.png"))
-    assert "not a file" in assert_one_line_error(missing)
+    assert "nope.png: no such file" in assert_one_line_error(missing)
     evil = tmp_path / "evil.pt"
     evil.write_bytes(b"\x80\x04cos\nsystem\n(S'touch " + str(tmp_path / "pwned").encode() + b"'\ntR.")
     image = tmp_path / "ok.png"

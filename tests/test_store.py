@@ -32,6 +32,7 @@ WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_two_processes_write_at_once_without_lock_errors_or_lost_results(tmp_path):
     path = tmp_path / "shared.duckdb"
     procs = [subprocess.Popen([sys.executable, "-c", WRITER.format(root=str(ROOT), path=str(path), tag=t)],
