@@ -59,6 +59,41 @@ class ClassActivationMap(CamMethod):
         return cams.numpy()
 
 
+def activations_and_gradients(model, layer, x: torch.Tensor, classes) -> tuple[torch.Tensor, torch.Tensor]:
+    """The output of `layer` for x and the gradient of each image's class logit with respect to
+    it, (N, K, h, w) each. The hook lives for this call only, and no parameter gets a .grad."""
+    kept = []
+    handle = layer.register_forward_hook(lambda module, inputs, output: kept.append(output))
+    try:
+        model.eval()
+        with _HOOKS, torch.enable_grad():
+            logits = model(x.detach().requires_grad_(True))
+            (gradients,) = torch.autograd.grad(logits[torch.arange(len(x)), torch.as_tensor(classes)].sum(), kept[-1])
+    finally:
+        handle.remove()
+    return kept[-1].detach(), gradients
+
+
+def scaled_per_image(cams: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    """pytorch-grad-cam's scaling: each map to [0, 1], upsampled bilinearly, to [0, 1] again."""
+    def unit_range(m):
+        m = m - m.amin(dim=(-2, -1), keepdim=True)
+        return m / (1e-7 + m.amax(dim=(-2, -1), keepdim=True))
+    upsampled = F.interpolate(unit_range(cams.float())[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+    return unit_range(upsampled).numpy()
+
+
+class LayerCam(CamMethod):
+    """Our own (a few lines with the gradients at hand), so the default view needs no library
+    import; tests/test_cam.py checks it against pytorch-grad-cam's LayerCAM."""
+    name, label = "layercam", "LayerCAM"
+    about = "each map position weighted by its own positive gradient (Jiang et al. 2021)"
+
+    def __call__(self, x, classes):
+        activations, gradients = activations_and_gradients(self.model, self.layer, x, classes)
+        return scaled_per_image(F.relu((F.relu(gradients) * activations).sum(1)), tuple(x.shape[-2:]))
+
+
 class LibraryCam(CamMethod):
     """A method of pytorch-grad-cam on the model's last convolutional block; its maps come
     scaled to [0, 1] per image."""
@@ -84,11 +119,6 @@ class GradCam(LibraryCam):
 class GradCamPlusPlus(LibraryCam):
     name, label, library_name = "gradcam++", "Grad-CAM++", "GradCAMPlusPlus"
     about = "maps weighted by positive gradients with higher-order terms (Chattopadhyay et al. 2018)"
-
-
-class LayerCam(LibraryCam):
-    name, label, library_name = "layercam", "LayerCAM", "LayerCAM"
-    about = "each map position weighted by its own positive gradient (Jiang et al. 2021)"
 
 
 class ScoreCam(LibraryCam):

@@ -6,7 +6,9 @@ training then slice batches without per-sample Python work.
 from __future__ import annotations
 
 import gzip
+import math
 import pickle
+import struct
 
 import os
 import shutil
@@ -126,6 +128,20 @@ def _torchvision_arrays(dataset) -> tuple[torch.Tensor, torch.Tensor]:
     return data.contiguous(), torch.as_tensor(np.asarray(labels), dtype=torch.long)
 
 
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX file of unsigned bytes (the MNIST format: zero, zero, type 8, the number of
+    dimensions, each size as a big-endian int32, then the bytes) as an array."""
+    data = path.read_bytes()
+    if len(data) < 4 or data[:3] != b"\0\0\x08" or not 1 <= data[3] <= 4:
+        raise DataError(f"{path.name}: not an IDX file of unsigned bytes")
+    header = 4 + 4 * data[3]
+    shape = struct.unpack(f">{data[3]}I", data[4:header])
+    if len(data) - header != math.prod(shape):
+        raise DataError(f"{path.name}: {len(data) - header} bytes where {shape} needs {math.prod(shape)}; "
+                        "the file is truncated or damaged")
+    return np.frombuffer(data, np.uint8, offset=header).reshape(shape)
+
+
 class TorchvisionSource(DatasetSource):
     """A dataset torchvision reads; each one below is declared by its data alone."""
     torchvision_class = ""        # its class in torchvision.datasets
@@ -133,6 +149,7 @@ class TorchvisionSource(DatasetSource):
     required_files: tuple[str, ...] = ()
     by_split_name = False         # torchvision takes split="train" rather than train=True
     missing_hint = ""             # how to get it, said when it is missing
+    idx_files: dict[str, tuple[str, str]] = {}  # split -> (images, labels) read directly: no torchvision import
 
     @property
     def raw_dir(self) -> Path:
@@ -152,6 +169,9 @@ class TorchvisionSource(DatasetSource):
 
     def read(self, split):
         self.check()
+        if self.idx_files:  # importing torchvision costs 2 s on a first visit; IDX is a few lines
+            images, labels = (read_idx(self.raw_dir / name) for name in self.idx_files[split])
+            return torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
         return _torchvision_arrays(self.torchvision_dataset(split))
 
 
@@ -168,6 +188,8 @@ class FashionMNIST(TorchvisionSource):
     mean, std = [0.2860], [0.3530]
     dark_background = True
     folder, required_files = "FashionMNIST/raw", FASHION_MNIST_FILES
+    idx_files = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+                 "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
     missing_hint = "run `make data` or `python -m core.data prepare`"
 
 

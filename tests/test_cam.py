@@ -54,6 +54,22 @@ def test_every_cam_method_gives_finite_maps_and_keeps_no_hooks(bundled_ce, name)
     assert not layer._forward_hooks and not layer._backward_hooks and not layer._forward_pre_hooks
 
 
+@pytest.mark.parametrize("layer", ["stage 3 (last)", "stage 1"])
+def test_our_layercam_is_pytorch_grad_cams_and_leaves_no_gradients(bundled_ce, layer):
+    """LayerCAM is ours (the default view then imports no library); it must give the library's maps."""
+    import pytorch_grad_cam
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    model, x, classes = bundled_ce
+    model.zero_grad(set_to_none=True)
+    ours = create_cam("layercam", model, layer)(x, classes)
+    assert all(p.grad is None for p in model.parameters())
+    with pytorch_grad_cam.LayerCAM(model=model, target_layers=[model.cam_layers()[layer]]) as cam:
+        theirs = cam(input_tensor=x, targets=[ClassifierOutputTarget(c) for c in classes])
+    np.testing.assert_allclose(ours, theirs, atol=2e-6)
+    assert not ours.min(axis=(1, 2)).any() and np.allclose(ours.max(axis=(1, 2)), 1, atol=1e-5)  # [0, 1] per image
+    model.zero_grad(set_to_none=True)
+
+
 def test_class_agnostic_methods_are_flagged(bundled_ce):
     model, x, _ = bundled_ce
     for name, method in CAM_METHODS.items():

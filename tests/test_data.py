@@ -21,6 +21,29 @@ def test_fashion_mnist_loads_normalised(data_root):
     assert image.shape == (1, 28, 28) and isinstance(label, int)
 
 
+def test_fashion_mnist_is_read_from_its_idx_files_as_torchvision_reads_it(data_root):
+    from core.data import FashionMNIST, _torchvision_arrays
+    source = FashionMNIST(data_root)
+    for split in ("train", "test"):
+        ours, theirs = source.read(split), _torchvision_arrays(source.torchvision_dataset(split))
+        assert torch.equal(ours[0], theirs[0]) and torch.equal(ours[1], theirs[1])
+
+
+def test_idx_by_hand_and_damaged_idx_files(tmp_path):
+    from core.data import read_idx
+    good = tmp_path / "good"
+    good.write_bytes(b"\0\0\x08\x02" + (2).to_bytes(4, "big") + (3).to_bytes(4, "big") + bytes(range(6)))
+    assert read_idx(good).tolist() == [[0, 1, 2], [3, 4, 5]]
+    short = tmp_path / "short"
+    short.write_bytes(good.read_bytes()[:-1])
+    with pytest.raises(DataError, match="truncated"):
+        read_idx(short)
+    text = tmp_path / "text"
+    text.write_text("not idx")
+    with pytest.raises(DataError, match="not an IDX"):
+        read_idx(text)
+
+
 def test_unknown_dataset_and_missing_data(tmp_path):
     with pytest.raises(DataError, match="unknown dataset"):
         load_dataset("mnist-ish")
