@@ -1,20 +1,39 @@
 """One unit: class means, selectivity, top-activating test images, IAM and RS, its drop per
-class, its gate column. The URL carries ?model=LABEL&unit=K."""
+class, its gate column (the URL carries ?model=LABEL&unit=K). Or one class across the compared
+models, side by side: the unit each model gives most to it (unit k of one model is not unit k
+of another, so the class is what lines them up)."""
 import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core.analysis.selectivity import unit_for_class
 from core.data import dataset_image
 from core.render import input_picture
 from ui import common
 
 
-def bar(values, names, title, y_title):
+VIEWS = ("One unit", "One class across the compared models")
+
+
+def bar(values, names, title, y_title, highlight: str | None = None):
     frame = pd.DataFrame({"class": names, "value": values})
-    return alt.Chart(frame).mark_bar().encode(x=alt.X("class:N", sort=names, title=None), y=alt.Y("value:Q", title=y_title),
-                                              tooltip=["class", alt.Tooltip("value:Q", format=".3f")]
-                                              ).properties(height=220, title=title), frame
+    colour = alt.condition(alt.datum["class"] == highlight, alt.value("#d62728"), alt.value("#4c78a8")) \
+        if highlight is not None else alt.value("#4c78a8")
+    return alt.Chart(frame).mark_bar().encode(
+        x=alt.X("class:N", sort=names, title=None, axis=alt.Axis(labelOverlap=False, labelAngle=-45)),
+        y=alt.Y("value:Q", title=y_title), color=colour,
+        tooltip=["class", alt.Tooltip("value:Q", format=".3f")]).properties(height=220, title=title), frame
+
+
+def top_pictures(meta: dict, top: dict, unit: int, count: int, size: int):
+    """The unit's `count` top-activating test images as pictures, with their captions."""
+    pictures, captions = [], []
+    for index, activation, lab in list(zip(top["index"][unit], top["activation"][unit], top["labels"][unit]))[:count]:
+        image, _ = dataset_image(meta["dataset"], index)
+        pictures.append(input_picture(np.asarray(image, dtype=np.float32) / 255.0, size))
+        captions.append(f"#{index} {common.plain(meta['class_names'][lab])} ({activation:.2f})")
+    return pictures, captions
 
 
 def render():
@@ -23,8 +42,47 @@ def render():
     if not found:
         st.info("No models found.")
         return
-    labels = list(found)
     url = (st.query_params.get("model"), st.query_params.get("unit"))
+    if url != st.session_state.get("unit_url") and any(url):  # a link to a unit opens that unit
+        st.session_state["unit_view"] = VIEWS[0]
+    if st.session_state.get("unit_view") not in VIEWS:
+        st.session_state["unit_view"] = VIEWS[0]
+    view = st.segmented_control("View", VIEWS, key="unit_view", required=True, label_visibility="collapsed")
+    if view == VIEWS[0]:
+        one_unit(found, url)
+    else:
+        st.query_params.clear()
+        st.session_state["unit_url"] = (None, None)
+        class_across_models()
+
+
+def class_across_models():
+    models = common.require_models()
+    classes = models[0]["class_names"]
+    name = st.selectbox("Class", classes, key="unit_class")
+    st.caption("For each model: among its live units that prefer the class (largest class-mean activation), "
+               "the most selective; its class means, with the class in red; its top-activating test images.")
+    for column, meta in zip(st.columns(len(models)), models):
+        with column:
+            st.subheader(common.plain(meta["label"]))
+            if name not in meta["class_names"]:
+                st.info(f"{common.plain(meta['label'])} has no class {common.plain(name)}.")
+                continue
+            sel = common.analysis(meta, "selectivity")
+            unit, why = unit_for_class(sel, meta["class_names"].index(name))
+            st.metric(f"unit {unit}", f"SI {sel['per_unit'][unit]:.3f}")
+            st.caption(common.plain(why))
+            chart, frame = bar([row[unit] for row in sel["class_means"]], meta["class_names"], "class-mean activation",
+                               "mean a_k", highlight=name)
+            common.chart(chart, f"{meta['label']}-unit{unit}-class-means", f"unit_across_{meta['label']}")
+            pictures, captions = top_pictures(meta, common.analysis(meta, "top_images"), unit, 6, 64)
+            st.image(pictures, caption=captions)
+            st.page_link("pages/unit.py", label=f"Open unit {unit} of {meta['label']}",
+                         query_params={"model": meta["label"], "unit": str(unit)})
+
+
+def one_unit(found: dict, url: tuple):
+    labels = list(found)
     asked = []  # what a link asked for and cannot have
     if url != st.session_state.get("unit_url"):  # arrived by a link: the URL wins over old widget state
         st.session_state["unit_url"] = url
@@ -86,11 +144,7 @@ def render():
 
     st.subheader("Top-activating test images")
     top = common.analysis(meta, "top_images")
-    pictures, captions = [], []
-    for index, activation, lab in zip(top["index"][unit], top["activation"][unit], top["labels"][unit]):
-        image, _ = dataset_image(meta["dataset"], index)
-        pictures.append(input_picture(np.asarray(image, dtype=np.float32) / 255.0, 96))
-        captions.append(f"#{index} {common.plain(classes[lab])} ({activation:.2f})")
+    pictures, captions = top_pictures(meta, top, unit, len(top["index"][unit]), 96)
     st.image(pictures, caption=captions)
 
     st.subheader("Independent activation maximisation")

@@ -9,7 +9,7 @@ from core.analysis.base import confusion_matrix, per_class_accuracy
 from core.analysis.filters import filter_correlation, inter_class_correlation
 from core.analysis.influential import decomposed_logits, influential_sets
 from core.analysis.noise import replace_features
-from core.analysis.selectivity import class_means, dead_units
+from core.analysis.selectivity import class_means, dead_units, unit_for_class
 from core.analysis.similarity import similarity_matrix
 from core.analysis.unit_ablation import ablated_predictions, drop_matrix
 from core.cam import class_activation_map
@@ -143,3 +143,14 @@ def test_altair_chart_renders_to_png():
     from core.render import altair_png
     data = altair_png(alt.Chart(pd.DataFrame({"x": [1, 2], "y": [3, 4]})).mark_bar().encode(x="x:O", y="y:Q"))
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 500
+
+
+def test_unit_for_class_by_hand():
+    """Units 0..3 on 3 classes: 0 and 2 prefer class 1 (SI .4 and .9), 1 is dead, 3 prefers 0."""
+    result = {"dead": [False, True, False, False], "per_unit": [0.4, 0.0, 0.9, 0.5],
+              "preferred_class": [1, 0, 1, 0],
+              "class_means": [[0.1, 0.0, 0.2, 3.0], [0.5, 0.0, 1.0, 0.1], [0.3, 0.0, 0.6, 0.7]]}
+    assert unit_for_class(result, 1)[0] == 2          # the more selective of 0 and 2
+    assert unit_for_class(result, 0)[0] == 3          # dead unit 1 prefers class 0 but does not count
+    unit, why = unit_for_class(result, 2)             # nobody prefers class 2: most active on it
+    assert unit == 3 and "no unit prefers" in why

@@ -117,6 +117,23 @@ def test_unit_page_follows_the_url(app_env):
     assert len(at.metric) == 4
 
 
+def test_unit_page_lines_up_one_class_across_the_compared_models(app_env):
+    from core.analysis.selectivity import unit_for_class
+    from ui import common
+    at = new_app()
+    at.switch_page("pages/unit.py").run()
+    at.button_group(key="unit_view").set_value("One class across the compared models").run()
+    at.selectbox(key="unit_class").set_value("Sneaker").run()
+    no_errors(at)
+    expected = []
+    for label in ("ce", "minimax", "lsg"):  # the page's models, in the sidebar's order
+        selectivity = common.record(at.session_state["app_found"][label]["path"]).analyzer.cached("selectivity")
+        expected.append(f"unit {unit_for_class(selectivity, 7)[0]}")
+    assert [m.label for m in at.metric] == expected
+    assert [s.value for s in at.subheader] == ["ce", "minimax", "lsg"]
+    assert kinds(at)["image"] >= 3 and "unit" not in at.query_params
+
+
 def test_a_click_on_a_unit_is_read_from_streamlits_chart_event():
     """The Ablations charts open the unit page from this: Streamlit's own deserialiser builds the event."""
     from streamlit.elements.vega_charts import VegaLiteStateSerde

@@ -58,3 +58,18 @@ def selectivity(ctx):
         "class_means": tolist(means),
         "histogram": tolist(torch.histc(alive, bins=HISTOGRAM_BINS, min=0, max=1)),
     }
+
+
+def unit_for_class(result: dict, cls: int) -> tuple[int, str]:
+    """The unit a model gives most to class `cls`, read from its selectivity result: among live
+    units whose preferred class it is, the most selective; when no unit prefers it, the live unit
+    with the largest mean activation on it. Returns (unit, why), the why in words for the page."""
+    live = [k for k, dead in enumerate(result["dead"]) if not dead]
+    if not live:
+        raise ValueError("every unit is dead")
+    preferring = [k for k in live if result["preferred_class"][k] == cls]
+    if preferring:
+        unit = max(preferring, key=lambda k: result["per_unit"][k])
+        return unit, f"the most selective of the {len(preferring)} unit(s) that prefer this class"
+    unit = max(live, key=lambda k: result["class_means"][cls][k])
+    return unit, "no unit prefers this class; the one most active on it"
