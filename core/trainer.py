@@ -260,6 +260,118 @@ class Distributed:
                 dist.destroy_process_group()
 
 
+# ----------------------------------------------------------------------------- the run's parts
+@dataclass
+class RunData:
+    """Both splits as tensors on the training device (the test labels stay on the host, where
+    the epoch's snapshot reads them), and what augmentation needs."""
+    info: object
+    images: torch.Tensor
+    labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    fill: torch.Tensor          # a black pixel after normalisation: what padding shows
+    padding: int
+    snapshot_subset: torch.Tensor
+
+    def batch(self, order: torch.Tensor, step: int, batch_size: int, augment: bool, generator):
+        idx = order[step * batch_size:(step + 1) * batch_size]
+        x, y = self.images[idx], self.labels[idx]
+        if augment:
+            x = augment_batch(x, self.padding, True, generator, self.fill)
+        return x.contiguous(memory_format=torch.channels_last), y
+
+
+def load_data(config: TrainConfig, device: torch.device) -> RunData:
+    train_set = load_dataset(config.dataset, "train", config.data_root).subset(config.limit)
+    test_set = load_dataset(config.dataset, "test", config.data_root).subset(config.limit)
+    info = train_set.info
+    return RunData(info, train_set.images.to(device), train_set.labels.to(device), test_set.images.to(device),
+                   test_set.labels, black_value(info).to(device), int(info.extra.get("crop_padding", 4)),
+                   trajectory.subset_indices(test_set.labels, info.num_classes, config.snapshot_per_class))
+
+
+def build(config: TrainConfig, objective: Objective, info, device: torch.device):
+    """The model (seeded), its SGD optimiser, and the objective's own optimiser (the LSG gate's) or None."""
+    torch.manual_seed(config.seed)
+    model = create_model(config.arch, info.num_classes, info.channels)
+    model = model.to(device).to(memory_format=torch.channels_last)
+    extra_optimizer = objective.attach(model)
+    net_params = [p for n, p in model.named_parameters() if n != "gate"]
+    optimizer = torch.optim.SGD(net_params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+                                nesterov=config.momentum > 0, fused=device.type == "cuda" or None)  # one kernel on a GPU
+    return model, optimizer, extra_optimizer
+
+
+def run_record(config: TrainConfig, objective: Objective, info, command: str, device, dist, model,
+               steps_per_epoch: int) -> dict:
+    """The checkpoint's metadata: every recorded option, the data, the command and the machine."""
+    return {
+        **{key: getattr(config, key) for key in TrainConfig.RECORDED}, "options": objective.values,
+        "dataset": info.name, "class_names": info.class_names, "channels": info.channels,
+        "input_size": info.input_size, "mean": info.mean, "std": info.std,
+        "schedule": "sgd-nesterov, linear warm-up 25% then cosine", "command": command,
+        "versions": library_versions(), "device": device.type, "world_size": dist.world_size,
+        "num_features": model.num_features, "steps_per_epoch": steps_per_epoch,
+    }
+
+
+def step_function(net, objective: Objective, optimizer, device: torch.device):
+    def one_step(kind, x, y):
+        """Forward, loss, backward, optimiser steps: no host sync, so a GPU can replay it."""
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda", cache_enabled=False):
+            logits = objective.forward(net, x, y, kind)
+        logits = logits.float()
+        loss = objective.training_loss(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        objective.after_step()
+        return loss.detach(), logits.detach()
+    return one_step
+
+
+class EpochMeter:
+    """Loss and accuracy summed on the device; read (one host sync) only when reported."""
+
+    def __init__(self, device):
+        self.loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+        self.correct = torch.zeros((), device=device, dtype=torch.long)
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        self.loss_sum += loss * len(y)
+        self.correct += (logits.argmax(1) == y).sum()
+
+    def read(self, seen: int) -> tuple[float, float]:
+        return float(self.loss_sum) / seen, int(self.correct) / seen
+
+
+def evaluate_epoch(model, data: RunData, epoch: int, on_gpu: bool):
+    """After an epoch: refuse non-finite weights or outputs, else the test split's FeatureCache
+    and accuracy."""
+    if not weights_finite(model):
+        raise TrainingError(f"the weights became non-finite in epoch {epoch + 1}; lower --lr or "
+                            "--weight-decay (nothing new was saved)")
+    cache = evaluate(model, data.test_images, data.test_labels, on_gpu)
+    if not (torch.isfinite(cache.logits).all() and torch.isfinite(cache.features).all()):
+        raise TrainingError(f"the model's outputs became non-finite in epoch {epoch + 1}; lower --lr "
+                            "(nothing new was saved)")
+    return cache, int((cache.logits.argmax(1) == cache.labels).sum()) / max(1, len(cache.labels))
+
+
+def save_epoch(out: Path, model, meta: dict, epoch: int, optimizer, extra_optimizer, scheduler, generator,
+               history) -> None:
+    """The checkpoint after `epoch`; an unfinished run keeps what --resume needs."""
+    state = None if meta["complete"] else {
+        "epoch": epoch + 1, "optimizer": portable_state(optimizer.state_dict()),
+        "scheduler": portable_state(scheduler.state_dict()), "generator": generator.get_state(),
+        "gate_optimizer": extra_optimizer.state_dict() if extra_optimizer else {}}
+    try:
+        save_checkpoint(out, model, meta, state, history)
+    except OSError as exc:
+        raise TrainingError(f"could not write checkpoint {out}: {exc.strerror or exc}") from None
+
+
 # ----------------------------------------------------------------------------- training
 def train(config: TrainConfig, command: str = "", terminal: bool = False) -> dict:
     """Train one model; returns its final metadata. Raises TrainingError or Cancelled."""
@@ -275,40 +387,20 @@ def train(config: TrainConfig, command: str = "", terminal: bool = False) -> dic
     bar = TerminalBar(terminal and dist.is_main)
     log.write("start", config=asdict(config), epochs=config.epochs, device=device.type, pid=os.getpid())
     try:
-        # --- data: whole splits as tensors, on the training device
+        # --- data, model, schedule
         log.write("phase", phase="loading data")
-        train_set = load_dataset(config.dataset, "train", config.data_root).subset(config.limit)
-        test_set = load_dataset(config.dataset, "test", config.data_root).subset(config.limit)
-        info = train_set.info
-        images, labels = train_set.images.to(device), train_set.labels.to(device)
-        test_images = test_set.images.to(device)  # labels stay on the host: the snapshot reads them
-        fill = black_value(info).to(device)
-        padding = int(info.extra.get("crop_padding", 4))
-        snapshot_subset = trajectory.subset_indices(test_set.labels, info.num_classes, config.snapshot_per_class)
-
-        # --- model, optimisers, schedule
+        data = load_data(config, device)
         log.write("phase", phase="building the model")
-        torch.manual_seed(config.seed)
-        model = create_model(config.arch, info.num_classes, info.channels)
-        model = model.to(device).to(memory_format=torch.channels_last)
-        extra_optimizer = objective.attach(model)
-        net_params = [p for n, p in model.named_parameters() if n != "gate"]
-        optimizer = torch.optim.SGD(net_params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
-                                    nesterov=config.momentum > 0, fused=on_gpu or None)  # one kernel on a GPU
-        per_rank = len(dist.shard(torch.arange(len(labels))))
+        model, optimizer, extra_optimizer = build(config, objective, data.info, device)
+        per_rank = len(dist.shard(torch.arange(len(data.labels))))
         batch_size = min(config.batch_size, per_rank)
         steps_per_epoch = max(1, per_rank // batch_size)  # static shapes: the partial batch is dropped
         total_steps = config.epochs * steps_per_epoch
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps))
         generator = torch.Generator(device=device).manual_seed(config.seed)
-        meta = {
-            **{key: getattr(config, key) for key in TrainConfig.RECORDED}, "options": objective.values,
-            "dataset": info.name, "class_names": info.class_names, "channels": info.channels,
-            "input_size": info.input_size, "mean": info.mean, "std": info.std,
-            "schedule": "sgd-nesterov, linear warm-up 25% then cosine", "command": command,
-            "versions": library_versions(), "device": device.type, "world_size": dist.world_size,
-            "num_features": model.num_features, "steps_per_epoch": steps_per_epoch,
-        }
+        meta = run_record(config, objective, data.info, command, device, dist, model, steps_per_epoch)
+
+        # --- resume where the last completed epoch left off
         start_epoch, history = 0, None
         if config.resume and not out.exists():
             notice = f"nothing to resume at {out}: starting a new run"
@@ -318,22 +410,12 @@ def train(config: TrainConfig, command: str = "", terminal: bool = False) -> dic
             start_epoch, history = restore(out, meta, model, optimizer, extra_optimizer, scheduler, generator)
             if start_epoch >= config.epochs:
                 return parse_meta(read_payload(out), out.name)
+
+        # --- the step: compiled on request, replayed from CUDA graphs on one GPU
         net = torch.compile(model, dynamic=False) if config.compile else model
         net = dist.wrap(net, objective.uses_gate, device)
-
-        def one_step(kind, x, y):
-            """Forward, loss, backward, optimiser steps: no host sync, so a GPU can replay it."""
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=on_gpu, cache_enabled=False):
-                logits = objective.forward(net, x, y, kind)
-            logits = logits.float()
-            loss = objective.training_loss(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            objective.after_step()
-            return loss.detach(), logits.detach()
         graphs = on_gpu and config.cuda_graphs and not dist.active
-        run_step = StepRunner(one_step, [optimizer], enabled=graphs)
+        run_step = StepRunner(step_function(net, objective, optimizer, device), [optimizer], enabled=graphs)
         log.write("phase", phase="training", start_epoch=start_epoch, total_steps=total_steps,
                   steps_per_epoch=steps_per_epoch, cuda_graphs=graphs)
 
@@ -342,28 +424,21 @@ def train(config: TrainConfig, command: str = "", terminal: bool = False) -> dic
         for epoch in range(start_epoch, config.epochs):
             # --- one epoch: every step on the device, nothing read back but at logging time
             model.train()
-            order = dist.shard(torch.randperm(len(labels), generator=generator, device=device))
-            loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-            correct = torch.zeros((), device=device, dtype=torch.long)
+            order = dist.shard(torch.randperm(len(data.labels), generator=generator, device=device))
+            meter = EpochMeter(device)
             for step in range(steps_per_epoch):
                 global_step = epoch * steps_per_epoch + step
-                idx = order[step * batch_size:(step + 1) * batch_size]
-                x, y = images[idx], labels[idx]
-                if config.augment:
-                    x = augment_batch(x, padding, True, generator, fill)
-                x = x.contiguous(memory_format=torch.channels_last)
+                x, y = data.batch(order, step, batch_size, config.augment, generator)
                 loss, logits = run_step(objective.step_kind(epoch, global_step), x, y)
                 scheduler.step()
-                loss_sum += loss * len(y)
-                correct += (logits.argmax(1) == y).sum()
+                meter.add(loss, logits, y)
                 steps_here += 1
 
                 # --- progress, at most once per log interval (the one host sync)
                 now = time.time()
                 if now - last_log >= config.log_interval_s or step == steps_per_epoch - 1:
                     last_log = now
-                    seen = (step + 1) * batch_size
-                    mean_loss = float(loss_sum) / seen
+                    mean_loss, accuracy = meter.read((step + 1) * batch_size)
                     if not math.isfinite(mean_loss):
                         raise TrainingError(f"loss became {mean_loss} in epoch {epoch + 1} by step {step + 1}; "
                                             "lower --lr or check the method's options (nothing new was saved)")
@@ -372,39 +447,22 @@ def train(config: TrainConfig, command: str = "", terminal: bool = False) -> dic
                     eta = (total_steps - global_step - 1) * elapsed / steps_here
                     log.write("step", epoch=epoch + 1, epochs=config.epochs, step=step + 1,
                               steps_per_epoch=steps_per_epoch, global_step=global_step + 1,
-                              total_steps=total_steps, loss=mean_loss, accuracy=int(correct) / seen,
+                              total_steps=total_steps, loss=mean_loss, accuracy=accuracy,
                               images_per_s=rate, elapsed_s=elapsed, eta_s=eta, lr=float(scheduler.get_last_lr()[0]))
-                    bar.show(epoch + 1, config.epochs, (global_step + 1) / total_steps, mean_loss,
-                             int(correct) / seen, rate, eta)
+                    bar.show(epoch + 1, config.epochs, (global_step + 1) / total_steps, mean_loss, accuracy, rate, eta)
 
             # --- epoch end: test split once, snapshot, checkpoint
             bar.end()
-            if not weights_finite(model):
-                raise TrainingError(f"the weights became non-finite in epoch {epoch + 1}; lower --lr or "
-                                    "--weight-decay (nothing new was saved)")
-            cache = evaluate(model, test_images, test_set.labels, on_gpu)
-            if not (torch.isfinite(cache.logits).all() and torch.isfinite(cache.features).all()):
-                raise TrainingError(f"the model's outputs became non-finite in epoch {epoch + 1}; lower --lr "
-                                    "(nothing new was saved)")
-            test_accuracy = int((cache.logits.argmax(1) == cache.labels).sum()) / max(1, len(cache.labels))
+            cache, test_accuracy = evaluate_epoch(model, data, epoch, on_gpu)
             if config.snapshot_per_class:
-                history = trajectory.record(history, epoch + 1, cache, model, snapshot_subset)
-            seen = steps_per_epoch * batch_size
-            train_loss = dist.all_mean(float(loss_sum) / seen, device)
-            train_acc = dist.all_mean(int(correct) / seen, device)
+                history = trajectory.record(history, epoch + 1, cache, model, data.snapshot_subset)
+            train_loss, train_acc = (dist.all_mean(v, device) for v in meter.read(steps_per_epoch * batch_size))
             meta.update(test_accuracy=test_accuracy, epochs_completed=epoch + 1, complete=epoch + 1 == config.epochs,
                         time=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
             if model.gate is not None:
                 meta["gate_density"] = lsg.gate_density(model.gate.detach())
             if dist.is_main:
-                state = None if meta["complete"] else {
-                    "epoch": epoch + 1, "optimizer": portable_state(optimizer.state_dict()),
-                    "scheduler": portable_state(scheduler.state_dict()), "generator": generator.get_state(),
-                    "gate_optimizer": extra_optimizer.state_dict() if extra_optimizer else {}}
-                try:
-                    save_checkpoint(out, model, meta, state, history)
-                except OSError as exc:
-                    raise TrainingError(f"could not write checkpoint {out}: {exc.strerror or exc}") from None
+                save_epoch(out, model, meta, epoch, optimizer, extra_optimizer, scheduler, generator, history)
             elapsed = time.time() - started
             log.write("epoch", epoch=epoch + 1, epochs=config.epochs, train_loss=train_loss,
                       train_accuracy=train_acc, test_accuracy=test_accuracy, elapsed_s=elapsed,
