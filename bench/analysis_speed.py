@@ -1,7 +1,7 @@
 """The full uncached analysis against one bare forward pass (the floor) and the naive way
 (re-running the network for every unit ablation), side by side in one run; and a cached reload.
 
-    python bench/analysis_speed.py [--checkpoint checkpoints/ce.pt] [--naive-units 4]
+    python bench/analysis_speed.py [--checkpoint checkpoints/ce.pt] [--naive-units 4] [--device cuda]
 
 The naive ablation is timed on --naive-units units and scaled to all K (stated in the output).
 """
@@ -16,7 +16,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import record  # noqa: E402
 from core.analysis.engine import REPORT, Analyzer  # noqa: E402
-from core.analysis.features import extract  # noqa: E402
+from core.analysis.features import analysis_device, extract, on_device  # noqa: E402
 from core.checkpoints import load_checkpoint  # noqa: E402
 from core.data import load_dataset  # noqa: E402
 from core.store import Store  # noqa: E402
@@ -27,7 +27,7 @@ def naive_unit_ablation(model, images, labels, units, batch_size=250):
     """Zero unit k inside the network with a hook and run the whole split again, per unit."""
     accuracies = []
     for unit in units:
-        hook = model.target_layer.register_forward_hook(lambda m, i, out, u=unit: out.index_fill(1, torch.tensor([u]), 0.0))
+        hook = model.target_layer.register_forward_hook(lambda m, i, out, u=unit: out.index_fill(1, torch.tensor([u], device=out.device), 0.0))
         correct = 0
         for start in range(0, len(labels), batch_size):
             x = images[start:start + batch_size].contiguous(memory_format=torch.channels_last)
@@ -41,34 +41,39 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--checkpoint", default="checkpoints/ce.pt")
     parser.add_argument("--naive-units", type=int, default=4)
+    parser.add_argument("--device", default=str(analysis_device()), choices=["cpu", "cuda"])
     args = parser.parse_args()
+    device = torch.device(args.device)
     model, meta = load_checkpoint(args.checkpoint)
+    model = on_device(model, device)
     test = load_dataset(meta["dataset"], "test")
-    extract(model, test.images[:500], test.labels[:500])  # warm-up
+    images, labels = test.images.to(device), test.labels.to(device)
+    extract(model, images[:500], labels[:500])  # warm-up
 
     started = time.perf_counter()
-    extract(model, test.images, test.labels)
+    extract(model, images, labels)
     bare = time.perf_counter() - started
 
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "bench.duckdb")
         started = time.perf_counter()
-        analyzer = Analyzer.from_path(args.checkpoint, store, feature_dir=None)
+        analyzer = Analyzer.from_path(args.checkpoint, store, feature_dir=None, device=device)
         analyzer.report(REPORT)
         full = time.perf_counter() - started
         train_limit = analyzer.train_limit
 
         started = time.perf_counter()
-        Analyzer.from_path(args.checkpoint, store, feature_dir=None).report(REPORT)
+        Analyzer.from_path(args.checkpoint, store, feature_dir=None, device=device).report(REPORT)
         cached = time.perf_counter() - started
 
     units = list(range(args.naive_units))
     started = time.perf_counter()
-    naive_unit_ablation(model, test.images, test.labels, units)
+    naive_unit_ablation(model, images, labels, units)
     naive_per_unit = (time.perf_counter() - started) / len(units)
     k = model.num_features
-    record(f"Analysis speed ({meta['arch']}, {meta['dataset']} test split, {len(test)} images)", [
-        f"`python bench/analysis_speed.py --checkpoint {args.checkpoint} --naive-units {args.naive_units}`",
+    record(f"Analysis speed ({meta['arch']}, {meta['dataset']} test split, {len(test)} images, {device.type})", [
+        f"`python bench/analysis_speed.py --checkpoint {args.checkpoint} --naive-units {args.naive_units} "
+        f"--device {device.type}`",
         "",
         "| what | seconds | ratio to the bare forward pass |",
         "|---|---|---|",

@@ -181,3 +181,16 @@ def test_the_report_matches_what_core_analyze_prints(name, tmp_path, capsys):
     assert printed["selectivity"]["median"] == report["selectivity"]["median"]
     assert printed["nontarget_entropy"]["mean"] == report["nontarget_entropy"]["mean"]
     assert printed["noise_ablation"] == report["noise_ablation"]
+
+
+def test_the_engine_runs_where_it_is_told_and_leaves_the_callers_model_alone(monkeypatch):
+    from core.analysis.features import analysis_device, on_device
+    from core.models import create_model
+    monkeypatch.setenv("UNITLENS_DEVICE", "cpu")
+    assert analysis_device() == torch.device("cpu")
+    model = create_model("resnet20", 10, 1)
+    assert on_device(model, torch.device("cpu")) is model and on_device(model, None) is model
+    monkeypatch.setenv("UNITLENS_DEVICE", "auto")
+    assert analysis_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+    copied = on_device(model, "meta")  # a device the model is not on: a copy goes there, the model stays
+    assert next(copied.parameters()).device.type == "meta" and next(model.parameters()).device.type == "cpu"

@@ -154,3 +154,38 @@ def test_unit_for_class_by_hand():
     assert unit_for_class(result, 0)[0] == 3          # dead unit 1 prefers class 0 but does not count
     unit, why = unit_for_class(result, 2)             # nobody prefers class 2: most active on it
     assert unit == 3 and "no unit prefers" in why
+
+
+def test_representative_substitution_by_hand():
+    """Row i: activations on IAM(i). Unit 0's own 1.0 is beaten by unit 2 (2.0): RS 1/2; unit 1's
+    own 3.0 by nobody: 0; unit 2's own 0.5 by units 0 and 1: 1."""
+    from core.analysis.iam import representative_substitution
+    acts = torch.tensor([[1.0, 0.2, 2.0], [0.1, 3.0, 0.3], [0.6, 0.9, 0.5]])
+    assert representative_substitution(acts).tolist() == [0.5, 0.0, 1.0]
+
+
+class ChannelMeans(torch.nn.Module):
+    """Unit k is the mean of input channel k: IAM(k) must be channel k at its upper bound and
+    every other channel at its lower bound."""
+    num_features = 3
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def forward_features(self, x):
+        return x * self.scale
+
+    def pool(self, maps):
+        return maps.mean(dim=(2, 3))
+
+
+def test_iam_pushes_its_own_unit_up_and_the_others_down_within_the_bounds():
+    from core.analysis.iam import iam_images
+    model = ChannelMeans()
+    low, high = torch.full((1, 3, 1, 1), -1.0), torch.full((1, 3, 1, 1), 2.0)
+    images, acts = iam_images(model, size=2, channels=3, steps=200, lr=0.1, low=low, high=high)
+    expected = torch.full((3, 3), -1.0).fill_diagonal_(2.0)
+    torch.testing.assert_close(images.mean(dim=(2, 3)), expected)
+    torch.testing.assert_close(acts, expected)
+    assert model.scale.requires_grad  # the model's parameters are given back trainable

@@ -26,3 +26,20 @@ def test_graphed_training_gives_the_eager_weights(method, tmp_path, data_root):
     for name, eager in weights[False].items():
         if eager.is_floating_point():
             assert torch.allclose(weights[True][name], eager, rtol=1e-4, atol=1e-5), name
+
+
+def test_the_analysis_engine_on_the_gpu_gives_the_cpu_figures(tmp_path):
+    """The forward pass and IAM on the GPU (float32, TF32 off) against the CPU: same features to
+    float tolerance, the same headline figures; the app's own model stays on the CPU."""
+    from core.analysis.engine import Analyzer
+    from core.store import Store
+    engines = {device: Analyzer.from_path("checkpoints/ce.pt", Store(tmp_path / f"{device}.duckdb"), feature_dir=None,
+                                          device=device, limit=2000, train_limit=2000) for device in ("cpu", "cuda")}
+    cpu, gpu = (engines[d].features("test", 2000) for d in ("cpu", "cuda"))
+    torch.testing.assert_close(gpu.features, cpu.features, rtol=1e-4, atol=1e-4)
+    assert torch.equal(gpu.labels, cpu.labels) and gpu.features.device.type == "cpu"
+    assert next(engines["cuda"].model.parameters()).device.type == "cpu"
+    for name, key in (("accuracy", "accuracy"), ("selectivity", "median"), ("nontarget_entropy", "mean")):
+        assert engines["cuda"].run(name)[key] == pytest.approx(engines["cpu"].run(name)[key], abs=1e-3), name
+    iam = {d: engines[d].run("iam", steps=10)["own_activation"] for d in ("cpu", "cuda")}
+    assert iam["cuda"] == pytest.approx(iam["cpu"], rel=1e-2, abs=1e-3)

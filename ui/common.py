@@ -16,6 +16,7 @@ import streamlit as st
 
 from core import runs
 from core.analysis.engine import DEFAULT_TRAIN_LIMIT, Analyzer, AnalysisSkipped
+from core.analysis.features import describe_analysis_device
 from core.checkpoints import CheckpointError, LoadedCheckpoint, discover, load
 from core.data import DATASETS
 from core.errors import UserError
@@ -139,7 +140,8 @@ def app_frame() -> None:
     st.set_page_config(page_title="Unit Lens", page_icon=str(ICON) if ICON.exists() else None, layout="wide")
     guarded(model_choice)
     guarded(training_panel)
-    st.sidebar.caption(f"Training runs on: {describe_device()}. Analyses run on the CPU.")
+    st.sidebar.caption(f"Training runs on: {describe_device()}. The analyses' forward passes run on: "
+                       f"{describe_analysis_device()}.")
 
 
 class entry:

@@ -19,7 +19,7 @@ from ..errors import UserError
 from .. import shipped
 from ..store import Store
 from .base import ANALYSES, FeatureCache
-from .features import extract
+from .features import analysis_device, extract, on_device
 from .headline import headline
 
 DEFAULT_TRAIN_LIMIT = None  # the whole training split for the gate fit and influential sets (as the papers)
@@ -51,6 +51,7 @@ class Context:
     def __init__(self, analyzer: "Analyzer"):
         self._analyzer = analyzer
         self.model, self.meta = analyzer.model, analyzer.meta
+        self.device = analyzer.device
         self.trajectory = analyzer.checkpoint.trajectory
         self.W = self.model.fc.weight.detach().float()
         self.b = self.model.fc.bias.detach().float()
@@ -63,6 +64,11 @@ class Context:
     @property
     def train(self) -> FeatureCache:
         return self._analyzer.features("train", self._analyzer.train_limit)
+
+    @property
+    def device_model(self):
+        """The model on the analysis device (a copy made once when that is a GPU)."""
+        return self._analyzer.device_model()
 
     def result(self, name: str) -> dict:
         return self._analyzer.run(name)
@@ -82,8 +88,11 @@ class Context:
 class Analyzer:
     def __init__(self, checkpoint: LoadedCheckpoint, store: Store | None = None, split: str = "test",
                  limit: int | None = None, train_limit: int | None = DEFAULT_TRAIN_LIMIT,
-                 data_root=None, use_cache: bool = True, progress=None, feature_dir: Path | None | str = "beside-store"):
+                 data_root=None, use_cache: bool = True, progress=None, feature_dir: Path | None | str = "beside-store",
+                 device: torch.device | str | None = None):
         self.checkpoint = checkpoint
+        self.device = torch.device(device) if device is not None else analysis_device()
+        self._device_model = None
         self.model, self.meta = checkpoint.model, checkpoint.meta
         self.path = Path(self.meta["path"])
         self.hash = self.meta["content_hash"]
@@ -98,6 +107,11 @@ class Analyzer:
         self._prefetched: dict[tuple, dict] | None = None  # every stored result, read on first lookup
         self.computed: list[str] = []  # analyses computed (not cache hits) by this object
         self.skipped: dict[str, str] = {}  # analysis -> why it cannot run on this model
+
+    def device_model(self):
+        if self._device_model is None:
+            self._device_model = on_device(self.model, self.device)
+        return self._device_model
 
     def skipped_reason(self, name: str) -> str | None:
         """Why `name` cannot run on this model, or None."""
@@ -126,7 +140,7 @@ class Analyzer:
                                       f"{self.model.in_channels} channel(s), its dataset {dataset.info.name} "
                                       f"{dataset.info.num_classes} and {dataset.info.channels}: nothing to analyse")
             report = (lambda done, total: self.progress(f"forward pass ({split})", done, total)) if self.progress else None
-            cache = extract(self.model, dataset.images, dataset.labels, progress=report)
+            cache = extract(self.device_model(), dataset.images, dataset.labels, progress=report)
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_suffix(".tmp")

@@ -1,29 +1,74 @@
-"""One forward pass over a split: the features, logits and labels every analysis uses."""
+"""One forward pass over a split: the features, logits and labels every analysis uses, on the
+analysis device (the GPU when there is one)."""
 from __future__ import annotations
+
+import contextlib
+import copy
+import os
 
 import torch
 
 from .base import FeatureCache
 
 
+def analysis_device() -> torch.device:
+    """Where the engine's forward passes run: the GPU when there is one; UNITLENS_DEVICE=cpu
+    (or cuda) decides otherwise."""
+    name = os.environ.get("UNITLENS_DEVICE", "auto")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def describe_analysis_device() -> str:
+    device = analysis_device()
+    return f"GPU ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "CPU"
+
+
+def on_device(model, device: torch.device | None):
+    """The model itself when it is already on `device`, else a copy there (the app's model
+    stays on the CPU for its per-image work)."""
+    if device is None or next(model.parameters()).device == torch.device(device):
+        return model
+    return copy.deepcopy(model).to(device)
+
+
+@contextlib.contextmanager
+def exact_float32(device: torch.device):
+    """cuDNN convolutions in true float32 (PyTorch lets them use TF32 by default on recent GPUs,
+    which moves features in the third digit); nothing to do on the CPU."""
+    if device.type != "cuda":
+        yield
+        return
+    before = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = before
+
+
 @torch.inference_mode()
-def extract(model, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 250,
+def extract(model, images: torch.Tensor, labels: torch.Tensor, batch_size: int | None = None,
             progress=None, autocast: bool = False) -> FeatureCache:
-    """Run the network once (eval mode, inference mode). Batch 250 keeps allocations small
-    enough to be reused (larger batches spend their time in page faults on 2 cores); `autocast`
-    runs it in bf16 (the trainer's per-epoch test on a GPU)."""
+    """Run the network once (eval mode, inference mode) where the model is. Batches of 250 on
+    the CPU keep allocations small enough to be reused (larger ones spend their time in page
+    faults on 2 cores), 2500 on a GPU; `autocast` runs it in bf16 (the trainer's per-epoch test
+    on a GPU), else it is exact float32."""
     model.eval()
     device = next(model.parameters()).device
+    batch_size = batch_size or (2500 if device.type == "cuda" else 250)
     n = len(labels)
     features = torch.empty(n, model.num_features)
     logits = torch.empty(n, model.num_classes)
-    for start in range(0, n, batch_size):
-        x = images[start:start + batch_size].to(device).contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            a = model.pool(model.forward_features(x))
-            z = model.fc(a)
-        features[start:start + len(x)] = a.float().cpu()
-        logits[start:start + len(x)] = z.float().cpu()
-        if progress:
-            progress(min(n, start + batch_size), n)
-    return FeatureCache(features, logits, labels.clone())
+    with exact_float32(device):
+        for start in range(0, n, batch_size):
+            x = images[start:start + batch_size].to(device).contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                a = model.pool(model.forward_features(x))
+                z = model.fc(a)
+            features[start:start + len(x)] = a.float().cpu()
+            logits[start:start + len(x)] = z.float().cpu()
+            if progress:
+                progress(min(n, start + batch_size), n)
+    return FeatureCache(features, logits, labels.cpu().clone())

@@ -10,13 +10,18 @@ from .base import register_analysis, tolist
 
 def iam_images(model, size: int, channels: int, steps: int = 150, lr: float = 0.05, seed: int = 0,
                low: torch.Tensor | None = None, high: torch.Tensor | None = None):
-    """(K, C, H, W) optimised inputs (normalised space) and the (K, K) activations on them."""
+    """(K, C, H, W) optimised inputs (normalised space) and the (K, K) activations on them, on
+    the CPU; the optimisation runs where the model is (the start is drawn on the CPU, so a
+    seed gives the same start everywhere)."""
     model.eval()
+    device = next(model.parameters()).device
     k = model.num_features
     generator = torch.Generator().manual_seed(seed)
-    x = (0.1 * torch.randn(k, channels, size, size, generator=generator)).requires_grad_(True)
+    x = (0.1 * torch.randn(k, channels, size, size, generator=generator)).to(device).requires_grad_(True)
     optimizer = torch.optim.Adam([x], lr=lr)
-    eye = torch.eye(k, dtype=torch.bool)
+    eye = torch.eye(k, dtype=torch.bool, device=device)
+    if low is not None:
+        low, high = low.to(device), high.to(device)
     for p in model.parameters():
         p.requires_grad_(False)
     try:
@@ -36,7 +41,7 @@ def iam_images(model, size: int, channels: int, steps: int = 150, lr: float = 0.
             p.requires_grad_(True)
     with torch.no_grad():
         a = model.pool(model.forward_features(x))
-    return x.detach(), a
+    return x.detach().cpu(), a.cpu()
 
 
 def representative_substitution(activations: torch.Tensor) -> torch.Tensor:
@@ -51,7 +56,7 @@ def iam(ctx, steps, lr, seed):
     meta = ctx.meta
     mean = torch.tensor(meta["mean"]).view(1, -1, 1, 1)
     std = torch.tensor(meta["std"]).view(1, -1, 1, 1)
-    images, acts = iam_images(ctx.model, int(meta["input_size"]), int(meta["channels"]), steps, lr, seed,
+    images, acts = iam_images(ctx.device_model, int(meta["input_size"]), int(meta["channels"]), steps, lr, seed,
                               low=-mean / std, high=(1 - mean) / std)
     pixels = ((images * std + mean).clamp(0, 1) * 255).round().to(torch.uint8)
     return {"rs": tolist(representative_substitution(acts)), "own_activation": tolist(acts.diagonal()),
