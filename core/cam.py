@@ -62,16 +62,22 @@ class ClassActivationMap(CamMethod):
 def activations_and_gradients(model, layer, x: torch.Tensor, classes) -> tuple[torch.Tensor, torch.Tensor]:
     """The output of `layer` for x and the gradient of each image's class logit with respect to
     it, (N, K, h, w) each. The hook lives for this call only, and no parameter gets a .grad."""
-    kept = []
-    handle = layer.register_forward_hook(lambda module, inputs, output: kept.append(output))
-    try:
-        model.eval()
-        with _HOOKS, torch.enable_grad():
-            logits = model(x.detach().requires_grad_(True))
-            (gradients,) = torch.autograd.grad(logits[torch.arange(len(x)), torch.as_tensor(classes)].sum(), kept[-1])
-    finally:
-        handle.remove()
-    return kept[-1].detach(), gradients
+    kept, caller = [], threading.get_ident()
+
+    def keep(module, inputs, output):  # another thread's forward through the same model is not ours
+        if threading.get_ident() == caller and not kept:
+            kept.append(output)
+    model.eval()
+    with _HOOKS:
+        handle = layer.register_forward_hook(keep)
+        try:
+            with torch.enable_grad():
+                logits = model(x.detach().requires_grad_(True))
+                (gradients,) = torch.autograd.grad(logits[torch.arange(len(x)), torch.as_tensor(classes)].sum(),
+                                                   kept[0])
+        finally:
+            handle.remove()
+    return kept[0].detach(), gradients
 
 
 def scaled_per_image(cams: torch.Tensor, size: tuple[int, int]) -> np.ndarray:

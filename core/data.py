@@ -135,6 +135,8 @@ def read_idx(path: Path) -> np.ndarray:
     if len(data) < 4 or data[:3] != b"\0\0\x08" or not 1 <= data[3] <= 4:
         raise DataError(f"{path.name}: not an IDX file of unsigned bytes")
     header = 4 + 4 * data[3]
+    if len(data) < header:
+        raise DataError(f"{path.name}: the IDX header is cut short; the file is truncated")
     shape = struct.unpack(f">{data[3]}I", data[4:header])
     if len(data) - header != math.prod(shape):
         raise DataError(f"{path.name}: {len(data) - header} bytes where {shape} needs {math.prod(shape)}; "

@@ -70,6 +70,9 @@ def class_across_models():
                 continue
             sel = common.analysis(meta, "selectivity")
             unit, why = unit_for_class(sel, meta["class_names"].index(name))
+            if unit is None:
+                st.info(common.plain(why))
+                continue
             st.metric(f"unit {unit}", f"SI {sel['per_unit'][unit]:.3f}")
             st.caption(common.plain(why))
             chart, frame = bar([row[unit] for row in sel["class_means"]], meta["class_names"], "class-mean activation",

@@ -21,7 +21,7 @@ from core.data import prepare_fashion_mnist  # noqa: E402
 PYTHON = sys.executable
 
 # One torch thread for the suite: on this 2-core machine, while other work runs, OpenMP's waiting
-# threads made the fast suite 4x slower (Score-CAM's many small passes 15x); see tests/README.md.
+# threads made the fast suite 4x slower (Score-CAM's many small passes 15x); README, "make test-fast".
 torch.set_num_threads(1)
 
 
@@ -57,7 +57,8 @@ class Finished:
 def run_cli(module: str, *args: str, check: bool = False, real_process: bool = False, timeout: int = 600) -> Finished:
     """`python -m module args` from the project root. By default the command's own `main` runs
     in this process behind the same `run_main` as its `__main__` (a new process costs 2-3 s of
-    imports); `real_process=True` starts Python, for what only a process shows."""
+    imports); `real_process=True` starts Python, for what only a process shows (`timeout`
+    applies to it alone: in this process, pytest's own timeout does)."""
     argv = [str(a) for a in args]
     if real_process:
         done = subprocess.run([PYTHON, "-m", module, *argv], cwd=ROOT, capture_output=True, text=True,
@@ -71,7 +72,7 @@ def run_cli(module: str, *args: str, check: bool = False, real_process: bool = F
             try:
                 code = run_main(main, argv)
             except SystemExit as exc:  # argparse: --help (0) and bad arguments (2)
-                code = exc.code if isinstance(exc.code, int) else 1
+                code = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
         result = Finished(code, out.getvalue(), err.getvalue())
     if check and result.returncode != 0:
         raise AssertionError(f"{module} {argv} failed:\n{result.stderr[-2000:]}")

@@ -192,5 +192,16 @@ def test_the_engine_runs_where_it_is_told_and_leaves_the_callers_model_alone(mon
     assert on_device(model, torch.device("cpu")) is model and on_device(model, None) is model
     monkeypatch.setenv("UNITLENS_DEVICE", "auto")
     assert analysis_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+    handle = model.fc.register_forward_hook(lambda *args: None)
     copied = on_device(model, "meta")  # a device the model is not on: a copy goes there, the model stays
     assert next(copied.parameters()).device.type == "meta" and next(model.parameters()).device.type == "cpu"
+    assert not copied.fc._forward_hooks and model.fc._forward_hooks  # the copy takes no hook along
+    handle.remove()
+    from core.analysis.features import describe_analysis_device
+    from core.errors import UserError
+    cases = [("gpu", "auto, cpu or cuda")] + ([] if torch.cuda.is_available() else [("cuda", "no CUDA GPU")])
+    for bad, words in cases:
+        monkeypatch.setenv("UNITLENS_DEVICE", bad)
+        with pytest.raises(UserError, match=words):
+            analysis_device()
+        assert describe_analysis_device().startswith("nowhere")

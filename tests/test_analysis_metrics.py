@@ -154,6 +154,8 @@ def test_unit_for_class_by_hand():
     assert unit_for_class(result, 0)[0] == 3          # dead unit 1 prefers class 0 but does not count
     unit, why = unit_for_class(result, 2)             # nobody prefers class 2: most active on it
     assert unit == 3 and "no unit prefers" in why
+    unit, why = unit_for_class({**result, "dead": [True] * 4}, 1)
+    assert unit is None and "dead" in why
 
 
 def test_representative_substitution_by_hand():

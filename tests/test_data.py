@@ -38,6 +38,10 @@ def test_idx_by_hand_and_damaged_idx_files(tmp_path):
     short.write_bytes(good.read_bytes()[:-1])
     with pytest.raises(DataError, match="truncated"):
         read_idx(short)
+    header_only = tmp_path / "header-only"
+    header_only.write_bytes(good.read_bytes()[:6])
+    with pytest.raises(DataError, match="truncated"):
+        read_idx(header_only)
     text = tmp_path / "text"
     text.write_text("not idx")
     with pytest.raises(DataError, match="not an IDX"):

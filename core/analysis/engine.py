@@ -51,7 +51,6 @@ class Context:
     def __init__(self, analyzer: "Analyzer"):
         self._analyzer = analyzer
         self.model, self.meta = analyzer.model, analyzer.meta
-        self.device = analyzer.device
         self.trajectory = analyzer.checkpoint.trajectory
         self.W = self.model.fc.weight.detach().float()
         self.b = self.model.fc.bias.detach().float()

@@ -5,32 +5,51 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import threading
 
 import torch
 
+from ..errors import UserError
 from .base import FeatureCache
+
+_FLOAT32 = threading.Lock()  # cuDNN's TF32 switch is process-wide: one exact pass at a time
 
 
 def analysis_device() -> torch.device:
     """Where the engine's forward passes run: the GPU when there is one; UNITLENS_DEVICE=cpu
     (or cuda) decides otherwise."""
-    name = os.environ.get("UNITLENS_DEVICE", "auto")
+    name = os.environ.get("UNITLENS_DEVICE", "auto").strip().lower() or "auto"
+    if name not in ("auto", "cpu", "cuda"):
+        raise UserError(f"UNITLENS_DEVICE is {name!r}; use auto, cpu or cuda")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("UNITLENS_DEVICE is cuda, but no CUDA GPU is available")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(name)
 
 
 def describe_analysis_device() -> str:
-    device = analysis_device()
+    try:
+        device = analysis_device()
+    except UserError as exc:
+        return f"nowhere ({exc})"
     return f"GPU ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "CPU"
 
 
-def on_device(model, device: torch.device | None):
-    """The model itself when it is already on `device`, else a copy there (the app's model
-    stays on the CPU for its per-image work)."""
-    if device is None or next(model.parameters()).device == torch.device(device):
+def on_device(model, device: torch.device | str | None):
+    """The model itself when it is already on `device`, else a copy there without any hook the
+    original holds at the moment (the app's model stays on the CPU for its per-image work)."""
+    if device is None:
         return model
-    return copy.deepcopy(model).to(device)
+    device, where = torch.device(device), next(model.parameters()).device
+    if where.type == device.type and (device.index is None or where.index == device.index):
+        return model
+    moved = copy.deepcopy(model)
+    for module in moved.modules():
+        module._forward_hooks.clear()
+        module._forward_pre_hooks.clear()
+        module._backward_hooks.clear()
+    return moved.to(device)
 
 
 @contextlib.contextmanager
@@ -40,12 +59,13 @@ def exact_float32(device: torch.device):
     if device.type != "cuda":
         yield
         return
-    before = torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32 = before
+    with _FLOAT32:
+        before = torch.backends.cudnn.allow_tf32
+        torch.backends.cudnn.allow_tf32 = False
+        try:
+            yield
+        finally:
+            torch.backends.cudnn.allow_tf32 = before
 
 
 @torch.inference_mode()

@@ -6,6 +6,7 @@ activation on IAM(i) exceeds a_i.
 import torch
 
 from .base import register_analysis, tolist
+from .features import exact_float32
 
 
 def iam_images(model, size: int, channels: int, steps: int = 150, lr: float = 0.05, seed: int = 0,
@@ -25,22 +26,23 @@ def iam_images(model, size: int, channels: int, steps: int = 150, lr: float = 0.
     for p in model.parameters():
         p.requires_grad_(False)
     try:
-        for _ in range(steps):
-            a = model.pool(model.forward_features(x))                 # (K, K): row i is image i
-            own = a[eye]
-            others = a.masked_fill(eye, 0).sum(dim=1) / (k - 1)
-            loss = -(own - others).sum()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if low is not None:
-                with torch.no_grad():
-                    x.data = torch.maximum(torch.minimum(x.data, high), low)
+        with exact_float32(device):
+            for _ in range(steps):
+                a = model.pool(model.forward_features(x))                 # (K, K): row i is image i
+                own = a[eye]
+                others = a.masked_fill(eye, 0).sum(dim=1) / (k - 1)
+                loss = -(own - others).sum()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if low is not None:
+                    with torch.no_grad():
+                        x.data = torch.maximum(torch.minimum(x.data, high), low)
+            with torch.no_grad():
+                a = model.pool(model.forward_features(x))
     finally:
         for p in model.parameters():
             p.requires_grad_(True)
-    with torch.no_grad():
-        a = model.pool(model.forward_features(x))
     return x.detach().cpu(), a.cpu()
 
 

@@ -60,13 +60,14 @@ def selectivity(ctx):
     }
 
 
-def unit_for_class(result: dict, cls: int) -> tuple[int, str]:
+def unit_for_class(result: dict, cls: int) -> tuple[int | None, str]:
     """The unit a model gives most to class `cls`, read from its selectivity result: among live
     units whose preferred class it is, the most selective; when no unit prefers it, the live unit
-    with the largest mean activation on it. Returns (unit, why), the why in words for the page."""
+    with the largest mean activation on it. Returns (unit, why), the why in words for the page;
+    (None, why) when every unit is dead."""
     live = [k for k, dead in enumerate(result["dead"]) if not dead]
     if not live:
-        raise ValueError("every unit is dead")
+        return None, "every unit of this model is dead on the test split"
     preferring = [k for k in live if result["preferred_class"][k] == cls]
     if preferring:
         unit = max(preferring, key=lambda k: result["per_unit"][k])
