@@ -90,6 +90,7 @@ def test_gradcam_weights_are_the_heads_row_over_the_map_size(bundled_ce):
     torch.testing.assert_close(maps.grad, expected[:, :, None, None].expand_as(maps))
 
 
+@pytest.mark.slow  # Score-CAM's 64 passes an image; the measures themselves are tested by hand above
 def test_faithfulness_analysis_on_a_real_checkpoint(tiny_checkpoints, tmp_path):
     """One image per class, every method plus the random baseline; figures in range, cached,
     and in core.analyze's JSON."""
