@@ -1,4 +1,6 @@
-"""Datasets as preloaded tensors, batch augmentation, and preprocessing of uploaded images.
+"""Datasets on disk: the sources (declared as data), preloaded as tensors, their preparation and
+the `python -m core.data` command line. Batch augmentation is in core/augment.py, pictures from
+outside in core/inputs.py.
 
 Every dataset is held in memory as one normalised float tensor (N, C, H, W): evaluation and
 training then slice batches without per-sample Python work.
@@ -7,11 +9,10 @@ from __future__ import annotations
 
 import gzip
 import math
-import pickle
-import struct
-
 import os
+import pickle
 import shutil
+import struct
 import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -304,31 +305,6 @@ def load_dataset(name: str = "fashion-mnist", split: str = "train", root=None) -
 
 def dataset_info(name: str, root=None) -> DatasetInfo:
     return get_source(name, root).info()
-
-
-# ----------------------------------------------------------------------------- augmentation
-def augment_batch(x: torch.Tensor, padding: int, flip: bool = True,
-                  generator: torch.Generator | None = None, fill: torch.Tensor | None = None) -> torch.Tensor:
-    """Random crop with zero-image padding and horizontal flip on a whole batch at once.
-
-    `fill` is the per-channel value of a black pixel after normalisation (so padding looks
-    like the dataset's own background); defaults to 0.
-    """
-    n, c, h, w = x.shape
-    device = x.device
-    if padding > 0:
-        padded = x.new_empty((n, c, h + 2 * padding, w + 2 * padding))
-        padded[:] = fill.view(1, c, 1, 1) if fill is not None else 0
-        padded[:, :, padding:padding + h, padding:padding + w] = x
-        offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=generator, device=device)
-        rows = offsets[0, :, None] + torch.arange(h, device=device)
-        cols = offsets[1, :, None] + torch.arange(w, device=device)
-        batch_idx = torch.arange(n, device=device)[:, None, None]
-        x = padded.permute(0, 2, 3, 1)[batch_idx, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
-    if flip:
-        mask = (torch.rand(n, generator=generator, device=device) < 0.5).view(n, 1, 1, 1)
-        x = torch.where(mask, x.flip(3), x)
-    return x.contiguous()
 
 
 def black_value(info: DatasetInfo) -> torch.Tensor:

@@ -27,7 +27,8 @@ import torch
 from . import lsg, trajectory
 from .analysis.features import extract
 from .checkpoints import CheckpointError, parse_meta, read_payload, save_checkpoint
-from .data import DataError, augment_batch, black_value, get_source, load_dataset
+from .augment import augment_batch
+from .data import DataError, black_value, get_source, load_dataset
 from .errors import UserError
 from .graphed_step import StepRunner, portable_state
 from .losses import Objective, create_objective

@@ -6,7 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from core.data import DataError, augment_batch, black_value, load_dataset
+from core.augment import augment_batch
+from core.data import DataError, black_value, load_dataset
 from core.inputs import ImageError, load_image, preprocess
 
 
