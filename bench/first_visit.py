@@ -5,7 +5,7 @@ the results shipped with the checkpoints (checkpoints/results/) or is computed t
     python bench/first_visit.py
 
 Each page is opened by its URL in a new browser tab; the time runs from the request until the
-page's own heading is shown and Streamlit's running indicator has gone.
+last heading of the page's own content is shown and Streamlit's running indicator has gone.
 """
 import os
 import sys
@@ -18,9 +18,11 @@ sys.path.insert(0, str(ROOT))
 from bench.common import record  # noqa: E402
 from tests.browser_tools import free_port, launch, start_server, stop_server  # noqa: E402
 
-PAGES = [("", "Unit Lens"), ("/compare", "Compare on an image"), ("/selectivity", "PCA of the features"),
-         ("/gates", "Class masking"), ("/ablations", "Single-unit ablation"), ("/unit?model=ce&unit=5",
-                                                                               "Top-activating test images")]
+# what each page shows last (never the navigation's own link text: "Compare on an image" is also a
+# link at the top, which made earlier runs stop the clock before the page had rendered)
+PAGES = [("", "Compared models"), ("/compare", "Faithfulness of the maps over 100 test images"),
+         ("/selectivity", "PCA of the features"), ("/gates", "Class masking"), ("/ablations", "Single-unit ablation"),
+         ("/unit?model=ce&unit=5", "Independent activation maximisation")]
 IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
 
 

@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import record  # noqa: E402
 from tests.browser_tools import free_port, launch, start_server, stop_server  # noqa: E402
 
-RENDERED = ("() => document.body.innerText.split('Grad-CAM').length - 1 >= 3 && "
+RENDERED = ("() => document.body.innerText.split('LayerCAM:').length - 1 >= 3 && "
             "!document.querySelector('[data-testid=\"stStatusWidget\"]')")
 
 
@@ -30,7 +30,8 @@ def main():
 
     from core.analysis.engine import Analyzer
     from core.checkpoints import load_checkpoint
-    from core.data import dataset_image, load_image
+    from core.data import dataset_image
+    from core.inputs import load_image
     from core.predict import predict
     from core.store import Store
     with tempfile.TemporaryDirectory() as tmp:
