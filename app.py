@@ -1,12 +1,16 @@
 """Unit Lens: the Streamlit entry. The navigation comes first (so a first visit never shows
 anything else), then the sidebar (model choice, training), then the page; the Overview page
-lives here, the others in pages/."""
-import pandas as pd
+lives here, the others in pages/.
+
+The server's first run imports PyTorch and reads every checkpoint (about 3 s on 2 cores): the
+page config and the navigation go out before that, with a line saying what is being loaded."""
+import sys
+from pathlib import Path
+
 import streamlit as st
 
-from core.analysis.engine import AnalysisSkipped
-from core.analysis.headline import ANALYSES_NEEDED, HEADLINE
-from ui import common
+ICON = Path(__file__).resolve().parent / "docs" / "icon.png"
+st.set_page_config(page_title="Unit Lens", page_icon=str(ICON) if ICON.exists() else None, layout="wide")
 
 
 def overview() -> None:
@@ -92,6 +96,14 @@ page = st.navigation([
     st.Page("pages/ablations.py", title="Ablations"),
     st.Page("pages/unit.py", title="Unit"),
 ], position="top")
+if "ui.common" not in sys.modules:  # once per server: say what the wait is for
+    with st.spinner("Starting Unit Lens: loading PyTorch (a few seconds, once per server start)…"):
+        from ui import common  # noqa: F401
+import pandas as pd  # noqa: E402
+from core.analysis.engine import AnalysisSkipped  # noqa: E402
+from core.analysis.headline import ANALYSES_NEEDED, HEADLINE  # noqa: E402
+from ui import common  # noqa: E402
+
 with common.entry():
     common.app_frame()
     page.run()

@@ -32,7 +32,6 @@ EVAL_LIMIT = int(os.environ.get("UNITLENS_EVAL_LIMIT", "0")) or None
 TRAIN_LIMIT = int(os.environ.get("UNITLENS_TRAIN_LIMIT", "0")) or DEFAULT_TRAIN_LIMIT
 EXTRA_DIRS = [d for d in os.environ.get("UNITLENS_MODEL_DIRS", "").split(os.pathsep) if d]
 DEFAULT_METHODS = ("ce", "minimax", "lsg")
-ICON = ROOT / "docs" / "icon.png"
 _ENTRY = threading.local()  # set while app.py (the navigation entry) runs in this thread
 log = logging.getLogger("unitlens")
 
@@ -137,7 +136,6 @@ def show_store_notices() -> None:
 # ----------------------------------------------------------------------------- the frame
 def app_frame() -> None:
     """The sidebar every page shares; app.py calls it before the page runs."""
-    st.set_page_config(page_title="Unit Lens", page_icon=str(ICON) if ICON.exists() else None, layout="wide")
     guarded(model_choice)
     guarded(training_panel)
     st.sidebar.caption(f"Training runs on: {describe_device()}. The analyses' forward passes run on: "
