@@ -15,14 +15,20 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-
-import duckdb
+from types import ModuleType
 
 from .analysis.headline import HEADLINE
 from .errors import UserError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DUCKDB_MAGIC = b"DUCK"  # bytes 8..12 of every DuckDB database file
+
+
+def duckdb() -> ModuleType:
+    """DuckDB, imported when a Store first opens its file (the engine runs without it, on a
+    MemoryStore, where it is not installed)."""
+    import duckdb as module
+    return module
 
 
 def default_path() -> Path:
@@ -131,14 +137,14 @@ class Store:
         except OSError:
             return False
 
-    def _open(self) -> duckdb.DuckDBPyConnection:
+    def _open(self):
         self._check_path()
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.02
         while True:
             try:
-                return duckdb.connect(str(self.path), read_only=self.read_only)
-            except duckdb.Error as exc:
+                return duckdb().connect(str(self.path), read_only=self.read_only)
+            except duckdb().Error as exc:
                 message = str(exc)
                 if is_lock_error(message):
                     if time.monotonic() > deadline:
@@ -195,7 +201,7 @@ class Store:
                 if write and self.read_only:
                     return None
                 return fn(connection)
-        except duckdb.Error as exc:
+        except duckdb().Error as exc:
             if is_lock_error(str(exc)):
                 raise StoreError(f"the cache is busy: {str(exc).splitlines()[0][:160]}") from None
             self._ready = False
@@ -265,3 +271,33 @@ class Store:
 
     def query(self, sql: str, params=None) -> list[tuple]:
         return self._run(lambda c: c.execute(sql, params or []).fetchall())
+
+
+class MemoryStore:
+    """Results kept in this process only, with the part of Store's interface the analysis
+    engine uses: for a machine without DuckDB (the GPU image) or a run that should leave no
+    file. Nothing is shared between processes and no feature files are written."""
+    path = None
+    params_key = staticmethod(Store.params_key)
+
+    def __init__(self):
+        self.notices: list[str] = []
+        self._results: dict[tuple, dict] = {}
+
+    def get_result(self, model_hash: str, analysis: str, params: dict, split: str, version: int):
+        return self._results.get((model_hash, analysis, self.params_key(params), split, version))
+
+    def results_for(self, model_hash: str, split: str) -> dict[tuple, dict]:
+        return {(a, p, v): payload for (h, a, p, s, v), payload in self._results.items()
+                if h == model_hash and s == split}
+
+    def put_result(self, model_hash: str, analysis: str, params: dict, split: str, version: int,
+                   payload: dict, seconds: float = 0.0) -> None:
+        self._results[(model_hash, analysis, self.params_key(params), split, version)] = \
+            json.loads(json.dumps(payload, allow_nan=False))  # what a DuckDB round trip gives back
+
+    def put_model(self, row: dict) -> None:
+        """The SQL tables are DuckDB's: nothing to keep here."""
+
+    def put_units(self, model_hash: str, rows: list[dict]) -> None:
+        """The SQL tables are DuckDB's: nothing to keep here."""

@@ -156,3 +156,38 @@ def test_a_second_run_is_refused_on_cpu_and_cancel_stops_the_first(tmp_path, dat
         assert time.time() < deadline
         time.sleep(0.2)
     assert runs.load_run(tmp_path / f"{run.run_id}.run.json").status == "cancelled"
+
+
+def test_memory_store_keeps_results_as_a_duckdb_round_trip_would(tiny_checkpoints):
+    from core.analysis.engine import Analyzer
+    from core.store import MemoryStore
+    store = MemoryStore()
+    store.put_result("h", "a", {"k": 1}, "test", 1, {"x": (1, 2.5)})
+    assert store.get_result("h", "a", {"k": 1}, "test", 1) == {"x": [1, 2.5]}  # JSON: a tuple comes back a list
+    assert store.get_result("h", "a", {"k": 2}, "test", 1) is None
+    assert store.results_for("h", "test") == {("a", '{"k":1}', 1): {"x": [1, 2.5]}}
+    with pytest.raises(ValueError):
+        store.put_result("h", "a", {}, "test", 1, {"x": float("nan")})
+    first = Analyzer.from_path(tiny_checkpoints["ce"], store, limit=200, train_limit=200, use_cache=False)
+    first.run("selectivity")
+    assert first.feature_dir is None and first.computed == ["selectivity"]
+    again = Analyzer.from_path(tiny_checkpoints["ce"], store, limit=200, train_limit=200)
+    assert again.run("selectivity") == first.run("selectivity") and again.computed == []
+
+
+@pytest.mark.slow
+def test_the_engine_runs_where_duckdb_is_not_installed(tiny_checkpoints):
+    """The GPU image has no DuckDB: the engine must import and run on a MemoryStore there."""
+    script = textwrap.dedent(f"""
+        import sys
+        sys.modules["duckdb"] = None  # import duckdb now fails, as where it is not installed
+        sys.path.insert(0, {str(ROOT)!r})
+        from core.analysis.engine import Analyzer
+        from core.store import MemoryStore
+        result = Analyzer.from_path({str(tiny_checkpoints["ce"])!r}, MemoryStore(), limit=100, train_limit=100,
+                                    use_cache=False).run("accuracy")
+        print(result["accuracy"])
+    """)
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert child.returncode == 0, child.stderr[-2000:]
+    assert 0.0 <= float(child.stdout.strip()) <= 1.0
