@@ -6,13 +6,14 @@
 #   solo       one 20-epoch CE run alone, wall clock including start-up
 #   throughput bench/train_throughput.py --device cuda (ours vs the naive loop, side by side:
 #              graphs for ce and lsg, then --compile)
+#   analysis   bench/analysis_speed.py --device cuda --store memory (the image has no DuckDB)
 #   schedule   the bundle (checkpoints/train_bundled.sh, 40 epochs, all six at once) and the trio
 #              on 80 epochs beside it; stopped (resumable) after $DEADLINE seconds
 # The bundled checkpoints came from the "schedule" step (bench/RESULTS.md lists every lease).
 set -u
 export PYTHONUNBUFFERED=1 PYTHON=python3
 OUT=${OUT:-/tmp/gpu-out}
-STEPS=${STEPS:-gputests solo throughput schedule}
+STEPS=${STEPS:-gputests analysis solo throughput schedule}
 mkdir -p "$OUT" data/FashionMNIST/raw
 for f in .gpu/fashion-mnist/*.gz; do gunzip -c "$f" > "data/FashionMNIST/raw/$(basename "$f" .gz)"; done
 python3 -c "import torch, torchvision; print(torch.__version__, torchvision.__version__, torch.cuda.get_device_name(0))" | tee "$OUT/machine.txt"
@@ -39,6 +40,10 @@ for step in $STEPS; do
     gputests)
       python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py > "$OUT/gputests.txt" 2>&1
       tail -n 5 "$OUT/gputests.txt" ;;
+    analysis)
+      python3 bench/analysis_speed.py --device cuda --store memory > "$OUT/analysis.txt" 2>&1
+      cp bench/RESULTS.md "$OUT/RESULTS.md"
+      grep "^|" "$OUT/analysis.txt" ;;
     throughput)
       python3 bench/train_throughput.py --device cuda --methods ce,lsg --variants graphs --rounds 1 \
         > "$OUT/throughput.txt" 2>&1

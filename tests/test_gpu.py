@@ -28,13 +28,13 @@ def test_graphed_training_gives_the_eager_weights(method, tmp_path, data_root):
             assert torch.allclose(weights[True][name], eager, rtol=1e-4, atol=1e-5), name
 
 
-def test_the_analysis_engine_on_the_gpu_gives_the_cpu_figures(tmp_path):
+def test_the_analysis_engine_on_the_gpu_gives_the_cpu_figures():
     """The forward pass and IAM on the GPU (float32, TF32 off) against the CPU: same features to
     float tolerance, the same headline figures; the app's own model stays on the CPU."""
     from core.analysis.engine import Analyzer
-    from core.store import Store
-    engines = {device: Analyzer.from_path("checkpoints/ce.pt", Store(tmp_path / f"{device}.duckdb"), feature_dir=None,
-                                          device=device, limit=2000, train_limit=2000) for device in ("cpu", "cuda")}
+    from core.store import MemoryStore  # the GPU image has no DuckDB
+    engines = {device: Analyzer.from_path("checkpoints/ce.pt", MemoryStore(), device=device, limit=2000,
+                                          train_limit=2000, use_cache=False) for device in ("cpu", "cuda")}
     cpu, gpu = (engines[d].features("test", 2000) for d in ("cpu", "cuda"))
     torch.testing.assert_close(gpu.features, cpu.features, rtol=1e-4, atol=1e-4)
     assert torch.equal(gpu.labels, cpu.labels) and gpu.features.device.type == "cpu"
