@@ -84,7 +84,7 @@ def main():
         "| what | seconds | ratio to the bare forward pass |",
         "|---|---|---|",
         f"| bare forward pass over the test split (floor) | {bare:.1f} | 1.00 |",
-        f"| full uncached analysis ({len(REPORT)} analyses, incl. {train_limit} training images' forward pass) | "
+        f"| full uncached analysis ({len(REPORT)} analyses, incl. the forward pass over {train_limit or 'all'} training images) | "
         f"{full:.1f} | {full / bare:.2f} |",
         f"| cached reload of the same report ({'DuckDB' if args.store == 'duckdb' else 'memory'}) | {cached:.3f} | "
         f"{cached / bare:.3f} |",
