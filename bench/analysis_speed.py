@@ -28,7 +28,8 @@ def naive_unit_ablation(model, images, labels, units, batch_size=250):
     """Zero unit k inside the network with a hook and run the whole split again, per unit."""
     accuracies = []
     for unit in units:
-        hook = model.target_layer.register_forward_hook(lambda m, i, out, u=unit: out.index_fill(1, torch.tensor([u], device=out.device), 0.0))
+        zeroed = torch.tensor([unit], device=images.device)
+        hook = model.target_layer.register_forward_hook(lambda m, i, out, u=zeroed: out.index_fill(1, u, 0.0))
         correct = 0
         for start in range(0, len(labels), batch_size):
             x = images[start:start + batch_size].contiguous(memory_format=torch.channels_last)
@@ -84,8 +85,8 @@ def main():
         "| what | seconds | ratio to the bare forward pass |",
         "|---|---|---|",
         f"| bare forward pass over the test split (floor) | {bare:.1f} | 1.00 |",
-        f"| full uncached analysis ({len(REPORT)} analyses, incl. the forward pass over {train_limit or 'all'} training images) | "
-        f"{full:.1f} | {full / bare:.2f} |",
+        f"| full uncached analysis ({len(REPORT)} analyses, incl. the forward pass over {train_limit or 'all'} "
+        f"training images) | {full:.1f} | {full / bare:.2f} |",
         f"| cached reload of the same report ({'DuckDB' if args.store == 'duckdb' else 'memory'}) | {cached:.3f} | "
         f"{cached / bare:.3f} |",
         f"| naive unit ablation, all {k} units (measured on {len(units)}, x{k / len(units):.0f}) | "
