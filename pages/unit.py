@@ -80,7 +80,7 @@ def class_across_models():
             common.chart(chart, f"{meta['label']}-unit{unit}-class-means", f"unit_across_{meta['label']}")
             pictures, captions = top_pictures(meta, common.analysis(meta, "top_images"), unit, 6, 64)
             st.image(pictures, caption=captions)
-            st.page_link("pages/unit.py", label=f"Open unit {unit} of {meta['label']}",
+            st.page_link("pages/unit.py", label=f"Open unit {unit} of {common.plain(meta['label'])}",
                          query_params={"model": meta["label"], "unit": str(unit)})
 
 
