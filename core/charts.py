@@ -24,6 +24,12 @@ FAITHFULNESS_MEASURES = {"deletion": "deletion AUC (lower is better)", "insertio
                          "road_lerf": "ROAD, least relevant first (nearer 0 is better)"}
 
 
+def model_colour(models) -> alt.Color:
+    """One colour per model, in the sidebar's order, the same on every chart of every page."""
+    models = list(dict.fromkeys(models))
+    return alt.Color("model:N", scale=alt.Scale(domain=models), sort=models, title="model")
+
+
 def faithfulness_frame(results: dict[str, dict]) -> pd.DataFrame:
     """model -> faithfulness result  ->  one row per model, map and measure (mean, std)."""
     return pd.DataFrame([{"model": model, "map": entry["label"], "measure": measure,
@@ -36,9 +42,10 @@ def faithfulness_chart(frame: pd.DataFrame, measure: str):
     """Bars of one measure per map, models side by side, with one standard deviation over images."""
     part = frame[frame["measure"] == measure].assign(low=lambda f: f["mean"] - f["std"],
                                                      high=lambda f: f["mean"] + f["std"])
-    base = alt.Chart(part).encode(x=alt.X("map:N", title=None, sort=None, axis=alt.Axis(labelAngle=0)),
-                                  xOffset="model:N")
-    bars = base.mark_bar().encode(y=alt.Y("mean:Q", title=None), color="model:N",
+    models = list(dict.fromkeys(part["model"]))
+    base = alt.Chart(part).encode(x=alt.X("map:N", title=None, sort=None, axis=alt.Axis(labelAngle=-30, labelLimit=140)),
+                                  xOffset=alt.XOffset("model:N", sort=models))
+    bars = base.mark_bar().encode(y=alt.Y("mean:Q", title=None), color=model_colour(models),
                                   tooltip=["model", "map", alt.Tooltip("mean:Q", format=".3f"),
                                            alt.Tooltip("std:Q", format=".3f")])
     spread = base.mark_rule(color="black").encode(y="low:Q", y2="high:Q")

@@ -4,6 +4,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from core.charts import model_colour
 from ui import common
 
 
@@ -38,14 +39,16 @@ def render():
     sweep = pd.DataFrame(sweep_rows)
     common.chart(alt.Chart(sweep).mark_line(point=True).encode(
         x=alt.X("k:Q", scale=alt.Scale(type="log", base=2), title="k (= k1 = k2)"),
-        y=alt.Y("r_A:Q", title="r_A = A_d / A_f"), color="model:N", tooltip=["model", "k", "A_d", "r_A"]
+        y=alt.Y("r_A:Q", title="r_A = A_d / A_f"), color=model_colour([m["label"] for m in models]),
+        tooltip=["model", "k", "A_d", "r_A"]
     ).properties(height=260, title="Decomposed accuracy ratio against k"), "influential-sweep", "abl_sweep")
     common.download_csv(sweep, "influential-sweep", key="abl_csv_sweep")
 
     noise = pd.DataFrame(noise_rows)
     common.chart(alt.Chart(noise).mark_bar().encode(
         x=alt.X("features replaced:N", title=None), y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1])),
-        color="features replaced:N", column=alt.Column("replacement:N"), row=alt.Row("model:N"),
+        color=alt.Color("features replaced:N", scale=alt.Scale(range=["#333333", "#b0b0b0"])),  # not model colours
+        column=alt.Column("replacement:N"), row=alt.Row("model:N", sort=[m["label"] for m in models]),
         tooltip=["model", "replacement", "features replaced", alt.Tooltip("accuracy:Q", format=".3f"),
                  alt.Tooltip("spread (std):Q", format=".3f"), "seeds"]
     ).properties(height=120, width=120, title="Noise ablation (mean over seeds; spread in the tooltip and CSV)"),

@@ -147,7 +147,10 @@ def render():
                          caption=f"gate row of {common.plain(classes[out['target']])}", width="stretch")
             top = pd.DataFrame(out["top_units"]).assign(
                 **{"class": lambda f: [classes[c] for c in f["class"]]})
+            st.caption("Most active units on this image (class: the class each unit is assigned to)")
             st.dataframe(top, hide_index=True, height=180)
+            st.caption(f"Units that add most to {common.plain(classes[out['target']])} here "
+                       "(head weight × activation; red in the grid):")
             for unit in out["class_units"][:4]:
                 st.page_link("pages/unit.py", label=f"unit {unit}", query_params={"model": meta["label"], "unit": unit},
                              icon=":material/search:")
@@ -175,7 +178,8 @@ def faithfulness_section(models: list[dict]):
                      columns[i % 2])
     common.download_csv(frame, "faithfulness", key="compare_faith_csv")
     st.caption("Explaining each image's predicted class; bars: mean over the images, lines: one standard deviation. "
-               "The random map is the baseline every method should beat.")
+               "The random map is the baseline every method should beat; where a method's bar is no better than "
+               "the random map's, its maps are no more faithful than chance on that measure.")
 
 
 common.page_frame()

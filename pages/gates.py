@@ -13,7 +13,9 @@ def render():
     models = common.require_models()
     st.caption("Phi = min over G of CE(gated) + |density(G) - rho| with the network frozen (rho = 0.2). "
                "LSG models start from their trained gate; the others are fitted post hoc on cached training "
-               "features. Lower Phi: less filter ambiguity.")
+               "features. Lower Phi: less filter ambiguity. Phi contains the gated cross-entropy, so a model "
+               "trained to be less confident has a high Phi whatever its filters: minimax with p_t = 0.7 cannot "
+               "go below -ln 0.7 = 0.36.")
     summary = []
     for meta in models:
         gate = common.analysis(meta, "gate")
@@ -37,14 +39,19 @@ def render():
         common.download_csv(frame, f"{meta['label']}-gate", key=f"gates_csv_{meta['label']}")
 
     st.subheader("Feature/gate similarity")
-    st.caption("S^c_y: mean of a·G_c over true-positive (left) and false-negative (right) images of class y.")
+    st.caption("S^c_y: mean of a·G_c over true-positive (left) and false-negative (right) images of class y; "
+               "one colour scale for every model and both kinds.")
+    similarities = {m["label"]: common.analysis(m, "gate_similarity") for m in models}
+    values = [v for sim in similarities.values() for key in ("tp", "fn") for row in sim[key] for v in row
+              if v is not None]
+    shared = [min(values), max(values)] if values else None
     for meta in models:
-        sim = common.analysis(meta, "gate_similarity")
+        sim = similarities[meta["label"]]
         classes = meta["class_names"]
         left, right = st.columns(2)
         for column, key, name in ((left, "tp", "true positives"), (right, "fn", "false negatives")):
             chart, _ = heatmap(sim[key], classes, classes, "true class y", "gate row c",
-                               f"{meta['label']}: {name}", scheme="viridis")
+                               f"{meta['label']}: {name}", scheme="viridis", domain=shared)
             common.chart(chart, f"{meta['label']}-similarity-{key}", f"gates_sim_{meta['label']}_{key}", column)
 
     st.subheader("Class masking")

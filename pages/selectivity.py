@@ -4,12 +4,14 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from core.charts import model_colour
 from ui import common
 
 
 def render():
     st.title("Selectivity")
     models = common.require_models()
+    labels = [m["label"] for m in models]
     si_rows, summary, entropy_rows = [], [], []
     for meta in models:
         sel = common.analysis(meta, "selectivity")
@@ -28,11 +30,11 @@ def render():
         chart = alt.Chart(si).transform_density("selectivity", groupby=["model"], as_=["selectivity", "density"],
                                                 extent=[0, 1]).mark_area(opacity=0.45).encode(
             x=alt.X("selectivity:Q", scale=alt.Scale(domain=[0, 1]), title="selectivity index"),
-            y=alt.Y("density:Q", stack=None), color="model:N")
+            y=alt.Y("density:Q", stack=None), color=model_colour(labels))
     else:
         chart = alt.Chart(si).mark_bar(opacity=0.5).encode(
             x=alt.X("selectivity:Q", bin=alt.Bin(extent=[0, 1], step=0.05), title="selectivity index"),
-            y=alt.Y("count():Q", stack=None, title="units"), color="model:N")
+            y=alt.Y("count():Q", stack=None, title="units"), color=model_colour(labels))
     common.chart(chart.properties(height=300, title="Unit selectivity (dead units excluded)"), "selectivity", "sel_hist")
     table = pd.DataFrame(summary)
     st.dataframe(table, hide_index=True)
@@ -40,10 +42,11 @@ def render():
     common.download_csv(si, "selectivity-per-unit", key="sel_csv_units", label="CSV: one row per unit")
 
     entropy = pd.DataFrame(entropy_rows)
-    bars = alt.Chart(entropy).mark_bar().encode(x=alt.X("model:N", title=None), y=alt.Y("entropy:Q", title="nats"),
-                                                color="model:N", tooltip=["model", alt.Tooltip("entropy:Q", format=".3f")])
-    rule = alt.Chart(entropy.head(1)).mark_rule(color="red", strokeDash=[4, 4]).encode(y="bound:Q")
-    common.chart((bars + rule).properties(height=260, title="Mean non-target entropy; red: log(C-1)"),
+    bars = alt.Chart(entropy).mark_bar().encode(x=alt.X("model:N", title=None, sort=labels),
+                                                y=alt.Y("entropy:Q", title="nats"), color=model_colour(labels),
+                                                tooltip=["model", alt.Tooltip("entropy:Q", format=".3f")])
+    rule = alt.Chart(entropy.head(1)).mark_rule(color="black", strokeDash=[4, 4]).encode(y="bound:Q")
+    common.chart((bars + rule).properties(height=260, title="Mean non-target entropy; dashed: the bound log(C-1)"),
                  "nontarget-entropy", "sel_entropy")
 
     st.subheader("Over training")
@@ -64,7 +67,7 @@ def render():
                 line = alt.Chart(over).mark_line(point=True).encode(
                     x=alt.X("epoch:Q", title="epoch"),
                     y=alt.Y(f"{key}:Q", title=title, axis=alt.Axis(format="d" if key == "dead_units" else "~g")),
-                    color="model:N",
+                    color=model_colour(labels),
                     tooltip=["model", "epoch", alt.Tooltip(f"{key}:Q", format=".3f")]).properties(height=220, title=title)
                 common.chart(line, f"over-training-{key}", f"sel_over_{key}", column)
         common.download_csv(over, "over-training", key="sel_csv_over")

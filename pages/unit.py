@@ -16,14 +16,15 @@ from ui import common
 VIEWS = ("One unit", "One class across the compared models")
 
 
-def bar(values, names, title, y_title, highlight: str | None = None):
+def bar(values, names, title, y_title, highlight: str | None = None, percent: bool = False):
     frame = pd.DataFrame({"class": names, "value": values})
     colour = alt.condition(alt.datum["class"] == highlight, alt.value("#d62728"), alt.value("#4c78a8")) \
         if highlight is not None else alt.value("#4c78a8")
     return alt.Chart(frame).mark_bar().encode(
         x=alt.X("class:N", sort=names, title=None, axis=alt.Axis(labelOverlap=False, labelAngle=-45)),
-        y=alt.Y("value:Q", title=y_title), color=colour,
-        tooltip=["class", alt.Tooltip("value:Q", format=".3f")]).properties(height=220, title=title), frame
+        y=alt.Y("value:Q", title=y_title, axis=alt.Axis(format="%" if percent else "~g")), color=colour,
+        tooltip=["class", alt.Tooltip("value:Q", format=".2%" if percent else ".3f")]
+    ).properties(height=220, title=title), frame
 
 
 def top_pictures(meta: dict, top: dict, unit: int, count: int, size: int):
@@ -59,7 +60,10 @@ def render():
 def class_across_models():
     models = common.require_models()
     classes = models[0]["class_names"]
+    if "unit_class" not in st.session_state and st.session_state.get("unit_class_kept") in classes:
+        st.session_state["unit_class"] = st.session_state["unit_class_kept"]  # kept while the other view showed
     name = st.selectbox("Class", classes, key="unit_class")
+    st.session_state["unit_class_kept"] = name
     st.caption("For each model: among its live units that prefer the class (largest class-mean activation), "
                "the most selective; its class means, with the class in red; its top-activating test images.")
     for column, meta in zip(st.columns(len(models)), models):
@@ -130,9 +134,10 @@ def one_unit(found: dict, url: tuple):
     for column, values, title, y in ((col1, means, "class-mean activation", "mean a_k"),
                                      (col2, [row[unit] for row in gate["gate"]], f"gate column ({gate['source']})", "G[c, k]"),
                                      (col3, abl["drop"][unit], "accuracy drop when zeroed", "drop")):
-        chart, frame = bar(values, classes, title, y)
+        chart, frame = bar(values, classes, title, y, percent=title.startswith("accuracy drop"))
         common.chart(chart, f"{label}-unit{unit}-{title.split()[0]}", f"unit_chart_{title.split()[0]}", column)
-        common.download_csv(frame, f"{label}-unit{unit}-{title.split()[0]}", key=f"unit_csv_{title}")
+        common.download_csv(frame, f"{label}-unit{unit}-{title.split()[0]}", key=f"unit_csv_{title}",
+                            label=f"CSV: {title.split(' (')[0]}")
 
     history = common.analysis(meta, "trajectory")
     if history["available"]:
