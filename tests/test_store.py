@@ -44,6 +44,7 @@ def test_two_processes_write_at_once_without_lock_errors_or_lost_results(tmp_pat
     assert rows == [("proc1", 40), ("proc2", 40)]
 
 
+@pytest.mark.slow  # a second process by nature
 def test_waits_while_another_process_holds_the_file(tmp_path):
     path = tmp_path / "held.duckdb"
     Store(path).put_result("h", "a", {}, "test", 1, {"v": 1})
@@ -140,6 +141,7 @@ def test_training_progress_is_ingested_into_the_runs_table(tmp_path, data_root):
     assert runs.active_run(tmp_path) is None
 
 
+@pytest.mark.slow  # a second process by nature
 def test_a_second_run_is_refused_on_cpu_and_cancel_stops_the_first(tmp_path, data_root):
     from core import runs
     run = runs.start_run("ce", {}, epochs=5, limit=3000, batch_size=50, folder=tmp_path)
