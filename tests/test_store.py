@@ -141,7 +141,6 @@ def test_training_progress_is_ingested_into_the_runs_table(tmp_path, data_root):
     assert runs.active_run(tmp_path) is None
 
 
-@pytest.mark.slow  # a second process by nature
 def test_a_second_run_is_refused_on_cpu_and_cancel_stops_the_first(tmp_path, data_root):
     from core import runs
     run = runs.start_run("ce", {}, epochs=5, limit=3000, batch_size=50, folder=tmp_path)
