@@ -77,9 +77,9 @@ def main():
                         arg=captions[target])
                     page.wait_for_function(RENDERED)
                     timings.append(time.perf_counter() - t0)
-                if args.screenshot:  # the README picture: wait for the six probability charts too
+                if args.screenshot:  # the README picture: wait for the three probability charts too
                     page.wait_for_function("() => document.querySelectorAll('.vega-embed canvas, .vega-embed svg')"
-                                           ".length >= 6")
+                                           ".length >= 3")
                     page.wait_for_timeout(1000)
                     page.screenshot(path=str(args.screenshot))
                 browser.close()

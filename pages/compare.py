@@ -45,13 +45,18 @@ def pick_image(reference: dict):
     return image, label, f"test image {dataset_index}"
 
 
-def probability_chart(probs: np.ndarray, names: list[str], temperature: float):
-    top = np.argsort(-probs)[:5]
-    frame = pd.DataFrame({"class": [names[i] for i in top], "p": probs[top]})
-    return alt.Chart(frame, title=f"T = {temperature:g}", height=alt.Step(16)).mark_bar().encode(
-        x=alt.X("p:Q", scale=alt.Scale(domain=[0, 1]), title=None),
-        y=alt.Y("class:N", sort="-x", title=None, axis=alt.Axis(labelOverlap=False, labelLimit=90)),
-        tooltip=["class", alt.Tooltip("p:Q", format=".3f")])
+def probability_chart(probabilities: dict[float, np.ndarray], names: list[str]):
+    """The top-5 classes (the same at every temperature), one bar per temperature side by side."""
+    top = np.argsort(-probabilities[1.0])[:5]
+    frame = pd.DataFrame([{"class": names[i], "T": f"T = {t:g}", "p": float(probs[i])}
+                          for t, probs in probabilities.items() for i in top])
+    order = [names[i] for i in top]
+    return alt.Chart(frame, title="top-5 probabilities at temperature T", height=alt.Step(10)).mark_bar().encode(
+        x=alt.X("p:Q", scale=alt.Scale(domain=[0, 1]), title="probability"),
+        y=alt.Y("class:N", sort=order, title=None, axis=alt.Axis(labelOverlap=False, labelLimit=90)),
+        yOffset=alt.YOffset("T:N"), color=alt.Color("T:N", scale=alt.Scale(range=["#1f4e79", "#9ecae1"]), title=None,
+                                                      legend=alt.Legend(orient="bottom")),
+        tooltip=["class", "T", alt.Tooltip("p:Q", format=".3f")])
 
 
 def render():
@@ -122,9 +127,8 @@ def render():
             with st.expander("What was done to the image"):
                 for step in out["steps"]:
                     st.text(step)
-            for t, probs in out["probabilities"].items():
-                common.chart(probability_chart(probs, classes, t), f"{meta['label']}-probabilities-T{t:g}",
-                             f"compare_prob_{meta['label']}_{t:g}")
+            common.chart(probability_chart(out["probabilities"], classes), f"{meta['label']}-probabilities",
+                         f"compare_prob_{meta['label']}")
             vmax = vmax_all if shared_scale else float(out["maps"].max())
             grid = feature_grid(out["maps"], 0.0, vmax, marked=out["class_units"], columns=8, cell=36)
             st.image(grid, caption=f"{len(out['maps'])} penultimate maps (0 to {vmax:.2f}); red: "
