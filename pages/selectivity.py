@@ -21,8 +21,8 @@ def render():
                 si_rows.append({"model": meta["label"], "unit": unit, "selectivity": value})
         summary.append({"model": meta["label"], "method": meta["method"], "SI q1": sel.get("q1"), "median SI": sel["median"], "SI q3": sel.get("q3"),
                         "mean SI": sel["mean"], "dead units": sel["dead_count"], "units": len(sel["per_unit"]),
-                        "non-target entropy": nte["mean"], "bound log(C-1)": nte["bound"],
-                        "fraction of bound": nte["fraction"]})
+                        "NTE (nats)": nte["mean"], "bound log(C-1)": nte["bound"],
+                        "NTE / log(C-1)": nte["fraction"]})
         entropy_rows.append({"model": meta["label"], "entropy": nte["mean"], "bound": nte["bound"]})
     si = pd.DataFrame(si_rows)
     kind = st.radio("Show", ["Density", "Histogram"], horizontal=True, key="sel_kind")
@@ -37,7 +37,9 @@ def render():
             y=alt.Y("count():Q", stack=None, title="units"), color=model_colour(labels))
     common.chart(chart.properties(height=300, title="Unit selectivity (dead units excluded)"), "selectivity", "sel_hist")
     table = pd.DataFrame(summary)
-    st.dataframe(table, hide_index=True)
+    st.dataframe(table, hide_index=True, column_config={  # three decimals, as on the Overview
+        column: st.column_config.NumberColumn(format="%.3f") for column in table.columns
+        if column not in ("model", "method", "dead units", "units")})
     common.download_csv(table, "selectivity-summary", key="sel_csv_summary", label="CSV: one row per model")
     common.download_csv(si, "selectivity-per-unit", key="sel_csv_units", label="CSV: one row per unit")
 

@@ -33,8 +33,12 @@ HEADLINE: tuple[Figure, ...] = (
            help="mean entropy of the softmax over the non-target logits"),
     Figure("nontarget_fraction", "NTE / log(C-1)", "nontarget_entropy", lambda r: r["fraction"],
            help="non-target entropy as a fraction of its bound"),
-    Figure("phi", "Phi", "gate", lambda r: r["phi"], help="filter ambiguity (LSG paper, Eq. 2); lower is more class-specific"),
-    Figure("gate_density", "gate density", "gate", lambda r: r["density"], help="||G||_1 / (C K) of the fitted gate"),
+    Figure("phi", "Phi", "gate", lambda r: r["phi"],
+           help="filter ambiguity (LSG paper, Eq. 2); lower is more class-specific. It holds the gated cross-entropy, "
+                "so a model trained to be less confident (minimax) has a higher floor"),
+    Figure("gate_density", "gate density", "gate", lambda r: r["density"],
+           help="||G||_1 / (C K) of the fitted gate: the fit's target is 0.2, so a value far from it means the fit "
+                "did not meet its constraint"),
     Figure("r_a", "r_A (k=5)", "influential", lambda r: r["r_A"],
            help="accuracy of the decomposed logits over the full accuracy"),
     Figure("noise_influential", "noise on infl.", "noise_ablation", _noise("influential"),
