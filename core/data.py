@@ -191,8 +191,7 @@ class FashionMNIST(TorchvisionSource):
     mean, std = [0.2860], [0.3530]
     dark_background = True
     folder, required_files = "FashionMNIST/raw", FASHION_MNIST_FILES
-    idx_files = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-                 "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+    idx_files = {"train": FASHION_MNIST_FILES[:2], "test": FASHION_MNIST_FILES[2:]}  # (images, labels)
     missing_hint = "run `make data` or `python -m core.data prepare`"
 
 

@@ -28,7 +28,7 @@ from . import lsg, trajectory
 from .analysis.features import extract
 from .checkpoints import CheckpointError, parse_meta, read_payload, save_checkpoint
 from .augment import augment_batch
-from .data import DataError, black_value, get_source, load_dataset
+from .data import DataError, DatasetInfo, black_value, get_source, load_dataset
 from .errors import UserError
 from .graphed_step import StepRunner, portable_state
 from .losses import Objective, create_objective
@@ -266,7 +266,7 @@ class Distributed:
 class RunData:
     """Both splits as tensors on the training device (the test labels stay on the host, where
     the epoch's snapshot reads them), and what augmentation needs."""
-    info: object
+    info: DatasetInfo
     images: torch.Tensor
     labels: torch.Tensor
     test_images: torch.Tensor
@@ -292,7 +292,7 @@ def load_data(config: TrainConfig, device: torch.device) -> RunData:
                    trajectory.subset_indices(test_set.labels, info.num_classes, config.snapshot_per_class))
 
 
-def build(config: TrainConfig, objective: Objective, info, device: torch.device):
+def build(config: TrainConfig, objective: Objective, info: DatasetInfo, device: torch.device):
     """The model (seeded), its SGD optimiser, and the objective's own optimiser (the LSG gate's) or None."""
     torch.manual_seed(config.seed)
     model = create_model(config.arch, info.num_classes, info.channels)
@@ -304,7 +304,7 @@ def build(config: TrainConfig, objective: Objective, info, device: torch.device)
     return model, optimizer, extra_optimizer
 
 
-def run_record(config: TrainConfig, objective: Objective, info, command: str, device, dist, model,
+def run_record(config: TrainConfig, objective: Objective, info: DatasetInfo, command: str, device, dist, model,
                steps_per_epoch: int) -> dict:
     """The checkpoint's metadata: every recorded option, the data, the command and the machine."""
     return {

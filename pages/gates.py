@@ -14,8 +14,8 @@ def render():
     st.caption("Phi = min over G of CE(gated) + |density(G) - rho| with the network frozen (rho = 0.2). "
                "LSG models start from their trained gate; the others are fitted post hoc on cached training "
                "features. Lower Phi: less filter ambiguity. Phi contains the gated cross-entropy, so a model "
-               "trained to be less confident has a high Phi whatever its filters: minimax with p_t = 0.7 cannot "
-               "go below -ln 0.7 = 0.36.")
+               "trained to be less confident starts from a higher Phi: minimax is trained toward p_t = 0.7, a "
+               "cross-entropy of -ln 0.7 = 0.36, and part of its Phi is that, not its filters.")
     summary = []
     for meta in models:
         gate = common.analysis(meta, "gate")

@@ -22,7 +22,10 @@ PYTHON = sys.executable
 
 # One torch thread for the suite: on this 2-core machine, while other work runs, OpenMP's waiting
 # threads made the fast suite 4x slower (Score-CAM's many small passes 15x); README, "make test-fast".
+# The processes the tests start (command lines, training runs, the app) inherit it, so a run in a
+# child computes what the same run computes here (float sums depend on the thread count).
 torch.set_num_threads(1)
+os.environ["OMP_NUM_THREADS"] = "1"
 
 
 @pytest.fixture(scope="session")

@@ -35,7 +35,7 @@ HEADLINE: tuple[Figure, ...] = (
            help="non-target entropy as a fraction of its bound"),
     Figure("phi", "Phi", "gate", lambda r: r["phi"],
            help="filter ambiguity (LSG paper, Eq. 2); lower is more class-specific. It holds the gated cross-entropy, "
-                "so a model trained to be less confident (minimax) has a higher floor"),
+                "so a model trained to be less confident (minimax, toward p_t = 0.7) starts higher"),
     Figure("gate_density", "gate density", "gate", lambda r: r["density"],
            help="||G||_1 / (C K) of the fitted gate: the fit's target is 0.2, so a value far from it means the fit "
                 "did not meet its constraint"),
