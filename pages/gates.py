@@ -24,7 +24,9 @@ def render():
                         "single-class units": gate["single_class_fraction"], "fit steps": gate.get("steps"),
                         "converged": gate.get("converged")})
     table = pd.DataFrame(summary)
-    st.dataframe(table, hide_index=True)
+    st.dataframe(table, hide_index=True, column_config={  # three decimals, as on the Overview
+        column: st.column_config.NumberColumn(format="%.3f")
+        for column in ("Phi", "gated CE", "density", "single-class units")})
     common.download_csv(table, "gates-summary", key="gates_csv")
 
     for meta in models:

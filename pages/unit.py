@@ -22,7 +22,7 @@ def bar(values, names, title, y_title, highlight: str | None = None, percent: bo
         if highlight is not None else alt.value("#4c78a8")
     return alt.Chart(frame).mark_bar().encode(
         x=alt.X("class:N", sort=names, title=None, axis=alt.Axis(labelOverlap=False, labelAngle=-45)),
-        y=alt.Y("value:Q", title=y_title, axis=alt.Axis(format="%" if percent else "~g")), color=colour,
+        y=alt.Y("value:Q", title=y_title, axis=alt.Axis(format=".1%" if percent else "~g")), color=colour,
         tooltip=["class", alt.Tooltip("value:Q", format=".2%" if percent else ".3f")]
     ).properties(height=220, title=title), frame
 
@@ -146,7 +146,8 @@ def one_unit(found: dict, url: tuple):
                              "median of all units": [e["median_selectivity"] for e in history["epochs"]]})
         long = over.melt("epoch", var_name="series", value_name="value")
         common.chart(alt.Chart(long).mark_line(point=True).encode(
-            x="epoch:Q", y=alt.Y("value:Q", title="selectivity index"), color="series:N",
+            x="epoch:Q", y=alt.Y("value:Q", title="selectivity index"),
+            color=alt.Color("series:N", title=None, scale=alt.Scale(range=["#9e9e9e", "#111111"])),  # not model colours
             tooltip=["series", "epoch", alt.Tooltip("value:Q", format=".3f")]).properties(
             height=200, title=f"unit {unit} over training"), f"{label}-unit{unit}-over-training", "unit_over")
 
