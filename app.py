@@ -2,15 +2,25 @@
 anything else), then the sidebar (model choice, training), then the page; the Overview page
 lives here, the others in pages/.
 
-The server's first run imports PyTorch and reads every checkpoint (about 3 s on 2 cores): the
-page config and the navigation go out before that, with a line saying what is being loaded."""
-import sys
+`streamlit run app.py` finds the `st.App` below and serves this file as the script. The server
+then starts importing PyTorch and the engine at once, in the background, so the first visitor
+does not wait for it (2-3 s on 2 cores); a visit that arrives sooner says what it waits for."""
+import threading
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 ICON = Path(__file__).resolve().parent / "docs" / "icon.png"
-st.set_page_config(page_title="Unit Lens", page_icon=str(ICON) if ICON.exists() else None, layout="wide")
+
+
+@asynccontextmanager
+async def warm_up(_app):
+    """At server start: import the engine on a thread (the first script run waits on Python's
+    import lock rather than importing it again)."""
+    threading.Thread(target=__import__, args=("ui.common",), name="unitlens-warm-up", daemon=True).start()
+    yield
 
 
 def overview() -> None:
@@ -88,22 +98,24 @@ def run_overview():
     common.guarded(overview)
 
 
-page = st.navigation([
-    st.Page(run_overview, title="Overview", url_path="overview", default=True),
-    st.Page("pages/compare.py", title="Compare on an image"),
-    st.Page("pages/selectivity.py", title="Selectivity"),
-    st.Page("pages/gates.py", title="Gates"),
-    st.Page("pages/ablations.py", title="Ablations"),
-    st.Page("pages/unit.py", title="Unit"),
-], position="top")
-if "ui.common" not in sys.modules:  # once per server: say what the wait is for
+if get_script_run_ctx(suppress_warning=True) is None:  # imported by the server (`streamlit run` serves `app`), not run for a visitor
+    app = st.App(__file__, lifespan=warm_up)
+else:
+    st.set_page_config(page_title="Unit Lens", page_icon=str(ICON) if ICON.exists() else None, layout="wide")
+    page = st.navigation([
+        st.Page(run_overview, title="Overview", url_path="overview", default=True),
+        st.Page("pages/compare.py", title="Compare on an image"),
+        st.Page("pages/selectivity.py", title="Selectivity"),
+        st.Page("pages/gates.py", title="Gates"),
+        st.Page("pages/ablations.py", title="Ablations"),
+        st.Page("pages/unit.py", title="Unit"),
+    ], position="top")
+    # shown only if the import takes over half a second: a visit that arrives while the server warms up
     with st.spinner("Starting Unit Lens: loading PyTorch (a few seconds, once per server start)…"):
-        from ui import common  # noqa: F401
-import pandas as pd  # noqa: E402
-from core.analysis.engine import AnalysisSkipped  # noqa: E402
-from core.analysis.headline import ANALYSES_NEEDED, HEADLINE  # noqa: E402
-from ui import common  # noqa: E402
-
-with common.entry():
-    common.app_frame()
-    page.run()
+        import pandas as pd
+        from core.analysis.engine import AnalysisSkipped
+        from core.analysis.headline import ANALYSES_NEEDED, HEADLINE
+        from ui import common
+    with common.entry():
+        common.app_frame()
+        page.run()
