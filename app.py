@@ -2,62 +2,105 @@
 anything else), then the sidebar (model choice, training), then the page; the Overview page
 lives here, the others in pages/.
 
-`streamlit run app.py` finds the `st.App` below and serves this file as the script. The server
-then starts importing PyTorch and the engine at once, in the background, so the first visitor
-does not wait for it (2-3 s on 2 cores); a visit that arrives sooner says what it waits for."""
-import threading
+`streamlit run app.py` finds the `st.App` below and serves this file as the script. From server
+start a thread imports PyTorch and the engine (2-3 s on 2 cores); a visit to the Overview that
+arrives meanwhile is drawn at once from the results shipped with the bundled checkpoints (no
+PyTorch needed), then redrawn in full when the engine is there."""
+import logging
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from core import shipped
+from core.catalog import bundled_dir, discover, extra_dirs, file_hash, labelled
+from core.headline import ANALYSES_NEEDED, HEADLINE
+from ui import warm
+from ui.basics import default_models, download_csv, plain
+
 ICON = Path(__file__).resolve().parent / "docs" / "icon.png"
 
 
 @asynccontextmanager
 async def warm_up(_app):
-    """At server start: import the engine on a thread (the first script run waits on Python's
-    import lock rather than importing it again)."""
-    threading.Thread(target=__import__, args=("ui.common",), name="unitlens-warm-up", daemon=True).start()
+    """At server start: begin importing the engine."""
+    warm.start()
     yield
 
 
 def overview() -> None:
-    st.title("Unit Lens")
-    st.caption("Class-specific units in CNNs: compare models trained with cross-entropy, the minimax loss, "
-               "Label Sensitive Gates and baselines, on one image or over the whole test set.")
+    """Every model found, its headline figures from the store (or shipped), the rest computed on request."""
     found = st.session_state.get("app_found", {})
-    if not found:
-        st.info("No checkpoints found. Train one from the sidebar, or put .pt files in checkpoints/.")
-        return
-    rows, missing = [], []
-    compared = {m["label"] for m in common.chosen_models()}
-    for label, meta in sorted(found.items(), key=lambda item: item[0] not in compared):  # compared models first
+    figures, missing = {}, []
+    for label, meta in found.items():
         engine, _ = common.analyzer(meta)
         results = {name: None if engine.skipped_reason(name) else engine.cached(name) for name in ANALYSES_NEEDED}
         if any(results[n] is None and not engine.skipped_reason(n) for n in ANALYSES_NEEDED):
             missing.append(label)
-        figures = {f.key: (f.read(results[f.analysis]) if results[f.analysis] else None) for f in HEADLINE}
-        if figures["accuracy"] is None:
-            figures["accuracy"] = meta.get("test_accuracy")
-        rows.append({"model": label, "method": meta["method"], "epochs": meta.get("epochs_completed", meta.get("epochs")),
-                     **{f.label: figures[f.key] for f in HEADLINE}})
-    frame = pd.DataFrame(rows)
-    config = {f.label: st.column_config.NumberColumn(f.label, help=f.help, format="%d" if f.sql == "INTEGER" else "%.3f")
-              for f in HEADLINE}
-    st.dataframe(frame, hide_index=True, width="stretch", column_config=config)
-    common.download_csv(frame, "unit-lens-models", key="overview_csv")
+        figures[label] = {f.key: (f.read(results[f.analysis]) if results[f.analysis] else None) for f in HEADLINE}
+    chosen = [m["label"] for m in common.chosen_models()]
+    if not draw_table(found, figures, chosen):
+        return
     if missing:
-        st.caption(f"Not computed yet for {len(missing)} model(s): {common.plain(', '.join(missing))} "
+        st.caption(f"Not computed yet for {len(missing)} model(s): {plain(', '.join(missing))} "
                    "(empty cells; accuracy is read from the checkpoint).")
         if st.button(f"Compute metrics for {len(missing)} model(s)", key="overview_compute",
                      help="Stop it with the Stop button at the top right; finished models are kept"):
             compute_all([found[label] | {"label": label} for label in missing])
             st.rerun()
-    chosen = common.chosen_models()
+    draw_details(found, chosen)
+
+
+def first_overview() -> None:
+    """The Overview while the engine loads: the bundled checkpoints' metadata and headline figures
+    from checkpoints/results/index.json (the same numbers the engine reads from the shipped
+    results, as a test checks); other checkpoints join when the engine is there."""
+    index = shipped.index()
+    bundled = bundled_dir().resolve()
+    found, figures, waiting = {}, {}, 0
+    for label, path in labelled(discover(extra_dirs())).items():
+        entry = index.get(file_hash(path)) if path.resolve().is_relative_to(bundled) else None
+        if entry is None:
+            waiting += 1
+            continue
+        found[label] = entry["meta"] | {"path": str(path)}
+        figures[label] = entry["headline"]
+    st.sidebar.caption("Loading PyTorch: the model choice and training appear in a moment.")
+    if draw_table(found, figures, st.session_state.get("app_chosen") or default_models(list(found))) and waiting:
+        st.caption(f"Reading {waiting} more checkpoint(s)…")
+    draw_details(found, st.session_state.get("app_chosen") or default_models(list(found)))
+
+
+def draw_table(found: dict[str, dict], figures: dict[str, dict], chosen: list[str]) -> bool:
+    """Title and the table of headline figures, compared models first; False if there is no model."""
+    st.title("Unit Lens")
+    st.caption("Class-specific units in CNNs: compare models trained with cross-entropy, the minimax loss, "
+               "Label Sensitive Gates and baselines, on one image or over the whole test set.")
+    if not found:
+        st.info("No checkpoints found. Train one from the sidebar, or put .pt files in checkpoints/.")
+        return False
+    import pandas as pd
+    rows = []
+    for label, meta in sorted(found.items(), key=lambda item: item[0] not in chosen):
+        values = dict(figures[label])
+        if values.get("accuracy") is None:
+            values["accuracy"] = meta.get("test_accuracy")
+        rows.append({"model": label, "method": meta["method"], "epochs": meta.get("epochs_completed", meta.get("epochs")),
+                     **{f.label: values.get(f.key) for f in HEADLINE}})
+    frame = pd.DataFrame(rows)
+    config = {f.label: st.column_config.NumberColumn(f.label, help=f.help, format="%d" if f.sql == "INTEGER" else "%.3f")
+              for f in HEADLINE}
+    st.dataframe(frame, hide_index=True, width="stretch", column_config=config)
+    download_csv(frame, "unit-lens-models", key="overview_csv")
+    return True
+
+
+def draw_details(found: dict[str, dict], chosen: list[str]) -> None:
     st.subheader("Compared models")
-    st.write(", ".join(f"{common.plain(m['label'])} ({common.plain(m['method'])})" for m in chosen) or "none chosen")
+    st.write(", ".join(f"{plain(label)} ({plain(found[label]['method'])})" for label in chosen if label in found)
+             or "none chosen")
     st.caption("Pick the models in the sidebar; every page compares them side by side. "
                "Every chart has a PNG download under it; tables download as CSV.")
     with st.expander("Checkpoint details"):
@@ -72,7 +115,7 @@ def compute_all(models: list[dict]) -> None:
     a model that cannot be analysed is reported and the others go on."""
     total = len(models) * len(ANALYSES_NEEDED)
     bar = st.progress(0.0, text=f"0 of {total}")
-    started, done, failures = pd.Timestamp.now(), 0, []
+    started, done, failures = time.perf_counter(), 0, []
     for meta in models:
         for name in ANALYSES_NEEDED:
             try:
@@ -85,20 +128,20 @@ def compute_all(models: list[dict]) -> None:
                 break
             finally:
                 done += 1
-                elapsed = (pd.Timestamp.now() - started).total_seconds()
+                elapsed = time.perf_counter() - started
                 remaining = elapsed / done * (total - done)
-                bar.progress(min(1.0, done / total), text=f"{done} of {total} · {common.plain(meta['label'])} · "
+                bar.progress(min(1.0, done / total), text=f"{done} of {total} · {plain(meta['label'])} · "
                                                           f"about {remaining:.0f} s left")
     bar.empty()
     for failure in failures:
-        st.warning(common.plain(failure))
+        st.warning(plain(failure))
 
 
 def run_overview():
     common.guarded(overview)
 
 
-if get_script_run_ctx(suppress_warning=True) is None:  # imported by the server (`streamlit run` serves `app`), not run for a visitor
+if get_script_run_ctx(suppress_warning=True) is None:  # imported by the server (`streamlit run` serves `app`)
     app = st.App(__file__, lifespan=warm_up)
 else:
     st.set_page_config(page_title="Unit Lens", page_icon=str(ICON) if ICON.exists() else None, layout="wide")
@@ -110,11 +153,16 @@ else:
         st.Page("pages/ablations.py", title="Ablations"),
         st.Page("pages/unit.py", title="Unit"),
     ], position="top")
-    # shown only if the import takes over half a second: a visit that arrives while the server warms up
+    if warm.loading() and page.url_path == "":  # the Overview, while the server still imports the engine
+        try:
+            first_overview()
+        except Exception:  # noqa: BLE001 - only a head start: the full page follows
+            logging.getLogger("unitlens").exception("drawing the first Overview failed")
+        warm.wait()
+        st.rerun()
+    # the spinner shows only if the import takes over half a second (a deep link while the server warms up)
     with st.spinner("Starting Unit Lens: loading PyTorch (a few seconds, once per server start)…"):
-        import pandas as pd
         from core.analysis.engine import AnalysisSkipped
-        from core.analysis.headline import ANALYSES_NEEDED, HEADLINE
         from ui import common
     with common.entry():
         common.app_frame()

@@ -2,9 +2,11 @@
 complete: runs the default report (with the out-of-distribution reference and the trajectory)
 and the faithfulness of the explanations for each checkpoint under checkpoints/ (full splits, as
 the app computes them), then writes checkpoints/results/<content hash>.json.gz and, when run on
-all of them, removes the files of checkpoints no longer there.
+all of them, removes the files of checkpoints no longer there. Last, it rebuilds
+checkpoints/results/index.json (metadata and headline figures) from what is shipped.
 
     .venv/bin/python checkpoints/make_results.py [NAME ...]   (NAME: ce, full_pt/minimax-full-pt0.6, ...)
+    .venv/bin/python checkpoints/make_results.py --index-only   (only the index, from the shipped results)
 """
 import sys
 import tempfile
@@ -14,12 +16,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from core import shipped  # noqa: E402
 from core.analysis.engine import REPORT, Analyzer  # noqa: E402
-from core.store import Store  # noqa: E402
+from core.headline import ANALYSES_NEEDED, headline  # noqa: E402
+from core.store import MemoryStore, Store  # noqa: E402
+
+BUNDLE = ROOT / "checkpoints"
 
 
 def main(names: list[str]) -> None:
     # every checkpoint the app lists from here, sub-folders too (full_pt/); NAME may be full_pt/minimax-full-pt0.6
-    paths = [ROOT / "checkpoints" / f"{n}.pt" for n in names] or sorted((ROOT / "checkpoints").glob("**/*.pt"))
+    paths = [BUNDLE / f"{n}.pt" for n in names] or sorted(BUNDLE.glob("**/*.pt"))
     kept = set()
     with tempfile.TemporaryDirectory() as work:
         store = Store(Path(work) / "results.duckdb")  # fresh: only what this script computed is shipped
@@ -34,7 +39,28 @@ def main(names: list[str]) -> None:
         for stale in shipped.FOLDER.glob("*.json.gz"):
             if stale.name not in kept:
                 stale.unlink()
+    write_index()
+
+
+def index_entry(analyzer: Analyzer) -> dict:
+    """The checkpoint's metadata (without where it lies) and its headline, read back from what is
+    shipped exactly as the app reads it."""
+    results = {name: analyzer.cached(name) for name in ANALYSES_NEEDED if not analyzer.skipped_reason(name)}
+    meta = {k: v for k, v in analyzer.meta.items() if k not in ("path", "content_hash")}
+    return {"name": analyzer.name, "meta": meta, "headline": headline(results)}
+
+
+def write_index() -> None:
+    entries = {}
+    for path in sorted(BUNDLE.glob("**/*.pt")):
+        analyzer = Analyzer.from_path(path, MemoryStore(), feature_dir=None)
+        if shipped.path_for(analyzer.hash).is_file():
+            entries[analyzer.hash] = index_entry(analyzer)
+    print(f"{len(entries)} checkpoints -> {shipped.write_index(entries).relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    if sys.argv[1:] == ["--index-only"]:
+        write_index()
+    else:
+        main(sys.argv[1:])

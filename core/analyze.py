@@ -6,7 +6,7 @@ import os
 import sys
 
 from .analysis.engine import REPORT, Analyzer, summary
-from .analysis.headline import HEADLINE, format_value
+from .headline import HEADLINE, format_value
 from .cli import OneLineParser, run_main
 from .errors import UserError
 from .store import Store
@@ -31,7 +31,7 @@ class StderrBar:
 
 
 def table(rows: list[dict]) -> str:
-    """The headline figures (core.analysis.headline), one row per model."""
+    """The headline figures (core.headline), one row per model."""
     columns = [("model", lambda r: r["name"]), ("method", lambda r: r["method"])]
     columns += [(f.label, lambda r, f=f: format_value(f, r["headline"][f.key])) for f in HEADLINE]
     cells = [[name for name, _ in columns]] + [[str(get(r)) for _, get in columns] for r in rows]

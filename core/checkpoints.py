@@ -5,7 +5,6 @@ Metadata is a JSON string so nothing but tensors and plain containers is ever un
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -19,24 +18,11 @@ from pathlib import Path
 import torch
 
 from . import trajectory
+from .catalog import file_hash, model_label
 from .errors import UserError
 from .models import MODELS, UnitModel, create_model
 
 FORMAT = "unitlens-checkpoint-v1"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-ROOT_CHECKPOINTS = PROJECT_ROOT / "checkpoints"  # the bundled models in the repository
-
-
-def bundled_dir() -> Path:
-    """checkpoints/ (UNITLENS_CHECKPOINTS overrides it, e.g. for tests)."""
-    return Path(os.environ.get("UNITLENS_CHECKPOINTS", PROJECT_ROOT / "checkpoints"))
-
-
-def runs_dir() -> Path:
-    """Where runs started from the app write (UNITLENS_RUNS overrides runs/)."""
-    return Path(os.environ.get("UNITLENS_RUNS", PROJECT_ROOT / "runs"))
-
-
 REQUIRED_META = ("arch", "dataset", "class_names", "channels", "input_size", "mean", "std", "method")
 TOP_KEYS = {"format", "meta_json", "state_dict", "train_state", "trajectory"}
 MAX_FILE_BYTES = 512 * 2**20     # far above any checkpoint Unit Lens writes (resnet18: about 45 MB)
@@ -267,33 +253,3 @@ def load_checkpoint(path: Path | str) -> tuple[UnitModel, dict]:
     """`(model in eval mode on the CPU, meta)` or CheckpointError with a one-line reason."""
     loaded = load(path)
     return loaded.model, loaded.meta
-
-
-def file_hash(path: Path | str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
-
-
-def discover(extra_dirs=(), include_runs: bool = True) -> list[Path]:
-    """Every `*.pt` in checkpoints/, runs/ and folders the user names (recursive, but never into
-    hidden files or folders), sorted, de-duplicated."""
-    folders = [bundled_dir(), *(Path(d).expanduser() for d in extra_dirs)]
-    if include_runs:
-        folders.append(runs_dir())
-    found: dict[str, Path] = {}
-    for folder in folders:
-        if not folder.is_dir():
-            continue
-        for path in sorted(folder.rglob("*.pt")):
-            if any(part.startswith(".") for part in path.relative_to(folder).parts):
-                continue  # hidden files and folders: temporaries, unfinished runs
-            found.setdefault(str(path.resolve()) if path.exists() else str(path), path)
-    return list(found.values())
-
-
-def model_label(meta: dict) -> str:
-    """Short display name: the file stem."""
-    return Path(meta.get("path", meta.get("method", "model"))).stem

@@ -12,7 +12,8 @@ import torch
 
 from .analysis.engine import Analyzer
 from .analysis.ood import judge
-from .checkpoints import load, model_label
+from .catalog import model_label
+from .checkpoints import load
 from .cli import OneLineParser, run_main
 from .errors import UserError
 from .inputs import load_image, prepare

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoints import PROJECT_ROOT, runs_dir
+from .catalog import PROJECT_ROOT, runs_dir
 from .data import get_source
 from .progress import read_events, summarize
 from .errors import UserError

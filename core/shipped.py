@@ -1,15 +1,16 @@
 """Analysis results shipped with the bundled checkpoints, so the app is complete the moment it
 opens: one gzipped JSON file per checkpoint in checkpoints/results/, named by the checkpoint's
 content hash. The engine reads it directly on its first lookup (a changed checkpoint has another
-hash, a changed analysis another version: either is simply recomputed). Written by
-checkpoints/make_results.py from the DuckDB store after a full report."""
+hash, a changed analysis another version: either is simply recomputed). Beside them, index.json
+holds each checkpoint's metadata and headline figures, which the app reads without PyTorch.
+Written by checkpoints/make_results.py from the DuckDB store after a full report."""
 from __future__ import annotations
 
 import gzip
 import json
 from pathlib import Path
 
-from .checkpoints import ROOT_CHECKPOINTS
+from .catalog import ROOT_CHECKPOINTS
 
 FOLDER = ROOT_CHECKPOINTS / "results"
 
@@ -42,4 +43,24 @@ def write(content_hash: str, name: str, rows: list[tuple], folder: Path | None =
     with gzip.open(path, "wt", compresslevel=9) as f:
         json.dump({"checkpoint": name, "content_hash": content_hash, "results": results}, f,
                   separators=(",", ":"), allow_nan=False)
+    return path
+
+
+INDEX = "index.json"
+
+
+def index(folder: Path | None = None) -> dict[str, dict]:
+    """content hash -> {"name", "meta", "headline"} of every shipped checkpoint: what the app draws
+    the Overview from while the engine is still loading. {} if missing or unreadable."""
+    try:
+        entries = json.loads(((folder or FOLDER) / INDEX).read_text())
+        return {h: e for h, e in entries.items() if isinstance(e, dict) and {"meta", "headline"} <= set(e)}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def write_index(entries: dict[str, dict], folder: Path | None = None) -> Path:
+    path = (folder or FOLDER) / INDEX
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(entries, indent=1, sort_keys=True, allow_nan=False) + "\n")
     return path

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
-from .analysis.headline import HEADLINE
+from .headline import HEADLINE
 from .errors import UserError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

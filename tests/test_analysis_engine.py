@@ -89,7 +89,7 @@ def test_analyze_cli_json_and_errors(tiny_checkpoints, tmp_path):
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     assert [r["method"] for r in rows] == ["ce", "lsg"]
-    from core.analysis.headline import HEADLINE
+    from core.headline import HEADLINE
     assert set(rows[0]["headline"]) == {f.key for f in HEADLINE}
     assert all(rows[0]["headline"][f.key] is not None for f in HEADLINE)
     for key in ("accuracy", "nontarget_entropy", "selectivity", "gate", "influential", "noise_ablation",
@@ -162,6 +162,29 @@ def test_shipped_results_are_read_without_computing(tiny_checkpoints, store_path
     again = analyzer(tiny_checkpoints["ce"], tmp_path / "empty2.duckdb")
     again.run("accuracy")
     assert again.computed == ["accuracy"]
+
+
+def test_the_shipped_index_holds_what_the_engine_reads_for_every_bundled_checkpoint():
+    """checkpoints/results/index.json (the Overview drawn while the engine loads) has, for every
+    bundled checkpoint, its metadata and the headline figures the engine reads from the shipped
+    results; a retrained checkpoint or a new analysis version without make_results fails here."""
+    from core import shipped
+    from core.catalog import ROOT_CHECKPOINTS
+    from core.checkpoints import load
+    from core.headline import ANALYSES_NEEDED, headline
+    from core.store import MemoryStore
+    index = shipped.index()
+    paths = sorted(ROOT_CHECKPOINTS.glob("**/*.pt"))
+    assert len(paths) == 8 and len(index) == len(paths)
+    for path in paths:
+        loaded = load(path)
+        engine = Analyzer(loaded, MemoryStore(), feature_dir=None)
+        results = {name: engine.cached(name) for name in ANALYSES_NEEDED}
+        assert all(result is not None for result in results.values()), path.name  # all shipped, current version
+        entry = index[loaded.meta["content_hash"]]
+        assert entry["headline"] == headline(results)
+        assert entry["meta"] == {k: v for k, v in loaded.meta.items() if k not in ("path", "content_hash")}
+        assert entry["name"] == path.stem
 
 
 @pytest.mark.parametrize("name", ["ce", "minimax", "lsg"])

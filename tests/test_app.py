@@ -201,3 +201,44 @@ def test_parse_unit():
     for bad in ("64", "-1", "abc", "²", "1e3", ""):
         unit, problem = parse_unit(bad, 64)
         assert unit is None and problem
+
+
+def test_the_first_overview_is_drawn_from_the_shipped_index_without_the_engine(monkeypatch, tmp_path):
+    """While a fresh server still imports PyTorch, the Overview shows every bundled checkpoint's
+    figures from checkpoints/results/index.json (the run is stopped where it would wait for the
+    engine), with the default trio compared first and the sidebar saying what is loading."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+    from core import shipped
+    from core.catalog import ROOT_CHECKPOINTS, file_hash
+    from core.headline import HEADLINE
+    from ui import warm
+    for key, value in ui_env.app_environment(ROOT_CHECKPOINTS, tmp_path).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(warm, "loading", lambda: True)
+    monkeypatch.setattr(warm, "wait", st.stop)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()
+    no_errors(at)
+    assert any("Loading PyTorch" in c.value for c in at.sidebar.caption) and not at.sidebar.multiselect
+    frame = at.dataframe[0].value
+    index = shipped.index()
+    paths = {p.stem: p for p in ROOT_CHECKPOINTS.glob("**/*.pt")}
+    assert set(frame["model"][:3]) == {"ce", "minimax", "lsg"} and sorted(frame["model"]) == sorted(paths)
+    for row in frame.to_dict("records"):
+        figures = index[file_hash(paths[row["model"]])]["headline"]
+        for figure in HEADLINE:
+            assert row[figure.label] == pytest.approx(figures[figure.key], nan_ok=True), (row["model"], figure.key)
+    assert [s.value for s in at.subheader] == ["Compared models"]
+
+
+def test_the_server_imports_app_and_the_first_overview_without_torch():
+    """What `streamlit run app.py` imports before the engine is there (app.py as the server's
+    module, and what the first Overview uses) needs no PyTorch, pandas aside."""
+    import subprocess
+    code = ("import sys; sys.path.insert(0, '.'); import app; "
+            "assert isinstance(app.app, __import__('streamlit').App); "
+            "bad = [m for m in ('torch', 'torchvision', 'duckdb') if m in sys.modules]; "
+            "assert not bad, bad; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

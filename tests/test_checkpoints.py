@@ -5,7 +5,8 @@ import pickle
 import pytest
 import torch
 
-from core.checkpoints import CheckpointError, FORMAT, discover, load_checkpoint, save_checkpoint
+from core.catalog import discover
+from core.checkpoints import CheckpointError, FORMAT, load_checkpoint, save_checkpoint
 from core.models import create_model
 
 META = {"method": "ce", "arch": "resnet20", "dataset": "fashion-mnist", "class_names": list("abcdefghij"),

@@ -25,7 +25,8 @@ def test_a_product_photo_becomes_a_training_like_input(data_root):
     """Inverted, trimmed to the garment, levelled, padded, resized, every step listed; and the
     bundled CE model reads 200 product photos made from test images almost as well as the test
     images themselves (measured 0.93 against 0.2 without the inversion)."""
-    from core.checkpoints import ROOT_CHECKPOINTS, load
+    from core.catalog import ROOT_CHECKPOINTS
+    from core.checkpoints import load
     prepared = prepare(product_photo(0), INFO)
     assert prepared.inverted and prepared.light_background
     text = " | ".join(prepared.steps)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import runpy
 import threading
 from dataclasses import dataclass
@@ -17,7 +16,8 @@ import streamlit as st
 from core import runs
 from core.analysis.engine import DEFAULT_TRAIN_LIMIT, Analyzer, AnalysisSkipped
 from core.analysis.features import describe_analysis_device
-from core.checkpoints import CheckpointError, LoadedCheckpoint, discover, load
+from core.catalog import discover, extra_dirs, labelled
+from core.checkpoints import CheckpointError, LoadedCheckpoint, load
 from core.data import DATASETS
 from core.errors import UserError
 from core.losses import OBJECTIVES
@@ -26,25 +26,13 @@ from core.progress import summarize
 from core.render import altair_png, png_bytes
 from core.store import Store
 from core.trainer import describe_device, format_seconds
+from ui.basics import default_models, download_csv, plain  # noqa: F401  (pages use them as common.*)
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL_LIMIT = int(os.environ.get("UNITLENS_EVAL_LIMIT", "0")) or None
 TRAIN_LIMIT = int(os.environ.get("UNITLENS_TRAIN_LIMIT", "0")) or DEFAULT_TRAIN_LIMIT
-EXTRA_DIRS = [d for d in os.environ.get("UNITLENS_MODEL_DIRS", "").split(os.pathsep) if d]
-DEFAULT_METHODS = ("ce", "minimax", "lsg")
 _ENTRY = threading.local()  # set while app.py (the navigation entry) runs in this thread
 log = logging.getLogger("unitlens")
-
-
-# ----------------------------------------------------------------------------- plain text
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=^])")
-
-
-def plain(text) -> str:
-    """Text read from a file (class names, file names, methods, messages) for any Streamlit
-    element that renders markdown: every markdown character escaped, so it shows as typed and
-    never becomes a link, an image fetch or a colour directive."""
-    return _MARKDOWN.sub(r"\\\1", str(text)).replace("\n", " ")
 
 
 # ----------------------------------------------------------------------------- caches
@@ -87,16 +75,11 @@ def load_model(path: str):
 def available_models() -> tuple[dict[str, dict], list[str]]:
     """label -> meta for every loadable checkpoint, and one line per file that was skipped."""
     found, errors = {}, []
-    for path in discover(EXTRA_DIRS):
+    for label, path in labelled(discover(extra_dirs())).items():
         try:
-            meta = record(str(path)).checkpoint.meta
+            found[label] = record(str(path)).checkpoint.meta
         except CheckpointError as exc:
             errors.append(str(exc))
-            continue
-        label = Path(path).stem
-        if label in found:
-            label = f"{label} ({Path(path).parent.name})"
-        found[label] = meta
     return found, errors
 
 
@@ -167,7 +150,7 @@ def model_choice() -> list[dict]:
     found, errors = available_models()
     st.session_state["app_found"] = found
     labels = list(found)
-    defaults = [m for m in DEFAULT_METHODS if m in labels] or labels[:3]
+    defaults = default_models(labels)
     # app_chosen is the source of truth; the widget is re-seeded from it on every page
     chosen = [label for label in st.session_state.get("app_chosen", defaults) if label in labels]
     st.session_state["app_chosen"] = st.session_state["app_models"] = chosen
@@ -193,11 +176,6 @@ def require_models(minimum: int = 1) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- downloads and guard
-def download_csv(frame: pd.DataFrame, name: str, key: str, label: str = "Download CSV") -> None:
-    st.download_button(label, frame.to_csv(index=False).encode(), f"{name}.csv", "text/csv", key=key,
-                       on_click="ignore")
-
-
 def download_png(image, name: str, key: str, label: str = "PNG") -> None:
     st.download_button(label, lambda: png_bytes(image), f"{name}.png", "image/png", key=key, on_click="ignore")
 

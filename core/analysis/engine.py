@@ -20,7 +20,7 @@ from .. import shipped
 from ..store import MemoryStore, Store
 from .base import ANALYSES, FeatureCache
 from .features import analysis_device, extract, on_device
-from .headline import headline
+from ..headline import headline
 
 DEFAULT_TRAIN_LIMIT = None  # the whole training split for the gate fit and influential sets (as the papers)
 REPORT = tuple(name for name, analysis in ANALYSES.items() if not analysis.on_request)

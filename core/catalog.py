@@ -1,0 +1,67 @@
+"""Where checkpoints are and what they are called: the folders searched, the display label, the
+content hash the store and the shipped results are keyed by. Free of PyTorch, so the app can
+list the bundled models while the engine is still loading."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ROOT_CHECKPOINTS = PROJECT_ROOT / "checkpoints"  # the bundled models in the repository
+
+
+def bundled_dir() -> Path:
+    """checkpoints/ (UNITLENS_CHECKPOINTS overrides it, e.g. for tests)."""
+    return Path(os.environ.get("UNITLENS_CHECKPOINTS", ROOT_CHECKPOINTS))
+
+
+def runs_dir() -> Path:
+    """Where runs started from the app write (UNITLENS_RUNS overrides runs/)."""
+    return Path(os.environ.get("UNITLENS_RUNS", PROJECT_ROOT / "runs"))
+
+
+def extra_dirs() -> list[str]:
+    """Further model folders the user names in UNITLENS_MODEL_DIRS (os.pathsep between them)."""
+    return [d for d in os.environ.get("UNITLENS_MODEL_DIRS", "").split(os.pathsep) if d]
+
+
+def discover(extra=(), include_runs: bool = True) -> list[Path]:
+    """Every `*.pt` in checkpoints/, runs/ and folders the user names (recursive, but never into
+    hidden files or folders), sorted, de-duplicated."""
+    folders = [bundled_dir(), *(Path(d).expanduser() for d in extra)]
+    if include_runs:
+        folders.append(runs_dir())
+    found: dict[str, Path] = {}
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.rglob("*.pt")):
+            if any(part.startswith(".") for part in path.relative_to(folder).parts):
+                continue  # hidden files and folders: temporaries, unfinished runs
+            found.setdefault(str(path.resolve()) if path.exists() else str(path), path)
+    return list(found.values())
+
+
+def labelled(paths) -> dict[str, Path]:
+    """label -> path: the file stem, with its folder added when two files share a stem."""
+    out: dict[str, Path] = {}
+    for path in paths:
+        label = Path(path).stem
+        if label in out:
+            label = f"{label} ({Path(path).parent.name})"
+        out[label] = Path(path)
+    return out
+
+
+def file_hash(path: Path | str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def model_label(meta: dict) -> str:
+    """Short display name: the file stem."""
+    return Path(meta.get("path", meta.get("method", "model"))).stem
