@@ -40,17 +40,16 @@ def overview() -> None:
         if any(results[n] is None and not engine.skipped_reason(n) for n in ANALYSES_NEEDED):
             missing.append(label)
         figures[label] = {f.key: (f.read(results[f.analysis]) if results[f.analysis] else None) for f in HEADLINE}
-    chosen = [m["label"] for m in common.chosen_models()]
-    if not draw_table(found, figures, chosen):
-        return
+    notes = draw(found, figures, [m["label"] for m in common.chosen_models()],
+                 "No checkpoints found. Train one from the sidebar, or put .pt files in checkpoints/.")
     if missing:
-        st.caption(f"Not computed yet for {len(missing)} model(s): {plain(', '.join(missing))} "
-                   "(empty cells; accuracy is read from the checkpoint).")
-        if st.button(f"Compute metrics for {len(missing)} model(s)", key="overview_compute",
-                     help="Stop it with the Stop button at the top right; finished models are kept"):
-            compute_all([found[label] | {"label": label} for label in missing])
+        notes.caption(f"Not computed yet for {len(missing)} model(s): {plain(', '.join(missing))} "
+                      "(empty cells; accuracy is read from the checkpoint).")
+        if notes.button(f"Compute metrics for {len(missing)} model(s)", key="overview_compute",
+                        help="Stop it with the Stop button at the top right; finished models are kept"):
+            with notes:
+                compute_all([found[label] | {"label": label} for label in missing])
             st.rerun()
-    draw_details(found, chosen)
 
 
 def first_overview() -> None:
@@ -68,19 +67,39 @@ def first_overview() -> None:
         found[label] = entry["meta"] | {"path": str(path)}
         figures[label] = entry["headline"]
     st.sidebar.caption("Loading PyTorch: the model choice and training appear in a moment.")
-    if draw_table(found, figures, st.session_state.get("app_chosen") or default_models(list(found))) and waiting:
-        st.caption(f"Reading {waiting} more checkpoint(s)…")
-    draw_details(found, st.session_state.get("app_chosen") or default_models(list(found)))
+    notes = draw(found, figures, st.session_state.get("app_chosen") or default_models(list(found)),
+                 "Reading the checkpoints…")
+    if found and waiting:
+        notes.caption(f"Reading {waiting} more checkpoint(s)…")
 
 
-def draw_table(found: dict[str, dict], figures: dict[str, dict], chosen: list[str]) -> bool:
-    """Title and the table of headline figures, compared models first; False if there is no model."""
+def draw(found: dict[str, dict], figures: dict[str, dict], chosen: list[str], when_empty: str):
+    """The Overview's layout, the same element for element whether drawn by the engine or before it
+    (so an expander opened meanwhile stays open): the table, compared models first; a container
+    for notes under it, which is returned; the compared models and the checkpoints' details."""
     st.title("Unit Lens")
     st.caption("Class-specific units in CNNs: compare models trained with cross-entropy, the minimax loss, "
                "Label Sensitive Gates and baselines, on one image or over the whole test set.")
-    if not found:
-        st.info("No checkpoints found. Train one from the sidebar, or put .pt files in checkpoints/.")
-        return False
+    with st.container():
+        if found:
+            draw_table(found, figures, chosen)
+        else:
+            st.info(when_empty)
+    notes = st.container()
+    st.subheader("Compared models")
+    st.write(", ".join(f"{plain(label)} ({plain(found[label]['method'])})" for label in chosen if label in found)
+             or "none chosen")
+    st.caption("Pick the models in the sidebar; every page compares them side by side. "
+               "Every chart has a PNG download under it; tables download as CSV.")
+    with st.expander("Checkpoint details"):
+        for label, meta in found.items():  # st.code shows text as it is (never markdown)
+            st.code(f"{label} ({meta['method']}): {meta['path']}\n{meta.get('command') or 'no command recorded'}\n"
+                    f"options {meta.get('options', {})}, seed {meta.get('seed')}, trained {meta.get('time', '?')}, "
+                    f"torch {meta.get('versions', {}).get('torch', '?')}", language=None, wrap_lines=True)
+    return notes
+
+
+def draw_table(found: dict[str, dict], figures: dict[str, dict], chosen: list[str]) -> None:
     import pandas as pd
     rows = []
     for label, meta in sorted(found.items(), key=lambda item: item[0] not in chosen):
@@ -94,20 +113,6 @@ def draw_table(found: dict[str, dict], figures: dict[str, dict], chosen: list[st
               for f in HEADLINE}
     st.dataframe(frame, hide_index=True, width="stretch", column_config=config)
     download_csv(frame, "unit-lens-models", key="overview_csv")
-    return True
-
-
-def draw_details(found: dict[str, dict], chosen: list[str]) -> None:
-    st.subheader("Compared models")
-    st.write(", ".join(f"{plain(label)} ({plain(found[label]['method'])})" for label in chosen if label in found)
-             or "none chosen")
-    st.caption("Pick the models in the sidebar; every page compares them side by side. "
-               "Every chart has a PNG download under it; tables download as CSV.")
-    with st.expander("Checkpoint details"):
-        for label, meta in found.items():  # st.code shows text as it is (never markdown)
-            st.code(f"{label} ({meta['method']}): {meta['path']}\n{meta.get('command') or 'no command recorded'}\n"
-                    f"options {meta.get('options', {})}, seed {meta.get('seed')}, trained {meta.get('time', '?')}, "
-                    f"torch {meta.get('versions', {}).get('torch', '?')}", language=None, wrap_lines=True)
 
 
 def compute_all(models: list[dict]) -> None:
