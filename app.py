@@ -109,8 +109,9 @@ def draw_table(found: dict[str, dict], figures: dict[str, dict], chosen: list[st
         rows.append({"model": label, "method": meta["method"], "epochs": meta.get("epochs_completed", meta.get("epochs")),
                      **{f.label: values.get(f.key) for f in HEADLINE}})
     frame = pd.DataFrame(rows)
-    config = {f.label: st.column_config.NumberColumn(f.label, help=f.help, format="%d" if f.sql == "INTEGER" else "%.3f")
-              for f in HEADLINE}
+    config = {"model": st.column_config.TextColumn("model", pinned=True),  # stays in view when the table scrolls
+              **{f.label: st.column_config.NumberColumn(f.label, help=f.help, format="%d" if f.sql == "INTEGER" else "%.3f")
+                 for f in HEADLINE}}
     st.dataframe(frame, hide_index=True, width="stretch", column_config=config)
     download_csv(frame, "unit-lens-models", key="overview_csv")
 

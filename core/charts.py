@@ -1,5 +1,8 @@
 """Altair chart builders shared by pages (layout only: data comes from core results)."""
+import math
+
 import altair as alt
+import numpy as np
 import pandas as pd
 
 
@@ -50,3 +53,30 @@ def faithfulness_chart(frame: pd.DataFrame, measure: str):
                                            alt.Tooltip("std:Q", format=".3f")])
     spread = base.mark_rule(color="black").encode(y="low:Q", y2="high:Q")
     return (bars + spread).properties(height=240, title=FAITHFULNESS_MEASURES[measure])
+
+
+def bounded_density(values, grid: np.ndarray, bandwidth: float | None = None) -> np.ndarray:
+    """Gaussian kernel density of values in [0, 1], reflected at 0 and 1 so that it integrates to
+    1 over [0, 1]: a plain KDE cut at the edges shows units piled near SI = 1 (minimax) as a
+    density falling off there. Bandwidth: Scott's rule, as Vega's own density transform."""
+    values = np.asarray(values, dtype=np.float64)
+    if bandwidth is None:
+        spread = min(values.std(ddof=1) if len(values) > 1 else 0.0,
+                     (np.percentile(values, 75) - np.percentile(values, 25)) / 1.34)
+        bandwidth = 1.06 * (spread if spread > 0 else max(values.std(), 0.05)) * len(values) ** -0.2
+    mirrored = np.concatenate([values, -values, 2.0 - values])
+    z = (np.asarray(grid, dtype=np.float64)[:, None] - mirrored[None, :]) / bandwidth
+    return np.exp(-0.5 * z * z).sum(axis=1) / (len(values) * bandwidth * math.sqrt(2 * math.pi))
+
+
+def selectivity_density_chart(per_unit: pd.DataFrame, models: list[str]):
+    """Overlaid (never stacked) densities of the live units' selectivity, one area per model.
+    per_unit: columns model, selectivity."""
+    grid = np.linspace(0.0, 1.0, 201)
+    rows = [{"model": model, "selectivity": x, "density": d}
+            for model, part in (per_unit.groupby("model", sort=False) if len(per_unit) else ())
+            for x, d in zip(grid, bounded_density(part["selectivity"], grid))]
+    frame = pd.DataFrame(rows, columns=["model", "selectivity", "density"])
+    return alt.Chart(frame).mark_area(opacity=0.45).encode(
+        x=alt.X("selectivity:Q", scale=alt.Scale(domain=[0, 1]), title="selectivity index"),
+        y=alt.Y("density:Q", stack=None), color=model_colour(models))

@@ -37,9 +37,12 @@ def render():
             st.markdown(f"**{common.plain(meta['label'])}** — A_d {infl['A_d']:.4f}, A_f {infl['A_f']:.4f}, r_A {infl['r_A']:.3f}")
             st.dataframe(frame, hide_index=True)
     sweep = pd.DataFrame(sweep_rows)
-    common.chart(alt.Chart(sweep).mark_line(point=True).encode(
+    labels = [m["label"] for m in models]
+    common.chart(alt.Chart(sweep).mark_line(point=True).encode(  # dashes and point shapes too: the lines meet near 1
         x=alt.X("k:Q", scale=alt.Scale(type="log", base=2), title="k (= k1 = k2)"),
-        y=alt.Y("r_A:Q", title="r_A = A_d / A_f"), color=model_colour([m["label"] for m in models]),
+        y=alt.Y("r_A:Q", title="r_A = A_d / A_f", scale=alt.Scale(zero=False)), color=model_colour(labels),
+        strokeDash=alt.StrokeDash("model:N", sort=labels, legend=None),
+        shape=alt.Shape("model:N", sort=labels, legend=None),
         tooltip=["model", "k", "A_d", "r_A"]
     ).properties(height=260, title="Decomposed accuracy ratio against k"), "influential-sweep", "abl_sweep")
     common.download_csv(sweep, "influential-sweep", key="abl_csv_sweep")

@@ -4,7 +4,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core.charts import model_colour
+from core.charts import model_colour, selectivity_density_chart
 from ui import common
 
 
@@ -25,12 +25,11 @@ def render():
                         "NTE / log(C-1)": nte["fraction"]})
         entropy_rows.append({"model": meta["label"], "entropy": nte["mean"], "bound": nte["bound"]})
     si = pd.DataFrame(si_rows)
-    kind = st.radio("Show", ["Density", "Histogram"], horizontal=True, key="sel_kind")
+    kind = st.radio("Show", ["Density", "Histogram"], horizontal=True, key="sel_kind",
+                    help="Density: a Gaussian kernel density (Scott's bandwidth) reflected at 0 and 1, so units "
+                         "piled near an SI of 1 are not drawn as a density falling off at the edge")
     if kind == "Density":
-        chart = alt.Chart(si).transform_density("selectivity", groupby=["model"], as_=["selectivity", "density"],
-                                                extent=[0, 1]).mark_area(opacity=0.45).encode(
-            x=alt.X("selectivity:Q", scale=alt.Scale(domain=[0, 1]), title="selectivity index"),
-            y=alt.Y("density:Q", stack=None), color=model_colour(labels))
+        chart = selectivity_density_chart(si, labels)
     else:
         chart = alt.Chart(si).mark_bar(opacity=0.5).encode(
             x=alt.X("selectivity:Q", bin=alt.Bin(extent=[0, 1], step=0.05), title="selectivity index"),

@@ -191,3 +191,19 @@ def test_iam_pushes_its_own_unit_up_and_the_others_down_within_the_bounds():
     torch.testing.assert_close(images.mean(dim=(2, 3)), expected)
     torch.testing.assert_close(acts, expected)
     assert model.scale.requires_grad  # the model's parameters are given back trainable
+
+
+def test_the_selectivity_density_is_reflected_at_0_and_1():
+    """By hand: one value at 0.5 (its mirrors at -0.5 and 1.5 are 10 bandwidths away) is the normal
+    density; one value at 1 meets its own mirror there, so the density at 1 doubles; any sample
+    integrates to 1 over [0, 1] (a KDE cut at the edges loses the mass beyond them)."""
+    import math
+    import numpy as np
+    from core.charts import bounded_density
+    grid = np.array([0.5, 0.55, 1.0])
+    peak = 1 / (0.05 * math.sqrt(2 * math.pi))
+    assert bounded_density([0.5], grid, bandwidth=0.05) == pytest.approx([peak, peak * math.exp(-0.5), 0], abs=1e-12)
+    assert bounded_density([1.0], np.array([1.0]), bandwidth=0.05)[0] == pytest.approx(2 * peak, rel=1e-12)
+    fine = np.linspace(0, 1, 20001)
+    piled = np.concatenate([np.full(30, 0.98), np.linspace(0.2, 1.0, 34)])
+    assert np.trapezoid(bounded_density(piled, fine), fine) == pytest.approx(1.0, abs=1e-4)
