@@ -3,6 +3,7 @@
 meanwhile instead of waiting for it."""
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 
@@ -16,10 +17,15 @@ def start() -> None:
         _thread.start()
 
 
+# pandas first (the Overview drawn meanwhile needs it), then the engine, then what the other pages
+# import on a first visit (Altair alone takes 0.4-0.6 s)
+MODULES = ("pandas", "ui.common", "altair", "core.explain", "core.charts", "core.inputs")
+
+
 def _load() -> None:
     try:
-        import pandas  # noqa: F401  (first: the Overview drawn meanwhile needs it)
-        import ui.common  # noqa: F401
+        for name in MODULES:
+            importlib.import_module(name)
     except Exception as exc:  # noqa: BLE001 - the page meets the same error on its own import and says so
         logging.getLogger("unitlens").warning("loading the engine failed: %s", exc)
 
