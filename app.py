@@ -3,9 +3,10 @@ anything else), then the sidebar (model choice, training), then the page; the Ov
 lives here, the others in pages/.
 
 `streamlit run app.py` finds the `st.App` below and serves this file as the script. From server
-start a thread imports PyTorch and the engine (2-3 s on 2 cores); a visit to the Overview that
-arrives meanwhile is drawn at once from the results shipped with the bundled checkpoints (no
-PyTorch needed), then redrawn in full when the engine is there."""
+start a thread imports PyTorch and the engine (2-3 s on 2 cores), then what the other pages
+import (ui/warm.py); a visit to the Overview that arrives meanwhile is drawn at once from the
+results shipped with the bundled checkpoints (no PyTorch needed), then redrawn in full when the
+engine is there."""
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -16,7 +17,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core import shipped
 from core.catalog import bundled_dir, discover, extra_dirs, file_hash, labelled
-from core.headline import ANALYSES_NEEDED, HEADLINE
+from core.headline import ANALYSES_NEEDED, HEADLINE, headline
 from ui import warm
 from ui.basics import default_models, download_csv, plain
 
@@ -39,7 +40,7 @@ def overview() -> None:
         results = {name: None if engine.skipped_reason(name) else engine.cached(name) for name in ANALYSES_NEEDED}
         if any(results[n] is None and not engine.skipped_reason(n) for n in ANALYSES_NEEDED):
             missing.append(label)
-        figures[label] = {f.key: (f.read(results[f.analysis]) if results[f.analysis] else None) for f in HEADLINE}
+        figures[label] = headline(results)
     notes = draw(found, figures, [m["label"] for m in common.chosen_models()],
                  "No checkpoints found. Train one from the sidebar, or put .pt files in checkpoints/.")
     if missing:
@@ -60,14 +61,16 @@ def first_overview() -> None:
     bundled = bundled_dir().resolve()
     found, figures, waiting = {}, {}, 0
     for label, path in labelled(discover(extra_dirs())).items():
-        entry = index.get(file_hash(path)) if path.resolve().is_relative_to(bundled) else None
+        try:
+            entry = index.get(file_hash(path)) if path.resolve().is_relative_to(bundled) else None
+        except OSError:  # unreadable: the engine says why, in the sidebar, in a moment
+            entry = None
         if entry is None:
             waiting += 1
             continue
         found[label] = entry["meta"] | {"path": str(path)}
         figures[label] = entry["headline"]
-    st.sidebar.caption("Loading PyTorch: the model choice and training appear in a moment.")
-    notes = draw(found, figures, st.session_state.get("app_chosen") or default_models(list(found)),
+    notes = draw(found, figures, st.session_state.get("app_chosen", default_models(list(found))),
                  "Reading the checkpoints…")
     if found and waiting:
         notes.caption(f"Reading {waiting} more checkpoint(s)…")
@@ -160,11 +163,12 @@ else:
         st.Page("pages/unit.py", title="Unit"),
     ], position="top")
     if warm.loading() and page.url_path == "":  # the Overview, while the server still imports the engine
+        loading = st.sidebar.empty()
         try:
             first_overview()
-        except Exception:  # noqa: BLE001 - only a head start: the full page follows
-            logging.getLogger("unitlens").exception("drawing the first Overview failed")
-        warm.wait()
+        except Exception as exc:  # noqa: BLE001 - only a head start: the full page follows
+            logging.getLogger("unitlens").warning("drawing the first Overview failed: %r", exc)
+        warm.wait(lambda: loading.caption("Loading PyTorch: the model choice and training appear in a moment."))
         st.rerun()
     # the spinner shows only if the import takes over half a second (a deep link while the server warms up)
     with st.spinner("Starting Unit Lens: loading PyTorch (a few seconds, once per server start)…"):

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from core import shipped  # noqa: E402
 from core.analysis.engine import REPORT, Analyzer  # noqa: E402
+from core.catalog import discover  # noqa: E402
 from core.headline import ANALYSES_NEEDED, headline  # noqa: E402
 from core.store import MemoryStore, Store  # noqa: E402
 
@@ -24,7 +25,7 @@ BUNDLE = ROOT / "checkpoints"
 
 def main(names: list[str]) -> None:
     # every checkpoint the app lists from here, sub-folders too (full_pt/); NAME may be full_pt/minimax-full-pt0.6
-    paths = [BUNDLE / f"{n}.pt" for n in names] or sorted(BUNDLE.glob("**/*.pt"))
+    paths = [BUNDLE / f"{n}.pt" for n in names] or discover(include_runs=False)
     kept = set()
     with tempfile.TemporaryDirectory() as work:
         store = Store(Path(work) / "results.duckdb")  # fresh: only what this script computed is shipped
@@ -52,7 +53,7 @@ def index_entry(analyzer: Analyzer) -> dict:
 
 def write_index() -> None:
     entries = {}
-    for path in sorted(BUNDLE.glob("**/*.pt")):
+    for path in discover(include_runs=False):
         analyzer = Analyzer.from_path(path, MemoryStore(), feature_dir=None)
         if shipped.path_for(analyzer.hash).is_file():
             entries[analyzer.hash] = index_entry(analyzer)

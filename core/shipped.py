@@ -54,7 +54,8 @@ def index(folder: Path | None = None) -> dict[str, dict]:
     the Overview from while the engine is still loading. {} if missing or unreadable."""
     try:
         entries = json.loads(((folder or FOLDER) / INDEX).read_text())
-        return {h: e for h, e in entries.items() if isinstance(e, dict) and {"meta", "headline"} <= set(e)}
+        return {h: e for h, e in entries.items() if isinstance(e, dict) and isinstance(e.get("meta"), dict)
+                and isinstance(e.get("headline"), dict) and isinstance(e["meta"].get("method"), str)}
     except (OSError, ValueError, AttributeError):
         return {}
 

@@ -1,5 +1,6 @@
 """The engine on real tiny checkpoints: cache hits, recomputation, the CLIs."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -164,20 +165,21 @@ def test_shipped_results_are_read_without_computing(tiny_checkpoints, store_path
     assert again.computed == ["accuracy"]
 
 
-def test_the_shipped_index_holds_what_the_engine_reads_for_every_bundled_checkpoint():
+def test_the_shipped_index_holds_what_the_engine_reads_for_every_bundled_checkpoint(monkeypatch):
     """checkpoints/results/index.json (the Overview drawn while the engine loads) has, for every
     bundled checkpoint, its metadata and the headline figures the engine reads from the shipped
     results; a retrained checkpoint or a new analysis version without make_results fails here."""
     from core import shipped
-    from core.catalog import ROOT_CHECKPOINTS
+    from core.catalog import discover
     from core.checkpoints import load
     from core.headline import ANALYSES_NEEDED, headline
     from core.store import MemoryStore
+    monkeypatch.delenv("UNITLENS_CHECKPOINTS", raising=False)  # the repository's own bundle
     index = shipped.index()
-    paths = sorted(ROOT_CHECKPOINTS.glob("**/*.pt"))
-    assert len(paths) == 8 and len(index) == len(paths)
-    for path in paths:
-        loaded = load(path)
+    loaded_all = [load(path) for path in discover(include_runs=False)]
+    assert loaded_all and set(index) == {loaded.meta["content_hash"] for loaded in loaded_all}
+    for loaded in loaded_all:
+        path = Path(loaded.meta["path"])
         engine = Analyzer(loaded, MemoryStore(), feature_dir=None)
         results = {name: engine.cached(name) for name in ANALYSES_NEEDED}
         assert all(result is not None for result in results.values()), path.name  # all shipped, current version
@@ -185,6 +187,21 @@ def test_the_shipped_index_holds_what_the_engine_reads_for_every_bundled_checkpo
         assert entry["headline"] == headline(results)
         assert entry["meta"] == {k: v for k, v in loaded.meta.items() if k not in ("path", "content_hash")}
         assert entry["name"] == path.stem
+
+
+def test_a_damaged_index_is_no_head_start_rather_than_an_error(tmp_path):
+    """index.json is only a head start: unreadable, not JSON, or entries of the wrong shape are
+    left out (the Overview then waits for the engine), never an exception."""
+    from core import shipped
+    assert shipped.index(tmp_path) == {}
+    (tmp_path / shipped.INDEX).write_text("{not json")
+    assert shipped.index(tmp_path) == {}
+    good = {"name": "ce", "meta": {"method": "ce"}, "headline": {"accuracy": 0.9}}
+    shipped.write_index({"a": good, "b": {"meta": [], "headline": {}}, "c": {"meta": {}, "headline": {}},
+                         "d": "text", "e": {"meta": {"method": "ce"}, "headline": None}}, tmp_path)
+    assert shipped.index(tmp_path) == {"a": good}
+    (tmp_path / shipped.INDEX).write_text("[1, 2]")
+    assert shipped.index(tmp_path) == {}
 
 
 @pytest.mark.parametrize("name", ["ce", "minimax", "lsg"])

@@ -216,7 +216,7 @@ def test_the_first_overview_is_drawn_from_the_shipped_index_without_the_engine(m
     for key, value in ui_env.app_environment(ROOT_CHECKPOINTS, tmp_path).items():
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(warm, "loading", lambda: True)
-    monkeypatch.setattr(warm, "wait", st.stop)
+    monkeypatch.setattr(warm, "wait", lambda tick: (tick(), st.stop()))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.run()
     no_errors(at)

@@ -1,6 +1,7 @@
 """Shared by every page: one cached record per checkpoint (model, metadata, analyzer), the model
-choice, plain-text display of anything read from a file, downloads, the error guard, and the
-sidebar's training panel. Widgets and caching only; the work is in core."""
+choice, chart and PNG downloads, the error guard, and the sidebar's training panel; plain-text
+display and CSV downloads come from ui/basics.py (free of PyTorch). Widgets and caching only;
+the work is in core."""
 from __future__ import annotations
 
 import logging

@@ -1,13 +1,18 @@
 """The engine (PyTorch and core) imported on a thread from the moment the server starts
 (app.py's lifespan), so a first visit to the Overview is drawn from the shipped results
-meanwhile instead of waiting for it."""
+meanwhile instead of waiting for it; then what the other pages import, so their first visits
+do not pay for it either."""
 from __future__ import annotations
 
 import importlib
 import logging
 import threading
+import time
 
+ENGINE = ("pandas", "ui.common")  # pandas first: the Overview drawn meanwhile needs it
+PAGES = ("altair", "core.explain", "core.charts", "core.inputs")  # Altair alone takes 0.4-0.6 s
 _thread: threading.Thread | None = None
+_engine_ready = threading.Event()
 
 
 def start() -> None:
@@ -17,24 +22,27 @@ def start() -> None:
         _thread.start()
 
 
-# pandas first (the Overview drawn meanwhile needs it), then the engine, then what the other pages
-# import on a first visit (Altair alone takes 0.4-0.6 s)
-MODULES = ("pandas", "ui.common", "altair", "core.explain", "core.charts", "core.inputs")
-
-
 def _load() -> None:
     try:
-        for name in MODULES:
+        for name in ENGINE:
+            importlib.import_module(name)
+        _engine_ready.set()
+        for name in PAGES:
             importlib.import_module(name)
     except Exception as exc:  # noqa: BLE001 - the page meets the same error on its own import and says so
         logging.getLogger("unitlens").warning("loading the engine failed: %s", exc)
+    finally:
+        _engine_ready.set()
 
 
 def loading() -> bool:
-    """True while the server's warm-up is still importing."""
-    return _thread is not None and _thread.is_alive()
+    """True while the server's warm-up is still importing the engine."""
+    return _thread is not None and not _engine_ready.is_set()
 
 
-def wait() -> None:
-    if _thread is not None:
-        _thread.join()
+def wait(tick) -> None:
+    """Until the engine is there, calling tick() every 0.1 s: each element it updates lets
+    Streamlit act on a click elsewhere or on Stop meanwhile (a blocked script would not)."""
+    while loading():
+        tick()
+        time.sleep(0.1)
