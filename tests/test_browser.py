@@ -130,6 +130,24 @@ def test_first_visit_to_a_fresh_server_shows_the_real_navigation(model_folder, t
         fresh.stop()
 
 
+def test_a_click_while_a_fresh_server_loads_is_not_lost(model_folder, tmp_path, tab):
+    """A newcomer clicks on to another page while the first Overview is still being completed
+    (the engine loading): they land there and stay, not sent back to the Overview."""
+    fresh = Server(model_folder, tmp_path, "fresh-click")
+    try:
+        tab.goto(fresh.url)
+        tab.get_by_text("Unit Lens", exact=True).first.wait_for()
+        tab.get_by_role("link", name="Selectivity", exact=True).first.click()
+        tab.get_by_role("heading", name="Selectivity").first.wait_for()
+        tab.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')")
+        time.sleep(1)
+        assert tab.get_by_role("heading", name="Selectivity").count() >= 1
+        assert "Compared models" not in tab.inner_text("body")
+        assert_clean(tab, fresh)
+    finally:
+        fresh.stop()
+
+
 def test_a_hostile_model_folder_lists_the_good_models_and_fetches_nothing(server, tab):
     tab.goto(server.url)
     tab.get_by_text("Unit Lens", exact=True).wait_for()
