@@ -18,12 +18,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(env: dict, port: int, timeout: float = 90, log: Path | None = None) -> subprocess.Popen:
+def start_server(env: dict, port: int, timeout: float = 90, log: Path | None = None,
+                 address: str | None = "127.0.0.1") -> subprocess.Popen:
     """`streamlit run app.py` in its own process group; returns once the port answers. The
-    server's output goes to `log` (kept for a failing test), else nowhere."""
+    server's output goes to `log` (kept for a failing test), else nowhere. address None: the
+    repository's own setting (.streamlit/config.toml)."""
     out = open(log, "w") if log else subprocess.DEVNULL
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.address", "127.0.0.1"],
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         *(["--server.address", address] if address else [])],
         cwd=ROOT, env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
         stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.time() + timeout

@@ -240,3 +240,20 @@ def test_two_sessions_at_once_then_a_deep_link(server, browser):
     assert tabs[1].locator(ERROR_SELECTORS).count() == 0
     for context in contexts:
         context.close()
+
+
+def test_the_server_as_configured_asks_nothing_outside_the_machine(model_folder, tmp_path):
+    """`make run`'s server (the repository's config, no address given): it serves this machine and,
+    at start, does not look up the machine's external IP (Streamlit asks checkip.amazonaws.com
+    for one when it serves every interface headless)."""
+    log = ARTIFACTS / "server-as-configured.log"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    proc = start_server(ui_env.app_environment(model_folder, tmp_path), port, log=log, address=None)
+    try:
+        time.sleep(2)  # the start-up banner, and the lookup if there were one, come after the port opens
+    finally:
+        stop_server(proc)
+    text = log.read_text()
+    assert f"URL: http://localhost:{port}" in text, text
+    assert "External URL" not in text and "external IP" not in text and "Network URL" not in text, text
