@@ -19,7 +19,7 @@ from core import shipped
 from core.catalog import bundled_dir, discover, extra_dirs, file_hash, labelled
 from core.headline import ANALYSES_NEEDED, HEADLINE, headline
 from ui import warm
-from ui.basics import default_models, download_csv, plain
+from ui.basics import default_models, download_csv, entry, plain
 
 ICON = Path(__file__).resolve().parent / "docs" / "icon.png"
 
@@ -174,6 +174,6 @@ else:
     with st.spinner("Starting Unit Lens: loading PyTorch (a few seconds, once per server start)…"):
         from core.analysis.engine import AnalysisSkipped
         from ui import common
-    with common.entry():
+    with entry():
         common.app_frame()
         page.run()

@@ -1,5 +1,9 @@
 """Ablations: influential-feature sets, r_A against k, noise/zero ablation, the single-unit
 drop heatmap and drop against selectivity. Clicking a unit opens its page."""
+from ui.basics import page_frame
+
+page_frame()  # first, before the imports: a fresh server's deep link runs the real entry (navigation at once)
+
 import altair as alt
 import pandas as pd
 import streamlit as st
@@ -109,5 +113,4 @@ def render():
             common.download_csv(scatter, f"{label}-units", key=f"abl_csv_units_{i}")
 
 
-common.page_frame()
 common.guarded(render)

@@ -1,6 +1,10 @@
 """Compare on an image: one column per model — input, probabilities at T = 1 and 2, all
 penultimate maps, the chosen class activation maps with their faithfulness on this image, the
 gate row."""
+from ui.basics import page_frame
+
+page_frame()  # first, before the imports: a fresh server's deep link runs the real entry (navigation at once)
+
 import random
 
 import altair as alt
@@ -186,5 +190,4 @@ def faithfulness_section(models: list[dict]):
                "the random map's, its maps are no more faithful than chance on that measure.")
 
 
-common.page_frame()
 common.guarded(render)

@@ -1,5 +1,9 @@
 """Gates: each model's C x K gate (LSG trained, others fitted post hoc) ordered by assigned
 class, Phi and density, feature/gate similarity, class-masking confusion matrices."""
+from ui.basics import page_frame
+
+page_frame()  # first, before the imports: a fresh server's deep link runs the real entry (navigation at once)
+
 import altair as alt
 import pandas as pd
 import streamlit as st
@@ -78,5 +82,4 @@ def render():
                        f"{'-' if accuracy is None else f'{accuracy:.1%}'}")
 
 
-common.page_frame()
 common.guarded(render)

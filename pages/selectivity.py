@@ -1,5 +1,9 @@
 """Selectivity: SI histograms of all models overlaid, dead units, non-target entropy against
 log(C-1), and a PCA scatter of the features."""
+from ui.basics import page_frame
+
+page_frame()  # first, before the imports: a fresh server's deep link runs the real entry (navigation at once)
+
 import altair as alt
 import pandas as pd
 import streamlit as st
@@ -93,5 +97,4 @@ def render():
             common.download_csv(frame, f"{label}-pca", key=f"sel_csv_pca_{i}")
 
 
-common.page_frame()
 common.guarded(render)

@@ -2,6 +2,10 @@
 class, its gate column (the URL carries ?model=LABEL&unit=K). Or one class across the compared
 models, side by side: the unit each model gives most to it (unit k of one model is not unit k
 of another, so the class is what lines them up)."""
+from ui.basics import page_frame
+
+page_frame()  # first, before the imports: a fresh server's deep link runs the real entry (navigation at once)
+
 import altair as alt
 import numpy as np
 import pandas as pd
@@ -168,5 +172,4 @@ def one_unit(found: dict, url: tuple):
                                                       "(fraction of other units more active on it)")
 
 
-common.page_frame()
 common.guarded(render)

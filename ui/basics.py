@@ -1,10 +1,17 @@
 """The part of the pages' shared code that needs no PyTorch (ui/common.py builds on it): plain
-text, CSV downloads, the default model choice. The Overview uses it alone while the engine loads."""
+text, CSV downloads, the default model choice, and the guard every page starts with. The Overview
+uses it alone while the engine loads."""
 from __future__ import annotations
 
 import re
+import runpy
+import threading
+from pathlib import Path
 
 import streamlit as st
+
+ROOT = Path(__file__).resolve().parent.parent
+_ENTRY = threading.local()  # set while app.py (the navigation entry) runs in this thread
 
 DEFAULT_METHODS = ("ce", "minimax", "lsg")
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=^])")
@@ -25,3 +32,23 @@ def download_csv(frame, name: str, key: str, label: str = "Download CSV") -> Non
 def default_models(labels: list[str]) -> list[str]:
     """What is compared before the user chooses: the paper's trio if present, else the first three."""
     return [m for m in DEFAULT_METHODS if m in labels] or labels[:3]
+
+
+class entry:
+    """Marks the run of app.py (the navigation entry) in this thread."""
+
+    def __enter__(self):
+        _ENTRY.active = True
+
+    def __exit__(self, *exc):
+        _ENTRY.active = False
+
+
+def page_frame() -> None:
+    """First thing in every page, before its own imports. On a freshly started server Streamlit
+    first runs a deep-linked page on its own (its pages/ folder mode): then run the real entry
+    instead, which draws the navigation at once (and says what it loads) and runs this page
+    inside it, and stop this outer run."""
+    if not getattr(_ENTRY, "active", False):
+        runpy.run_path(str(ROOT / "app.py"), run_name="__unitlens_entry__")
+        st.stop()

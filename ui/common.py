@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import os
-import runpy
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,10 +28,8 @@ from core.store import Store
 from core.trainer import describe_device, format_seconds
 from ui.basics import default_models, download_csv, plain  # noqa: F401  (pages use them as common.*)
 
-ROOT = Path(__file__).resolve().parent.parent
 EVAL_LIMIT = int(os.environ.get("UNITLENS_EVAL_LIMIT", "0")) or None
 TRAIN_LIMIT = int(os.environ.get("UNITLENS_TRAIN_LIMIT", "0")) or DEFAULT_TRAIN_LIMIT
-_ENTRY = threading.local()  # set while app.py (the navigation entry) runs in this thread
 log = logging.getLogger("unitlens")
 
 
@@ -84,6 +81,14 @@ def available_models() -> tuple[dict[str, dict], list[str]]:
     return found, errors
 
 
+def preload() -> None:
+    """Every checkpoint read and its results fetched once, by the server's warm-up thread
+    (ui/warm.py) before the first full page, which then finds them cached."""
+    found, _ = available_models()
+    for meta in found.values():
+        analyzer(meta)[0].prefetch()
+
+
 def analyzer(meta: dict) -> tuple[Analyzer, threading.Lock]:
     rec = record(meta["path"])
     return rec.analyzer, rec.lock
@@ -124,25 +129,6 @@ def app_frame() -> None:
     guarded(training_panel)
     st.sidebar.caption(f"Training runs on: {describe_device()}. The analyses' forward passes run on: "
                        f"{describe_analysis_device()}.")
-
-
-class entry:
-    """Marks the run of app.py (the navigation entry) in this thread."""
-
-    def __enter__(self):
-        _ENTRY.active = True
-
-    def __exit__(self, *exc):
-        _ENTRY.active = False
-
-
-def page_frame() -> None:
-    """At the top of every page. On a freshly started server Streamlit first runs a deep-linked
-    page on its own (its pages/ folder mode): then run the real entry instead, which draws the
-    navigation and the sidebar and runs this page inside them, and stop this outer run."""
-    if not getattr(_ENTRY, "active", False):
-        runpy.run_path(str(ROOT / "app.py"), run_name="__unitlens_entry__")
-        st.stop()
 
 
 # ----------------------------------------------------------------------------- the model choice

@@ -1,7 +1,7 @@
-"""The engine (PyTorch and core) imported on a thread from the moment the server starts
-(app.py's lifespan), so a first visit to the Overview is drawn from the shipped results
-meanwhile instead of waiting for it; then what the other pages import, so their first visits
-do not pay for it either."""
+"""The engine (PyTorch and core) imported, and the checkpoints and their results read, on a
+thread from the moment the server starts (app.py's lifespan), so a first visit to the Overview
+is drawn from the shipped results meanwhile instead of waiting for it; then what the other
+pages import, so their first visits do not pay for it either."""
 from __future__ import annotations
 
 import importlib
@@ -26,6 +26,7 @@ def _load() -> None:
     try:
         for name in ENGINE:
             importlib.import_module(name)
+        importlib.import_module("ui.common").preload()  # the checkpoints and their results, read once
         _engine_ready.set()
         for name in PAGES:
             importlib.import_module(name)
