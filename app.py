@@ -90,29 +90,37 @@ def draw(found: dict[str, dict], figures: dict[str, dict], chosen: list[str], wh
             st.info(when_empty)
     notes = st.container()
     st.subheader("Compared models")
-    st.write(", ".join(f"{plain(label)} ({plain(found[label]['method'])})" for label in chosen if label in found)
-             or "none chosen")
+    st.write(", ".join(plain(with_method(label, found[label])) for label in chosen if label in found) or "none chosen")
     st.caption("Pick the models in the sidebar; every page compares them side by side. "
                "Every chart has a PNG download under it; tables download as CSV.")
     with st.expander("Checkpoint details"):
         for label, meta in found.items():  # st.code shows text as it is (never markdown)
-            st.code(f"{label} ({meta['method']}): {meta['path']}\n{meta.get('command') or 'no command recorded'}\n"
+            st.code(f"{with_method(label, meta)}: {meta['path']}\n{meta.get('command') or 'no command recorded'}\n"
                     f"options {meta.get('options', {})}, seed {meta.get('seed')}, trained {meta.get('time', '?')}, "
                     f"torch {meta.get('versions', {}).get('torch', '?')}", language=None, wrap_lines=True)
     return notes
 
 
+def with_method(label: str, meta: dict) -> str:
+    """'ce', or 'run-3 (lsg)' where the file's name does not already say the method."""
+    return label if label == meta["method"] else f"{label} ({meta['method']})"
+
+
 def draw_table(found: dict[str, dict], figures: dict[str, dict], chosen: list[str]) -> None:
+    """One row per model: the compared ones first, in the sidebar's order, then the others."""
     import pandas as pd
     rows = []
-    for label, meta in sorted(found.items(), key=lambda item: item[0] not in chosen):
-        values = dict(figures[label])
+    order = sorted(found, key=lambda label: (chosen.index(label) if label in chosen else len(chosen)))
+    for label in order:
+        meta, values = found[label], dict(figures[label])
         if values.get("accuracy") is None:
             values["accuracy"] = meta.get("test_accuracy")
-        rows.append({"model": label, "method": meta["method"], "epochs": meta.get("epochs_completed", meta.get("epochs")),
+        rows.append({"model": label, "compared": label in chosen, "method": meta["method"],
+                     "epochs": meta.get("epochs_completed", meta.get("epochs")),
                      **{f.label: values.get(f.key) for f in HEADLINE}})
     frame = pd.DataFrame(rows)
     config = {"model": st.column_config.TextColumn("model", pinned=True),  # stays in view when the table scrolls
+              "compared": st.column_config.CheckboxColumn("compared", help="chosen in the sidebar", pinned=True),
               **{f.label: st.column_config.NumberColumn(f.label, help=f.help, format="%d" if f.sql == "INTEGER" else "%.3f")
                  for f in HEADLINE}}
     st.dataframe(frame, hide_index=True, width="stretch", column_config=config)

@@ -70,13 +70,14 @@ def bounded_density(values, grid: np.ndarray, bandwidth: float | None = None) ->
 
 
 def selectivity_density_chart(per_unit: pd.DataFrame, models: list[str]):
-    """Overlaid (never stacked) densities of the live units' selectivity, one area per model.
+    """Overlaid (never stacked) densities of the live units' selectivity, one curve per model.
     per_unit: columns model, selectivity."""
     grid = np.linspace(0.0, 1.0, 201)
     rows = [{"model": model, "selectivity": x, "density": d}
             for model, part in (per_unit.groupby("model", sort=False) if len(per_unit) else ())
             for x, d in zip(grid, bounded_density(part["selectivity"], grid))]
     frame = pd.DataFrame(rows, columns=["model", "selectivity", "density"])
-    return alt.Chart(frame).mark_area(opacity=0.45).encode(
-        x=alt.X("selectivity:Q", scale=alt.Scale(domain=[0, 1]), title="selectivity index"),
-        y=alt.Y("density:Q", stack=None), color=model_colour(models))
+    base = alt.Chart(frame).encode(x=alt.X("selectivity:Q", scale=alt.Scale(domain=[0, 1]), title="selectivity index"),
+                                   y=alt.Y("density:Q", stack=None), color=model_colour(models))
+    # a faint fill and a line of the model's own colour: where areas overlap, the lines still say whose is whose
+    return base.mark_area(opacity=0.12) + base.mark_line(strokeWidth=2)

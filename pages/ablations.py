@@ -45,8 +45,9 @@ def render():
     common.chart(alt.Chart(sweep).mark_line(point=True).encode(  # dashes and point shapes too: the lines meet near 1
         x=alt.X("k:Q", scale=alt.Scale(type="log", base=2), title="k (= k1 = k2)"),
         y=alt.Y("r_A:Q", title="r_A = A_d / A_f", scale=alt.Scale(zero=False)), color=model_colour(labels),
-        strokeDash=alt.StrokeDash("model:N", sort=labels, legend=None),
-        shape=alt.Shape("model:N", sort=labels, legend=None),
+        # the same domain and title as the colour: Vega-Lite then draws one legend for all three
+        strokeDash=alt.StrokeDash("model:N", scale=alt.Scale(domain=labels), sort=labels, title="model"),
+        shape=alt.Shape("model:N", scale=alt.Scale(domain=labels), sort=labels, title="model"),
         tooltip=["model", "k", "A_d", "r_A"]
     ).properties(height=260, title="Decomposed accuracy ratio against k"), "influential-sweep", "abl_sweep")
     common.download_csv(sweep, "influential-sweep", key="abl_csv_sweep")

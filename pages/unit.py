@@ -41,6 +41,14 @@ def top_pictures(meta: dict, top: dict, unit: int, count: int, size: int):
     return pictures, captions
 
 
+def picture_grid(pictures, captions, per_row: int) -> None:
+    """Equal cells, row by row: every picture the same size whatever its caption's length."""
+    for start in range(0, len(pictures), per_row):
+        cells = st.columns(per_row)
+        for cell, picture, caption in zip(cells, pictures[start:start + per_row], captions[start:start + per_row]):
+            cell.image(picture, caption=caption, width="stretch")
+
+
 def render():
     st.title("Unit")
     found = st.session_state.get("app_found", {})
@@ -87,7 +95,7 @@ def class_across_models():
                                "mean a_k", highlight=name)
             common.chart(chart, f"{meta['label']}-unit{unit}-class-means", f"unit_across_{meta['label']}")
             pictures, captions = top_pictures(meta, common.analysis(meta, "top_images"), unit, 6, 64)
-            st.image(pictures, caption=captions)
+            picture_grid(pictures, captions, 3)
             st.page_link("pages/unit.py", label=f"Open unit {unit} of {common.plain(meta['label'])}",
                          query_params={"model": meta["label"], "unit": str(unit)})
 
@@ -158,7 +166,7 @@ def one_unit(found: dict, url: tuple):
     st.subheader("Top-activating test images")
     top = common.analysis(meta, "top_images")
     pictures, captions = top_pictures(meta, top, unit, len(top["index"][unit]), 96)
-    st.image(pictures, caption=captions)
+    picture_grid(pictures, captions, max(1, min(len(pictures), 9)))
 
     st.subheader("Independent activation maximisation")
     engine, _ = common.analyzer(meta)

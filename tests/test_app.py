@@ -224,7 +224,8 @@ def test_the_first_overview_is_drawn_from_the_shipped_index_without_the_engine(m
     frame = at.dataframe[0].value
     index = shipped.index()
     paths = {p.stem: p for p in ROOT_CHECKPOINTS.glob("**/*.pt")}
-    assert set(frame["model"][:3]) == {"ce", "minimax", "lsg"} and sorted(frame["model"]) == sorted(paths)
+    assert list(frame["model"][:3]) == ["ce", "minimax", "lsg"] and sorted(frame["model"]) == sorted(paths)
+    assert list(frame["compared"]) == [True] * 3 + [False] * (len(paths) - 3)
     for row in frame.to_dict("records"):
         figures = index[file_hash(paths[row["model"]])]["headline"]
         for figure in HEADLINE:

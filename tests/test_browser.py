@@ -155,7 +155,7 @@ def test_a_hostile_model_folder_lists_the_good_models_and_fetches_nothing(server
     sidebar.get_by_text("notes.pt", exact=False).first.wait_for()       # listed as skipped, with its reason
     tab.get_by_text("Checkpoint details").click()
     details = tab.locator("[data-testid='stCode']")
-    for name in ("ce (", "minimax (", "lsg (", f"marked ([m](http://{TRACKER}/m))"):  # the method shown as typed
+    for name in ("ce: ", "minimax: ", "lsg: ", f"marked ([m](http://{TRACKER}/m)): "):  # the method shown as typed
         details.filter(has_text=name).first.wait_for()
     time.sleep(1)
     assert_clean(tab, server)
