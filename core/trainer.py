@@ -254,6 +254,15 @@ class Distributed:
         dist.all_reduce(tensor)
         return float(tensor) / self.world_size
 
+    def finish(self):
+        """At the end of a run that went well: wait for every rank (rank 0 may still be writing
+        the checkpoint), so that all destroy the group together, as torch.distributed asks. A
+        rank that destroyed its group while another was still busy was aborted by gloo
+        ("terminate called without an active exception"), seen once in a fresh `make test`."""
+        if self.active:
+            import torch.distributed as dist
+            dist.barrier()
+
     def teardown(self):
         if self.active:
             import torch.distributed as dist
@@ -470,6 +479,7 @@ def train(config: TrainConfig, command: str = "", terminal: bool = False) -> dic
                       images_per_s=steps_here * batch_size * dist.world_size / max(elapsed, 1e-9),
                       eta_s=(total_steps - (epoch + 1) * steps_per_epoch) * elapsed / max(1, steps_here),
                       gate_density=meta.get("gate_density"))
+        dist.finish()
         log.write("done", test_accuracy=test_accuracy, checkpoint=str(out), seconds=time.time() - started)
         return meta
     except (TrainingError, Cancelled) as exc:
