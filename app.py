@@ -3,7 +3,7 @@ anything else), then the sidebar (model choice, training), then the page; the Ov
 lives here, the others in pages/.
 
 `streamlit run app.py` finds the `st.App` below and serves this file as the script. From server
-start a thread imports PyTorch and the engine (2-3 s on 2 cores), then what the other pages
+start a thread imports PyTorch and the engine (about 2.5 s on 2 cores), then what the other pages
 import (ui/warm.py); a visit to the Overview that arrives meanwhile is drawn at once from the
 results shipped with the bundled checkpoints (no PyTorch needed), then redrawn in full when the
 engine is there."""
@@ -17,7 +17,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core import shipped
 from core.catalog import bundled_dir, discover, extra_dirs, file_hash, labelled
-from core.headline import ANALYSES_NEEDED, HEADLINE, headline
+from core.headline import ANALYSES_NEEDED, HEADLINE
 from ui import warm
 from ui.basics import default_models, download_csv, entry, plain
 
@@ -36,11 +36,9 @@ def overview() -> None:
     found = st.session_state.get("app_found", {})
     figures, missing = {}, []
     for label, meta in found.items():
-        engine, _ = common.analyzer(meta)
-        results = {name: None if engine.skipped_reason(name) else engine.cached(name) for name in ANALYSES_NEEDED}
-        if any(results[n] is None and not engine.skipped_reason(n) for n in ANALYSES_NEEDED):
+        figures[label], needed = common.analyzer(meta)[0].headline_figures()
+        if needed:
             missing.append(label)
-        figures[label] = headline(results)
     notes = draw(found, figures, [m["label"] for m in common.chosen_models()],
                  "No checkpoints found. Train one from the sidebar, or put .pt files in checkpoints/.")
     if missing:
@@ -108,7 +106,7 @@ def with_method(label: str, meta: dict) -> str:
 
 def draw_table(found: dict[str, dict], figures: dict[str, dict], chosen: list[str]) -> None:
     """One row per model: the compared ones first, in the sidebar's order, then the others."""
-    import pandas as pd
+    import pandas as pd  # here, not at the top: the server imports app.py at start, before the warm-up
     rows = []
     order = sorted(found, key=lambda label: (chosen.index(label) if label in chosen else len(chosen)))
     for label in order:
@@ -137,7 +135,7 @@ def compute_all(models: list[dict]) -> None:
         for name in ANALYSES_NEEDED:
             try:
                 common.analysis(meta, name)
-            except AnalysisSkipped:
+            except common.AnalysisSkipped:
                 pass
             except common.UserError as exc:
                 failures.append(f"{meta['label']}: {exc}")
@@ -180,7 +178,6 @@ else:
         st.rerun()
     # the spinner shows only if the import takes over half a second (a deep link while the server warms up)
     with st.spinner("Starting Unit Lens: loading PyTorch (a few seconds, once per server start)…"):
-        from core.analysis.engine import AnalysisSkipped
         from ui import common
     with entry():
         common.app_frame()

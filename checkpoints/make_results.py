@@ -17,7 +17,6 @@ sys.path.insert(0, str(ROOT))
 from core import shipped  # noqa: E402
 from core.analysis.engine import REPORT, Analyzer  # noqa: E402
 from core.catalog import discover  # noqa: E402
-from core.headline import ANALYSES_NEEDED, headline  # noqa: E402
 from core.store import MemoryStore, Store  # noqa: E402
 
 BUNDLE = ROOT / "checkpoints"
@@ -46,9 +45,8 @@ def main(names: list[str]) -> None:
 def index_entry(analyzer: Analyzer) -> dict:
     """The checkpoint's metadata (without where it lies) and its headline, read back from what is
     shipped exactly as the app reads it."""
-    results = {name: analyzer.cached(name) for name in ANALYSES_NEEDED if not analyzer.skipped_reason(name)}
     meta = {k: v for k, v in analyzer.meta.items() if k not in ("path", "content_hash")}
-    return {"name": analyzer.name, "meta": meta, "headline": headline(results)}
+    return {"name": analyzer.name, "meta": meta, "headline": analyzer.headline_figures()[0]}
 
 
 def write_index() -> None:

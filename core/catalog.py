@@ -3,6 +3,7 @@ content hash the store and the shipped results are keyed by. Free of PyTorch, so
 list the bundled models while the engine is still loading."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -55,6 +56,14 @@ def labelled(paths) -> dict[str, Path]:
 
 
 def file_hash(path: Path | str) -> str:
+    """The first 16 hex digits of the file's SHA-256, read once per version of the file (its size
+    and modification time): the first Overview and the checkpoint load ask for the same files."""
+    stat = Path(path).stat()
+    return _hash(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=1024)
+def _hash(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

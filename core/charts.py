@@ -27,10 +27,12 @@ FAITHFULNESS_MEASURES = {"deletion": "deletion AUC (lower is better)", "insertio
                          "road_lerf": "ROAD, least relevant first (nearer 0 is better)"}
 
 
-def model_colour(models) -> alt.Color:
-    """One colour per model, in the sidebar's order, the same on every chart of every page."""
+def model_colour(models, channel=alt.Color):
+    """One colour per model, in the sidebar's order, the same on every chart of every page. Other
+    channels (alt.StrokeDash, alt.Shape, alt.Stroke) get the same domain and title, so Vega-Lite
+    draws one legend for all of them."""
     models = list(dict.fromkeys(models))
-    return alt.Color("model:N", scale=alt.Scale(domain=models), sort=models, title="model")
+    return channel("model:N", scale=alt.Scale(domain=models), sort=models, title="model")
 
 
 def faithfulness_frame(results: dict[str, dict]) -> pd.DataFrame:
@@ -81,3 +83,11 @@ def selectivity_density_chart(per_unit: pd.DataFrame, models: list[str]):
                                    y=alt.Y("density:Q", stack=None), color=model_colour(models))
     # a faint fill and a line of the model's own colour: where areas overlap, the lines still say whose is whose
     return base.mark_area(opacity=0.12) + base.mark_line(strokeWidth=2)
+
+
+def selectivity_histogram_chart(per_unit: pd.DataFrame, models: list[str]):
+    """Overlaid (never stacked) histograms in bins of 0.05, outlined so overlaps stay readable."""
+    return alt.Chart(per_unit).mark_bar(fillOpacity=0.25, strokeWidth=1.5).encode(
+        x=alt.X("selectivity:Q", bin=alt.Bin(extent=[0, 1], step=0.05), title="selectivity index"),
+        y=alt.Y("count():Q", stack=None, title="units"), color=model_colour(models),
+        stroke=model_colour(models, alt.Stroke))

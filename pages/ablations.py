@@ -45,9 +45,7 @@ def render():
     common.chart(alt.Chart(sweep).mark_line(point=True).encode(  # dashes and point shapes too: the lines meet near 1
         x=alt.X("k:Q", scale=alt.Scale(type="log", base=2), title="k (= k1 = k2)"),
         y=alt.Y("r_A:Q", title="r_A = A_d / A_f", scale=alt.Scale(zero=False)), color=model_colour(labels),
-        # the same domain and title as the colour: Vega-Lite then draws one legend for all three
-        strokeDash=alt.StrokeDash("model:N", scale=alt.Scale(domain=labels), sort=labels, title="model"),
-        shape=alt.Shape("model:N", scale=alt.Scale(domain=labels), sort=labels, title="model"),
+        strokeDash=model_colour(labels, alt.StrokeDash), shape=model_colour(labels, alt.Shape),
         tooltip=["model", "k", "A_d", "r_A"]
     ).properties(height=260, title="Decomposed accuracy ratio against k"), "influential-sweep", "abl_sweep")
     common.download_csv(sweep, "influential-sweep", key="abl_csv_sweep")
@@ -56,7 +54,7 @@ def render():
     common.chart(alt.Chart(noise).mark_bar().encode(
         x=alt.X("features replaced:N", title=None), y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1])),
         color=alt.Color("features replaced:N", scale=alt.Scale(range=["#333333", "#b0b0b0"])),  # not model colours
-        column=alt.Column("replacement:N"), row=alt.Row("model:N", sort=[m["label"] for m in models]),
+        column=alt.Column("replacement:N"), row=alt.Row("model:N", sort=labels),
         tooltip=["model", "replacement", "features replaced", alt.Tooltip("accuracy:Q", format=".3f"),
                  alt.Tooltip("spread (std):Q", format=".3f"), "seeds"]
     ).properties(height=120, width=120, title="Noise ablation (mean over seeds; spread in the tooltip and CSV)"),

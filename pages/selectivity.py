@@ -8,7 +8,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core.charts import model_colour, selectivity_density_chart
+from core.charts import model_colour, selectivity_density_chart, selectivity_histogram_chart
 from ui import common
 
 
@@ -35,10 +35,7 @@ def render():
     if kind == "Density":
         chart = selectivity_density_chart(si, labels)
     else:
-        chart = alt.Chart(si).mark_bar(fillOpacity=0.25, strokeWidth=1.5).encode(  # outlined: overlaps stay readable
-            x=alt.X("selectivity:Q", bin=alt.Bin(extent=[0, 1], step=0.05), title="selectivity index"),
-            y=alt.Y("count():Q", stack=None, title="units"), color=model_colour(labels),
-            stroke=alt.Stroke("model:N", scale=alt.Scale(domain=labels), sort=labels, title="model"))
+        chart = selectivity_histogram_chart(si, labels)
     common.chart(chart.properties(height=300, title="Unit selectivity (dead units excluded)"), "selectivity", "sel_hist")
     table = pd.DataFrame(summary)
     st.dataframe(table, hide_index=True, column_config={  # three decimals, as on the Overview

@@ -10,7 +10,7 @@ import threading
 import time
 
 ENGINE = ("pandas", "ui.common")  # pandas first: the Overview drawn meanwhile needs it
-PAGES = ("altair", "core.explain", "core.charts", "core.inputs")  # Altair alone takes 0.4-0.6 s
+PAGES = ("altair", "core.explain", "core.charts", "core.inputs")  # Altair alone: 0.3 s (bench/RESULTS.md)
 _thread: threading.Thread | None = None
 _engine_ready = threading.Event()
 

@@ -20,7 +20,7 @@ from .. import shipped
 from ..store import MemoryStore, Store
 from .base import ANALYSES, FeatureCache
 from .features import analysis_device, extract, on_device
-from ..headline import headline
+from ..headline import ANALYSES_NEEDED, headline
 
 DEFAULT_TRAIN_LIMIT = None  # the whole training split for the gate fit and influential sets (as the papers)
 REPORT = tuple(name for name, analysis in ANALYSES.items() if not analysis.on_request)
@@ -195,6 +195,17 @@ class Analyzer:
     def cached(self, name: str, **params) -> dict | None:
         """The result from memory or the store, or None; never computes."""
         return self._lookup(name, self.params_for(name, params))
+
+    def headline_figures(self) -> tuple[dict, list[str]]:
+        """The headline figures from what is stored or shipped (None where missing or unsuited),
+        and the analyses they still need computed; never computes."""
+        results, missing = {}, []
+        for name in ANALYSES_NEEDED:
+            if not self.skipped_reason(name):
+                results[name] = self.cached(name)
+                if results[name] is None:
+                    missing.append(name)
+        return headline(results), missing
 
     def _lookup(self, name: str, full: dict) -> dict | None:
         """Memory first (the app asks on every rerun), then the prefetched rows, then the store."""
