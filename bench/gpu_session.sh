@@ -3,9 +3,10 @@
 # files in .gpu/fashion-mnist/ (listed in .git/info/exclude, named in the call's carry); then the
 # steps named in $STEPS run in order, each writing under $OUT:
 #   gputests   tests/test_gpu.py (graphed steps give the eager weights)
-#   solo       one 20-epoch CE run alone, wall clock including start-up
+#   solo       one 20-epoch CE run alone, wall clock including start-up, and where it went
+#              (bench/run_timeline.py)
 #   throughput bench/train_throughput.py --device cuda (ours vs the naive loop, side by side:
-#              graphs for ce and lsg, then --compile)
+#              graphs for ce, lsg and minimax, then --compile)
 #   analysis   bench/analysis_speed.py --device cuda --store memory (the image has no DuckDB)
 #   schedule   the bundle (checkpoints/train_bundled.sh, 40 epochs, all six at once) and the trio
 #              on 80 epochs beside it; stopped (resumable) after $DEADLINE seconds
@@ -35,8 +36,9 @@ for step in $STEPS; do
       grep -h '"epoch"' /tmp/b40/logs/*.progress.jsonl /tmp/e80/logs/*.progress.jsonl | tail -n 2 | cut -c1-160 ;;
     solo)
       s=$(date +%s.%N); python3 -m core.train --method ce --epochs 20 --device cuda --out /tmp/solo/ce.pt \
-        --log-interval 10 >> "$OUT/machine.txt" 2>&1
-      echo "solo 20-epoch wall clock: $(echo "$(date +%s.%N) - $s" | python3 -c "print(round(eval(input()),1))") s" >> "$OUT/machine.txt" ;;
+        --log-interval 10 >> "$OUT/machine.txt" 2>&1; e=$(date +%s.%N)
+      echo "solo 20-epoch wall clock: $(echo "$e - $s" | python3 -c "print(round(eval(input()),1))") s" >> "$OUT/machine.txt"
+      python3 bench/run_timeline.py /tmp/solo/ce.progress.jsonl --began "$s" --ended "$e" | tee -a "$OUT/machine.txt" ;;
     gputests)
       python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py > "$OUT/gputests.txt" 2>&1
       tail -n 5 "$OUT/gputests.txt" ;;
@@ -45,7 +47,7 @@ for step in $STEPS; do
       cp bench/RESULTS.md "$OUT/RESULTS.md"
       grep "^|" "$OUT/analysis.txt" ;;
     throughput)
-      python3 bench/train_throughput.py --device cuda --methods ce,lsg --variants graphs --rounds 1 \
+      python3 bench/train_throughput.py --device cuda --methods ce,lsg,minimax --variants graphs --rounds 1 \
         > "$OUT/throughput.txt" 2>&1
       python3 bench/train_throughput.py --device cuda --methods ce --variants compile --rounds 1 --epochs 3 >> "$OUT/throughput.txt" 2>&1
       cp bench/RESULTS.md "$OUT/RESULTS.md"

@@ -39,14 +39,16 @@ def ours(method: str, variant: str, device: str, batch: int, epochs: int, limit:
     after the first, their test pass and checkpoint included)."""
     with tempfile.TemporaryDirectory() as folder:
         config = TrainConfig(method=method, epochs=epochs, batch_size=batch, limit=limit, device=device,
-                             out=f"{folder}/m.pt", log_interval_s=1.0, **VARIANTS[variant])
+                             out=f"{folder}/m.pt", log_interval_s=0.1, **VARIANTS[variant])
         train(config)
         events = read_events(f"{folder}/m.progress.jsonl")
     ends = [e for e in events if e["event"] == "epoch"]
     steps_per_epoch = next(e for e in events if e["event"] == "phase" and "steps_per_epoch" in e)["steps_per_epoch"]
     whole = (len(ends) - 1) * steps_per_epoch * batch / (ends[-1]["elapsed_s"] - ends[0]["elapsed_s"])
-    last = [e for e in events if e["event"] == "step" and e["epoch"] == epochs]
-    steps = (last[-1]["global_step"] - last[0]["global_step"]) * batch / (last[-1]["time"] - last[0]["time"])
+    last = [e for e in events if e["event"] == "step" and e["epoch"] == epochs]  # logged every 0.1 s
+    if len(last) < 2:
+        raise RuntimeError(f"the last epoch logged {len(last)} step event(s); give it more images (--limit)")
+    steps = (last[-1]["global_step"] - last[0]["global_step"]) * batch / (last[-1]["elapsed_s"] - last[0]["elapsed_s"])
     return steps, whole
 
 

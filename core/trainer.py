@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import importlib.metadata
 import math
 import os
 import platform
@@ -34,6 +35,10 @@ from .graphed_step import StepRunner, portable_state
 from .losses import Objective, create_objective
 from .models import MODELS, create_model
 from .progress import ProgressLog
+
+
+# On a GPU, batches are gathered and augmented this many images at a time (RunData.batches)
+GPU_CHUNK_IMAGES = 16384
 
 
 class TrainingError(UserError):
@@ -185,9 +190,24 @@ def warmup_cosine(total_steps: int, warmup_fraction: float = 0.25):
 
 
 def library_versions() -> dict:
-    import torchvision
-    return {"torch": torch.__version__, "torchvision": torchvision.__version__,
+    """Recorded in the checkpoint. torchvision's from its package metadata: importing it took
+    1.8 s of a run's start-up on a 2-core machine, only to read a string."""
+    return {"torch": torch.__version__, "torchvision": importlib.metadata.version("torchvision"),
             "python": platform.python_version()}
+
+
+@contextlib.contextmanager
+def cudnn_autotuned(on_gpu: bool):
+    """On a GPU, let cuDNN time its algorithms for each convolution once (every batch has the same
+    shape, so once is all); a profile of the graphed step showed its default choices of weight-
+    gradient kernels taking about a third of the step. Not when deterministic algorithms were
+    asked for; the process's setting is restored after the run."""
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = before or (on_gpu and not torch.backends.cudnn.deterministic)
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
 
 
 def weights_finite(model) -> bool:
@@ -284,12 +304,21 @@ class RunData:
     padding: int
     snapshot_subset: torch.Tensor
 
-    def batch(self, order: torch.Tensor, step: int, batch_size: int, augment: bool, generator):
-        idx = order[step * batch_size:(step + 1) * batch_size]
-        x, y = self.images[idx], self.labels[idx]
-        if augment:
-            x = augment_batch(x, self.padding, True, generator, self.fill)
-        return x.contiguous(memory_format=torch.channels_last), y
+    def batches(self, order: torch.Tensor, steps: int, batch_size: int, augment: bool, generator,
+                per_chunk: int = 1):
+        """The epoch's `steps` batches in `order`, gathered and augmented `per_chunk` batches at a
+        time: one on the CPU, where the step's arithmetic dwarfs it, many on a GPU, where a
+        batch's dozen small gather and augmentation kernels cost more host time than the whole
+        graphed step (issue 13)."""
+        for first in range(0, steps, per_chunk):
+            count = min(per_chunk, steps - first)
+            idx = order[first * batch_size:(first + count) * batch_size]
+            x, y = self.images[idx], self.labels[idx]
+            if augment:
+                x = augment_batch(x, self.padding, True, generator, self.fill)
+            x = x.contiguous(memory_format=torch.channels_last)
+            for i in range(0, count * batch_size, batch_size):
+                yield x[i:i + batch_size], y[i:i + batch_size]
 
 
 def load_data(config: TrainConfig, device: torch.device) -> RunData:
@@ -326,9 +355,10 @@ def run_record(config: TrainConfig, objective: Objective, info: DatasetInfo, com
     }
 
 
-def step_function(net, objective: Objective, optimizer, device: torch.device):
+def step_function(net, objective: Objective, optimizer, meter: EpochMeter, device: torch.device):
     def one_step(kind, x, y):
-        """Forward, loss, backward, optimiser steps: no host sync, so a GPU can replay it."""
+        """Forward, loss, backward, optimiser steps, the epoch's running sums: no host sync, so
+        a GPU can replay it whole."""
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda", cache_enabled=False):
             logits = objective.forward(net, x, y, kind)
         logits = logits.float()
@@ -337,16 +367,22 @@ def step_function(net, objective: Objective, optimizer, device: torch.device):
         loss.backward()
         optimizer.step()
         objective.after_step()
+        meter.add(loss.detach(), logits.detach(), y)
         return loss.detach(), logits.detach()
     return one_step
 
 
 class EpochMeter:
-    """Loss and accuracy summed on the device; read (one host sync) only when reported."""
+    """Loss and accuracy summed on the device, in place (a CUDA graph adds to the same
+    tensors); read (one host sync) only when reported."""
 
     def __init__(self, device):
         self.loss_sum = torch.zeros((), device=device, dtype=torch.float64)
         self.correct = torch.zeros((), device=device, dtype=torch.long)
+
+    def reset(self) -> None:
+        self.loss_sum.zero_()
+        self.correct.zero_()
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
         self.loss_sum += loss * len(y)
@@ -397,97 +433,106 @@ def train(config: TrainConfig, command: str = "", terminal: bool = False) -> dic
     bar = TerminalBar(terminal and dist.is_main)
     log.write("start", config=asdict(config), epochs=config.epochs, device=device.type, pid=os.getpid())
     try:
-        # --- data, model, schedule
-        log.write("phase", phase="loading data")
-        data = load_data(config, device)
-        log.write("phase", phase="building the model")
-        model, optimizer, extra_optimizer = build(config, objective, data.info, device)
-        per_rank = len(dist.shard(torch.arange(len(data.labels))))
-        batch_size = min(config.batch_size, per_rank)
-        steps_per_epoch = max(1, per_rank // batch_size)  # static shapes: the partial batch is dropped
-        total_steps = config.epochs * steps_per_epoch
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps))
-        generator = torch.Generator(device=device).manual_seed(config.seed)
-        meta = run_record(config, objective, data.info, command, device, dist, model, steps_per_epoch)
-
-        # --- resume where the last completed epoch left off
-        start_epoch, history = 0, None
-        if config.resume and not out.exists():
-            notice = f"nothing to resume at {out}: starting a new run"
-            log.write("phase", phase=notice)
-            print(f"note: {notice}", file=sys.stderr)
-        elif config.resume:
-            start_epoch, history = restore(out, meta, model, optimizer, extra_optimizer, scheduler, generator)
-            if start_epoch >= config.epochs:
-                return parse_meta(read_payload(out), out.name)
-
-        # --- the step: compiled on request, replayed from CUDA graphs on one GPU
-        net = torch.compile(model, dynamic=False) if config.compile else model
-        net = dist.wrap(net, objective.uses_gate, device)
-        graphs = on_gpu and config.cuda_graphs and not dist.active
-        run_step = StepRunner(step_function(net, objective, optimizer, device), [optimizer], enabled=graphs)
-        log.write("phase", phase="training", start_epoch=start_epoch, total_steps=total_steps,
-                  steps_per_epoch=steps_per_epoch, cuda_graphs=graphs)
-
-        started, last_log, steps_here = time.time(), 0.0, 0
-        test_accuracy = float("nan")
-        for epoch in range(start_epoch, config.epochs):
-            # --- one epoch: every step on the device, nothing read back but at logging time
-            model.train()
-            order = dist.shard(torch.randperm(len(data.labels), generator=generator, device=device))
-            meter = EpochMeter(device)
-            for step in range(steps_per_epoch):
-                global_step = epoch * steps_per_epoch + step
-                x, y = data.batch(order, step, batch_size, config.augment, generator)
-                loss, logits = run_step(objective.step_kind(epoch, global_step), x, y)
-                scheduler.step()
-                meter.add(loss, logits, y)
-                steps_here += 1
-
-                # --- progress, at most once per log interval (the one host sync)
-                now = time.time()
-                if now - last_log >= config.log_interval_s or step == steps_per_epoch - 1:
-                    last_log = now
-                    mean_loss, accuracy = meter.read((step + 1) * batch_size)
-                    if not math.isfinite(mean_loss):
-                        raise TrainingError(f"loss became {mean_loss} in epoch {epoch + 1} by step {step + 1}; "
-                                            "lower --lr or check the method's options (nothing new was saved)")
-                    elapsed = now - started
-                    rate = steps_here * batch_size * dist.world_size / max(elapsed, 1e-9)
-                    eta = (total_steps - global_step - 1) * elapsed / steps_here
-                    log.write("step", epoch=epoch + 1, epochs=config.epochs, step=step + 1,
-                              steps_per_epoch=steps_per_epoch, global_step=global_step + 1,
-                              total_steps=total_steps, loss=mean_loss, accuracy=accuracy,
-                              images_per_s=rate, elapsed_s=elapsed, eta_s=eta, lr=float(scheduler.get_last_lr()[0]))
-                    bar.show(epoch + 1, config.epochs, (global_step + 1) / total_steps, mean_loss, accuracy, rate, eta)
-
-            # --- epoch end: test split once, snapshot, checkpoint
-            bar.end()
-            cache, test_accuracy = evaluate_epoch(model, data, epoch, on_gpu)
-            if config.snapshot_per_class:
-                history = trajectory.record(history, epoch + 1, cache, model, data.snapshot_subset)
-            train_loss, train_acc = (dist.all_mean(v, device) for v in meter.read(steps_per_epoch * batch_size))
-            meta.update(test_accuracy=test_accuracy, epochs_completed=epoch + 1, complete=epoch + 1 == config.epochs,
-                        time=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
-            if model.gate is not None:
-                meta["gate_density"] = lsg.gate_density(model.gate.detach())
-            if dist.is_main:
-                save_epoch(out, model, meta, epoch, optimizer, extra_optimizer, scheduler, generator, history)
-            elapsed = time.time() - started
-            log.write("epoch", epoch=epoch + 1, epochs=config.epochs, train_loss=train_loss,
-                      train_accuracy=train_acc, test_accuracy=test_accuracy, elapsed_s=elapsed,
-                      images_per_s=steps_here * batch_size * dist.world_size / max(elapsed, 1e-9),
-                      eta_s=(total_steps - (epoch + 1) * steps_per_epoch) * elapsed / max(1, steps_here),
-                      gate_density=meta.get("gate_density"))
-        dist.finish()
-        log.write("done", test_accuracy=test_accuracy, checkpoint=str(out), seconds=time.time() - started)
-        return meta
+        with cudnn_autotuned(on_gpu):
+            return run_training(config, objective, command, device, dist, out, log, bar)
     except (TrainingError, Cancelled) as exc:
         bar.end()
         log.write("cancelled" if isinstance(exc, Cancelled) else "error", message=str(exc))
         raise
     finally:
         dist.teardown()
+
+
+def run_training(config: TrainConfig, objective: Objective, command: str, device: torch.device,
+                 dist: Distributed, out: Path, log: ProgressLog, bar: TerminalBar) -> dict:
+    """The run itself, from loading the data to the last epoch's checkpoint."""
+    on_gpu = device.type == "cuda"
+    # --- data, model, schedule
+    log.write("phase", phase="loading data")
+    data = load_data(config, device)
+    log.write("phase", phase="building the model")
+    model, optimizer, extra_optimizer = build(config, objective, data.info, device)
+    per_rank = len(dist.shard(torch.arange(len(data.labels))))
+    batch_size = min(config.batch_size, per_rank)
+    steps_per_epoch = max(1, per_rank // batch_size)  # static shapes: the partial batch is dropped
+    total_steps = config.epochs * steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps))
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    meta = run_record(config, objective, data.info, command, device, dist, model, steps_per_epoch)
+
+    # --- resume where the last completed epoch left off
+    start_epoch, history = 0, None
+    if config.resume and not out.exists():
+        notice = f"nothing to resume at {out}: starting a new run"
+        log.write("phase", phase=notice)
+        print(f"note: {notice}", file=sys.stderr)
+    elif config.resume:
+        start_epoch, history = restore(out, meta, model, optimizer, extra_optimizer, scheduler, generator)
+        if start_epoch >= config.epochs:
+            return parse_meta(read_payload(out), out.name)
+
+    # --- the step: compiled on request, replayed from CUDA graphs on one GPU
+    net = torch.compile(model, dynamic=False) if config.compile else model
+    net = dist.wrap(net, objective.uses_gate, device)
+    graphs = on_gpu and config.cuda_graphs and not dist.active
+    meter = EpochMeter(device)
+    run_step = StepRunner(step_function(net, objective, optimizer, meter, device), [optimizer], enabled=graphs)
+    per_chunk = max(1, GPU_CHUNK_IMAGES // batch_size) if on_gpu else 1
+    log.write("phase", phase="training", start_epoch=start_epoch, total_steps=total_steps,
+              steps_per_epoch=steps_per_epoch, cuda_graphs=graphs)
+
+    started, last_log, steps_here = time.time(), 0.0, 0
+    test_accuracy = float("nan")
+    for epoch in range(start_epoch, config.epochs):
+        # --- one epoch: every step on the device, nothing read back but at logging time
+        model.train()
+        order = dist.shard(torch.randperm(len(data.labels), generator=generator, device=device))
+        meter.reset()
+        batches = data.batches(order, steps_per_epoch, batch_size, config.augment, generator, per_chunk)
+        for step, (x, y) in enumerate(batches):
+            global_step = epoch * steps_per_epoch + step
+            run_step(objective.step_kind(epoch, global_step), x, y)
+            scheduler.step()
+            steps_here += 1
+
+            # --- progress, at most once per log interval (the one host sync)
+            now = time.time()
+            if now - last_log >= config.log_interval_s or step == steps_per_epoch - 1:
+                last_log = now
+                mean_loss, accuracy = meter.read((step + 1) * batch_size)
+                if not math.isfinite(mean_loss):
+                    raise TrainingError(f"loss became {mean_loss} in epoch {epoch + 1} by step {step + 1}; "
+                                        "lower --lr or check the method's options (nothing new was saved)")
+                elapsed = now - started
+                rate = steps_here * batch_size * dist.world_size / max(elapsed, 1e-9)
+                eta = (total_steps - global_step - 1) * elapsed / steps_here
+                log.write("step", epoch=epoch + 1, epochs=config.epochs, step=step + 1,
+                          steps_per_epoch=steps_per_epoch, global_step=global_step + 1,
+                          total_steps=total_steps, loss=mean_loss, accuracy=accuracy,
+                          images_per_s=rate, elapsed_s=elapsed, eta_s=eta, lr=float(scheduler.get_last_lr()[0]))
+                bar.show(epoch + 1, config.epochs, (global_step + 1) / total_steps, mean_loss, accuracy, rate, eta)
+
+        # --- epoch end: test split once, snapshot, checkpoint
+        bar.end()
+        cache, test_accuracy = evaluate_epoch(model, data, epoch, on_gpu)
+        if config.snapshot_per_class:
+            history = trajectory.record(history, epoch + 1, cache, model, data.snapshot_subset)
+        train_loss, train_acc = (dist.all_mean(v, device) for v in meter.read(steps_per_epoch * batch_size))
+        meta.update(test_accuracy=test_accuracy, epochs_completed=epoch + 1, complete=epoch + 1 == config.epochs,
+                    time=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+        if model.gate is not None:
+            meta["gate_density"] = lsg.gate_density(model.gate.detach())
+        if dist.is_main:
+            save_epoch(out, model, meta, epoch, optimizer, extra_optimizer, scheduler, generator, history)
+        elapsed = time.time() - started
+        log.write("epoch", epoch=epoch + 1, epochs=config.epochs, train_loss=train_loss,
+                  train_accuracy=train_acc, test_accuracy=test_accuracy, elapsed_s=elapsed,
+                  images_per_s=steps_here * batch_size * dist.world_size / max(elapsed, 1e-9),
+                  eta_s=(total_steps - (epoch + 1) * steps_per_epoch) * elapsed / max(1, steps_here),
+                  gate_density=meta.get("gate_density"))
+    dist.finish()
+    log.write("done", test_accuracy=test_accuracy, checkpoint=str(out), seconds=time.time() - started)
+    return meta
 
 
 def restore(out: Path, meta: dict, model, optimizer, extra_optimizer, scheduler, generator) -> tuple[int, dict | None]:

@@ -130,3 +130,29 @@ def test_torchrun_two_cpu_processes_with_gloo(tmp_path, data_root):
     assert meta["world_size"] == 2 and meta["complete"]
     starts = [line for line in out.with_suffix(".progress.jsonl").read_text().splitlines() if '"start"' in line]
     assert len(starts) == 1  # only rank 0 writes
+
+
+def test_batches_gathered_in_chunks_are_the_same_batches(data_root):
+    """On a GPU an epoch's batches are gathered and augmented many at a time (the CPU: one).
+    Unaugmented, any chunking yields the same batches in the same order, a last partial chunk
+    included; augmented, each image is still a crop-and-flip of its own image."""
+    from core.trainer import load_data
+    data = load_data(TrainConfig(limit=200, out="unused.pt", data_root=str(data_root)), torch.device("cpu"))
+    order = torch.randperm(len(data.labels), generator=torch.Generator().manual_seed(1))
+    one = list(data.batches(order, 7, 16, augment=False, generator=None, per_chunk=1))
+    chunked = list(data.batches(order, 7, 16, augment=False, generator=None, per_chunk=3))
+    assert len(one) == len(chunked) == 7
+    for (x1, y1), (x3, y3) in zip(one, chunked):
+        assert x3.shape == (16, 1, 28, 28) and x3.is_contiguous(memory_format=torch.channels_last)
+        assert torch.equal(x1, x3) and torch.equal(y1, y3)
+    assert torch.equal(one[0][0], data.images[order[:16]])  # the order's first 16 images
+
+    augmented = list(data.batches(order, 7, 16, augment=True, generator=torch.Generator().manual_seed(0), per_chunk=3))
+    p = data.padding
+    padded = torch.nn.functional.pad(data.images, (p, p, p, p), value=float(data.fill))
+    for step, (x, y) in enumerate(augmented):
+        for i in range(0, 16, 5):
+            source = padded[order[step * 16 + i]]
+            windows = [source[:, r:r + 28, c:c + 28] for r in range(2 * p + 1) for c in range(2 * p + 1)]
+            assert any(torch.equal(x[i], w) or torch.equal(x[i], w.flip(2)) for w in windows)
+        assert torch.equal(y, data.labels[order[step * 16:(step + 1) * 16]])
