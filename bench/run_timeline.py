@@ -13,24 +13,32 @@ from core.progress import read_events  # noqa: E402
 
 
 def timeline(events: list[dict], began: float | None, ended: float | None) -> list[tuple[str, float]]:
-    first = events[0]["time"]
-    training = next(e["time"] for e in events if e["event"] == "phase" and e.get("phase") == "training")
-    steps = epoch_ends = 0.0
-    last_mark = training
+    """(what, seconds) in the order they happened; together they make the whole run."""
+    rows = [("before the first event (interpreter, imports)", events[0]["time"] - began if began else float("nan"))]
+    phases = [e for e in events if e["event"] in ("start", "phase")]
+    for e, following in zip(phases, phases[1:]):
+        name = "validated, to the first phase" if e["event"] == "start" else f"phase: {e['phase']}"
+        rows.append((name, following["time"] - e["time"]))
+    first_epoch = later_epochs = epoch_ends = 0.0
+    mark = phases[-1]["time"]
     for e in events:
-        if e["event"] == "step" and e["time"] > last_mark:
-            steps += e["time"] - last_mark
-            last_mark = e["time"]
+        if e["time"] <= mark:
+            continue
+        if e["event"] == "step":
+            if e["epoch"] == 1:
+                first_epoch += e["time"] - mark
+            else:
+                later_epochs += e["time"] - mark
         elif e["event"] == "epoch":
-            epoch_ends += e["time"] - last_mark
-            last_mark = e["time"]
-    done = events[-1]["time"]
-    rows = [("before the first event (interpreter, imports)", first - began if began else float("nan")),
-            ("data and model, to the training phase", training - first),
-            ("training steps (to each epoch's last step event)", steps),
-            ("epoch ends (test pass, snapshot, checkpoint)", epoch_ends),
-            ("after the last event (exit)", ended - done if ended else float("nan"))]
-    rows.append(("in all", (ended or done) - (began or first)))
+            epoch_ends += e["time"] - mark
+        else:
+            continue
+        mark = e["time"]
+    rows += [("first epoch's steps (graph capture, cuDNN autotuning)", first_epoch),
+             ("later epochs' steps", later_epochs),
+             ("epoch ends (test pass, snapshot, checkpoint)", epoch_ends),
+             ("after the last event (exit)", ended - events[-1]["time"] if ended else float("nan")),
+             ("in all", (ended or events[-1]["time"]) - (began or events[0]["time"]))]
     return rows
 
 

@@ -61,17 +61,21 @@ class _GatedCE:
     vectorises well). Full batch, fixed order: the same inputs give the same bits every time.
     """
 
-    def __init__(self, features, labels, weight, bias):
-        self.weight = weight.detach().cpu().double()
+    def __init__(self, features, labels, weight, bias, device="cpu"):
+        self.device = torch.device(device)
+        self.weight = weight.detach().to(self.device, torch.float64)
         num_classes = self.weight.shape[0]
-        self.bias = (torch.zeros(num_classes, dtype=torch.float64) if bias is None
-                     else bias.detach().cpu().double())[:, None]
-        features, labels = features.detach().cpu(), labels.detach().cpu()
+        self.bias = (torch.zeros(num_classes, dtype=torch.float64, device=self.device) if bias is None
+                     else bias.detach().to(self.device, torch.float64))[:, None]
+        features, labels = features.detach().to(self.device), labels.detach().to(self.device)
         self.blocks = [features[labels == c].double().T.contiguous() for c in range(num_classes)]
         self.count = len(labels)
 
     def __call__(self, gate: torch.Tensor, grad: bool = False):
-        total = torch.zeros((), dtype=torch.float64)
+        """CE at `gate` (a float) and, with `grad`, its gradient, on the gate's device (the CPU)."""
+        on_host = gate
+        gate = gate.to(self.device)
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
         gradient = torch.zeros_like(gate) if grad else None
         for c, block in enumerate(self.blocks):
             if block.shape[1] == 0:
@@ -86,7 +90,7 @@ class _GatedCE:
                 e[c] -= 1.0                                            # p - onehot
                 gradient[c] = ((block @ e.T) * self.weight.T).sum(dim=1)
         total = float(total) / self.count
-        return (total, gradient / self.count) if grad else total
+        return (total, (gradient / self.count).to(on_host.device)) if grad else total
 
 
 def _prox_feasible(values: torch.Tensor, step: float, rho: float) -> torch.Tensor:
@@ -157,7 +161,7 @@ def is_feasible(gate: torch.Tensor) -> bool:
 
 def fit_gate(features: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor,
              bias: torch.Tensor | None, init: torch.Tensor | None = None, rho: float = 0.2,
-             max_steps: int = 5000, tol: float = 1e-9, window: int = 10) -> dict:
+             max_steps: int = 5000, tol: float = 1e-9, window: int = 10, device="cpu") -> dict:
     """Phi = min over G of CE(gated) + |density(G) - rho| with the network frozen, G under the
     normalise-and-clip constraint (entries in [0, 1], each column's max 1); starts from `init`
     (an LSG model's trained gate) or 0.5. Follows SPEC (Phi), not a fixed step count.
@@ -171,6 +175,11 @@ def fit_gate(features: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor,
     False then). No randomness and a fixed order of every sum: the same inputs give the same
     bits in any run, whatever the caller's thread count (the fit runs on one thread).
 
+    `device`: where the cross-entropy over the features is computed (the gate's small steps
+    stay on the CPU). On a GPU machine the fit on the CPU's one thread took 2.4 s of a bundled
+    model's 2.8 s analysis (bench/RESULTS.md, issue 13). Its bits are the same in every run on
+    one device, and equal the CPU's to float64 rounding.
+
     Returns gate (float32), phi, gated CE, density, the fraction of single-class units, steps
     (gradient evaluations) and converged, all measured on the returned gate over all of
     `features`. (The earlier fit, 300 Adam steps on random minibatches with normalise-and-clip
@@ -183,13 +192,13 @@ def fit_gate(features: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor,
     if int(labels.min()) < 0 or int(labels.max()) >= weight.shape[0]:
         raise ValueError("fit_gate: a label is outside the head's classes")
     with single_threaded():
-        return _fit_gate(features, labels, weight, bias, init, rho, max_steps, tol, window)
+        return _fit_gate(features, labels, weight, bias, init, rho, max_steps, tol, window, device)
 
 
-def _fit_gate(features, labels, weight, bias, init, rho, max_steps, tol, window) -> dict:
+def _fit_gate(features, labels, weight, bias, init, rho, max_steps, tol, window, device) -> dict:
     num_classes, num_features = weight.shape
     size = num_classes * num_features
-    ce = _GatedCE(features, labels, weight, bias)
+    ce = _GatedCE(features, labels, weight, bias, device)
     gate = (init.detach().cpu().double().clone() if init is not None
             else torch.full((num_classes, num_features), 0.5, dtype=torch.float64))
 

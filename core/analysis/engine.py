@@ -65,6 +65,11 @@ class Context:
         return self._analyzer.features("train", self._analyzer.train_limit)
 
     @property
+    def device(self) -> torch.device:
+        """Where the heavy arithmetic runs: the GPU when there is one (analysis_device)."""
+        return self._analyzer.device
+
+    @property
     def device_model(self):
         """The model on the analysis device (a copy made once when that is a GPU)."""
         return self._analyzer.device_model()

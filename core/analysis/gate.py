@@ -18,7 +18,7 @@ def gate(ctx, rho, max_steps, tol):
     train = ctx.train
     trained = ctx.model.gate.detach().clone() if ctx.model.gate is not None else None
     fit = lsg.fit_gate(train.features, train.labels, ctx.W, ctx.b, init=trained, rho=rho,
-                       max_steps=max_steps, tol=tol)
+                       max_steps=max_steps, tol=tol, device=ctx.device)
     shown = trained if trained is not None else fit["gate"]
     return {
         "phi": fit["phi"], "gated_ce": fit["gated_ce"], "density": fit["density"],
