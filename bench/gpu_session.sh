@@ -7,6 +7,7 @@
 #              (bench/run_timeline.py)
 #   throughput bench/train_throughput.py --device cuda (ours vs the naive loop, side by side:
 #              graphs for ce, lsg and minimax, then --compile)
+#   trio       CE, minimax and LSG, 10 epochs each: one after another, then all at once
 #   analysis   bench/analysis_speed.py --device cuda --store memory (the image has no DuckDB)
 #   schedule   the bundle (checkpoints/train_bundled.sh, 40 epochs, all six at once) and the trio
 #              on 80 epochs beside it; stopped (resumable) after $DEADLINE seconds
@@ -39,6 +40,21 @@ for step in $STEPS; do
         --log-interval 10 >> "$OUT/machine.txt" 2>&1; e=$(date +%s.%N)
       echo "solo 20-epoch wall clock: $(echo "$e - $s" | python3 -c "print(round(eval(input()),1))") s" >> "$OUT/machine.txt"
       python3 bench/run_timeline.py /tmp/solo/ce.progress.jsonl --began "$s" --ended "$e" | tee -a "$OUT/machine.txt" ;;
+    trio)
+      # comparing objectives: CE, minimax and LSG (10 epochs each) one after another, then all at
+      # once as the sidebar launches them on a GPU (separate processes)
+      s=$(date +%s.%N)
+      for m in ce minimax lsg; do
+        python3 -m core.train --method $m --epochs 10 --device cuda --out /tmp/seq/$m.pt --log-interval 10 > /dev/null 2>&1
+      done
+      e=$(date +%s.%N); echo "trio one after another: $(python3 -c "print(round($e - $s, 1))") s" | tee -a "$OUT/machine.txt"
+      s=$(date +%s.%N)
+      for m in ce minimax lsg; do
+        python3 -m core.train --method $m --epochs 10 --device cuda --out /tmp/par/$m.pt --log-interval 10 > /dev/null 2>&1 &
+      done
+      wait
+      e=$(date +%s.%N); echo "trio at once: $(python3 -c "print(round($e - $s, 1))") s" | tee -a "$OUT/machine.txt"
+      grep -h '"done"' /tmp/seq/*.progress.jsonl /tmp/par/*.progress.jsonl | cut -c1-120 >> "$OUT/machine.txt" ;;
     gputests)
       python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py > "$OUT/gputests.txt" 2>&1
       tail -n 5 "$OUT/gputests.txt" ;;

@@ -10,7 +10,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from .cli import OneLineParser, run_main
+from .cli import OneLineParser, exit_without_teardown, run_main
 from .losses import OBJECTIVES
 from .losses.base import cast_option
 from .models import MODELS
@@ -108,4 +108,5 @@ def main(argv=None) -> int:
 if __name__ == "__main__":
     from .trainer import cancel_on_sigterm
     with cancel_on_sigterm():
-        raise SystemExit(run_main(main))
+        code = run_main(main)
+    exit_without_teardown(code)

@@ -70,3 +70,24 @@ def test_post_hoc_fit_respects_constraint_and_lowers_phi():
     assert result["density"] == pytest.approx(float(gate.sum() / gate.numel()), rel=1e-6)
     ce = F.cross_entropy(F.linear(features * gate[labels], weight), labels).item()
     assert result["gated_ce"] == pytest.approx(ce, rel=1e-5)
+
+
+@pytest.mark.parametrize("per_group", [1, 2, 10])
+def test_gated_ce_and_its_gradient_equal_autograd_on_unbalanced_classes(per_group):
+    """The batched, zero-padded class blocks (an empty class, classes of different sizes, any
+    grouping) give autograd's CE of the gated logits and its gradient in G."""
+    torch.manual_seed(0)
+    classes, units, n = 4, 6, 90
+    features, weight, bias = torch.randn(n, units).abs(), torch.randn(classes, units), torch.randn(classes)
+    labels = torch.randint(0, classes, (n,))
+    labels[labels == 2] = 0  # class 2 has no image
+    gate = torch.rand(classes, units, dtype=torch.float64, requires_grad=True)
+    logits = torch.einsum("nk,nck->nc", features.double(), weight.double()[None] * gate[labels][:, None, :]) + bias.double()
+    expected = torch.nn.functional.cross_entropy(logits, labels)
+    expected.backward()
+    ce = lsg._GatedCE(features, labels, weight, bias)
+    ce.groups = [range(first, min(first + per_group, classes)) for first in range(0, classes, per_group)]
+    value, gradient = ce(gate.detach(), grad=True)
+    assert value == pytest.approx(expected.item(), rel=1e-12)
+    torch.testing.assert_close(gradient, gate.grad, rtol=1e-10, atol=1e-14)
+    assert gradient[2].abs().sum() == 0  # no image of class 2: its gate row has no gradient
