@@ -92,29 +92,46 @@ def active_run(folder: Path | None = None) -> Run | None:
     return next((r for r in list_runs(folder) if r.status == "running"), None)
 
 
-def start_run(method: str, options: dict, dataset: str = "fashion-mnist", arch: str = "resnet20",
-              epochs: int = 1, limit: int | None = None, batch_size: int = 256, lr: float = 0.1,
-              seed: int = 0, device: str = "auto", folder: Path | None = None) -> Run:
-    """Launch one run; on a machine without CUDA only one at a time."""
-    current = active_run(folder)
-    if current is not None and not torch.cuda.is_available():
-        raise RunError(f"run {current.run_id} is still training; on a CPU machine one run at a time")
+def one_at_a_time(device: str) -> bool:
+    """Runs on the CPU share its cores, so they train one after another; on a GPU, at once."""
+    return device == "cpu" or not torch.cuda.is_available()
+
+
+def start_runs(choices: list[tuple[str, dict]], dataset: str = "fashion-mnist", arch: str = "resnet20",
+               epochs: int = 1, limit: int | None = None, batch_size: int = 256, lr: float = 0.1,
+               seed: int = 0, device: str = "auto", folder: Path | None = None) -> list[Run]:
+    """Launch one run per (method, options), on the same data. On a GPU they all train at once
+    (their start-ups overlap; bench/RESULTS.md); on a CPU one at a time: each process waits
+    (`--after`) for the run started before it, the first for the run already training."""
     get_source(dataset).check()  # a missing dataset or folder is said now, not after launch
     folder = Path(folder or runs_dir())
     folder.mkdir(parents=True, exist_ok=True)
-    run_id = f"{method}-{time.strftime('%Y%m%d-%H%M%S')}"
-    while (folder / f"{run_id}.run.json").exists():
-        run_id += "x"
-    out, progress, log = (folder / f"{run_id}{suffix}" for suffix in (".pt", ".progress.jsonl", ".log"))
-    args = [sys.executable, "-m", "core.train", "--method", method, "--dataset", dataset, "--arch", arch,
-            "--epochs", str(epochs), "--batch-size", str(batch_size), "--lr", str(lr), "--seed", str(seed),
-            "--device", device, "--out", str(out), "--progress", str(progress)]
-    if limit:
-        args += ["--limit", str(limit)]
-    for key, value in options.items():
-        args += [f"--{key.replace('_', '-')}", str(value)]
-    run = Run(run_id, 0, method, str(out), str(progress), str(log), args, time.time())
-    return launch(run, folder)
+    queue = one_at_a_time(device)
+    before = active_run(folder) if queue else None
+    started = []
+    for method, options in choices:
+        run_id = f"{method}-{time.strftime('%Y%m%d-%H%M%S')}"
+        while (folder / f"{run_id}.run.json").exists():
+            run_id += "x"
+        out, progress, log = (folder / f"{run_id}{suffix}" for suffix in (".pt", ".progress.jsonl", ".log"))
+        args = [sys.executable, "-m", "core.train", "--method", method, "--dataset", dataset, "--arch", arch,
+                "--epochs", str(epochs), "--batch-size", str(batch_size), "--lr", str(lr), "--seed", str(seed),
+                "--device", device, "--out", str(out), "--progress", str(progress)]
+        if limit:
+            args += ["--limit", str(limit)]
+        for key, value in options.items():
+            args += [f"--{key.replace('_', '-')}", str(value)]
+        if before is not None:
+            args += ["--after", str(before.pid)]
+        run = launch(Run(run_id, 0, method, str(out), str(progress), str(log), args, time.time()), folder)
+        started.append(run)
+        before = run if queue else None
+    return started
+
+
+def start_run(method: str, options: dict, **settings) -> Run:
+    """Launch one run (see start_runs: on a CPU it waits for the one training)."""
+    return start_runs([(method, options)], **settings)[0]
 
 
 def launch(run: Run, folder: Path) -> Run:
@@ -136,14 +153,24 @@ def can_resume(run: Run) -> bool:
 
 
 def resume_run(run: Run) -> Run:
-    """Start the run again from its checkpoint (`--resume`), with the same options."""
+    """Start the run again from its checkpoint (`--resume`), with the same options (on a CPU
+    after the run training now)."""
     if not can_resume(run):
         raise RunError(f"run {run.run_id} has no finished epoch to resume from")
+    args = without_option(without_option(run.args, "--resume", 0), "--after", 1) + ["--resume"]
     current = active_run(runs_dir_of(run))
-    if current is not None and not torch.cuda.is_available():
-        raise RunError(f"run {current.run_id} is still training; on a CPU machine one run at a time")
-    args = [a for a in run.args if a != "--resume"] + ["--resume"]
+    device = args[args.index("--device") + 1] if "--device" in args else "auto"
+    if current is not None and one_at_a_time(device):
+        args += ["--after", str(current.pid)]
     return launch(Run(run.run_id, 0, run.method, run.out, run.progress, run.log, args, time.time()), runs_dir_of(run))
+
+
+def without_option(args: list[str], name: str, values: int) -> list[str]:
+    """`args` without `name` and the `values` arguments that follow it."""
+    if name not in args:
+        return list(args)
+    at = args.index(name)
+    return args[:at] + args[at + 1 + values:]
 
 
 def delete_run(run: Run) -> None:

@@ -72,6 +72,7 @@ class TrainConfig:
     cuda_graphs: bool = True  # on a GPU, each kind of step replayed from one CUDA graph
     data_root: str | None = None
     log_interval_s: float = 1.0
+    after_pid: int | None = None  # wait for this earlier run's process to end (the app's queue on a CPU)
 
     # what decides the weights: recorded in the checkpoint and compared on --resume
     RECORDED = ("method", "options", "arch", "epochs", "batch_size", "lr", "momentum", "weight_decay",
@@ -104,6 +105,7 @@ def validate(config: TrainConfig) -> Objective:
         (config.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got {config.device!r}"),
         (config.device != "cuda" or torch.cuda.is_available(), "--device cuda asked for, but no CUDA device is available"),
         (bool(config.out), "an output path (--out) is required"),
+        (config.after_pid is None or config.after_pid > 0, f"--after takes a process id, got {config.after_pid}"),
         (math.isfinite(config.log_interval_s) and 0 <= config.log_interval_s <= 3600,
          f"log interval must be 0 to 3600 seconds, got {config.log_interval_s}"),
     ]
@@ -433,6 +435,8 @@ def train(config: TrainConfig, command: str = "", terminal: bool = False) -> dic
     bar = TerminalBar(terminal and dist.is_main)
     log.write("start", config=asdict(config), epochs=config.epochs, device=device.type, pid=os.getpid())
     try:
+        if config.after_pid:
+            wait_for_run(config.after_pid, log)
         with cudnn_autotuned(on_gpu):
             return run_training(config, objective, command, device, dist, out, log, bar)
     except (TrainingError, Cancelled) as exc:
@@ -441,6 +445,15 @@ def train(config: TrainConfig, command: str = "", terminal: bool = False) -> dic
         raise
     finally:
         dist.teardown()
+
+
+def wait_for_run(pid: int, log: ProgressLog) -> None:
+    """Queued behind another training process: start when it has ended (on a CPU, runs share
+    the cores one at a time). Cancelling the wait (SIGTERM) saves nothing, as before any epoch."""
+    from .runs import process_alive
+    log.write("phase", phase="queued: waiting for the run before it to end")
+    while process_alive(pid):
+        time.sleep(0.5)
 
 
 def run_training(config: TrainConfig, objective: Objective, command: str, device: torch.device,

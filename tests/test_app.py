@@ -243,3 +243,29 @@ def test_the_server_imports_app_and_the_first_overview_without_torch():
             "assert not bad, bad; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_several_methods_start_from_the_sidebar_one_after_another_on_the_cpu(app_env):
+    """Two methods chosen and one Start: one run each on the same data; on the CPU the second
+    waits for the first (`--after`), and both finish."""
+    import time
+    from pathlib import Path
+    from core import runs
+    at = new_app()
+    at.multiselect(key="train_methods").set_value(["ce", "lsg"])
+    at.number_input(key="train_limit").set_value(200)
+    at.run()
+    assert "lsg options" in [shown(c.value) for c in at.sidebar.caption]  # each method's own options, named
+    at.button(key="train_start").click()
+    at.run()
+    assert at.sidebar.success and shown(at.sidebar.success[0].value).startswith("started ce-")
+    folder = Path(ui_env.os.environ["UNITLENS_RUNS"])
+    started = sorted(runs.list_runs(folder), key=lambda r: r.started)[-2:]
+    assert [r.method for r in started] == ["ce", "lsg"]
+    assert started[1].args[-2:] == ["--after", str(started[0].pid)]
+    assert all(["--limit", "200"] == r.args[r.args.index("--limit"):][:2] for r in started)
+    deadline = time.time() + 240
+    while any(runs.load_run(folder / f"{r.run_id}.run.json").status == "running" for r in started):
+        assert time.time() < deadline
+        time.sleep(0.5)
+    assert [runs.load_run(folder / f"{r.run_id}.run.json").status for r in started] == ["done", "done"]

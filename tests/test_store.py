@@ -8,6 +8,7 @@ import time
 import duckdb
 import pytest
 
+from core.progress import summarize
 from core.store import Store, StoreError
 
 from .conftest import ROOT
@@ -141,22 +142,37 @@ def test_training_progress_is_ingested_into_the_runs_table(tmp_path, data_root):
     assert runs.active_run(tmp_path) is None
 
 
-def test_a_second_run_is_refused_on_cpu_and_cancel_stops_the_first(tmp_path, data_root):
+def test_on_cpu_runs_queue_one_after_another_and_cancel_stops_one(tmp_path, data_root):
+    """On the CPU, runs started while one trains wait for it, one at a time (`--after`); the
+    waiting runs say so; cancelling the training one lets the next start, and the last follows."""
     from core import runs
-    run = runs.start_run("ce", {}, epochs=5, limit=3000, batch_size=50, folder=tmp_path)
-    deadline = time.time() + 120
-    while not any(e.get("event") == "step" for e in runs.load_run(tmp_path / f"{run.run_id}.run.json").events):
-        assert time.time() < deadline
-        time.sleep(0.2)
+    first = runs.start_run("ce", {}, epochs=5, limit=3000, batch_size=50, device="cpu", folder=tmp_path)
+
+    def load(run):
+        return runs.load_run(tmp_path / f"{run.run_id}.run.json")
+
+    def wait_until(condition, what):
+        deadline = time.time() + 150
+        while not condition():
+            assert time.time() < deadline, what
+            time.sleep(0.2)
+
+    wait_until(lambda: any(e.get("event") == "step" for e in load(first).events), "the first run's first step")
+    second, third = runs.start_runs([("minimax", {}), ("ce", {})], epochs=1, limit=100,
+                                    batch_size=50, device="cpu", folder=tmp_path)
+    assert second.args[-2:] == ["--after", str(first.pid)] and third.args[-2:] == ["--after", str(second.pid)]
     try:
-        with pytest.raises(runs.RunError, match="one run at a time"):
-            runs.start_run("ce", {}, epochs=1, limit=100, folder=tmp_path)
+        for queued in (second, third):
+            wait_until(lambda q=queued: summarize(load(q).events).phase.startswith("queued"), "the queued phase")
+        assert not any(e.get("event") == "step" for e in load(second).events + load(third).events)
+        assert load(first).status == "running" and runs.active_run(tmp_path).run_id == third.run_id
     finally:
-        runs.cancel_run(runs.active_run(tmp_path))
-    while runs.load_run(tmp_path / f"{run.run_id}.run.json").status == "running":
-        assert time.time() < deadline
-        time.sleep(0.2)
-    assert runs.load_run(tmp_path / f"{run.run_id}.run.json").status == "cancelled"
+        runs.cancel_run(load(first))
+    wait_until(lambda: load(third).status != "running", "the queue to run through")
+    assert [load(r).status for r in (first, second, third)] == ["cancelled", "done", "done"]
+    finished = {r.run_id: max(e["time"] for e in load(r).events) for r in (second, third)}
+    third_first_step = min(e["time"] for e in load(third).events if e["event"] == "step")
+    assert finished[second.run_id] <= third_first_step  # one at a time
 
 
 def test_memory_store_keeps_results_as_a_duckdb_round_trip_would(tiny_checkpoints):

@@ -217,17 +217,10 @@ def guarded(render) -> None:
 # ----------------------------------------------------------------------------- training panel
 def training_panel() -> None:
     with st.sidebar.expander("Train a model", expanded=False):
-        method = st.selectbox("Method", sorted(OBJECTIVES), index=sorted(OBJECTIVES).index("minimax"), key="train_method")
-        options = {}
-        for key, (default, help_text) in OBJECTIVES[method].options.items():
-            label = key.replace("_", " ")
-            if isinstance(default, bool):
-                options[key] = st.checkbox(label, value=default, help=help_text, key=f"train_opt_{method}_{key}")
-            elif isinstance(default, int):
-                options[key] = st.number_input(label, value=default, step=1, help=help_text, key=f"train_opt_{method}_{key}")
-            else:
-                options[key] = st.number_input(label, value=float(default), format="%g", help=help_text,
-                                               key=f"train_opt_{method}_{key}")
+        methods = st.multiselect("Methods", sorted(OBJECTIVES), ["minimax"], key="train_methods",
+                                 help="One run per method, on the same data: on a GPU they train at once, "
+                                      "on the CPU one after another")
+        options = {method: method_options(method, several=len(methods) > 1) for method in methods}
         arch = st.selectbox("Architecture", sorted(MODELS), index=sorted(MODELS).index("resnet20"), key="train_arch")
         choices = [name for name in DATASETS if name != "imagefolder"] + ["image folder"]
         dataset = st.selectbox("Dataset", choices, key="train_dataset",
@@ -237,14 +230,31 @@ def training_panel() -> None:
             dataset = f"imagefolder:{folder}"
         epochs = st.number_input("Epochs", 1, 500, 1, key="train_epochs")
         limit = st.number_input("Use only the first N images (0: all)", 0, 10_000_000, 2000, step=500, key="train_limit")
-        if st.button("Start", key="train_start", type="primary"):
+        if st.button("Start", key="train_start", type="primary", disabled=not methods):
             try:
-                run = runs.start_run(method, options, dataset, arch, int(epochs), int(limit) or None)
-                st.success(f"started {plain(run.run_id)}")
+                started = runs.start_runs(list(options.items()), dataset, arch, int(epochs), int(limit) or None)
+                st.success(f"started {plain(', '.join(run.run_id for run in started))}")
             except UserError as exc:
                 st.warning(plain(exc))
         # refreshes itself every second only while a run trains (an idle page stays idle)
         st.fragment(run_monitor, run_every=1 if runs.active_run() else None)()
+
+
+def method_options(method: str, several: bool) -> dict:
+    """The method's own options as widgets (under its name when several methods are chosen)."""
+    fields = OBJECTIVES[method].options
+    if fields and several:
+        st.caption(plain(f"{method} options"))
+    options = {}
+    for key, (default, help_text) in fields.items():
+        label, widget_key = key.replace("_", " "), f"train_opt_{method}_{key}"
+        if isinstance(default, bool):
+            options[key] = st.checkbox(label, value=default, help=help_text, key=widget_key)
+        elif isinstance(default, int):
+            options[key] = st.number_input(label, value=default, step=1, help=help_text, key=widget_key)
+        else:
+            options[key] = st.number_input(label, value=float(default), format="%g", help=help_text, key=widget_key)
+    return options
 
 
 def progress_text(progress) -> str:
@@ -268,15 +278,14 @@ def run_monitor() -> None:
     """Progress of the active run and the list of runs, with cancel, resume and delete."""
     all_runs = runs.list_runs()
     runs.ingest(store(), all_runs)
-    active = next((r for r in all_runs if r.status == "running"), None)
-    if active is not None:
+    for active in reversed([r for r in all_runs if r.status == "running"]):  # in the order started
         progress = summarize(active.events)
         st.progress(progress.fraction, text=plain(f"{active.run_id}: {progress_text(progress)}"))
         points = [e for e in active.events if e.get("event") == "step"]
         if len(points) > 1:
             frame = pd.DataFrame(points)[["global_step", "loss", "accuracy"]].set_index("global_step")
             st.line_chart(frame, height=140)
-        if st.button("Cancel", key="train_cancel"):
+        if st.button("Cancel", key=f"train_cancel_{active.run_id}"):
             try:
                 runs.cancel_run(active)
             except UserError as exc:
