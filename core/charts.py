@@ -6,6 +6,13 @@ import numpy as np
 import pandas as pd
 
 
+def shared_range(matrices) -> list[float] | None:
+    """[lowest, highest] over every entry of `matrices` (None entries skipped): one colour scale
+    for several heatmaps, so equal colours mean equal values; None when there is no value."""
+    values = [v for matrix in matrices for row in matrix for v in row if v is not None]
+    return [min(values), max(values)] if values else None
+
+
 def heatmap(matrix, row_names, col_names, row_title: str, col_title: str, title: str,
             scheme: str = "greys", domain=None, height: int = 260, col_order=None):
     rows = [{"row": row_names[i], "col": col_names[j], "value": v}

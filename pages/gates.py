@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from ui import common
-from core.charts import heatmap
+from core.charts import heatmap, shared_range
 
 
 def render():
@@ -48,9 +48,7 @@ def render():
     st.caption("S^c_y: mean of a·G_c over true-positive (left) and false-negative (right) images of class y; "
                "one colour scale for every model and both kinds.")
     similarities = {m["label"]: common.analysis(m, "gate_similarity") for m in models}
-    values = [v for sim in similarities.values() for key in ("tp", "fn") for row in sim[key] for v in row
-              if v is not None]
-    shared = [min(values), max(values)] if values else None
+    shared = shared_range(sim[key] for sim in similarities.values() for key in ("tp", "fn"))
     for meta in models:
         sim = similarities[meta["label"]]
         classes = meta["class_names"]

@@ -207,3 +207,9 @@ def test_the_selectivity_density_is_reflected_at_0_and_1():
     fine = np.linspace(0, 1, 20001)
     piled = np.concatenate([np.full(30, 0.98), np.linspace(0.2, 1.0, 34)])
     assert np.trapezoid(bounded_density(piled, fine), fine) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_shared_range_spans_every_matrix_and_skips_missing_values():
+    from core.charts import shared_range
+    assert shared_range([[[0.2, None], [0.5, 0.1]], [[-0.3, 0.4]]]) == [-0.3, 0.5]
+    assert shared_range([[[None]], []]) is None
