@@ -15,6 +15,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
 from types import ModuleType
 
 from .headline import HEADLINE
@@ -211,6 +212,10 @@ class Store:
                 return fn(connection)
 
     # ------------------------------------------------------------------ results
+    def feature_folder(self) -> Path:
+        """Where the engine keeps its feature caches: beside the DuckDB file."""
+        return self.path.parent / "features"
+
     @staticmethod
     def params_key(params: dict) -> str:
         return json.dumps(params, sort_keys=True, separators=(",", ":"))
@@ -275,14 +280,17 @@ class Store:
 
 class MemoryStore:
     """Results kept in this process only, with the part of Store's interface the analysis
-    engine uses: for a machine without DuckDB (the GPU image) or a run that should leave no
-    file. Nothing is shared between processes and no feature files are written."""
-    path = None
+    engine uses (ResultStore): for a machine without DuckDB (the GPU image) or a run that should
+    leave no file. Nothing is shared between processes and no feature files are written."""
     params_key = staticmethod(Store.params_key)
 
     def __init__(self):
         self.notices: list[str] = []
         self._results: dict[tuple, dict] = {}
+
+    def feature_folder(self) -> None:
+        """No file of ours anywhere: feature caches stay in memory."""
+        return None
 
     def get_result(self, model_hash: str, analysis: str, params: dict, split: str, version: int):
         return self._results.get((model_hash, analysis, self.params_key(params), split, version))
@@ -301,3 +309,16 @@ class MemoryStore:
 
     def put_units(self, model_hash: str, rows: list[dict]) -> None:
         """The SQL tables are DuckDB's: nothing to keep here."""
+
+
+class ResultStore(Protocol):
+    """What the analysis engine needs of a cache; Store (DuckDB) and MemoryStore both have it."""
+    notices: list[str]
+
+    def feature_folder(self) -> Path | None: ...
+    def get_result(self, model_hash: str, analysis: str, params: dict, split: str, version: int): ...
+    def results_for(self, model_hash: str, split: str) -> dict[tuple, dict]: ...
+    def put_result(self, model_hash: str, analysis: str, params: dict, split: str, version: int,
+                   payload: dict, seconds: float = 0.0) -> None: ...
+    def put_model(self, row: dict) -> None: ...
+    def put_units(self, model_hash: str, rows: list[dict]) -> None: ...

@@ -17,7 +17,7 @@ from ..checkpoints import LoadedCheckpoint, load
 from ..data import load_dataset
 from ..errors import UserError
 from .. import shipped
-from ..store import MemoryStore, Store
+from ..store import ResultStore, Store
 from .base import ANALYSES, FeatureCache
 from .features import analysis_device, extract, on_device
 from ..headline import ANALYSES_NEEDED, headline
@@ -90,7 +90,7 @@ class Context:
 
 
 class Analyzer:
-    def __init__(self, checkpoint: LoadedCheckpoint, store: Store | MemoryStore | None = None, split: str = "test",
+    def __init__(self, checkpoint: LoadedCheckpoint, store: ResultStore | None = None, split: str = "test",
                  limit: int | None = None, train_limit: int | None = DEFAULT_TRAIN_LIMIT,
                  data_root=None, use_cache: bool = True, progress=None, feature_dir: Path | None | str = "beside-store",
                  device: torch.device | str | None = None):
@@ -104,9 +104,9 @@ class Analyzer:
         self.store = store if store is not None else Store()
         self.split, self.limit, self.train_limit = split, limit, train_limit
         self.data_root, self.use_cache, self.progress = data_root, use_cache, progress
-        # feature caches live beside the DuckDB file (a MemoryStore has none); None keeps them in memory only
+        # "beside-store": where the store keeps them (a MemoryStore: nowhere); None keeps them in memory only
         if feature_dir == "beside-store":
-            feature_dir = self.store.path.parent / "features" if self.store.path is not None else None
+            feature_dir = self.store.feature_folder()
         self.feature_dir = feature_dir
         self._features: dict[tuple, FeatureCache] = {}
         self._results: dict[tuple, dict] = {}
@@ -124,7 +124,7 @@ class Analyzer:
         return ANALYSES[name].unsuited(self.model.num_classes)
 
     @classmethod
-    def from_path(cls, path: Path | str, store: Store | MemoryStore | None = None, **options) -> "Analyzer":
+    def from_path(cls, path: Path | str, store: ResultStore | None = None, **options) -> "Analyzer":
         return cls(load(path), store, **options)
 
     # ------------------------------------------------------------------ features
