@@ -49,6 +49,8 @@ def main():
     parser.add_argument("--ended", type=float, default=None, help="when it had exited (unix time)")
     args = parser.parse_args()
     events = read_events(args.progress)
+    last_start = max(i for i, e in enumerate(events) if e["event"] == "start")
+    events = events[last_start:]  # a resumed run: its last attempt
     epochs = sum(e["event"] == "epoch" for e in events)
     print(f"| {args.progress}: {epochs} epochs | seconds |\n|---|---|")
     for name, seconds in timeline(events, args.began, args.ended):

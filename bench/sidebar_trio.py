@@ -25,10 +25,10 @@ def main():
     while any(runs.load_run(folder / f"{r.run_id}.run.json").status == "running" for r in started):
         time.sleep(0.2)
     took = time.time() - began
-    print(f"| run | queued after | status | test accuracy |\n|---|---|---|---|")
+    print("| run | queued after | status | test accuracy |\n|---|---|---|---|")
     for run in started:
         final = runs.load_run(folder / f"{run.run_id}.run.json")
-        after = run.args[run.args.index("--after") + 1] if "--after" in run.args else "-"
+        after = ", ".join(a for a, flag in zip(run.args[1:], run.args) if flag == "--after") or "-"
         done = [e for e in final.events if e["event"] == "done"]
         print(f"| {run.method} | {after} | {final.status} | {done[0]['test_accuracy'] if done else '-'} |")
     print(f"\nthree runs of {args.epochs} epochs from the sidebar's call to the last one's end: {took:.1f} s")

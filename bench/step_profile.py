@@ -13,6 +13,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from core.progress import read_events  # noqa: E402
 from core.trainer import TrainConfig, train  # noqa: E402
 
 
@@ -30,7 +31,8 @@ def main():
                              out=f"{folder}/m.pt", compile=args.compile)
         with profile(activities=activities) as prof:
             train(config)
-    steps = args.epochs * ((args.limit or 60000) // config.batch_size)
+        phase = next(e for e in read_events(f"{folder}/m.progress.jsonl") if "steps_per_epoch" in e)
+    steps = args.epochs * phase["steps_per_epoch"]
     table = prof.key_averages()
     print(f"{steps} training steps; ranked by self CPU time")
     print(table.table(sort_by="self_cpu_time_total", row_limit=30, max_name_column_width=50))

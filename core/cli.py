@@ -43,6 +43,9 @@ def exit_without_teardown(code: int):
     context loaded that teardown took a second on a GPU machine (bench/RESULTS.md), a tenth of
     a short training run. Only for a command whose files are all written and closed by then
     (the trainer's are: each progress line is closed as written, the checkpoint is fsynced)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that went away (`| head`), or a closed stream
+            pass
     os._exit(code)

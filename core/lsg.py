@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -53,37 +54,57 @@ def single_class_fraction(gate: torch.Tensor, threshold: float = 0.5) -> float:
     return float(((gate >= threshold).sum(dim=0) == 1).float().mean())
 
 
+@dataclass
+class _ClassGroup:
+    """Classes of similar size, their features as zero-padded column blocks (g, K, width)."""
+    classes: torch.Tensor
+    local: torch.Tensor
+    blocks: torch.Tensor
+    mask: torch.Tensor | None  # (g, 1, width): which columns are images; None when none is padding
+
+
 class _GatedCE:
     """CE of the gated path on cached features, in float64, with its gradient in G.
 
     CE is separable by class row: the images of class c see only `G[c]`, so class c is one block
-    `Z_c = (W * G[c]) @ A_c^T + b` (C x N_c). The blocks are zero-padded to one width and stacked,
-    so a few batched products cover many classes at once (GROUP_ELEMENTS bounds what one holds):
-    a handful of operations per evaluation instead of a dozen per class, which on a GPU is what
-    costs. Full batch, fixed order: the same inputs give the same bits every time.
+    `Z_c = (W * G[c]) @ A_c^T + b` (C x N_c). Classes of similar size (within 2x) are stacked as
+    zero-padded blocks, so a few batched products cover many classes at once: a handful of
+    operations per evaluation instead of a dozen per class, which on a GPU is what costs.
+    `group_elements` bounds the logits one group holds. Full batch, fixed order: the same inputs
+    give the same bits every time.
     """
 
-    GROUP_ELEMENTS = 1 << 24  # logits held at once (C x classes x width), 128 MB in float64
+    GROUP_ELEMENTS = 1 << 24  # logits held at once (classes x C x width), 128 MB in float64
 
-    def __init__(self, features, labels, weight, bias, device="cpu"):
+    def __init__(self, features, labels, weight, bias, device="cpu", group_elements: int = GROUP_ELEMENTS):
         self.device = torch.device(device)
         self.weight = weight.detach().to(self.device, torch.float64)
-        num_classes, num_features = self.weight.shape
+        num_classes = self.weight.shape[0]
         self.bias = (torch.zeros(num_classes, dtype=torch.float64, device=self.device) if bias is None
                      else bias.detach().to(self.device, torch.float64))[None, :, None]
         features, labels = features.detach().to(self.device), labels.detach().to(self.device)
         counts = torch.bincount(labels, minlength=num_classes).tolist()
-        width = max(1, max(counts))
-        self.blocks = torch.zeros(num_classes, num_features, width, dtype=torch.float64, device=self.device)
-        self.mask = torch.zeros(num_classes, 1, width, dtype=torch.bool, device=self.device)
-        for c, n in enumerate(counts):
-            self.blocks[c, :, :n] = features[labels == c].double().T
-            self.mask[c, :, :n] = True
-        if min(counts) == width:  # balanced classes (Fashion-MNIST's): no padding to leave out
-            self.mask = None
-        per_group = max(1, self.GROUP_ELEMENTS // (num_classes * width))
-        self.groups = [range(first, min(first + per_group, num_classes)) for first in range(0, num_classes, per_group)]
+        members, current = [], []
+        for c in sorted(range(num_classes), key=counts.__getitem__):  # equal sizes keep class order
+            width = max(1, counts[c])
+            if current and (width > 2 * max(1, counts[current[0]])
+                            or (len(current) + 1) * num_classes * width > group_elements):
+                members.append(current)
+                current = []
+            current.append(c)
+        members.append(current)
+        self.groups = [self._group(classes, features, labels, counts) for classes in members]
         self.count = len(labels)
+
+    def _group(self, classes: list[int], features, labels, counts) -> _ClassGroup:
+        width = max(1, max(counts[c] for c in classes))
+        blocks = torch.zeros(len(classes), features.shape[1], width, dtype=torch.float64, device=self.device)
+        mask = torch.zeros(len(classes), 1, width, dtype=torch.bool, device=self.device)
+        for i, c in enumerate(classes):
+            blocks[i, :, :counts[c]] = features[labels == c].double().T
+            mask[i, :, :counts[c]] = True
+        return _ClassGroup(torch.tensor(classes, device=self.device), torch.arange(len(classes), device=self.device),
+                           blocks, None if bool(mask.all()) else mask)
 
     def __call__(self, gate: torch.Tensor, grad: bool = False):
         """CE at `gate` (a float) and, with `grad`, its gradient, on the gate's device (the CPU)."""
@@ -91,24 +112,18 @@ class _GatedCE:
         gate = gate.to(self.device)
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         gradient = torch.zeros_like(gate) if grad else None
-        for group in self.groups:
-            rows = slice(group.start, group.stop)
-            own = torch.arange(group.start, group.stop, device=self.device)
-            local = torch.arange(len(group), device=self.device)
-            blocks = self.blocks[rows]
-            mask = self.mask[rows] if self.mask is not None else None
-            z = torch.bmm(self.weight * gate[rows, None, :], blocks) + self.bias    # (g, C, width)
+        for g in self.groups:
+            z = torch.bmm(self.weight * gate[g.classes, None, :], g.blocks) + self.bias  # (classes, C, width)
             top = z.amax(dim=1, keepdim=True)
             e = torch.exp(z - top)
             s = e.sum(dim=1, keepdim=True)
-            per_image = top + torch.log(s) - z[local, own, None]                    # (g, 1, width)
-            total += (torch.where(mask, per_image, 0.0) if mask is not None else per_image).sum()
+            per_image = top + torch.log(s) - z[g.local, g.classes, None]              # (classes, 1, width)
+            total += (torch.where(g.mask, per_image, 0.0) if g.mask is not None else per_image).sum()
             if grad:
-                e /= s                                                             # softmax
-                e[local, own] -= 1.0                                               # p - onehot
-                if mask is not None:
-                    e *= mask                                                      # padding has no image
-                gradient[rows] = (torch.bmm(blocks, e.transpose(1, 2)) * self.weight.T).sum(dim=2)
+                e /= s                                                               # softmax
+                e[g.local, g.classes] -= 1.0                                         # p - onehot
+                # padded columns of the blocks are zero: they add nothing to the product
+                gradient[g.classes] = (torch.bmm(g.blocks, e.transpose(1, 2)) * self.weight.T).sum(dim=2)
         total = float(total) / self.count
         return (total, (gradient / self.count).to(on_host.device)) if grad else total
 

@@ -77,14 +77,20 @@ class Summary:
 
 
 def summarize(events: list[dict], now: float | None = None) -> Summary:
-    """Where the run stands; a later `start` (a resumed run) begins a new summary."""
-    summary, started = Summary(), None
+    """Where the run stands; a later `start` (a resumed run) begins a new summary, and the time
+    a run waited in the queue is not part of its elapsed time."""
+    summary, started, queued = Summary(), None, False
     for e in events:
         kind = e["event"]
         if kind == "start":
-            summary, started = Summary(), e.get("time")
+            before, summary, started = summary, Summary(), e.get("time")
             summary.epochs = e.get("epochs", (e.get("config") or {}).get("epochs"))
+            if (e.get("config") or {}).get("resume"):  # until it trains, what the last attempt saved
+                summary.epochs_completed, summary.resumable = before.epochs_completed, before.resumable
         elif kind == "phase":
+            if queued and not e.get("queued"):  # the clock starts when the wait in the queue ends
+                started = e.get("time", started)
+            queued = bool(e.get("queued"))
             summary.phase = e.get("phase", "")
             for key in ("total_steps", "steps_per_epoch"):
                 if key in e:

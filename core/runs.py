@@ -89,7 +89,19 @@ def list_runs(folder: Path | None = None) -> list[Run]:
 
 
 def active_run(folder: Path | None = None) -> Run | None:
+    """The newest running run: training, or on a CPU queued behind others."""
     return next((r for r in list_runs(folder) if r.status == "running"), None)
+
+
+def run_device(run: Run) -> str:
+    return run.args[run.args.index("--device") + 1] if "--device" in run.args else "auto"
+
+
+def sharing_the_cpu(folder: Path | None = None) -> list[Run]:
+    """Running runs (training or queued) that train on the CPU: all of them on a machine
+    without a GPU, those started with --device cpu on one with."""
+    gpu_machine = torch.cuda.is_available()
+    return [r for r in list_runs(folder) if r.status == "running" and (not gpu_machine or run_device(r) == "cpu")]
 
 
 def one_at_a_time(device: str) -> bool:
@@ -102,12 +114,13 @@ def start_runs(choices: list[tuple[str, dict]], dataset: str = "fashion-mnist", 
                seed: int = 0, device: str = "auto", folder: Path | None = None) -> list[Run]:
     """Launch one run per (method, options), on the same data. On a GPU they all train at once
     (their start-ups overlap; bench/RESULTS.md); on a CPU one at a time: each process waits
-    (`--after`) for the run started before it, the first for the run already training."""
+    (`--after`, once per process) until every CPU run started before it has ended, so a run
+    cancelled or failing in the middle of the queue lets no two train at once."""
     get_source(dataset).check()  # a missing dataset or folder is said now, not after launch
     folder = Path(folder or runs_dir())
     folder.mkdir(parents=True, exist_ok=True)
     queue = one_at_a_time(device)
-    before = active_run(folder) if queue else None
+    before = [r.pid for r in sharing_the_cpu(folder)] if queue else []
     started = []
     for method, options in choices:
         run_id = f"{method}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -121,11 +134,12 @@ def start_runs(choices: list[tuple[str, dict]], dataset: str = "fashion-mnist", 
             args += ["--limit", str(limit)]
         for key, value in options.items():
             args += [f"--{key.replace('_', '-')}", str(value)]
-        if before is not None:
-            args += ["--after", str(before.pid)]
+        for pid in before:
+            args += ["--after", str(pid)]
         run = launch(Run(run_id, 0, method, str(out), str(progress), str(log), args, time.time()), folder)
         started.append(run)
-        before = run if queue else None
+        if queue:
+            before.append(run.pid)
     return started
 
 
@@ -158,19 +172,19 @@ def resume_run(run: Run) -> Run:
     if not can_resume(run):
         raise RunError(f"run {run.run_id} has no finished epoch to resume from")
     args = without_option(without_option(run.args, "--resume", 0), "--after", 1) + ["--resume"]
-    current = active_run(runs_dir_of(run))
-    device = args[args.index("--device") + 1] if "--device" in args else "auto"
-    if current is not None and one_at_a_time(device):
-        args += ["--after", str(current.pid)]
+    if one_at_a_time(run_device(run)):
+        for other in sharing_the_cpu(runs_dir_of(run)):
+            args += ["--after", str(other.pid)]
     return launch(Run(run.run_id, 0, run.method, run.out, run.progress, run.log, args, time.time()), runs_dir_of(run))
 
 
 def without_option(args: list[str], name: str, values: int) -> list[str]:
-    """`args` without `name` and the `values` arguments that follow it."""
-    if name not in args:
-        return list(args)
-    at = args.index(name)
-    return args[:at] + args[at + 1 + values:]
+    """`args` without any `name` and the `values` arguments that follow each."""
+    args = list(args)
+    while name in args:
+        at = args.index(name)
+        args[at:at + 1 + values] = []
+    return args
 
 
 def delete_run(run: Run) -> None:

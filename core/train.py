@@ -52,8 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--snapshot-per-class", type=int, default=50,
                         help="test images per class whose features every epoch's snapshot keeps (0: no snapshots)")
     parser.add_argument("--data-root", default=None)
-    parser.add_argument("--after", type=int, default=None, metavar="PID",
-                        help="start once process PID (another core.train run) has ended: the app's queue on a CPU")
+    parser.add_argument("--after", type=int, action="append", default=[], metavar="PID",
+                        help="start once process PID (another core.train run) has ended; repeat for several: "
+                             "the app's queue on a CPU")
     group = parser.add_argument_group("method options")
     for key, (default, help_text, methods) in method_options().items():
         group.add_argument(f"--{key.replace('_', '-')}", dest=key, default=None,
@@ -81,7 +82,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                        progress=args.progress, resume=args.resume, compile=args.compile, cuda_graphs=not args.no_cuda_graphs,
                        augment=not args.no_augment, snapshot_per_class=args.snapshot_per_class,
                        log_interval_s=args.log_interval,
-                       data_root=args.data_root, after_pid=args.after)
+                       data_root=args.data_root, after_pids=tuple(args.after))
 
 
 def main(argv=None) -> int:

@@ -37,8 +37,9 @@ from .models import MODELS, create_model
 from .progress import ProgressLog
 
 
-# On a GPU, batches are gathered and augmented this many images at a time (RunData.batches)
-GPU_CHUNK_IMAGES = 16384
+# On a GPU, batches are gathered and augmented up to this many images, and this many bytes of
+# padded float images, at a time (RunData.batches)
+GPU_CHUNK_IMAGES, GPU_CHUNK_BYTES = 16384, 256 * 2**20
 
 
 class TrainingError(UserError):
@@ -72,7 +73,7 @@ class TrainConfig:
     cuda_graphs: bool = True  # on a GPU, each kind of step replayed from one CUDA graph
     data_root: str | None = None
     log_interval_s: float = 1.0
-    after_pid: int | None = None  # wait for this earlier run's process to end (the app's queue on a CPU)
+    after_pids: tuple[int, ...] = ()  # wait for these earlier runs' processes to end (the app's queue on a CPU)
 
     # what decides the weights: recorded in the checkpoint and compared on --resume
     RECORDED = ("method", "options", "arch", "epochs", "batch_size", "lr", "momentum", "weight_decay",
@@ -105,7 +106,7 @@ def validate(config: TrainConfig) -> Objective:
         (config.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got {config.device!r}"),
         (config.device != "cuda" or torch.cuda.is_available(), "--device cuda asked for, but no CUDA device is available"),
         (bool(config.out), "an output path (--out) is required"),
-        (config.after_pid is None or config.after_pid > 0, f"--after takes a process id, got {config.after_pid}"),
+        (all(pid > 0 for pid in config.after_pids), f"--after takes process ids, got {list(config.after_pids)}"),
         (math.isfinite(config.log_interval_s) and 0 <= config.log_interval_s <= 3600,
          f"log interval must be 0 to 3600 seconds, got {config.log_interval_s}"),
     ]
@@ -202,8 +203,8 @@ def library_versions() -> dict:
 def cudnn_autotuned(on_gpu: bool):
     """On a GPU, let cuDNN time its algorithms for each convolution once (every batch has the same
     shape, so once is all); a profile of the graphed step showed its default choices of weight-
-    gradient kernels taking about a third of the step. Not when deterministic algorithms were
-    asked for; the process's setting is restored after the run."""
+    gradient kernels taking about a third of the step. Not when deterministic cuDNN was asked
+    for (tests compare runs bit for bit); the process's setting is restored after the run."""
     before = torch.backends.cudnn.benchmark
     torch.backends.cudnn.benchmark = before or (on_gpu and not torch.backends.cudnn.deterministic)
     try:
@@ -305,6 +306,13 @@ class RunData:
     fill: torch.Tensor          # a black pixel after normalisation: what padding shows
     padding: int
     snapshot_subset: torch.Tensor
+
+    def chunk_images(self) -> int:
+        """How many images a GPU gathers and augments at once: GPU_CHUNK_IMAGES, fewer for large
+        images (the padded float copy stays under GPU_CHUNK_BYTES)."""
+        _, c, h, w = self.images.shape
+        padded = c * (h + 2 * self.padding) * (w + 2 * self.padding) * self.images.element_size()
+        return min(GPU_CHUNK_IMAGES, GPU_CHUNK_BYTES // padded)
 
     def batches(self, order: torch.Tensor, steps: int, batch_size: int, augment: bool, generator,
                 per_chunk: int = 1):
@@ -435,8 +443,8 @@ def train(config: TrainConfig, command: str = "", terminal: bool = False) -> dic
     bar = TerminalBar(terminal and dist.is_main)
     log.write("start", config=asdict(config), epochs=config.epochs, device=device.type, pid=os.getpid())
     try:
-        if config.after_pid:
-            wait_for_run(config.after_pid, log)
+        if config.after_pids:
+            wait_for_runs(config.after_pids, log)
         with cudnn_autotuned(on_gpu):
             return run_training(config, objective, command, device, dist, out, log, bar)
     except (TrainingError, Cancelled) as exc:
@@ -447,12 +455,13 @@ def train(config: TrainConfig, command: str = "", terminal: bool = False) -> dic
         dist.teardown()
 
 
-def wait_for_run(pid: int, log: ProgressLog) -> None:
-    """Queued behind another training process: start when it has ended (on a CPU, runs share
-    the cores one at a time). Cancelling the wait (SIGTERM) saves nothing, as before any epoch."""
+def wait_for_runs(pids: tuple[int, ...], log: ProgressLog) -> None:
+    """Queued behind other training processes (every run started before it that shares the
+    CPU): start when all have ended, whichever order they end in. Cancelling the wait (SIGTERM)
+    saves nothing, as before any epoch."""
     from .runs import process_alive
-    log.write("phase", phase="queued: waiting for the run before it to end")
-    while process_alive(pid):
+    log.write("phase", phase="queued: waiting for the runs before it to end", queued=True)
+    while any(process_alive(pid) for pid in pids):
         time.sleep(0.5)
 
 
@@ -490,7 +499,7 @@ def run_training(config: TrainConfig, objective: Objective, command: str, device
     graphs = on_gpu and config.cuda_graphs and not dist.active
     meter = EpochMeter(device)
     run_step = StepRunner(step_function(net, objective, optimizer, meter, device), [optimizer], enabled=graphs)
-    per_chunk = max(1, GPU_CHUNK_IMAGES // batch_size) if on_gpu else 1
+    per_chunk = max(1, data.chunk_images() // batch_size) if on_gpu else 1
     log.write("phase", phase="training", start_epoch=start_epoch, total_steps=total_steps,
               steps_per_epoch=steps_per_epoch, cuda_graphs=graphs)
 

@@ -72,10 +72,10 @@ def test_post_hoc_fit_respects_constraint_and_lowers_phi():
     assert result["gated_ce"] == pytest.approx(ce, rel=1e-5)
 
 
-@pytest.mark.parametrize("per_group", [1, 2, 10])
-def test_gated_ce_and_its_gradient_equal_autograd_on_unbalanced_classes(per_group):
-    """The batched, zero-padded class blocks (an empty class, classes of different sizes, any
-    grouping) give autograd's CE of the gated logits and its gradient in G."""
+@pytest.mark.parametrize("group_elements", [1, 300, 10**6])
+def test_gated_ce_and_its_gradient_equal_autograd_on_unbalanced_classes(group_elements):
+    """The batched, zero-padded class blocks (an empty class, classes of different sizes, one
+    class per group up to all in a few) give autograd's CE of the gated logits and its gradient."""
     torch.manual_seed(0)
     classes, units, n = 4, 6, 90
     features, weight, bias = torch.randn(n, units).abs(), torch.randn(classes, units), torch.randn(classes)
@@ -85,9 +85,21 @@ def test_gated_ce_and_its_gradient_equal_autograd_on_unbalanced_classes(per_grou
     logits = torch.einsum("nk,nck->nc", features.double(), weight.double()[None] * gate[labels][:, None, :]) + bias.double()
     expected = torch.nn.functional.cross_entropy(logits, labels)
     expected.backward()
-    ce = lsg._GatedCE(features, labels, weight, bias)
-    ce.groups = [range(first, min(first + per_group, classes)) for first in range(0, classes, per_group)]
+    ce = lsg._GatedCE(features, labels, weight, bias, group_elements=group_elements)
+    assert sorted(c for g in ce.groups for c in g.classes.tolist()) == list(range(classes))
+    if group_elements == 1:
+        assert len(ce.groups) == classes
     value, gradient = ce(gate.detach(), grad=True)
     assert value == pytest.approx(expected.item(), rel=1e-12)
     torch.testing.assert_close(gradient, gate.grad, rtol=1e-10, atol=1e-14)
     assert gradient[2].abs().sum() == 0  # no image of class 2: its gate row has no gradient
+
+
+def test_gated_ce_groups_classes_of_similar_size_so_padding_stays_small():
+    """One class 40 times the others does not pad them all to its size: it gets a group of its own."""
+    counts = [5, 6, 200, 5, 7]
+    labels = torch.cat([torch.full((n,), c) for c, n in enumerate(counts)])
+    ce = lsg._GatedCE(torch.rand(len(labels), 3), labels, torch.randn(5, 3), None)
+    groups = sorted(sorted(g.classes.tolist()) for g in ce.groups)
+    assert groups == [[0, 1, 3, 4], [2]]
+    assert max(g.blocks.shape[2] for g in ce.groups if 2 not in g.classes.tolist()) == 7

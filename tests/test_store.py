@@ -143,8 +143,9 @@ def test_training_progress_is_ingested_into_the_runs_table(tmp_path, data_root):
 
 
 def test_on_cpu_runs_queue_one_after_another_and_cancel_stops_one(tmp_path, data_root):
-    """On the CPU, runs started while one trains wait for it, one at a time (`--after`); the
-    waiting runs say so; cancelling the training one lets the next start, and the last follows."""
+    """On the CPU, runs started while one trains wait (`--after`) for every run started before
+    them; the waiting runs say so; a run cancelled in the middle of the queue does not let the
+    one behind it start beside the first; when the first ends, the last trains and finishes."""
     from core import runs
     first = runs.start_run("ce", {}, epochs=5, limit=3000, batch_size=50, device="cpu", folder=tmp_path)
 
@@ -158,21 +159,24 @@ def test_on_cpu_runs_queue_one_after_another_and_cancel_stops_one(tmp_path, data
             time.sleep(0.2)
 
     wait_until(lambda: any(e.get("event") == "step" for e in load(first).events), "the first run's first step")
-    second, third = runs.start_runs([("minimax", {}), ("ce", {})], epochs=1, limit=100,
-                                    batch_size=50, device="cpu", folder=tmp_path)
-    assert second.args[-2:] == ["--after", str(first.pid)] and third.args[-2:] == ["--after", str(second.pid)]
+    second, third = runs.start_runs([("minimax", {}), ("ce", {})], epochs=1, limit=100, batch_size=50,
+                                    device="cpu", folder=tmp_path)
+    assert second.args[-2:] == ["--after", str(first.pid)]
+    assert third.args[-4:] == ["--after", str(first.pid), "--after", str(second.pid)]
     try:
         for queued in (second, third):
             wait_until(lambda q=queued: summarize(load(q).events).phase.startswith("queued"), "the queued phase")
-        assert not any(e.get("event") == "step" for e in load(second).events + load(third).events)
-        assert load(first).status == "running" and runs.active_run(tmp_path).run_id == third.run_id
+        runs.cancel_run(load(second))  # the middle of the queue
+        wait_until(lambda: load(second).status == "cancelled", "the second run to stop")
+        time.sleep(2)
+        assert load(first).status == "running" and summarize(load(third).events).phase.startswith("queued")
     finally:
         runs.cancel_run(load(first))
-    wait_until(lambda: load(third).status != "running", "the queue to run through")
-    assert [load(r).status for r in (first, second, third)] == ["cancelled", "done", "done"]
-    finished = {r.run_id: max(e["time"] for e in load(r).events) for r in (second, third)}
-    third_first_step = min(e["time"] for e in load(third).events if e["event"] == "step")
-    assert finished[second.run_id] <= third_first_step  # one at a time
+    wait_until(lambda: load(third).status != "running", "the last run to train and finish")
+    assert [load(r).status for r in (first, second, third)] == ["cancelled", "cancelled", "done"]
+    first_ended = max(e["time"] for e in load(first).events)
+    assert first_ended <= min(e["time"] for e in load(third).events if e["event"] == "step")  # one at a time
+    assert not any(e["event"] == "step" for e in load(second).events)
 
 
 def test_memory_store_keeps_results_as_a_duckdb_round_trip_would(tiny_checkpoints):

@@ -100,6 +100,7 @@ def test_nan_loss_stops_with_reason(tmp_path, data_root):
     (["--arch", "bogus"], "unknown arch"),
     (["--dataset", "cifar10", "--data-root", "/nonexistent"], "not found"),
     (["--epochs", "x"], "invalid int"),
+    (["--after", "0"], "--after takes process ids"),
 ])
 def test_bad_options_fail_at_once_with_one_line(tmp_path, args, needle):
     """In-process through the CLIs' own wrapper (tests/test_hostile.py runs the real process)."""
@@ -156,3 +157,46 @@ def test_batches_gathered_in_chunks_are_the_same_batches(data_root):
             windows = [source[:, r:r + 28, c:c + 28] for r in range(2 * p + 1) for c in range(2 * p + 1)]
             assert any(torch.equal(x[i], w) or torch.equal(x[i], w.flip(2)) for w in windows)
         assert torch.equal(y, data.labels[order[step * 16:(step + 1) * 16]])
+
+
+def test_progress_summary_of_a_queued_then_resumed_run():
+    """By hand: time spent waiting in the queue is not elapsed training time; a resumed run
+    cancelled while still queued stays resumable from the epoch its first attempt saved."""
+    from core.progress import summarize
+    waited = [{"event": "start", "time": 0.0, "epochs": 3, "config": {"resume": False}},
+              {"event": "phase", "time": 0.0, "phase": "queued: waiting", "queued": True},
+              {"event": "phase", "time": 30.0, "phase": "loading data"},
+              {"event": "step", "time": 35.0, "epoch": 1, "global_step": 5, "total_steps": 30}]
+    summary = summarize(waited, now=40.0)
+    assert summary.elapsed_s == 10.0 and summary.status == "running" and summary.eta_s == pytest.approx(50.0)
+    resumed = [{"event": "start", "time": 0.0, "epochs": 3, "config": {"resume": False}},
+               {"event": "phase", "time": 1.0, "phase": "training", "start_epoch": 0},
+               {"event": "epoch", "time": 5.0, "epoch": 1, "test_accuracy": 0.5},
+               {"event": "cancelled", "time": 6.0, "message": "cancelled by signal"},
+               {"event": "start", "time": 10.0, "epochs": 3, "config": {"resume": True}},
+               {"event": "phase", "time": 10.0, "phase": "queued: waiting", "queued": True},
+               {"event": "cancelled", "time": 20.0, "message": "cancelled by signal"}]
+    summary = summarize(resumed)
+    assert (summary.status, summary.resumable, summary.epochs_completed) == ("cancelled", True, 1)
+    fresh = resumed[:4] + [{**resumed[4], "config": {"resume": False}}] + resumed[5:]
+    assert summarize(fresh).resumable is False  # a new run over the same file starts from nothing
+
+
+def test_the_cli_exits_cleanly_when_its_reader_has_gone(tmp_path, data_root):
+    """A real `python -m core.train` whose stdout is a pipe nobody reads any more (buffered, as
+    Python buffers a pipe): it ends without the interpreter's teardown, its last line cannot be
+    flushed, and it exits 0 with no traceback."""
+    import subprocess
+    out = tmp_path / "m.pt"
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the run prints its last line
+    try:
+        done = subprocess.run([PYTHON, "-m", "core.train", "--epochs", "1", "--limit", "64", "--batch-size", "32",
+                               "--snapshot-per-class", "0", "--out", str(out)], cwd=ROOT, stdout=write,
+                              stderr=subprocess.PIPE, text=True, timeout=300,
+                              env={**{k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"},
+                                   "PYTHONPATH": str(ROOT)})
+    finally:
+        os.close(write)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert out.exists()

@@ -275,7 +275,8 @@ def progress_text(progress) -> str:
 
 
 def run_monitor() -> None:
-    """Progress of the active run and the list of runs, with cancel, resume and delete."""
+    """A progress bar and Cancel for every running run (training or queued), and the list of
+    runs with resume and delete."""
     all_runs = runs.list_runs()
     runs.ingest(store(), all_runs)
     for active in reversed([r for r in all_runs if r.status == "running"]):  # in the order started
