@@ -49,12 +49,19 @@ def process_alive(pid: int) -> bool:
     child = _CHILDREN.get(pid)
     if child is not None:
         return child.poll() is None
+    return training_process(pid) is not None
+
+
+def training_process(pid: int) -> str | None:
+    """The start time (clock ticks after boot) of `pid` when it is a living core.train process,
+    else None: with the pid, it names that process even after the pid is reused."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        return False
-    return stat.split(")")[-1].split()[0] != "Z" and b"core.train" in cmdline
+        return None
+    fields = stat.split(")")[-1].split()  # after the command name, which may hold spaces
+    return fields[19] if fields[0] != "Z" and b"core.train" in cmdline else None
 
 
 def tail(path: Path | str, lines: int = 5) -> str:

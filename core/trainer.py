@@ -459,9 +459,11 @@ def wait_for_runs(pids: tuple[int, ...], log: ProgressLog) -> None:
     """Queued behind other training processes (every run started before it that shares the
     CPU): start when all have ended, whichever order they end in. Cancelling the wait (SIGTERM)
     saves nothing, as before any epoch."""
-    from .runs import process_alive
+    from .runs import training_process
     log.write("phase", phase="queued: waiting for the runs before it to end", queued=True)
-    while any(process_alive(pid) for pid in pids):
+    # each one as it is now: a pid reused later by another run (maybe one waiting for us) is not it
+    waiting = {pid: started for pid in pids if (started := training_process(pid)) is not None}
+    while any(training_process(pid) == started for pid, started in waiting.items()):
         time.sleep(0.5)
 
 
