@@ -49,13 +49,16 @@ def pick_image(reference: dict):
     return image, label, f"test image {dataset_index}"
 
 
+MODELS_PER_ROW = 4
+
+
 def probability_chart(probabilities: dict[float, np.ndarray], names: list[str]):
     """The top-5 classes (the same at every temperature), one bar per temperature side by side."""
     top = np.argsort(-probabilities[1.0])[:5]
     frame = pd.DataFrame([{"class": names[i], "T": f"T = {t:g}", "p": float(probs[i])}
                           for t, probs in probabilities.items() for i in top])
     order = [names[i] for i in top]
-    return alt.Chart(frame, title="top-5 probabilities at temperature T", height=alt.Step(10)).mark_bar().encode(
+    return alt.Chart(frame, title=["top-5 probabilities", "at temperature T"], height=alt.Step(10)).mark_bar().encode(
         x=alt.X("p:Q", scale=alt.Scale(domain=[0, 1]), title="probability"),
         y=alt.Y("class:N", sort=order, title=None, axis=alt.Axis(labelOverlap=False, labelLimit=90)),
         yOffset=alt.YOffset("T:N"), color=alt.Color("T:N", scale=alt.Scale(range=["#1f4e79", "#9ecae1"]), title=None,
@@ -113,7 +116,9 @@ def render():
     if methods:
         st.image(colour_bar(), caption="map colours: 0 (left) to the maximum (right); negative CAM shows as 0")
 
-    columns = st.columns(len(results))
+    # at most MODELS_PER_ROW side by side: more would squeeze names, pictures and charts unreadably
+    columns = [column for first in range(0, len(results), MODELS_PER_ROW)
+               for column in st.columns(MODELS_PER_ROW if len(results) > MODELS_PER_ROW else len(results))]
     for column, (meta, x, out) in zip(columns, results):
         with column:
             info = info_from_meta(meta)
