@@ -73,6 +73,8 @@ def render():
                     color=model_colour(labels),
                     tooltip=["model", "epoch", alt.Tooltip(f"{key}:Q", format=".3f")]).properties(height=220, title=title)
                 common.chart(line, f"over-training-{key}", f"sel_over_{key}", column)
+                if over["model"].nunique() > 1 and over.groupby("epoch")[key].nunique().max() == 1:
+                    column.caption("Every model has the same values here: their lines lie on one another.")
         common.download_csv(over, "over-training", key="sel_csv_over")
     if without:
         st.caption(f"No per-epoch snapshots in: {common.plain(', '.join(without))} (trained before the trainer kept them).")
