@@ -67,6 +67,7 @@ class Summary:
     eta_s: float | None = None
     epochs_completed: int = 0
     resumable: bool = False           # a checkpoint of a finished epoch was written
+    queued: bool = False               # waiting for the runs before it (elapsed_s: the time waited)
     message: str = ""
 
     @property
@@ -77,20 +78,20 @@ class Summary:
 
 
 def summarize(events: list[dict], now: float | None = None) -> Summary:
-    """Where the run stands; a later `start` (a resumed run) begins a new summary, and the time
-    a run waited in the queue is not part of its elapsed time."""
+    """Where the run stands; a later `start` (a resumed run) begins a new summary. While a run
+    waits in the queue, elapsed_s is the time waited; once it trains, the wait is not part of it."""
     summary, started, queued = Summary(), None, False
     for e in events:
         kind = e["event"]
         if kind == "start":
-            before, summary, started = summary, Summary(), e.get("time")
+            before, summary, started, queued = summary, Summary(), e.get("time"), False
             summary.epochs = e.get("epochs", (e.get("config") or {}).get("epochs"))
             if (e.get("config") or {}).get("resume"):  # until it trains, what the last attempt saved
                 summary.epochs_completed, summary.resumable = before.epochs_completed, before.resumable
         elif kind == "phase":
             if queued and not e.get("queued"):  # the clock starts when the wait in the queue ends
                 started = e.get("time", started)
-            queued = bool(e.get("queued"))
+            queued = summary.queued = bool(e.get("queued"))
             summary.phase = e.get("phase", "")
             for key in ("total_steps", "steps_per_epoch"):
                 if key in e:
@@ -99,7 +100,7 @@ def summarize(events: list[dict], now: float | None = None) -> Summary:
                 summary.epochs_completed = e["start_epoch"]
                 summary.resumable = summary.resumable or e["start_epoch"] > 0
         elif kind == "step":
-            summary.phase = ""
+            summary.phase, summary.queued = "", False
             for key in ("epoch", "epochs", "step", "steps_per_epoch", "global_step", "total_steps", "loss",
                         "accuracy", "images_per_s", "eta_s"):
                 if key in e:

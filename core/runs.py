@@ -49,10 +49,10 @@ def process_alive(pid: int) -> bool:
     child = _CHILDREN.get(pid)
     if child is not None:
         return child.poll() is None
-    return training_process(pid) is not None
+    return training_process_start(pid) is not None
 
 
-def training_process(pid: int) -> str | None:
+def training_process_start(pid: int) -> str | None:
     """The start time (clock ticks after boot) of `pid` when it is a living core.train process,
     else None: with the pid, it names that process even after the pid is reused."""
     try:
@@ -151,7 +151,7 @@ def start_runs(choices: list[tuple[str, dict]], dataset: str = "fashion-mnist", 
 
 
 def start_run(method: str, options: dict, **settings) -> Run:
-    """Launch one run (see start_runs: on a CPU it waits for the one training)."""
+    """Launch one run (see start_runs: on a CPU it waits for every CPU run running or queued)."""
     return start_runs([(method, options)], **settings)[0]
 
 
@@ -175,7 +175,7 @@ def can_resume(run: Run) -> bool:
 
 def resume_run(run: Run) -> Run:
     """Start the run again from its checkpoint (`--resume`), with the same options (on a CPU
-    after the run training now)."""
+    after every CPU run running or queued)."""
     if not can_resume(run):
         raise RunError(f"run {run.run_id} has no finished epoch to resume from")
     args = without_option(without_option(run.args, "--resume", 0), "--after", 1) + ["--resume"]

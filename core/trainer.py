@@ -459,11 +459,11 @@ def wait_for_runs(pids: tuple[int, ...], log: ProgressLog) -> None:
     """Queued behind other training processes (every run started before it that shares the
     CPU): start when all have ended, whichever order they end in. Cancelling the wait (SIGTERM)
     saves nothing, as before any epoch."""
-    from .runs import training_process
+    from .runs import training_process_start
     log.write("phase", phase="queued: waiting for the runs before it to end", queued=True)
     # each one as it is now: a pid reused later by another run (maybe one waiting for us) is not it
-    waiting = {pid: started for pid in pids if (started := training_process(pid)) is not None}
-    while any(training_process(pid) == started for pid, started in waiting.items()):
+    waiting = {pid: started for pid in pids if (started := training_process_start(pid)) is not None}
+    while any(training_process_start(pid) == started for pid, started in waiting.items()):
         time.sleep(0.5)
 
 

@@ -73,7 +73,8 @@ def render():
                     color=model_colour(labels),
                     tooltip=["model", "epoch", alt.Tooltip(f"{key}:Q", format=".3f")]).properties(height=220, title=title)
                 common.chart(line, f"over-training-{key}", f"sel_over_{key}", column)
-                if over["model"].nunique() > 1 and over.groupby("epoch")[key].nunique().max() == 1:
+                by_epoch = over.groupby("epoch")[key]
+                if (by_epoch.count() > 1).all() and by_epoch.nunique().max() == 1:  # 2+ models, one value
                     column.caption("Every model has the same values here: their lines lie on one another.")
         common.download_csv(over, "over-training", key="sel_csv_over")
     if without:

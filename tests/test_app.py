@@ -245,6 +245,7 @@ def test_the_server_imports_app_and_the_first_overview_without_torch():
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
 
 
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="on a GPU the runs start at once")
 def test_several_methods_start_from_the_sidebar_one_after_another_on_the_cpu(app_env):
     """Two methods chosen and one Start: one run each on the same data; on the CPU the second
     waits for the first (`--after`), and both finish."""

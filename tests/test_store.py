@@ -147,7 +147,7 @@ def test_on_cpu_runs_queue_one_after_another_and_cancel_stops_one(tmp_path, data
     them; the waiting runs say so; a run cancelled in the middle of the queue does not let the
     one behind it start beside the first; when the first ends, the last trains and finishes."""
     from core import runs
-    first = runs.start_run("ce", {}, epochs=5, limit=3000, batch_size=50, device="cpu", folder=tmp_path)
+    first = runs.start_run("ce", {}, epochs=30, limit=3000, batch_size=50, device="cpu", folder=tmp_path)  # cancelled
 
     def load(run):
         return runs.load_run(tmp_path / f"{run.run_id}.run.json")
@@ -222,15 +222,15 @@ def test_a_training_process_is_named_by_its_pid_and_start_time():
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         deadline = time.time() + 10
-        while runs.training_process(child.pid) is None:
+        while runs.training_process_start(child.pid) is None:
             assert time.time() < deadline
             time.sleep(0.05)
-        ticks = int(runs.training_process(child.pid))
+        ticks = int(runs.training_process_start(child.pid))
         since_boot = float(open("/proc/uptime").read().split()[0])
         assert 0 <= since_boot - ticks / os.sysconf("SC_CLK_TCK") < 10  # started in the last seconds
-        assert runs.training_process(other.pid) is None
+        assert runs.training_process_start(other.pid) is None
     finally:
         for process in (child, other):
             process.kill()
             process.wait()
-    assert runs.training_process(child.pid) is None
+    assert runs.training_process_start(child.pid) is None

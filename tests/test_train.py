@@ -167,8 +167,14 @@ def test_progress_summary_of_a_queued_then_resumed_run():
               {"event": "phase", "time": 0.0, "phase": "queued: waiting", "queued": True},
               {"event": "phase", "time": 30.0, "phase": "loading data"},
               {"event": "step", "time": 35.0, "epoch": 1, "global_step": 5, "total_steps": 30}]
+    assert summarize(waited[:2], now=25.0).queued and summarize(waited[:2], now=25.0).elapsed_s == 25.0  # waiting
     summary = summarize(waited, now=40.0)
     assert summary.elapsed_s == 10.0 and summary.status == "running" and summary.eta_s == pytest.approx(50.0)
+    assert not summary.queued
+    # a resumed attempt that does not queue: its clock starts at its own start, whatever came before
+    again = waited[:2] + [{"event": "cancelled", "time": 5.0}, {"event": "start", "time": 50.0, "config": {"resume": True}},
+                          {"event": "phase", "time": 60.0, "phase": "loading data"}]
+    assert summarize(again, now=100.0).elapsed_s == 50.0
     resumed = [{"event": "start", "time": 0.0, "epochs": 3, "config": {"resume": False}},
                {"event": "phase", "time": 1.0, "phase": "training", "start_epoch": 0},
                {"event": "epoch", "time": 5.0, "epoch": 1, "test_accuracy": 0.5},

@@ -260,7 +260,8 @@ def method_options(method: str, several: bool) -> dict:
 def progress_text(progress) -> str:
     """One line a researcher can read at a glance, from the first second of a run."""
     if progress.phase and not progress.global_step:
-        return f"{progress.phase} · elapsed {format_seconds(progress.elapsed_s)}"
+        waited = "waiting" if progress.queued else "elapsed"
+        return f"{progress.phase} · {waited} {format_seconds(progress.elapsed_s)}"
     parts = [f"epoch {max(progress.epoch, 1)}/{progress.epochs or '?'}"]
     if progress.steps_per_epoch:
         parts.append(f"step {progress.step}/{progress.steps_per_epoch}")
