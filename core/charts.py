@@ -13,6 +13,13 @@ def shared_range(matrices) -> list[float] | None:
     return [min(values), max(values)] if values else None
 
 
+def lines_coincide(frame: pd.DataFrame, x: str, y: str) -> bool:
+    """Whether at every `x` two or more models have a `y` and all have the same one: their lines
+    are drawn on top of each other and look like one."""
+    at = frame.groupby(x)[y]
+    return bool(len(frame)) and bool((at.count() > 1).all()) and at.nunique().max() == 1
+
+
 def heatmap(matrix, row_names, col_names, row_title: str, col_title: str, title: str,
             scheme: str = "greys", domain=None, height: int = 260, col_order=None):
     rows = [{"row": row_names[i], "col": col_names[j], "value": v}

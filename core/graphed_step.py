@@ -15,19 +15,19 @@ from typing import Callable, Hashable
 
 import torch
 
-Step = Callable[[Hashable, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+Step = Callable[[Hashable, torch.Tensor, torch.Tensor], None]
 
 
 class StepRunner:
-    """`runner(kind, x, y)` -> (loss, logits) of one training step. With graphs, the returned
-    tensors are the graph's outputs: use them before the next step overwrites them."""
+    """`runner(kind, x, y)` runs one training step. What it computes stays on the device, in
+    tensors the step itself writes to (the trainer's epoch meter): nothing is returned."""
 
     WARMUP = 3
 
     def __init__(self, step: Step, optimizers: list[torch.optim.Optimizer], enabled: bool):
         self.step = step
         self.enabled = enabled
-        self.graphs: dict[Hashable, tuple[tuple[torch.Tensor, torch.Tensor], tuple, torch.cuda.CUDAGraph]] = {}
+        self.graphs: dict[Hashable, tuple[tuple[torch.Tensor, torch.Tensor], torch.cuda.CUDAGraph]] = {}
         self.eager_runs: collections.Counter = collections.Counter()
         self.groups = [g for optimizer in optimizers for g in optimizer.param_groups] if enabled else []
         # a graph reads the learning rate from a tensor (a float would be baked into it)
@@ -42,37 +42,37 @@ class StepRunner:
                 lr.fill_(float(group["lr"]))
                 group["lr"] = lr
 
-    def __call__(self, kind: Hashable, x: torch.Tensor, y: torch.Tensor):
+    def __call__(self, kind: Hashable, x: torch.Tensor, y: torch.Tensor) -> None:
         if not self.enabled:
-            return self.step(kind, x, y)
+            self.step(kind, x, y)
+            return
         self.sync_lr()
         if kind not in self.graphs:
             if self.eager_runs[kind] < self.WARMUP:
                 self.eager_runs[kind] += 1
-                return self.on_side_stream(kind, x, y)
+                self.on_side_stream(kind, x, y)
+                return
             self.capture(kind, x, y)
-        (static_x, static_y), outputs, graph = self.graphs[kind]
+        (static_x, static_y), graph = self.graphs[kind]
         static_x.copy_(x)
         static_y.copy_(y)
         graph.replay()
-        return outputs
 
     def on_side_stream(self, kind, x, y):
         """Warm-up steps run on a side stream, as CUDA graph capture requires."""
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
-            outputs = self.step(kind, x, y)
+            self.step(kind, x, y)
         torch.cuda.current_stream().wait_stream(side)
-        return outputs
 
     def capture(self, kind, x, y) -> None:
         static_x, static_y = x.clone(), y.clone()
         graph = torch.cuda.CUDAGraph()
         torch.cuda.synchronize()
         with torch.cuda.graph(graph):
-            outputs = self.step(kind, static_x, static_y)
-        self.graphs[kind] = ((static_x, static_y), outputs, graph)
+            self.step(kind, static_x, static_y)
+        self.graphs[kind] = ((static_x, static_y), graph)
 
 
 def portable_state(state: dict) -> dict:

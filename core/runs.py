@@ -104,16 +104,15 @@ def run_device(run: Run) -> str:
     return run.args[run.args.index("--device") + 1] if "--device" in run.args else "auto"
 
 
-def sharing_the_cpu(folder: Path | None = None) -> list[Run]:
-    """Running runs (training or queued) that train on the CPU: all of them on a machine
-    without a GPU, those started with --device cpu on one with."""
-    gpu_machine = torch.cuda.is_available()
-    return [r for r in list_runs(folder) if r.status == "running" and (not gpu_machine or run_device(r) == "cpu")]
-
-
-def one_at_a_time(device: str) -> bool:
-    """Runs on the CPU share its cores, so they train one after another; on a GPU, at once."""
+def on_the_cpu(device: str) -> bool:
+    """Whether a run started with --device `device` trains on this machine's CPU. Runs on the
+    CPU share its cores, so they train one after another; on a GPU, at once."""
     return device == "cpu" or not torch.cuda.is_available()
+
+
+def sharing_the_cpu(folder: Path | None = None) -> list[Run]:
+    """Running runs (training or queued) that train on the CPU."""
+    return [r for r in list_runs(folder) if r.status == "running" and on_the_cpu(run_device(r))]
 
 
 def start_runs(choices: list[tuple[str, dict]], dataset: str = "fashion-mnist", arch: str = "resnet20",
@@ -126,7 +125,7 @@ def start_runs(choices: list[tuple[str, dict]], dataset: str = "fashion-mnist", 
     get_source(dataset).check()  # a missing dataset or folder is said now, not after launch
     folder = Path(folder or runs_dir())
     folder.mkdir(parents=True, exist_ok=True)
-    queue = one_at_a_time(device)
+    queue = on_the_cpu(device)
     before = [r.pid for r in sharing_the_cpu(folder)] if queue else []
     started = []
     for method, options in choices:
@@ -179,7 +178,7 @@ def resume_run(run: Run) -> Run:
     if not can_resume(run):
         raise RunError(f"run {run.run_id} has no finished epoch to resume from")
     args = without_option(without_option(run.args, "--resume", 0), "--after", 1) + ["--resume"]
-    if one_at_a_time(run_device(run)):
+    if on_the_cpu(run_device(run)):
         for other in sharing_the_cpu(runs_dir_of(run)):
             args += ["--after", str(other.pid)]
     return launch(Run(run.run_id, 0, run.method, run.out, run.progress, run.log, args, time.time()), runs_dir_of(run))

@@ -35,6 +35,7 @@ from .graphed_step import StepRunner, portable_state
 from .losses import Objective, create_objective
 from .models import MODELS, create_model
 from .progress import ProgressLog
+from .runs import training_process_start
 
 
 # On a GPU, batches are gathered and augmented up to this many images, and this many bytes of
@@ -378,7 +379,6 @@ def step_function(net, objective: Objective, optimizer, meter: EpochMeter, devic
         optimizer.step()
         objective.after_step()
         meter.add(loss.detach(), logits.detach(), y)
-        return loss.detach(), logits.detach()
     return one_step
 
 
@@ -459,7 +459,6 @@ def wait_for_runs(pids: tuple[int, ...], log: ProgressLog) -> None:
     """Queued behind other training processes (every run started before it that shares the
     CPU): start when all have ended, whichever order they end in. Cancelling the wait (SIGTERM)
     saves nothing, as before any epoch."""
-    from .runs import training_process_start
     log.write("phase", phase="queued: waiting for the runs before it to end", queued=True)
     # each one as it is now: a pid reused later by another run (maybe one waiting for us) is not it
     waiting = {pid: started for pid in pids if (started := training_process_start(pid)) is not None}

@@ -117,8 +117,8 @@ def render():
         st.image(colour_bar(), caption="map colours: 0 (left) to the maximum (right); negative CAM shows as 0")
 
     # at most MODELS_PER_ROW side by side: more would squeeze names, pictures and charts unreadably
-    columns = [column for first in range(0, len(results), MODELS_PER_ROW)
-               for column in st.columns(MODELS_PER_ROW if len(results) > MODELS_PER_ROW else len(results))]
+    columns = [column for _ in range(0, len(results), MODELS_PER_ROW)
+               for column in st.columns(min(len(results), MODELS_PER_ROW))]
     for column, (meta, x, out) in zip(columns, results):
         with column:
             info = info_from_meta(meta)

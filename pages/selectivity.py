@@ -8,7 +8,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core.charts import model_colour, selectivity_density_chart, selectivity_histogram_chart
+from core.charts import lines_coincide, model_colour, selectivity_density_chart, selectivity_histogram_chart
 from ui import common
 
 
@@ -73,8 +73,7 @@ def render():
                     color=model_colour(labels),
                     tooltip=["model", "epoch", alt.Tooltip(f"{key}:Q", format=".3f")]).properties(height=220, title=title)
                 common.chart(line, f"over-training-{key}", f"sel_over_{key}", column)
-                by_epoch = over.groupby("epoch")[key]
-                if (by_epoch.count() > 1).all() and by_epoch.nunique().max() == 1:  # 2+ models, one value
+                if lines_coincide(over, "epoch", key):
                     column.caption("Every model has the same values here: their lines lie on one another.")
         common.download_csv(over, "over-training", key="sel_csv_over")
     if without:

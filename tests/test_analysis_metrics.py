@@ -213,3 +213,13 @@ def test_shared_range_spans_every_matrix_and_skips_missing_values():
     from core.charts import shared_range
     assert shared_range([[[0.2, None], [0.5, 0.1]], [[-0.3, 0.4]]]) == [-0.3, 0.5]
     assert shared_range([[[None]], []]) is None
+
+
+def test_lines_coincide_only_where_two_or_more_models_share_every_value():
+    import pandas as pd
+    from core.charts import lines_coincide
+    same = pd.DataFrame({"model": ["a", "b", "a", "b"], "epoch": [1, 1, 2, 2], "dead": [0, 0, 0, 0]})
+    assert lines_coincide(same, "epoch", "dead")
+    assert not lines_coincide(same.assign(dead=[0, 0, 0, 1]), "epoch", "dead")
+    assert not lines_coincide(same.assign(dead=[0, None, 0, None]), "epoch", "dead")  # one model has no value
+    assert not lines_coincide(same[same.model == "a"], "epoch", "dead")  # one model alone
