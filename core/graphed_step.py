@@ -15,6 +15,8 @@ from typing import Callable, Hashable
 
 import torch
 
+from .sgd import SGD
+
 Step = Callable[[Hashable, torch.Tensor, torch.Tensor], None]
 
 
@@ -24,7 +26,7 @@ class StepRunner:
 
     WARMUP = 3
 
-    def __init__(self, step: Step, optimizers: list[torch.optim.Optimizer], enabled: bool):
+    def __init__(self, step: Step, optimizers: list[SGD], enabled: bool):
         self.step = step
         self.enabled = enabled
         self.graphs: dict[Hashable, tuple[tuple[torch.Tensor, torch.Tensor], torch.cuda.CUDAGraph]] = {}

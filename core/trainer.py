@@ -36,6 +36,7 @@ from .losses import Objective, create_objective
 from .models import MODELS, create_model
 from .progress import ProgressLog
 from .runs import training_process_start
+from .sgd import SGD, Schedule, warmup_cosine
 
 
 # On a GPU, batches are gathered and augmented up to this many images, and this many bytes of
@@ -180,17 +181,6 @@ def evaluate(model, images: torch.Tensor, labels: torch.Tensor, on_gpu: bool = F
     cache = extract(model, images, labels, 2500 if on_gpu else 500, autocast=on_gpu)
     model.train(was_training)
     return cache
-
-
-def warmup_cosine(total_steps: int, warmup_fraction: float = 0.25):
-    """One-cycle shape for any length: linear warm-up to the peak lr, then cosine to zero."""
-    warmup = max(1, int(warmup_fraction * total_steps))
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total_steps - warmup)))
-    return factor
 
 
 def library_versions() -> dict:
@@ -348,8 +338,8 @@ def build(config: TrainConfig, objective: Objective, info: DatasetInfo, device: 
     model = model.to(device).to(memory_format=torch.channels_last)
     extra_optimizer = objective.attach(model)
     net_params = [p for n, p in model.named_parameters() if n != "gate"]
-    optimizer = torch.optim.SGD(net_params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
-                                nesterov=config.momentum > 0, fused=device.type == "cuda" or None)  # one kernel on a GPU
+    optimizer = SGD(net_params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+                    nesterov=config.momentum > 0)
     return model, optimizer, extra_optimizer
 
 
@@ -479,7 +469,7 @@ def run_training(config: TrainConfig, objective: Objective, command: str, device
     batch_size = min(config.batch_size, per_rank)
     steps_per_epoch = max(1, per_rank // batch_size)  # static shapes: the partial batch is dropped
     total_steps = config.epochs * steps_per_epoch
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps))
+    scheduler = Schedule(optimizer, warmup_cosine(total_steps))
     generator = torch.Generator(device=device).manual_seed(config.seed)
     meta = run_record(config, objective, data.info, command, device, dist, model, steps_per_epoch)
 

@@ -113,8 +113,9 @@ def test_drop_target_keeps_the_other_columns_in_order():
 
 def test_portable_state_turns_lr_tensors_into_floats():
     from core.graphed_step import portable_state
+    from core.sgd import SGD
     weight = torch.nn.Parameter(torch.ones(2))
-    optimizer = torch.optim.SGD([weight], lr=torch.tensor(0.25), momentum=0.9)
+    optimizer = SGD([weight], lr=torch.tensor(0.25), momentum=0.9)
     weight.grad = torch.ones(2)
     optimizer.step()
     state = portable_state(optimizer.state_dict())

@@ -6,6 +6,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..sgd import SGD
+
 OBJECTIVES: dict[str, type["Objective"]] = {}
 
 
@@ -48,7 +50,7 @@ class Objective:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ training hooks
-    def attach(self, model) -> torch.optim.Optimizer | None:
+    def attach(self, model) -> SGD | None:
         """Add what this objective trains beside the network to `model`; return its optimiser."""
         return None
 

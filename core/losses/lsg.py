@@ -4,6 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import lsg
+from ..sgd import SGD
 from .base import register_objective
 from .ce import CrossEntropy
 
@@ -40,7 +41,7 @@ class LSG(CrossEntropy):
     def attach(self, model):
         self.gate = model.add_gate()
         self.target_l1 = self.target_density * model.num_classes * model.num_features
-        self.gate_optimizer = torch.optim.SGD([self.gate], lr=self.gate_lr)
+        self.gate_optimizer = SGD([self.gate], lr=self.gate_lr)
         self.gated = False
         return self.gate_optimizer
 
