@@ -17,7 +17,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core import shipped
 from core.catalog import bundled_dir, discover, extra_dirs, file_hash, labelled
-from core.headline import ANALYSES_NEEDED, HEADLINE
+from core.headline import ANALYSES_NEEDED, GROUPS, HEADLINE, grouped
 from ui import warm
 from ui.basics import default_models, download_csv, entry, plain
 
@@ -105,7 +105,8 @@ def with_method(label: str, meta: dict) -> str:
 
 
 def draw_table(found: dict[str, dict], figures: dict[str, dict], chosen: list[str]) -> None:
-    """One row per model: the compared ones first, in the sidebar's order, then the others."""
+    """One row per model, the compared ones first in the sidebar's order; the figures in tabs by
+    topic (in one table the columns past Phi were off the page), the CSV with all of them."""
     import pandas as pd  # here, not at the top: the server imports app.py at start, before the warm-up
     rows = []
     order = sorted(found, key=lambda label: (chosen.index(label) if label in chosen else len(chosen)))
@@ -117,11 +118,15 @@ def draw_table(found: dict[str, dict], figures: dict[str, dict], chosen: list[st
                      "epochs": meta.get("epochs_completed", meta.get("epochs")),
                      **{f.label: values.get(f.key) for f in HEADLINE}})
     frame = pd.DataFrame(rows)
-    config = {"model": st.column_config.TextColumn("model", pinned=True),  # stays in view when the table scrolls
-              "compared": st.column_config.CheckboxColumn("compared", help="chosen in the sidebar", pinned=True),
-              **{f.label: st.column_config.NumberColumn(f.label, help=f.help, format="%d" if f.sql == "INTEGER" else "%.3f")
-                 for f in HEADLINE}}
-    st.dataframe(frame, hide_index=True, width="stretch", column_config=config)
+    marked = frame.assign(model=[f"{label} ✓" if label in chosen else label for label in frame["model"]])
+    st.caption("✓: compared (chosen in the sidebar), listed first. Hover a column's name for what it measures.")
+    for i, (tab, figures_here) in enumerate(zip(st.tabs(list(GROUPS)), grouped().values())):
+        with tab:  # the first tab, with the accuracy, also says how long each model trained
+            config = {f.label: st.column_config.NumberColumn(f.label, help=f.help,
+                                                             format="%d" if f.sql == "INTEGER" else "%.3f")
+                      for f in figures_here}
+            columns = ["model", "method", *(["epochs"] if i == 0 else []), *config]
+            st.dataframe(marked[columns], hide_index=True, width="stretch", column_config=config)
     download_csv(frame, "unit-lens-models", key="overview_csv")
 
 

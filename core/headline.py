@@ -56,6 +56,20 @@ HEADLINE: tuple[Figure, ...] = (
 )
 ANALYSES_NEEDED = tuple(dict.fromkeys(f.analysis for f in HEADLINE))
 
+# The Overview's tabs, by the analysis a figure comes from (all of them in one table were wider
+# than the page, and the columns past Phi went unseen).
+GROUPS: dict[str, tuple[str, ...]] = {
+    "Accuracy and selectivity": ("accuracy", "selectivity"),
+    "Non-target entropy and filter ambiguity": ("nontarget_entropy", "gate", "filter_correlation"),
+    "Influential features": ("influential", "noise_ablation"),
+    "Single-unit ablation": ("unit_ablation",),
+}
+
+
+def grouped() -> dict[str, list[Figure]]:
+    """The headline figures under their Overview tab, in HEADLINE's order."""
+    return {group: [f for f in HEADLINE if f.analysis in analyses] for group, analyses in GROUPS.items()}
+
 
 def headline(results: dict) -> dict:
     """key -> value (None where its analysis is missing or skipped)."""

@@ -245,3 +245,12 @@ def test_the_engine_runs_where_it_is_told_and_leaves_the_callers_model_alone(mon
         with pytest.raises(UserError, match=words):
             analysis_device()
         assert describe_analysis_device().startswith("nowhere")
+
+
+def test_every_headline_figure_is_in_exactly_one_overview_tab():
+    """A new figure whose analysis no tab lists would silently vanish from the Overview."""
+    from core.headline import GROUPS, HEADLINE, grouped
+    tabs = grouped()
+    assert list(tabs) == list(GROUPS) and all(tabs.values())
+    shown = [f.key for figures in tabs.values() for f in figures]
+    assert sorted(shown) == sorted(f.key for f in HEADLINE)

@@ -63,11 +63,22 @@ def no_errors(at):
     assert [e.value for e in at.error] == []
 
 
+def overview_table(at):
+    """The Overview's three tabs joined back into one frame, every headline figure once."""
+    from core.headline import GROUPS, HEADLINE
+    frames = [element.value for element in at.dataframe[:len(GROUPS)]]
+    joined = frames[0]
+    for frame in frames[1:]:
+        joined = joined.merge(frame, on=["model", "method"], validate="one_to_one")
+    assert sorted(joined.columns) == sorted(["model", "method", "epochs", *(f.label for f in HEADLINE)])
+    return joined
+
+
 def test_overview_lists_models_and_skips_the_broken_file(app_env):
     at = new_app()
     no_errors(at)
     assert at.sidebar.multiselect[0].value == ["ce", "minimax", "lsg"]
-    frame = at.dataframe[0].value
+    frame = overview_table(at)
     assert sorted(frame["method"]) == ["ce", "lsg", "minimax"]
     assert any("broken.pt" in shown(c.value) for c in at.sidebar.caption)
     assert any("evil.pt" in shown(c.value) for c in at.sidebar.caption)
@@ -75,7 +86,7 @@ def test_overview_lists_models_and_skips_the_broken_file(app_env):
     assert not (app_env.parent / "pwned").exists()
     at.button(key="overview_compute").click().run()
     no_errors(at)
-    frame = at.dataframe[0].value
+    frame = overview_table(at)
     assert frame["median SI"].notna().all() and frame["Phi"].notna().all()
 
 
@@ -221,15 +232,16 @@ def test_the_first_overview_is_drawn_from_the_shipped_index_without_the_engine(m
     at.run()
     no_errors(at)
     assert any("Loading PyTorch" in c.value for c in at.sidebar.caption) and not at.sidebar.multiselect
-    frame = at.dataframe[0].value
+    frame = overview_table(at)
     index = shipped.index()
     paths = {p.stem: p for p in ROOT_CHECKPOINTS.glob("**/*.pt")}
-    assert list(frame["model"][:3]) == ["ce", "minimax", "lsg"] and sorted(frame["model"]) == sorted(paths)
-    assert list(frame["compared"]) == [True] * 3 + [False] * (len(paths) - 3)
-    for row in frame.to_dict("records"):
-        figures = index[file_hash(paths[row["model"]])]["headline"]
+    names = [model.removesuffix(" ✓") for model in frame["model"]]
+    assert names[:3] == ["ce", "minimax", "lsg"] and sorted(names) == sorted(paths)
+    assert [model.endswith(" ✓") for model in frame["model"]] == [True] * 3 + [False] * (len(paths) - 3)
+    for name, row in zip(names, frame.to_dict("records")):
+        figures = index[file_hash(paths[name])]["headline"]
         for figure in HEADLINE:
-            assert row[figure.label] == pytest.approx(figures[figure.key], nan_ok=True), (row["model"], figure.key)
+            assert row[figure.label] == pytest.approx(figures[figure.key], nan_ok=True), (name, figure.key)
     assert [s.value for s in at.subheader] == ["Compared models"]
 
 
