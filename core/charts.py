@@ -41,12 +41,13 @@ FAITHFULNESS_MEASURES = {"deletion": "deletion AUC (lower is better)", "insertio
                          "road_lerf": "ROAD, least relevant first (nearer 0 is better)"}
 
 
-def model_colour(models, channel=alt.Color):
+def model_colour(models, channel=alt.Color, legend: bool = True):
     """One colour per model, in the sidebar's order, the same on every chart of every page. Other
     channels (alt.StrokeDash, alt.Shape, alt.Stroke) get the same domain and title, so Vega-Lite
-    draws one legend for all of them."""
+    draws one legend for all of them. legend=False: a layer that should not draw its own."""
     models = list(dict.fromkeys(models))
-    return channel("model:N", scale=alt.Scale(domain=models), sort=models, title="model")
+    return channel("model:N", scale=alt.Scale(domain=models), sort=models, title="model",
+                   **({} if legend else {"legend": None}))
 
 
 def faithfulness_frame(results: dict[str, dict]) -> pd.DataFrame:
@@ -94,9 +95,11 @@ def selectivity_density_chart(per_unit: pd.DataFrame, models: list[str]):
             for x, d in zip(grid, bounded_density(part["selectivity"], grid))]
     frame = pd.DataFrame(rows, columns=["model", "selectivity", "density"])
     base = alt.Chart(frame).encode(x=alt.X("selectivity:Q", scale=alt.Scale(domain=[0, 1]), title="selectivity index"),
-                                   y=alt.Y("density:Q", stack=None), color=model_colour(models))
-    # a faint fill and a line of the model's own colour: where areas overlap, the lines still say whose is whose
-    return base.mark_area(opacity=0.12) + base.mark_line(strokeWidth=2)
+                                   y=alt.Y("density:Q", stack=None))
+    # a faint fill and a line of the model's own colour: where areas overlap, the lines still say whose is
+    # whose; the legend is the lines' (the fill's swatches were too pale to tell apart)
+    return (base.mark_area(opacity=0.12).encode(color=model_colour(models, legend=False))
+            + base.mark_line(strokeWidth=2).encode(color=model_colour(models)))
 
 
 def selectivity_histogram_chart(per_unit: pd.DataFrame, models: list[str]):

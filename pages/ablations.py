@@ -64,10 +64,10 @@ def render():
     st.subheader("Single-unit ablation")
     results = [(meta, common.analysis(meta, "unit_ablation"), common.analysis(meta, "selectivity")) for meta in models]
     st.dataframe(pd.DataFrame([{
-        "model": meta["label"], "largest overall drop": abl["largest_overall_drop"],
+        "model": meta["label"], "largest overall drop (%)": 100 * abl["largest_overall_drop"],
         "rho(max class drop, SI)": abl["spearman_selectivity"], "rho(max class drop, fc column L1)": abl["spearman_l1"],
         "rho(max class drop, filter L1)": abl.get("spearman_filter_l1")} for meta, abl, _ in results]),
-        hide_index=True, column_config={"largest overall drop": st.column_config.NumberColumn(format="percent")})
+        hide_index=True, column_config={"largest overall drop (%)": st.column_config.NumberColumn(format="%.2f")})
     st.caption("fc column L1: the unit's outgoing weights W[:, k]; filter L1: its incoming last-conv filter "
                "(the pruning literature's usual meaning).")
     # one colour scale for every model: the largest drop or gain anywhere
@@ -79,11 +79,12 @@ def render():
         frame = pd.DataFrame([{"class": classes[c], "unit": unit, "drop": drop}
                               for unit, row in enumerate(abl["drop"]) for c, drop in enumerate(row)])
         chart = alt.Chart(frame).mark_rect().encode(
-            x=alt.X("unit:O", axis=alt.Axis(labelFontSize=7), title="unit (click to open)"),
+            x=alt.X("unit:O", axis=alt.Axis(values=list(range(0, len(abl["drop"]), 8)), labelAngle=0),
+                    title="unit (every 8th numbered; click a column to open the unit)"),
             y=alt.Y("class:O", sort=classes, axis=alt.Axis(labelOverlap=False, labelLimit=160)),
             color=alt.Color("drop:Q", scale=alt.Scale(scheme="redblue", reverse=True, domain=[-extent, extent]),
-                            title="drop (red: worse)"),
-            tooltip=["unit", "class", alt.Tooltip("drop:Q", format=".3f")]).add_params(pick).properties(
+                            title="drop (red: worse)", legend=alt.Legend(format="%")),
+            tooltip=["unit", "class", alt.Tooltip("drop:Q", format=".1%")]).add_params(pick).properties(
             height=240, title=f"{label}: class accuracy drop when one unit is zeroed")
         event = common.chart(chart, f"{label}-unit-drop", f"abl_heatmap_{i}", on_select="rerun",
                              selection_mode="unit_pick")
@@ -99,11 +100,11 @@ def render():
         pick = alt.selection_point(name="unit_pick", fields=["unit"], on="click")
         chart = alt.Chart(scatter).mark_circle(size=50).encode(
             x=alt.X("selectivity:Q", scale=alt.Scale(domain=[0, 1])),
-            y=alt.Y("max class drop:Q", scale=alt.Scale(domain=[lowest, extent])), color="class:N",
-            tooltip=["unit", "class", alt.Tooltip("selectivity:Q", format=".3f"),
-                     alt.Tooltip("max class drop:Q", format=".3f")]
-        ).add_params(pick).properties(height=280, title=f"{label}: drop against selectivity "
-                                                        f"(rho {abl['spearman_selectivity']:.2f})")
+            y=alt.Y("max class drop:Q", scale=alt.Scale(domain=[lowest, extent]), axis=alt.Axis(format="%")),
+            color="class:N", tooltip=["unit", "class", alt.Tooltip("selectivity:Q", format=".3f"),
+                                      alt.Tooltip("max class drop:Q", format=".1%")]
+        ).add_params(pick).properties(height=280, title=[f"{label}: drop against selectivity",
+                                                         f"(rho {abl['spearman_selectivity']:.2f})"])
         column = columns[i % len(columns)]
         event = common.chart(chart, f"{label}-drop-vs-selectivity", f"abl_scatter_{i}", column, on_select="rerun",
                              selection_mode="unit_pick")

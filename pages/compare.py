@@ -75,7 +75,9 @@ def render():
     controls = st.columns(3)
     target_name = controls[0].selectbox("Explain class", ["predicted"] + names, key="compare_target")
     shared_scale = controls[1].toggle("One colour scale for all models", True, key="compare_shared")
-    show_gate = controls[2].toggle("Gate rows (fits a post-hoc gate once per model)", True, key="compare_gate")
+    show_gate = controls[2].toggle("Gate rows", True, key="compare_gate",
+                                   help="Each model's gate row for the explained class: an LSG model's trained gate; "
+                                        "for the others a post-hoc gate, fitted once per model (seconds, then cached)")
     methods = st.multiselect("Class activation maps", list(CAM_METHODS), list(DEFAULT_CAMS), key="compare_cams",
                              format_func=lambda name: CAM_METHODS[name].label,
                              help="Grad-CAM equals ReLU(CAM) up to a constant for these networks; see 'About the maps'")
@@ -115,6 +117,8 @@ def render():
     cam_max = {name: max(float(out["cams"][name].max()) for _, _, out in results) for name in methods}
     if methods:
         st.image(colour_bar(), caption="map colours: 0 (left) to the maximum (right); negative CAM shows as 0")
+    st.caption("Probabilities at T = 1 are the model's softmax; at T = 2 (softmax of the logits halved) the "
+               "probability spreads over the non-target classes, so their ranking shows.")
 
     # at most MODELS_PER_ROW side by side: more would squeeze names, pictures and charts unreadably
     columns = [column for _ in range(0, len(results), MODELS_PER_ROW)
@@ -145,10 +149,12 @@ def render():
             common.download_png(grid, f"{meta['label']}-maps", key=f"compare_png_{meta['label']}")
             cam_columns = st.columns(2)
             for i, (name, saliency) in enumerate(out["cams"].items()):
-                top = cam_max[name] if shared_scale else float(saliency.max())
+                own = float(saliency.max())
+                top = cam_max[name] if shared_scale else own
+                scale = f"max {own:.3g} on the shared 0 to {top:.3g}" if shared_scale and own < top else f"0 to {top:.3g}"
                 cam_columns[i % 2].image(heat_overlay(seen, saliency / max(top, 1e-12)),
                                          caption=f"{CAM_METHODS[name].label}: {common.plain(classes[out['target']])} "
-                                                 f"(0 to {top:.3g})")
+                                                 f"({scale})")
             if out.get("faithfulness"):
                 st.dataframe(pd.DataFrame([{"map": CAM_METHODS[n].label, "deletion AUC": f["deletion"],
                                             "insertion AUC": f["insertion"]}

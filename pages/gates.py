@@ -45,17 +45,23 @@ def render():
         common.download_csv(frame, f"{meta['label']}-gate", key=f"gates_csv_{meta['label']}")
 
     st.subheader("Feature/gate similarity")
-    st.caption("S^c_y: mean of a·G_c over true-positive (left) and false-negative (right) images of class y; "
-               "one colour scale for every model and both kinds.")
+    st.caption("Row y, column c: how strongly images of class y drive the units of gate row c (the mean over "
+               "those images of their features times the gate row: the LSG paper's similarity); over the images "
+               "of y the model got right (left) and those it missed (right). A class-specific model is bright "
+               "on the diagonal.")
+    one_scale = st.toggle("One colour scale for all models", True, key="gates_shared",
+                          help="Off: each model's own range (its two maps still share one), for a model whose "
+                               "features are small, such as minimax's, which look dark on the shared scale")
     similarities = {m["label"]: common.analysis(m, "gate_similarity") for m in models}
     shared = shared_range(sim[key] for sim in similarities.values() for key in ("tp", "fn"))
     for meta in models:
         sim = similarities[meta["label"]]
+        domain = shared if one_scale else shared_range(sim[key] for key in ("tp", "fn"))
         classes = meta["class_names"]
         left, right = st.columns(2)
         for column, key, name in ((left, "tp", "true positives"), (right, "fn", "false negatives")):
             chart, _ = heatmap(sim[key], classes, classes, "true class y", "gate row c",
-                               f"{meta['label']}: {name}", scheme="viridis", domain=shared)
+                               f"{meta['label']}: {name}", scheme="viridis", domain=domain)
             common.chart(chart, f"{meta['label']}-similarity-{key}", f"gates_sim_{meta['label']}_{key}", column)
 
     st.subheader("Class masking")
@@ -67,7 +73,7 @@ def render():
     for column, meta in zip(columns, models):
         classes = meta["class_names"]
         if cls not in classes:
-            column.info(f"{meta['label']} has no class {cls}")
+            column.info(common.plain(f"{meta['label']} has no class {cls}"))
             continue
         mask = common.analysis(meta, "class_masking", threshold=threshold, by=by)
         c = classes.index(cls)
@@ -76,7 +82,7 @@ def render():
         common.chart(chart.encode(x=alt.X("col:O", sort=classes, title="predicted")),
                      f"{meta['label']}-masking-{cls}", f"gates_mask_{meta['label']}", column)
         accuracy = mask["masked_class_accuracy"][c]
-        column.caption(f"accuracy on {cls} with its units masked: "
+        column.caption(f"accuracy on {common.plain(cls)} with its units masked: "
                        f"{'-' if accuracy is None else f'{accuracy:.1%}'}")
 
 

@@ -64,14 +64,15 @@ def render():
         over = pd.DataFrame(rows)
         figures = {"median_selectivity": "median SI", "accuracy": "test accuracy",
                    "nontarget_fraction": "NTE / log(C-1)", "dead_units": "dead units"}
-        columns = st.columns(len(figures))
-        for column, (key, title) in zip(columns, figures.items()):
+        columns = st.columns(2)  # two a row: four side by side were too small to read
+        for i, (key, title) in enumerate(figures.items()):
+            column = columns[i % 2]
             if key in over:
                 line = alt.Chart(over).mark_line(point=True).encode(
                     x=alt.X("epoch:Q", title="epoch"),
                     y=alt.Y(f"{key}:Q", title=title, axis=alt.Axis(format="d" if key == "dead_units" else "~g")),
                     color=model_colour(labels),
-                    tooltip=["model", "epoch", alt.Tooltip(f"{key}:Q", format=".3f")]).properties(height=220, title=title)
+                    tooltip=["model", "epoch", alt.Tooltip(f"{key}:Q", format=".3f")]).properties(height=240, title=title)
                 common.chart(line, f"over-training-{key}", f"sel_over_{key}", column)
                 if lines_coincide(over, "epoch", key):
                     column.caption("Every model has the same values here: their lines lie on one another.")
@@ -89,7 +90,8 @@ def render():
         frame["index"] = pca["index"]
         explained = ", ".join(f"PC{j + 1} {v:.0%}" for j, v in enumerate(pca["explained"][:2]))
         scatter = alt.Chart(frame).mark_circle(size=10, opacity=0.7).encode(
-            x="PC1:Q", y="PC2:Q", color=alt.Color("class:N", scale=alt.Scale(scheme="tableau10")),
+            x="PC1:Q", y="PC2:Q",
+            color=alt.Color("class:N", scale=alt.Scale(scheme="tableau10", domain=meta["class_names"])),
             tooltip=["class", "index"]).properties(height=340, title=f"{label}: {explained}")
         column = columns[i % len(columns)]
         common.chart(scatter.interactive(), f"{label}-pca", f"sel_pca_{i}", column)

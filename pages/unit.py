@@ -137,7 +137,9 @@ def one_unit(found: dict, url: tuple):
 
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("selectivity", "dead" if sel["dead"][unit] else f"{sel['per_unit'][unit]:.3f}")
-    m2.metric("preferred class", classes[sel["preferred_class"][unit]])
+    m2.metric("preferred class", classes[sel["preferred_class"][unit]],
+              help="the class with the largest mean activation over its test images (the selectivity index's "
+                   "own choice); the top-activating images below are single images and can come from other classes")
     m3.metric("assigned by gate", classes[gate["assigned_class"][unit]])
     m4.metric("largest class drop", f"{abl['max_class_drop'][unit]:.2%}",
               help=f"class {common.plain(classes[abl['max_drop_class'][unit]])}")
