@@ -43,7 +43,8 @@ def overview() -> None:
                  "No checkpoints found. Train one from the sidebar, or put .pt files in checkpoints/.")
     if missing:
         notes.caption(f"Not computed yet for {len(missing)} model(s): {plain(', '.join(missing))} "
-                      "(empty cells; accuracy is read from the checkpoint).")
+                      "(the cells reading None; a run trained on the whole test split shows its own accuracy "
+                      "meanwhile).")
         if notes.button(f"Compute metrics for {len(missing)} model(s)", key="overview_compute",
                         help="Stop it with the Stop button at the top right; finished models are kept"):
             with notes:
@@ -92,11 +93,17 @@ def draw(found: dict[str, dict], figures: dict[str, dict], chosen: list[str], wh
     st.caption("Pick the models in the sidebar; every page compares them side by side. "
                "Every chart has a PNG download under it; tables download as CSV.")
     with st.expander("Checkpoint details"):
-        for label, meta in found.items():  # st.code shows text as it is (never markdown)
+        for label in compared_first(found, chosen):  # st.code shows text as it is (never markdown)
+            meta = found[label]
             st.code(f"{with_method(label, meta)}: {meta['path']}\n{meta.get('command') or 'no command recorded'}\n"
                     f"options {meta.get('options', {})}, seed {meta.get('seed')}, trained {meta.get('time', '?')}, "
                     f"torch {meta.get('versions', {}).get('torch', '?')}", language=None, wrap_lines=True)
     return notes
+
+
+def compared_first(found: dict[str, dict], chosen: list[str]) -> list[str]:
+    """The models in the Overview's order: the compared ones in the sidebar's order, then the others."""
+    return sorted(found, key=lambda label: (chosen.index(label) if label in chosen else len(chosen)))
 
 
 def with_method(label: str, meta: dict) -> str:
@@ -109,10 +116,9 @@ def draw_table(found: dict[str, dict], figures: dict[str, dict], chosen: list[st
     topic (in one table the columns past Phi were off the page), the CSV with all of them."""
     import pandas as pd  # here, not at the top: the server imports app.py at start, before the warm-up
     rows = []
-    order = sorted(found, key=lambda label: (chosen.index(label) if label in chosen else len(chosen)))
-    for label in order:
+    for label in compared_first(found, chosen):
         meta, values = found[label], dict(figures[label])
-        if values.get("accuracy") is None:
+        if values.get("accuracy") is None and not meta.get("limit"):  # a --limit run measured fewer images
             values["accuracy"] = meta.get("test_accuracy")
         rows.append({"model": label, "compared": label in chosen, "method": meta["method"],
                      "epochs": meta.get("epochs_completed", meta.get("epochs")),
@@ -122,10 +128,11 @@ def draw_table(found: dict[str, dict], figures: dict[str, dict], chosen: list[st
     st.caption("✓: compared (chosen in the sidebar), listed first. Hover a column's name for what it measures.")
     for i, (tab, figures_here) in enumerate(zip(st.tabs(list(GROUPS)), grouped().values())):
         with tab:  # the first tab, with the accuracy, also says how long each model trained
-            config = {f.label: st.column_config.NumberColumn(f.label, help=f.help,
-                                                             format="%d" if f.sql == "INTEGER" else "%.3f")
-                      for f in figures_here}
-            columns = ["model", "method", *(["epochs"] if i == 0 else []), *config]
+            config = {"model": st.column_config.TextColumn("model", width="medium"),  # a run's name is long
+                      **{f.label: st.column_config.NumberColumn(f.label, help=f.help,
+                                                               format="%d" if f.sql == "INTEGER" else "%.3f")
+                         for f in figures_here}}
+            columns = ["model", "method", *(["epochs"] if i == 0 else []), *(f.label for f in figures_here)]
             st.dataframe(marked[columns], hide_index=True, width="stretch", column_config=config)
     download_csv(frame, "unit-lens-models", key="overview_csv")
 
@@ -134,7 +141,7 @@ def compute_all(models: list[dict]) -> None:
     """Every headline analysis of every model, one after another, with 'x of N' and an estimate;
     a model that cannot be analysed is reported and the others go on."""
     total = len(models) * len(ANALYSES_NEEDED)
-    bar = st.progress(0.0, text=f"0 of {total}")
+    bar = st.progress(0.0, text=f"0 of {total} analyses")
     started, done, failures = time.perf_counter(), 0, []
     for meta in models:
         for name in ANALYSES_NEEDED:
@@ -150,7 +157,7 @@ def compute_all(models: list[dict]) -> None:
                 done += 1
                 elapsed = time.perf_counter() - started
                 remaining = elapsed / done * (total - done)
-                bar.progress(min(1.0, done / total), text=f"{done} of {total} · {plain(meta['label'])} · "
+                bar.progress(min(1.0, done / total), text=f"{done} of {total} analyses · {plain(meta['label'])} · "
                                                           f"about {remaining:.0f} s left")
     bar.empty()
     for failure in failures:

@@ -5,6 +5,7 @@
 #   gputests   tests/test_gpu.py (graphed steps give the eager weights)
 #   solo       one 20-epoch CE run alone, wall clock including start-up, and where it went
 #              (bench/run_timeline.py)
+#   startup    bench/startup.py --device cuda (torch.optim against core.sgd before the first step)
 #   throughput bench/train_throughput.py --device cuda (ours vs the naive loop, side by side:
 #              graphs for ce, lsg and minimax, then --compile)
 #   trio       CE, minimax and LSG, 10 epochs each: one after another, then all at once
@@ -55,6 +56,10 @@ for step in $STEPS; do
       wait
       e=$(date +%s.%N); echo "trio at once: $(python3 -c "print(round($e - $s, 1))") s" | tee -a "$OUT/machine.txt"
       grep -h '"done"' /tmp/seq/*.progress.jsonl /tmp/par/*.progress.jsonl | cut -c1-120 >> "$OUT/machine.txt" ;;
+    startup)
+      python3 bench/startup.py --device cuda --rounds 3 > "$OUT/startup.txt" 2>&1
+      cp bench/RESULTS.md "$OUT/RESULTS.md"
+      grep "^|" "$OUT/startup.txt" ;;
     gputests)
       python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py > "$OUT/gputests.txt" 2>&1
       tail -n 5 "$OUT/gputests.txt" ;;

@@ -20,15 +20,33 @@ def lines_coincide(frame: pd.DataFrame, x: str, y: str) -> bool:
     return bool(len(frame)) and bool((at.count() > 1).all()) and at.nunique().max() == 1
 
 
+def epoch_axis(title: str = "epoch") -> alt.X:
+    """Epochs are whole numbers: never an axis reading 1.000000 for a one-epoch run."""
+    return alt.X("epoch:Q", title=title, axis=alt.Axis(format="d", tickMinStep=1))
+
+
+def training_curve(steps: pd.DataFrame):
+    """A run's progress events (global_step, loss, accuracy): the loss on the left axis, the
+    running training accuracy on the right (0 to 1); one axis for both flattened the accuracy."""
+    base = alt.Chart(steps).encode(x=alt.X("global_step:Q", title="step", axis=alt.Axis(format="d", tickMinStep=1)))
+    loss = base.mark_line(color="#d62728").encode(
+        y=alt.Y("loss:Q", title="loss", axis=alt.Axis(titleColor="#d62728")))
+    accuracy = base.mark_line(color="#1f77b4").encode(
+        y=alt.Y("accuracy:Q", title="train accuracy", scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(titleColor="#1f77b4")))
+    return alt.layer(loss, accuracy).resolve_scale(y="independent")
+
+
 def heatmap(matrix, row_names, col_names, row_title: str, col_title: str, title: str,
             scheme: str = "greys", domain=None, height: int = 260, col_order=None):
     rows = [{"row": row_names[i], "col": col_names[j], "value": v}
             for i, line in enumerate(matrix) for j, v in enumerate(line)]
     frame = pd.DataFrame(rows)
     scale = alt.Scale(scheme=scheme, domain=domain) if domain else alt.Scale(scheme=scheme)
+    readable = len(col_names) <= 32  # 64 unit numbers side by side were too small to read: hover instead
     chart = alt.Chart(frame).mark_rect().encode(
-        x=alt.X("col:O", sort=col_order or list(col_names), title=col_title,
-                axis=alt.Axis(labelFontSize=8, labelOverlap=False, labelLimit=160)),
+        x=alt.X("col:O", sort=col_order or list(col_names), title=col_title if readable else f"{col_title}; hover for each",
+                axis=alt.Axis(labelFontSize=8, labelOverlap=False, labelLimit=160, labels=readable, ticks=readable)),
         y=alt.Y("row:O", sort=list(row_names), title=row_title, axis=alt.Axis(labelOverlap=False, labelLimit=160)),
         color=alt.Color("value:Q", scale=scale),
         tooltip=["row", "col", alt.Tooltip("value:Q", format=".3f")],

@@ -178,6 +178,15 @@ class TorchvisionSource(DatasetSource):
         return _torchvision_arrays(self.torchvision_dataset(split))
 
 
+def on_this_machine(name: str, root=None) -> bool:
+    """Whether the dataset's files are on disk (the sidebar marks the others)."""
+    try:
+        get_source(name, root).check()
+        return True
+    except DataError:
+        return False
+
+
 def download_hint(name: str) -> str:
     return f"run `python -m core.data download {name}` (needs the network)"
 

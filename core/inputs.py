@@ -60,7 +60,7 @@ def load_image(source) -> Image.Image:
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError("not an image file Pillow can read") from None
+        raise ImageError("not an image, or not in a format we read (PNG, JPEG, WebP, BMP, GIF)") from None
     except Image.DecompressionBombError:
         raise ImageError("the image is too large (decompression bomb guard)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:

@@ -69,6 +69,7 @@ class Summary:
     resumable: bool = False           # a checkpoint of a finished epoch was written
     queued: bool = False               # waiting for the runs before it (elapsed_s: the time waited)
     message: str = ""
+    limit: int | None = None           # --limit: the test accuracy is over that many test images
 
     @property
     def fraction(self) -> float:
@@ -86,6 +87,7 @@ def summarize(events: list[dict], now: float | None = None) -> Summary:
         if kind == "start":
             before, summary, started, queued = summary, Summary(), e.get("time"), False
             summary.epochs = e.get("epochs", (e.get("config") or {}).get("epochs"))
+            summary.limit = (e.get("config") or {}).get("limit")
             if (e.get("config") or {}).get("resume"):  # until it trains, what the last attempt saved
                 summary.epochs_completed, summary.resumable = before.epochs_completed, before.resumable
         elif kind == "phase":

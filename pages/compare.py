@@ -17,7 +17,7 @@ from core.data import black_value, dataset_image, denormalise, indices_of_class,
 from core.analysis.ood import judge
 from core.cam import CAM_METHODS, shared_layers
 from core.charts import FAITHFULNESS_MEASURES, faithfulness_chart, faithfulness_frame
-from core.inputs import load_image, prepare
+from core.inputs import ImageError, load_image, prepare
 from core.explain import DEFAULT_CAMS, explain
 from core.render import colour_bar, feature_grid, gate_strip, heat_overlay, input_picture
 from ui import common
@@ -33,7 +33,10 @@ def pick_image(reference: dict):
         if upload is None:
             st.info("Upload an image, or switch to the test set.")
             st.stop()
-        return load_image(upload.getvalue()), None, upload.name
+        try:
+            return load_image(upload.getvalue()), None, upload.name
+        except ImageError as exc:  # which file, as the user named it
+            raise ImageError(f"{upload.name}: {exc}") from None
     classes = reference["class_names"]
     left, middle, right = st.columns([2, 2, 1])
     cls = left.selectbox("Class", ["any"] + classes, key="compare_class")
@@ -120,6 +123,14 @@ def render():
     st.caption("Probabilities at T = 1 are the model's softmax; at T = 2 (softmax of the logits halved) the "
                "probability spreads over the non-target classes, so their ranking shows.")
 
+    # above the columns, not in one of them (a warning in one column put it out of line with the others)
+    unlike = [f"{common.plain(meta['label'])}: feature distance {out['ood']['distance']:.0f}, above "
+              f"{out['ood']['threshold']:.0f} ({out['ood']['quantile']:.0%} of test images are closer)"
+              for meta, _, out in results if out.get("ood") and out["ood"]["unlike_training"]]
+    if unlike:
+        st.warning("Unlike the training data, so treat these predictions with care. " + "; ".join(unlike) + ".",
+                   icon=":material/warning:")
+
     # at most MODELS_PER_ROW side by side: more would squeeze names, pictures and charts unreadably
     columns = [column for _ in range(0, len(results), MODELS_PER_ROW)
                for column in st.columns(min(len(results), MODELS_PER_ROW))]
@@ -130,11 +141,6 @@ def render():
             st.subheader(common.plain(meta["label"]))
             st.caption(f"{common.plain(meta['method'])} · predicted **{common.plain(classes[out['predicted']])}** "
                        f"({out['probabilities'][1.0][out['predicted']]:.1%})")
-            ood = out.get("ood")
-            if ood and ood["unlike_training"]:
-                st.warning(f"Unlike the training data: feature distance {ood['distance']:.0f}, above "
-                           f"{ood['threshold']:.0f} ({ood['quantile']:.0%} of test images are closer). "
-                           "Treat this prediction with care.", icon=":material/warning:")
             seen = denormalise(x[0], info)
             st.image(input_picture(seen, 112), caption="input as the model sees it")
             with st.expander("What was done to the image"):

@@ -15,9 +15,10 @@ from core.charts import heatmap, shared_range
 def render():
     st.title("Gates")
     models = common.require_models()
-    st.caption("Phi = min over G of CE(gated) + |density(G) - rho| with the network frozen (rho = 0.2). "
-               "LSG models start from their trained gate; the others are fitted post hoc on cached training "
-               "features. Lower Phi: less filter ambiguity. Phi contains the gated cross-entropy, so a model "
+    st.caption("Phi, the filter ambiguity (LSG paper, Eq. 2): with the network frozen, the lowest cross-entropy "
+               "that a gate G (which units each class may use) can reach, plus how far G's density is from "
+               "rho = 0.2. LSG models start from their trained gate; the others are fitted post hoc on cached "
+               "training features. Lower Phi: less filter ambiguity. Phi contains the gated cross-entropy, so a model "
                "trained to be less confident starts from a higher Phi: minimax is trained toward p_t = 0.7, a "
                "cross-entropy of -ln 0.7 = 0.36, and part of its Phi is that, not its filters.")
     summary = []

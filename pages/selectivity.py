@@ -8,7 +8,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core.charts import lines_coincide, model_colour, selectivity_density_chart, selectivity_histogram_chart
+from core.charts import epoch_axis, lines_coincide, model_colour, selectivity_density_chart, selectivity_histogram_chart
 from ui import common
 
 
@@ -69,7 +69,7 @@ def render():
             column = columns[i % 2]
             if key in over:
                 line = alt.Chart(over).mark_line(point=True).encode(
-                    x=alt.X("epoch:Q", title="epoch"),
+                    x=epoch_axis(),
                     y=alt.Y(f"{key}:Q", title=title, axis=alt.Axis(format="d" if key == "dead_units" else "~g")),
                     color=model_colour(labels),
                     tooltip=["model", "epoch", alt.Tooltip(f"{key}:Q", format=".3f")]).properties(height=240, title=title)

@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from core.analysis.selectivity import unit_for_class
+from core.charts import epoch_axis
 from core.data import dataset_image
 from core.render import input_picture
 from ui import common
@@ -140,13 +141,18 @@ def one_unit(found: dict, url: tuple):
     m2.metric("preferred class", classes[sel["preferred_class"][unit]],
               help="the class with the largest mean activation over its test images (the selectivity index's "
                    "own choice); the top-activating images below are single images and can come from other classes")
-    m3.metric("assigned by gate", classes[gate["assigned_class"][unit]])
+    assigned = gate["assigned_class"][unit]
+    gate_column = [row[unit] for row in gate["gate"]]
+    tied = [classes[c] for c, value in enumerate(gate_column) if value == gate_column[assigned] and c != assigned]
+    m3.metric("assigned by gate", classes[assigned],
+              help="the class whose gate row is largest for this unit" + (
+                  common.plain(f"; tied with {', '.join(tied)} (the first is shown)") if tied else ""))
     m4.metric("largest class drop", f"{abl['max_class_drop'][unit]:.2%}",
               help=f"class {common.plain(classes[abl['max_drop_class'][unit]])}")
     col1, col2, col3 = st.columns(3)
     means = [row[unit] for row in sel["class_means"]]
-    for column, values, title, y in ((col1, means, "class-mean activation", "mean a_k"),
-                                     (col2, [row[unit] for row in gate["gate"]], f"gate column ({gate['source']})", "G[c, k]"),
+    for column, values, title, y in ((col1, means, "class-mean activation", "mean activation"),
+                                     (col2, gate_column, f"gate column ({gate['source']})", "gate value"),
                                      (col3, abl["drop"][unit], "accuracy drop when zeroed", "drop")):
         chart, frame = bar(values, classes, title, y, percent=title.startswith("accuracy drop"))
         common.chart(chart, f"{label}-unit{unit}-{title.split()[0]}", f"unit_chart_{title.split()[0]}", column)
@@ -160,7 +166,7 @@ def one_unit(found: dict, url: tuple):
                              "median of all units": [e["median_selectivity"] for e in history["epochs"]]})
         long = over.melt("epoch", var_name="series", value_name="value")
         common.chart(alt.Chart(long).mark_line(point=True).encode(
-            x="epoch:Q", y=alt.Y("value:Q", title="selectivity index"),
+            x=epoch_axis(), y=alt.Y("value:Q", title="selectivity index"),
             color=alt.Color("series:N", title=None, scale=alt.Scale(range=["#9e9e9e", "#111111"])),  # not model colours
             tooltip=["series", "epoch", alt.Tooltip("value:Q", format=".3f")]).properties(
             height=200, title=f"unit {unit} over training"), f"{label}-unit{unit}-over-training", "unit_over")
@@ -173,7 +179,10 @@ def one_unit(found: dict, url: tuple):
     st.subheader("Independent activation maximisation")
     engine, _ = common.analyzer(meta)
     iam = engine.cached("iam")
-    if iam is None and st.button("Compute IAM images and RS for all units (about a minute on a CPU)", key="unit_iam"):
+    slot = st.empty()  # the button goes once its images are there
+    if iam is None and slot.button("Compute the image that most excites each unit, for all units (IAM, about a "
+                                   "minute on a CPU)", key="unit_iam"):
+        slot.empty()
         iam = common.analysis(meta, "iam")
     if iam is not None:
         pixels = np.asarray(iam["images"][unit], dtype=np.float32) / 255.0

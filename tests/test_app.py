@@ -114,6 +114,8 @@ def test_compare_upload_and_bad_upload(app_env):
     at.file_uploader(key="compare_upload").set_value(("fake.png", b"not an image", "image/png")).run()
     assert not at.exception
     assert len(at.error) == 1 and "not an image" in at.error[0].value and "\n" not in at.error[0].value
+    from ui.basics import plain
+    assert at.error[0].value.startswith(plain("fake.png: "))  # names the file
 
 
 def test_unit_page_follows_the_url(app_env):
@@ -271,7 +273,7 @@ def test_several_methods_start_from_the_sidebar_one_after_another_on_the_cpu(app
     assert "lsg options" in [shown(c.value) for c in at.sidebar.caption]  # each method's own options, named
     at.button(key="train_start").click()
     at.run()
-    assert at.sidebar.success and shown(at.sidebar.success[0].value).startswith("started ce-")
+    assert at.toast and shown(at.toast[0].value).startswith("started ce-")
     folder = Path(ui_env.os.environ["UNITLENS_RUNS"])
     started = sorted(runs.list_runs(folder), key=lambda r: r.started)[-2:]
     assert [r.method for r in started] == ["ce", "lsg"]

@@ -206,3 +206,13 @@ def test_the_cli_exits_cleanly_when_its_reader_has_gone(tmp_path, data_root):
         os.close(write)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     assert out.exists()
+
+
+def test_progress_summary_says_when_the_test_accuracy_is_over_fewer_images():
+    """A --limit run measured its test accuracy on the first N test images; the monitor says so."""
+    from core.progress import summarize
+    limited = [{"event": "start", "time": 0.0, "epochs": 1, "config": {"limit": 2000}},
+               {"event": "done", "time": 5.0, "test_accuracy": 0.173}]
+    assert summarize(limited).limit == 2000 and summarize(limited).test_accuracy == 0.173
+    whole = [{**limited[0], "config": {"limit": None}}, limited[1]]
+    assert summarize(whole).limit is None

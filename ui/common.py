@@ -18,7 +18,8 @@ from core.analysis.engine import DEFAULT_TRAIN_LIMIT, Analyzer, AnalysisSkipped
 from core.analysis.features import describe_analysis_device
 from core.catalog import discover, extra_dirs, labelled
 from core.checkpoints import CheckpointError, LoadedCheckpoint, load
-from core.data import DATASETS
+from core.charts import training_curve
+from core.data import DATASETS, on_this_machine
 from core.errors import UserError
 from core.losses import OBJECTIVES
 from core.models import MODELS
@@ -223,8 +224,11 @@ def training_panel() -> None:
         options = {method: method_options(method, several=len(methods) > 1) for method in methods}
         arch = st.selectbox("Architecture", sorted(MODELS), index=sorted(MODELS).index("resnet20"), key="train_arch")
         choices = [name for name in DATASETS if name != "imagefolder"] + ["image folder"]
+        present = {name: name == "image folder" or on_this_machine(name) for name in choices}
         dataset = st.selectbox("Dataset", choices, key="train_dataset",
-                               help="Datasets on this machine; an image folder has one sub-folder per class")
+                               format_func=lambda name: name if present[name] else f"{name} (not downloaded)",
+                               help="Fashion-MNIST comes with Unit Lens; the others need `python -m core.data "
+                                    "download NAME` first (the network). An image folder has one sub-folder per class")
         if dataset == "image folder":
             folder = st.text_input("Folder", key="train_folder", placeholder="/path/to/images")
             dataset = f"imagefolder:{folder}"
@@ -233,7 +237,7 @@ def training_panel() -> None:
         if st.button("Start", key="train_start", type="primary", disabled=not methods):
             try:
                 started = runs.start_runs(list(options.items()), dataset, arch, int(epochs), int(limit) or None)
-                st.success(f"started {plain(', '.join(run.run_id for run in started))}")
+                st.toast(f"started {plain(', '.join(run.run_id for run in started))}")  # the monitor shows the rest
             except UserError as exc:
                 st.warning(plain(exc))
         # refreshes itself every second only while a run trains (an idle page stays idle)
@@ -247,7 +251,7 @@ def method_options(method: str, several: bool) -> dict:
         st.caption(plain(f"{method} options"))
     options = {}
     for key, (default, help_text) in fields.items():
-        label, widget_key = key.replace("_", " "), f"train_opt_{method}_{key}"
+        label, widget_key = key, f"train_opt_{method}_{key}"  # as recorded in the checkpoint and in the help
         if isinstance(default, bool):
             options[key] = st.checkbox(label, value=default, help=help_text, key=widget_key)
         elif isinstance(default, int):
@@ -285,8 +289,7 @@ def run_monitor() -> None:
         st.progress(progress.fraction, text=plain(f"{active.run_id}: {progress_text(progress)}"))
         points = [e for e in active.events if e.get("event") == "step"]
         if len(points) > 1:
-            frame = pd.DataFrame(points)[["global_step", "loss", "accuracy"]].set_index("global_step")
-            st.line_chart(frame, height=140)
+            st.altair_chart(training_curve(pd.DataFrame(points)), height=150)
         if st.button("Cancel", key=f"train_cancel_{active.run_id}"):
             try:
                 runs.cancel_run(active)
@@ -297,6 +300,8 @@ def run_monitor() -> None:
                 "failed": ":material/error:", "cancelled": ":material/stop_circle:"}[run.status]
         progress = summarize(run.events)
         extra = f" — test acc {progress.test_accuracy:.3f}" if progress.test_accuracy is not None else ""
+        if extra and progress.limit:
+            extra += f" (first {progress.limit} test images)"
         if run.status in ("cancelled", "failed"):
             extra += f" after {progress.epochs_completed} of {progress.epochs or '?'} epochs"
         st.caption(f"{icon} {plain(run.run_id)}: {run.status}{plain(extra)}")

@@ -15,10 +15,13 @@ class LSG(CrossEntropy):
     uses_gate = True
     options = {
         "gate_lr": (0.1, "learning rate of the gate G (its own SGD)"),
-        "gate_weight": (1.0, "lambda: weight of the gated path's cost"),
-        "sparsity_weight": (0.2, "a_s: weight of the sparsity term (per gated step each entry moves by gate_lr * a_s)"),
-        "target_density": (0.2, "s / (C K): target L1 norm of G as a fraction of C K"),
-        "one_sided": (True, "relu(||G||_1 - s) as the published code; false: |.| as the paper"),
+        "gate_weight": (1.0, "weight of the gated path's cost (lambda in the paper)"),
+        "sparsity_weight": (0.2, "weight of the gate's sparsity term (a_s in the paper); each gated step, that term "
+                                 "alone moves every gate entry by gate_lr times this"),
+        "target_density": (0.2, "the gate's target density: its L1 norm as a fraction of classes times units "
+                                "(s / (C K) in the paper)"),
+        "one_sided": (True, "penalise only a gate denser than the target, as the published code; off: any "
+                           "distance from it, as the paper writes it"),
         "period": (3, "one gated step (or epoch) in every `period`"),
         "by_epoch": (False, "alternate by epoch (epoch % period == period - 1) instead of by step"),
         "warmup_epochs": (1, "standard epochs before the first gated step"),
