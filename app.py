@@ -17,7 +17,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core import shipped
 from core.catalog import bundled_dir, discover, extra_dirs, file_hash, labelled
-from core.headline import ANALYSES_NEEDED, GROUPS, HEADLINE, grouped
+from core.headline import ANALYSES_NEEDED, GROUPS, HEADLINE, checkpoint_accuracy, grouped
 from ui import warm
 from ui.basics import default_models, download_csv, entry, plain
 
@@ -118,8 +118,8 @@ def draw_table(found: dict[str, dict], figures: dict[str, dict], chosen: list[st
     rows = []
     for label in compared_first(found, chosen):
         meta, values = found[label], dict(figures[label])
-        if values.get("accuracy") is None and not meta.get("limit"):  # a --limit run measured fewer images
-            values["accuracy"] = meta.get("test_accuracy")
+        if values.get("accuracy") is None:
+            values["accuracy"] = checkpoint_accuracy(meta)
         rows.append({"model": label, "compared": label in chosen, "method": meta["method"],
                      "epochs": meta.get("epochs_completed", meta.get("epochs")),
                      **{f.label: values.get(f.key) for f in HEADLINE}})

@@ -66,6 +66,14 @@ GROUPS: dict[str, tuple[str, ...]] = {
 }
 
 
+def checkpoint_accuracy(meta: dict) -> float | None:
+    """The test accuracy the trainer recorded, where it can stand for the accuracy figure before
+    that is computed: only over the whole test split (a --limit run measured fewer images; a
+    checkpoint from before `whole_test_split` was recorded says so by its limit)."""
+    whole = meta.get("whole_test_split", not meta.get("limit"))
+    return meta.get("test_accuracy") if whole else None
+
+
 def grouped() -> dict[str, list[Figure]]:
     """The headline figures under their Overview tab, in HEADLINE's order."""
     return {group: [f for f in HEADLINE if f.analysis in analyses] for group, analyses in GROUPS.items()}

@@ -286,3 +286,15 @@ def phi_objective(features, labels, gate, weight, bias, rho: float) -> torch.Ten
     """CE(gated) + |density(G) - rho| (differentiable, in the dtype given): the objective of Phi."""
     density = gate.abs().sum() / gate.numel()
     return F.cross_entropy(gated_logits(features, labels, gate, weight, bias), labels) + (density - rho).abs()
+
+
+def gate_assignment(column) -> tuple[int | None, list[int]]:
+    """A unit's class by its gate column: the largest entry (the first of equal ones, as the
+    gate analysis's argmax), or None where the gate gives the unit to no class (all zero); and
+    the other classes tied with it (a constrained gate's column often has several 1s)."""
+    values = [float(v) for v in column]
+    top = max(values)
+    if top <= 0:
+        return None, []
+    tied = [c for c, v in enumerate(values) if v == top]
+    return tied[0], tied[1:]

@@ -69,7 +69,7 @@ class Summary:
     resumable: bool = False           # a checkpoint of a finished epoch was written
     queued: bool = False               # waiting for the runs before it (elapsed_s: the time waited)
     message: str = ""
-    limit: int | None = None           # --limit: the test accuracy is over that many test images
+    test_images: int | None = None     # what test_accuracy is over (fewer than the split with --limit)
 
     @property
     def fraction(self) -> float:
@@ -87,7 +87,6 @@ def summarize(events: list[dict], now: float | None = None) -> Summary:
         if kind == "start":
             before, summary, started, queued = summary, Summary(), e.get("time"), False
             summary.epochs = e.get("epochs", (e.get("config") or {}).get("epochs"))
-            summary.limit = (e.get("config") or {}).get("limit")
             if (e.get("config") or {}).get("resume"):  # until it trains, what the last attempt saved
                 summary.epochs_completed, summary.resumable = before.epochs_completed, before.resumable
         elif kind == "phase":
@@ -116,6 +115,7 @@ def summarize(events: list[dict], now: float | None = None) -> Summary:
             summary.message = e.get("message", "")
             if kind == "done":
                 summary.test_accuracy = e.get("test_accuracy", summary.test_accuracy)
+                summary.test_images = e.get("test_images")
                 summary.resumable = False
         if started is None:
             started = e.get("time")

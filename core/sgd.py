@@ -4,12 +4,13 @@ torch.optim's Optimizer imports torch._dynamo the first time any of its methods 
 methods are wrapped in `torch._disable_dynamo`), even in an eager run: 1.3-2.3 s of a training
 run's start-up on a 2-core CPU, 5-6.5 s on the H100 image (issue 13, bench/RESULTS.md). The
 trainer needs only this optimiser and one schedule, so they are here, with torch.optim.SGD's
-arithmetic op for op (bit-identical on the CPU; tests/test_train.py) and the state-dict
+arithmetic op for op on the CPU (bit-identical; tests/test_sgd.py) and the state-dict
 formats of torch.optim.SGD and LambdaLR, so a checkpoint resumes whichever wrote it.
 
 With several parameters on a GPU the update is a handful of multi-tensor (`_foreach`) kernels
 that read the learning rate from a tensor when given one, so a CUDA graph can replay them (a
-float would be baked into the graph).
+float would be baked into the graph); it computes p - lr * g, as torch's fused kernel does to
+rounding, not to the bit.
 """
 from __future__ import annotations
 
@@ -43,7 +44,9 @@ class SGD:
     def step(self) -> None:
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
-            if params and params[0].is_cuda:
+            if not params:  # (reading a tensor lr would be a host sync, and fail inside a graph capture)
+                continue
+            if params[0].is_cuda:
                 self._multi_tensor_step(group, params)
             else:
                 self._single_tensor_step(group, params)
@@ -70,13 +73,15 @@ class SGD:
             grads = torch._foreach_add(grads, params, alpha=weight_decay)
         if momentum != 0:
             bufs = [self.state.get(p, {}).get("momentum_buffer") for p in params]
-            if any(buf is None for buf in bufs):  # the first step: the buffers start as the gradients
-                bufs = [g.detach().clone() for g in grads]
-                for p, buf in zip(params, bufs):
-                    self.state.setdefault(p, {})["momentum_buffer"] = buf
-            else:
+            if all(buf is not None for buf in bufs):
                 torch._foreach_mul_(bufs, momentum)
                 torch._foreach_add_(bufs, grads, alpha=1 - group["dampening"])
+            else:  # a parameter's first gradient starts its buffer; the others' buffers go on as usual
+                for i, (p, grad) in enumerate(zip(params, grads)):
+                    if bufs[i] is None:
+                        bufs[i] = self.state.setdefault(p, {})["momentum_buffer"] = grad.detach().clone()
+                    else:
+                        bufs[i].mul_(momentum).add_(grad, alpha=1 - group["dampening"])
             grads = torch._foreach_add(grads, bufs, alpha=momentum) if group["nesterov"] else bufs
         torch._foreach_sub_(params, torch._foreach_mul(grads, lr))  # eager and graphed alike
 
@@ -94,14 +99,15 @@ class SGD:
         if len(saved_groups) != len(self.param_groups) or any(
                 len(s["params"]) != len(g["params"]) for s, g in zip(saved_groups, self.param_groups)):
             raise ValueError("the saved optimiser state has other parameter groups than this model")
-        params = [p for g in self.param_groups for p in g["params"]]
+        by_id = {int(i): p for group, saved in zip(self.param_groups, saved_groups)
+                 for i, p in zip(saved["params"], group["params"])}  # as torch.optim maps them
         for group, saved in zip(self.param_groups, saved_groups):
             for key in ("lr", "momentum", "dampening", "weight_decay", "nesterov"):
                 if key in saved:
                     group[key] = saved[key]
         self.state = {}
         for i, entry in state["state"].items():
-            p = params[int(i)]
+            p = by_id[int(i)]
             self.state[p] = {k: v.to(p.device, p.dtype) if isinstance(v, torch.Tensor) else v
                              for k, v in entry.items()}
 

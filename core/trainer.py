@@ -297,6 +297,7 @@ class RunData:
     fill: torch.Tensor          # a black pixel after normalisation: what padding shows
     padding: int
     snapshot_subset: torch.Tensor
+    whole_test_split: bool      # False: --limit kept only the first test images
 
     def chunk_images(self) -> int:
         """How many images a GPU gathers and augments at once: GPU_CHUNK_IMAGES, fewer for large
@@ -324,11 +325,13 @@ class RunData:
 
 def load_data(config: TrainConfig, device: torch.device) -> RunData:
     train_set = load_dataset(config.dataset, "train", config.data_root).subset(config.limit)
-    test_set = load_dataset(config.dataset, "test", config.data_root).subset(config.limit)
+    whole_test = load_dataset(config.dataset, "test", config.data_root)
+    test_set = whole_test.subset(config.limit)
     info = train_set.info
     return RunData(info, train_set.images.to(device), train_set.labels.to(device), test_set.images.to(device),
                    test_set.labels, black_value(info).to(device), int(info.extra.get("crop_padding", 4)),
-                   trajectory.subset_indices(test_set.labels, info.num_classes, config.snapshot_per_class))
+                   trajectory.subset_indices(test_set.labels, info.num_classes, config.snapshot_per_class),
+                   whole_test_split=len(test_set) == len(whole_test))
 
 
 def build(config: TrainConfig, objective: Objective, info: DatasetInfo, device: torch.device):
@@ -343,9 +346,10 @@ def build(config: TrainConfig, objective: Objective, info: DatasetInfo, device: 
     return model, optimizer, extra_optimizer
 
 
-def run_record(config: TrainConfig, objective: Objective, info: DatasetInfo, command: str, device, dist, model,
+def run_record(config: TrainConfig, objective: Objective, data: RunData, command: str, device, dist, model,
                steps_per_epoch: int) -> dict:
     """The checkpoint's metadata: every recorded option, the data, the command and the machine."""
+    info = data.info
     return {
         **{key: getattr(config, key) for key in TrainConfig.RECORDED}, "options": objective.values,
         "dataset": info.name, "class_names": info.class_names, "channels": info.channels,
@@ -353,6 +357,7 @@ def run_record(config: TrainConfig, objective: Objective, info: DatasetInfo, com
         "schedule": "sgd-nesterov, linear warm-up 25% then cosine", "command": command,
         "versions": library_versions(), "device": device.type, "world_size": dist.world_size,
         "num_features": model.num_features, "steps_per_epoch": steps_per_epoch,
+        "test_images": len(data.test_labels), "whole_test_split": data.whole_test_split,  # what test_accuracy is over
     }
 
 
@@ -471,7 +476,7 @@ def run_training(config: TrainConfig, objective: Objective, command: str, device
     total_steps = config.epochs * steps_per_epoch
     scheduler = Schedule(optimizer, warmup_cosine(total_steps))
     generator = torch.Generator(device=device).manual_seed(config.seed)
-    meta = run_record(config, objective, data.info, command, device, dist, model, steps_per_epoch)
+    meta = run_record(config, objective, data, command, device, dist, model, steps_per_epoch)
 
     # --- resume where the last completed epoch left off
     start_epoch, history = 0, None
@@ -544,7 +549,8 @@ def run_training(config: TrainConfig, objective: Objective, command: str, device
                   eta_s=(total_steps - (epoch + 1) * steps_per_epoch) * elapsed / max(1, steps_here),
                   gate_density=meta.get("gate_density"))
     dist.finish()
-    log.write("done", test_accuracy=test_accuracy, checkpoint=str(out), seconds=time.time() - started)
+    log.write("done", test_accuracy=test_accuracy, test_images=len(data.test_labels), checkpoint=str(out),
+              seconds=time.time() - started)
     return meta
 
 

@@ -13,6 +13,7 @@ import streamlit as st
 
 from core.analysis.selectivity import unit_for_class
 from core.charts import epoch_axis
+from core.lsg import gate_assignment
 from core.data import dataset_image
 from core.render import input_picture
 from ui import common
@@ -141,12 +142,12 @@ def one_unit(found: dict, url: tuple):
     m2.metric("preferred class", classes[sel["preferred_class"][unit]],
               help="the class with the largest mean activation over its test images (the selectivity index's "
                    "own choice); the top-activating images below are single images and can come from other classes")
-    assigned = gate["assigned_class"][unit]
     gate_column = [row[unit] for row in gate["gate"]]
-    tied = [classes[c] for c, value in enumerate(gate_column) if value == gate_column[assigned] and c != assigned]
-    m3.metric("assigned by gate", classes[assigned],
+    assigned, tied = gate_assignment(gate_column)
+    m3.metric("assigned by gate", "none" if assigned is None else classes[assigned],
               help="the class whose gate row is largest for this unit" + (
-                  common.plain(f"; tied with {', '.join(tied)} (the first is shown)") if tied else ""))
+                  "; the gate gives this unit to no class (its column is all zero)" if assigned is None else
+                  common.plain(f"; tied with {', '.join(classes[c] for c in tied)} (the first is shown)") if tied else ""))
     m4.metric("largest class drop", f"{abl['max_class_drop'][unit]:.2%}",
               help=f"class {common.plain(classes[abl['max_drop_class'][unit]])}")
     col1, col2, col3 = st.columns(3)

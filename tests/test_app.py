@@ -64,7 +64,7 @@ def no_errors(at):
 
 
 def overview_table(at):
-    """The Overview's three tabs joined back into one frame, every headline figure once."""
+    """The Overview's tabs (its first dataframes) joined back into one frame, every headline figure once."""
     from core.headline import GROUPS, HEADLINE
     frames = [element.value for element in at.dataframe[:len(GROUPS)]]
     joined = frames[0]

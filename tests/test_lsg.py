@@ -103,3 +103,12 @@ def test_gated_ce_groups_classes_of_similar_size_so_padding_stays_small():
     groups = sorted(sorted(g.classes.tolist()) for g in ce.groups)
     assert groups == [[0, 1, 3, 4], [2]]
     assert max(g.blocks.shape[2] for g in ce.groups if 2 not in g.classes.tolist()) == 7
+
+
+def test_gate_assignment_by_hand():
+    """Largest entry, the first of equal ones (as the gate analysis's argmax), the ties named;
+    a column the gate leaves at zero belongs to no class."""
+    from core.lsg import gate_assignment
+    assert gate_assignment([0.2, 1.0, 0.0, 1.0]) == (1, [3])
+    assert gate_assignment([0.0, 0.3, 0.7]) == (2, [])
+    assert gate_assignment([0.0, 0.0, 0.0]) == (None, [])

@@ -78,7 +78,7 @@ class TensorLrSchedule(Schedule):
         super().step()
         group = self.optimizer.param_groups[0]
         if not hasattr(self, "lr"):
-            self.lr = torch.tensor(0.0, dtype=torch.float64)
+            self.lr = torch.tensor(0.0)  # float32, as StepRunner makes it
         self.lr.fill_(group["lr"])
         group["lr"] = self.lr
 
@@ -112,12 +112,32 @@ def test_a_saved_state_resumes_to_the_uninterrupted_weights(saved_by, resumed_by
     resumed = tiny_model()
     resumed.load_state_dict(model.state_dict())
     resumed_optimizer = resumed_by[0](resumed.parameters())
-    resumed_schedule = resumed_by[1](resumed_optimizer)  # both made fresh, then loaded (as core.trainer.restore)
+    resumed_schedule = resumed_by[1](resumed_optimizer)  # both made fresh, then loaded, in core.trainer.restore's order
     resumed_optimizer.load_state_dict(optimizer.state_dict())
     resumed_schedule.load_state_dict(schedule.state_dict())
     train_steps(resumed, resumed_optimizer, resumed_schedule, batches[6:])
     for (name, a), b in zip(resumed.state_dict().items(), straight.values()):
         assert torch.equal(a, b), name
+
+
+def test_a_parameter_without_a_gradient_at_first_keeps_the_others_momentum():
+    """b gets its first gradient on step 3: its buffer starts then, while a's goes on (torch.optim's
+    rule, on both of our paths; the GPU's once restarted every buffer)."""
+    def run(make, multi_tensor):
+        a, b = torch.nn.Parameter(torch.tensor([1.0])), torch.nn.Parameter(torch.tensor([2.0]))
+        optimizer = make([a, b])
+        for step in range(4):
+            a.grad = torch.tensor([0.5 + step])
+            b.grad = torch.tensor([0.25 * step]) if step >= 2 else None
+            if multi_tensor:
+                MultiTensorSGD.step(optimizer)
+            else:
+                optimizer.step()
+        return a.item(), b.item()
+    options = dict(lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=True)
+    expected = run(lambda ps: torch.optim.SGD(ps, **options), multi_tensor=False)
+    assert run(lambda ps: SGD(ps, **options), multi_tensor=False) == expected
+    assert run(lambda ps: SGD(ps, **options), multi_tensor=True) == pytest.approx(expected, rel=1e-6)
 
 
 def test_a_state_for_other_parameters_is_refused():

@@ -30,9 +30,10 @@ def test_cli_trains_writes_progress_and_a_loadable_checkpoint(tmp_path, data_roo
     assert meta["complete"] and meta["epochs_completed"] == 1 and 0 <= meta["test_accuracy"] <= 1
     assert meta["command"].startswith("python -m core.train --method minimax")
     assert meta["versions"]["torch"] == torch.__version__ and meta["class_names"][0] == "T-shirt/top"
+    assert (meta["test_images"], meta["whole_test_split"]) == (300, False)  # what test_accuracy is over
     events = [json.loads(line) for line in out.with_suffix(".progress.jsonl").read_text().splitlines()]
     kinds = [e["event"] for e in events]
-    assert kinds[0] == "start" and kinds[-1] == "done" and "epoch" in kinds
+    assert kinds[0] == "start" and kinds[-1] == "done" and "epoch" in kinds and events[-1]["test_images"] == 300
     step = next(e for e in events if e["event"] == "step")
     assert {"epoch", "step", "loss", "accuracy", "images_per_s", "eta_s"} <= set(step)
     assert "train_state" not in read_payload(out)  # a finished run carries no optimizer state
@@ -208,11 +209,25 @@ def test_the_cli_exits_cleanly_when_its_reader_has_gone(tmp_path, data_root):
     assert out.exists()
 
 
-def test_progress_summary_says_when_the_test_accuracy_is_over_fewer_images():
-    """A --limit run measured its test accuracy on the first N test images; the monitor says so."""
+def test_progress_summary_says_how_many_test_images_the_accuracy_is_over():
+    """A --limit run measured its test accuracy on fewer test images; the monitor says on how many."""
     from core.progress import summarize
-    limited = [{"event": "start", "time": 0.0, "epochs": 1, "config": {"limit": 2000}},
-               {"event": "done", "time": 5.0, "test_accuracy": 0.173}]
-    assert summarize(limited).limit == 2000 and summarize(limited).test_accuracy == 0.173
-    whole = [{**limited[0], "config": {"limit": None}}, limited[1]]
-    assert summarize(whole).limit is None
+    events = [{"event": "start", "time": 0.0, "epochs": 1, "config": {"limit": 2000}},
+              {"event": "done", "time": 5.0, "test_accuracy": 0.173, "test_images": 2000}]
+    assert summarize(events).test_images == 2000 and summarize(events).test_accuracy == 0.173
+    assert summarize(events[:1]).test_images is None  # not known before the run ends
+
+
+def test_the_checkpoints_accuracy_stands_in_only_for_the_whole_test_split(data_root):
+    """A limit at or above the test split's size keeps the whole split (the run's accuracy is the
+    figure); below it the accuracy is over fewer images and waits for the analysis."""
+    from core.headline import checkpoint_accuracy
+    from core.trainer import load_data
+    below, above = (load_data(TrainConfig(method="ce", limit=limit, data_root=str(data_root)), torch.device("cpu"))
+                    for limit in (300, 20_000))
+    assert (below.whole_test_split, len(below.test_labels)) == (False, 300)
+    assert (above.whole_test_split, len(above.test_labels)) == (True, 10_000)
+    assert checkpoint_accuracy({"test_accuracy": 0.9, "limit": 20_000, "whole_test_split": True}) == 0.9
+    assert checkpoint_accuracy({"test_accuracy": 0.9, "limit": 300, "whole_test_split": False}) is None
+    assert checkpoint_accuracy({"test_accuracy": 0.9, "limit": None}) == 0.9   # recorded before the flag
+    assert checkpoint_accuracy({"test_accuracy": 0.9, "limit": 300}) is None

@@ -300,8 +300,8 @@ def run_monitor() -> None:
                 "failed": ":material/error:", "cancelled": ":material/stop_circle:"}[run.status]
         progress = summarize(run.events)
         extra = f" — test acc {progress.test_accuracy:.3f}" if progress.test_accuracy is not None else ""
-        if extra and progress.limit:
-            extra += f" (first {progress.limit} test images)"
+        if extra and progress.test_images:
+            extra += f" on {progress.test_images:,} test images"
         if run.status in ("cancelled", "failed"):
             extra += f" after {progress.epochs_completed} of {progress.epochs or '?'} epochs"
         st.caption(f"{icon} {plain(run.run_id)}: {run.status}{plain(extra)}")
