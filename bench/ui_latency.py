@@ -31,7 +31,7 @@ def main():
     from core.analysis.engine import Analyzer
     from core.checkpoints import load_checkpoint
     from core.data import dataset_image
-    from core.inputs import load_image
+    from core.images import load_image
     from core.predict import predict
     from core.store import Store
     with tempfile.TemporaryDirectory() as tmp:

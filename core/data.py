@@ -1,6 +1,6 @@
 """Datasets on disk: the sources (declared as data), preloaded as tensors, their preparation and
-the `python -m core.data` command line. Batch augmentation is in core/augment.py, pictures from
-outside in core/inputs.py.
+the `python -m core.data` command line. Batch augmentation is in core/augment.py; pictures are
+read and converted in core/images.py (image folders here, uploads through core/inputs.py).
 
 Every dataset is held in memory as one normalised float tensor (N, C, H, W): evaluation and
 training then slice batches without per-sample Python work.
@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 
 from .errors import UserError
+from .images import ImageError, load_image, to_uint8
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_ROOT = Path(os.environ.get("UNITLENS_DATA", PROJECT_ROOT / "data"))
@@ -269,7 +270,6 @@ class ImageFolderSource(DatasetSource):
             raise DataError(f"{self.path} is not an image folder (expected one sub-folder per class)")
 
     def read(self, split):
-        from .inputs import ImageError, load_image, to_uint8
         self.check()
         info = self.info()
         images, labels = [], []

@@ -16,7 +16,8 @@ from .catalog import model_label
 from .checkpoints import load
 from .cli import OneLineParser, run_main
 from .errors import UserError
-from .inputs import load_image, prepare
+from .images import load_image
+from .inputs import prepare
 from .store import Store
 
 

@@ -17,7 +17,8 @@ from core.data import black_value, dataset_image, denormalise, indices_of_class,
 from core.analysis.ood import judge
 from core.cam import CAM_METHODS, shared_layers
 from core.charts import FAITHFULNESS_MEASURES, faithfulness_chart, faithfulness_frame
-from core.inputs import ImageError, load_image, prepare
+from core.images import ImageError, load_image
+from core.inputs import prepare
 from core.explain import DEFAULT_CAMS, explain
 from core.render import colour_bar, feature_grid, gate_strip, heat_overlay, input_picture
 from ui import common

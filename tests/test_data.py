@@ -8,7 +8,8 @@ from PIL import Image
 
 from core.augment import augment_batch
 from core.data import DataError, black_value, load_dataset
-from core.inputs import ImageError, load_image, preprocess
+from core.images import ImageError, load_image
+from core.inputs import preprocess
 
 
 def test_fashion_mnist_loads_normalised(data_root):

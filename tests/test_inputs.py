@@ -6,7 +6,8 @@ import torch
 from PIL import Image
 
 from core.data import dataset_image, dataset_info, load_dataset
-from core.inputs import load_image, prepare
+from core.images import load_image
+from core.inputs import prepare
 
 INFO = dataset_info("fashion-mnist")
 

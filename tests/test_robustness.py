@@ -11,7 +11,8 @@ from PIL import Image
 
 from core.checkpoints import load_checkpoint, save_checkpoint
 from core.data import dataset_info
-from core.inputs import ImageError, load_image, preprocess
+from core.images import ImageError, load_image
+from core.inputs import preprocess
 from core.models import create_model
 from core.store import Store
 
