@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -19,12 +19,18 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import UserError
 
-if TYPE_CHECKING:
-    from .data import DatasetInfo
-
 MAX_IMAGE_PIXELS = 40_000_000  # refuse larger uploads before decoding them
 MAX_IMAGE_BYTES = 25 * 1024 * 1024
 LIGHT_BACKGROUND = 128         # border brightness (0-255) above which a background is light
+
+
+class Target(Protocol):
+    """What a picture is made for (a core.data.DatasetInfo is one): the model's channels and
+    size, and whether its dataset is light on black (extra["dark_background"])."""
+    name: str
+    channels: int
+    input_size: int
+    extra: dict
 
 
 class ImageError(UserError, ValueError):
@@ -163,7 +169,7 @@ def border_colour(image: Image.Image):
     return int(median) if np.ndim(median) == 0 else tuple(int(v) for v in median)
 
 
-def to_uint8(image: Image.Image, info: DatasetInfo, invert: bool | None = None,
+def to_uint8(image: Image.Image, info: Target, invert: bool | None = None,
              steps: list[str] | None = None) -> tuple[torch.Tensor, bool, bool]:
     """(C, H, W) uint8 for `info`'s model, whether it was inverted, and whether the background
     was light. `invert`: None decides from the background, True/False forces it."""
