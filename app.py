@@ -140,11 +140,16 @@ def draw_table(found: dict[str, dict], figures: dict[str, dict], chosen: list[st
 def compute_all(models: list[dict]) -> None:
     """Every headline analysis of every model, one after another, with 'x of N' and an estimate;
     a model that cannot be analysed is reported and the others go on."""
+    from core.analysis import ANALYSES  # the engine is loaded by now (the button needs it)
     total = len(models) * len(ANALYSES_NEEDED)
     bar = st.progress(0.0, text=f"0 of {total} analyses")
     started, done, failures = time.perf_counter(), 0, []
     for meta in models:
         for name in ANALYSES_NEEDED:
+            left = f" · about {(time.perf_counter() - started) / done * (total - done):.0f} s left" if done else ""
+            bar.progress(min(1.0, done / total),  # what runs now (its own steps show under it)
+                         text=f"{done} of {total} analyses · now {plain(meta['label'])}: "
+                              f"{ANALYSES[name].title}{left}")
             try:
                 common.analysis(meta, name)
             except common.AnalysisSkipped:
@@ -155,10 +160,6 @@ def compute_all(models: list[dict]) -> None:
                 break
             finally:
                 done += 1
-                elapsed = time.perf_counter() - started
-                remaining = elapsed / done * (total - done)
-                bar.progress(min(1.0, done / total), text=f"{done} of {total} analyses · {plain(meta['label'])} · "
-                                                          f"about {remaining:.0f} s left")
     bar.empty()
     for failure in failures:
         st.warning(plain(failure))

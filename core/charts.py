@@ -87,7 +87,8 @@ def faithfulness_chart(frame: pd.DataFrame, measure: str):
                                   tooltip=["model", "map", alt.Tooltip("mean:Q", format=".3f"),
                                            alt.Tooltip("std:Q", format=".3f")])
     spread = base.mark_rule(color="black").encode(y="low:Q", y2="high:Q")
-    return (bars + spread).properties(height=240, title=FAITHFULNESS_MEASURES[measure])
+    name, _, verdict = FAITHFULNESS_MEASURES[measure].partition(" (")
+    return (bars + spread).properties(height=240, title=[name, f"({verdict}"] if verdict else name)  # two lines: two charts a row
 
 
 def bounded_density(values, grid: np.ndarray, bandwidth: float | None = None) -> np.ndarray:

@@ -16,6 +16,7 @@ from .catalog import PROJECT_ROOT, runs_dir
 from .data import get_source
 from .progress import read_events, summarize
 from .errors import UserError
+from .losses import create_objective
 
 _CHILDREN: dict[int, "object"] = {}  # Popen objects of this process, so finished ones are reaped
 
@@ -123,6 +124,11 @@ def start_runs(choices: list[tuple[str, dict]], dataset: str = "fashion-mnist", 
     (`--after`, once per process) until every CPU run started before it has ended, so a run
     cancelled or failing in the middle of the queue lets no two train at once."""
     get_source(dataset).check()  # a missing dataset or folder is said now, not after launch
+    for method, options in choices:  # and so are options that cannot work (before any run starts)
+        try:
+            create_objective(method, **options).validate_run(epochs)
+        except ValueError as exc:
+            raise RunError(str(exc)) from None
     folder = Path(folder or runs_dir())
     folder.mkdir(parents=True, exist_ok=True)
     queue = on_the_cpu(device)

@@ -90,6 +90,7 @@ def validate(config: TrainConfig) -> Objective:
     """Every check that needs no heavy work, so bad options fail at once."""
     try:
         objective = create_objective(config.method, **config.options)
+        objective.validate_run(config.epochs)
     except ValueError as exc:
         raise TrainingError(str(exc)) from None
     if config.arch not in MODELS:

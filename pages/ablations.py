@@ -65,11 +65,12 @@ def render():
     results = [(meta, common.analysis(meta, "unit_ablation"), common.analysis(meta, "selectivity")) for meta in models]
     st.dataframe(pd.DataFrame([{
         "model": meta["label"], "largest overall drop (%)": 100 * abl["largest_overall_drop"],
-        "rho(max class drop, SI)": abl["spearman_selectivity"], "rho(max class drop, fc column L1)": abl["spearman_l1"],
-        "rho(max class drop, filter L1)": abl.get("spearman_filter_l1")} for meta, abl, _ in results]),
+        "rho(drop, SI)": abl["spearman_selectivity"], "rho(drop, fc L1)": abl["spearman_l1"],
+        "rho(drop, filter L1)": abl.get("spearman_filter_l1")} for meta, abl, _ in results]),
         hide_index=True, column_config={"largest overall drop (%)": st.column_config.NumberColumn(format="%.2f")})
-    st.caption("fc column L1: the unit's outgoing weights W[:, k]; filter L1: its incoming last-conv filter "
-               "(the pruning literature's usual meaning).")
+    st.caption("rho: Spearman correlation, over the units, of a unit's largest class accuracy drop with its "
+               "selectivity, the L1 norm of its outgoing fc weights W[:, k], or that of its incoming last-conv "
+               "filter (the pruning literature's usual meaning).")
     # one colour scale for every model: the largest drop or gain anywhere
     extent = max(max(abs(v) for row in abl["drop"] for v in row) for _, abl, _ in results) or 1e-3
     lowest = min(0.0, *(min(abl["max_class_drop"]) for _, abl, _ in results))
@@ -83,14 +84,14 @@ def render():
                     title="unit (every 8th numbered; click a column to open the unit)"),
             y=alt.Y("class:O", sort=classes, axis=alt.Axis(labelOverlap=False, labelLimit=160)),
             color=alt.Color("drop:Q", scale=alt.Scale(scheme="redblue", reverse=True, domain=[-extent, extent]),
-                            title="drop (red: worse)", legend=alt.Legend(format="%")),
-            tooltip=["unit", "class", alt.Tooltip("drop:Q", format=".1%")]).add_params(pick).properties(
+                            title="drop (red: worse)", legend=alt.Legend(format=".0%")),
+            tooltip=["unit", "class", alt.Tooltip("drop:Q", format=".1%", title="accuracy drop")]).add_params(pick).properties(
             height=240, title=f"{label}: class accuracy drop when one unit is zeroed")
         event = common.chart(chart, f"{label}-unit-drop", f"abl_heatmap_{i}", on_select="rerun",
                              selection_mode="unit_pick")
         open_unit_from(event, label)
         common.download_csv(frame, f"{label}-unit-drop", key=f"abl_csv_drop_{i}")
-    columns = st.columns(min(len(results), 3))
+    columns = st.columns(min(len(results), 2))  # three left each plot a sliver beside its legend
     for i, (meta, abl, sel) in enumerate(results):
         label, classes = meta["label"], meta["class_names"]
         scatter = pd.DataFrame({"unit": range(len(abl["drop"])), "selectivity": sel["per_unit"],
@@ -101,7 +102,8 @@ def render():
         chart = alt.Chart(scatter).mark_circle(size=50).encode(
             x=alt.X("selectivity:Q", scale=alt.Scale(domain=[0, 1])),
             y=alt.Y("max class drop:Q", scale=alt.Scale(domain=[lowest, extent]), axis=alt.Axis(format="%")),
-            color="class:N", tooltip=["unit", "class", alt.Tooltip("selectivity:Q", format=".3f"),
+            color=alt.Color("class:N", sort=classes, legend=alt.Legend(orient="bottom", columns=5)),
+            tooltip=["unit", "class", alt.Tooltip("selectivity:Q", format=".3f"),
                                       alt.Tooltip("max class drop:Q", format=".1%")]
         ).add_params(pick).properties(height=280, title=[f"{label}: drop against selectivity",
                                                          f"(rho {abl['spearman_selectivity']:.2f})"])

@@ -78,7 +78,8 @@ def render():
     names = reference["class_names"]
     controls = st.columns(3)
     target_name = controls[0].selectbox("Explain class", ["predicted"] + names, key="compare_target")
-    shared_scale = controls[1].toggle("One colour scale for all models", True, key="compare_shared")
+    shared_scale = controls[1].toggle("Shared colour scale", True, key="compare_shared",
+                                      help="One colour scale for every model's maps; off: each model's own range")
     show_gate = controls[2].toggle("Gate rows", True, key="compare_gate",
                                    help="Each model's gate row for the explained class: an LSG model's trained gate; "
                                         "for the others a post-hoc gate, fitted once per model (seconds, then cached)")
@@ -163,18 +164,20 @@ def render():
                                          caption=f"{CAM_METHODS[name].label}: {common.plain(classes[out['target']])} "
                                                  f"({scale})")
             if out.get("faithfulness"):
-                st.dataframe(pd.DataFrame([{"map": CAM_METHODS[n].label, "deletion AUC": f["deletion"],
-                                            "insertion AUC": f["insertion"]}
+                st.dataframe(pd.DataFrame([{"map": CAM_METHODS[n].label, "deletion": f["deletion"],
+                                            "insertion": f["insertion"]}
                                            for n, f in out["faithfulness"].items()]),
-                             hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.3f")
-                                                             for c in ("deletion AUC", "insertion AUC")})
+                             hide_index=True, column_config={  # short names: three models side by side
+                                 "deletion": st.column_config.NumberColumn(format="%.3f", help="deletion AUC, lower is better"),
+                                 "insertion": st.column_config.NumberColumn(format="%.3f", help="insertion AUC, higher is better")})
             if "gate_row" in out:
                 st.image(gate_strip(out["gate_row"], cell=max(2, 320 // len(out["gate_row"]))),
                          caption=f"gate row of {common.plain(classes[out['target']])}", width="stretch")
             top = pd.DataFrame(out["top_units"]).assign(
                 **{"class": lambda f: [classes[c] for c in f["class"]]})
             st.caption("Most active units on this image (class: the class each unit is assigned to)")
-            st.dataframe(top, hide_index=True, height=180)
+            st.dataframe(top, hide_index=True, height=180,
+                         column_config={"activation": st.column_config.NumberColumn(format="%.2f")})
             st.caption(f"Units that add most to {common.plain(classes[out['target']])} here "
                        "(head weight × activation; red in the grid):")
             for unit in out["class_units"][:4]:

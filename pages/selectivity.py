@@ -81,7 +81,7 @@ def render():
         st.caption(f"No per-epoch snapshots in: {common.plain(', '.join(without))} (trained before the trainer kept them).")
 
     st.subheader("PCA of the features")
-    columns = st.columns(min(len(models), 3))
+    columns = st.columns(min(len(models), 2))  # three squeezed each plot to a sliver beside its legend
     for i, meta in enumerate(models):
         label = meta["label"]
         pca = common.analysis(meta, "pca")

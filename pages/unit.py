@@ -6,6 +6,8 @@ from ui.basics import page_frame
 
 page_frame()  # first, before the imports: a fresh server's deep link runs the real entry (navigation at once)
 
+import textwrap
+
 import altair as alt
 import numpy as np
 import pandas as pd
@@ -30,7 +32,7 @@ def bar(values, names, title, y_title, highlight: str | None = None, percent: bo
         x=alt.X("class:N", sort=names, title=None, axis=alt.Axis(labelOverlap=False, labelAngle=-45)),
         y=alt.Y("value:Q", title=y_title, axis=alt.Axis(format=".1%" if percent else "~g")), color=colour,
         tooltip=["class", alt.Tooltip("value:Q", format=".2%" if percent else ".3f")]
-    ).properties(height=220, title=title), frame
+    ).properties(height=220, title=textwrap.wrap(title, 16)), frame  # two lines: three charts side by side
 
 
 def top_pictures(meta: dict, top: dict, unit: int, count: int, size: int):
@@ -97,7 +99,7 @@ def class_across_models():
                                "mean a_k", highlight=name)
             common.chart(chart, f"{meta['label']}-unit{unit}-class-means", f"unit_across_{meta['label']}")
             pictures, captions = top_pictures(meta, common.analysis(meta, "top_images"), unit, 6, 64)
-            picture_grid(pictures, captions, 3)
+            picture_grid(pictures, captions, 2)
             st.page_link("pages/unit.py", label=f"Open unit {unit} of {common.plain(meta['label'])}",
                          query_params={"model": meta["label"], "unit": str(unit)})
 
@@ -137,7 +139,7 @@ def one_unit(found: dict, url: tuple):
     gate = common.analysis(meta, "gate")
     abl = common.analysis(meta, "unit_ablation")
 
-    m1, m2, m3, m4 = st.columns(4)
+    (m1, m2), (m3, m4) = st.columns(2), st.columns(2)  # two a row: four cut class names short ("T-shir…")
     m1.metric("selectivity", "dead" if sel["dead"][unit] else f"{sel['per_unit'][unit]:.3f}")
     m2.metric("preferred class", classes[sel["preferred_class"][unit]],
               help="the class with the largest mean activation over its test images (the selectivity index's "
@@ -175,7 +177,7 @@ def one_unit(found: dict, url: tuple):
     st.subheader("Top-activating test images")
     top = common.analysis(meta, "top_images")
     pictures, captions = top_pictures(meta, top, unit, len(top["index"][unit]), 96)
-    picture_grid(pictures, captions, max(1, min(len(pictures), 9)))
+    picture_grid(pictures, captions, max(1, min(len(pictures), 6)))  # nine a row broke class names mid-word
 
     st.subheader("Independent activation maximisation")
     engine, _ = common.analyzer(meta)

@@ -198,6 +198,9 @@ def test_train_from_the_sidebar(server, tab):
     limit = tab.get_by_label("Use only the first N images (0: all)")
     limit.fill("3000")  # about ten steps: long enough for the monitor to show them
     limit.press("Enter")
+    epochs = tab.get_by_label("Epochs")
+    epochs.fill("1")  # minimax, the default method, has no warm-up to wait for
+    epochs.press("Enter")
     tab.get_by_role("button", name="Start").click()
     tab.get_by_text("started ").wait_for()
     sidebar = tab.locator("section[data-testid='stSidebar']")

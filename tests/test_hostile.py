@@ -168,6 +168,7 @@ def bad_invocations(f):
         (train.main, ["--method", "minimax", "--p-t", "2"], "p_t"),
         (train.main, ["--method", "minimax", "--p-t", "nan"], "p_t"),
         (train.main, ["--method", "lsg", "--period", "0"], "period"),
+        (train.main, ["--method", "lsg", "--epochs", "1"], "no gated step runs"),
         (train.main, ["--method", "ce", "--p-t", "0.5"], "does not apply"),
         (train.main, ["--out", str(f / "afile" / "m.pt")], "cannot write"),
         (train.main, ["--out", str(f / "m.pt"), "--progress", str(f / "afile" / "p.jsonl")], "cannot write"),

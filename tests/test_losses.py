@@ -158,3 +158,18 @@ def test_selectivity_objective_is_ce_minus_alpha_selectivity():
     # gradient check of the regulariser in float64
     f = torch.rand(6, 3, dtype=torch.float64, requires_grad=True) + 0.1
     assert torch.autograd.gradcheck(lambda t: batch_selectivity(t, torch.tensor([0, 1, 1, 2, 2, 2]), 4), (f,))
+
+
+def test_lsg_refuses_a_run_too_short_for_any_gated_step():
+    """By step: gated steps begin at epoch warmup_epochs, so epochs must exceed it. By epoch:
+    epoch e is gated when e >= warmup_epochs and e % period == period - 1 (epoch 2 for period 3)."""
+    by_step = create_objective("lsg", warmup_epochs=1)
+    with pytest.raises(ValueError, match="no gated step runs in 1 epoch"):
+        by_step.validate_run(1)
+    by_step.validate_run(2)
+    create_objective("lsg", warmup_epochs=0).validate_run(1)
+    by_epoch = create_objective("lsg", warmup_epochs=1, by_epoch=True, period=3)
+    with pytest.raises(ValueError, match="by_epoch with period 3"):
+        by_epoch.validate_run(2)
+    by_epoch.validate_run(3)
+    create_objective("ce").validate_run(1)  # nothing to check for the others

@@ -231,3 +231,12 @@ def test_the_checkpoints_accuracy_stands_in_only_for_the_whole_test_split(data_r
     assert checkpoint_accuracy({"test_accuracy": 0.9, "limit": 300, "whole_test_split": False}) is None
     assert checkpoint_accuracy({"test_accuracy": 0.9, "limit": None}) == 0.9   # recorded before the flag
     assert checkpoint_accuracy({"test_accuracy": 0.9, "limit": 300}) is None
+
+
+def test_the_sidebars_start_refuses_options_that_cannot_work_before_any_run_starts(tmp_path):
+    """CE then LSG for one epoch: LSG would never take a gated step. Said at once, and CE is not
+    left running alone."""
+    from core import runs
+    with pytest.raises(runs.RunError, match="no gated step runs"):
+        runs.start_runs([("ce", {}), ("lsg", {})], epochs=1, limit=64, folder=tmp_path)
+    assert not list(tmp_path.glob("*.run.json"))

@@ -232,7 +232,7 @@ def training_panel() -> None:
         if dataset == "image folder":
             folder = st.text_input("Folder", key="train_folder", placeholder="/path/to/images")
             dataset = f"imagefolder:{folder}"
-        epochs = st.number_input("Epochs", 1, 500, 1, key="train_epochs")
+        epochs = st.number_input("Epochs", 1, 500, 2, key="train_epochs")  # LSG's gated steps begin in epoch 2
         limit = st.number_input("Use only the first N images (0: all)", 0, 10_000_000, 2000, step=500, key="train_limit")
         if st.button("Start", key="train_start", type="primary", disabled=not methods):
             try:
@@ -295,9 +295,9 @@ def run_monitor() -> None:
                 runs.cancel_run(active)
             except UserError as exc:
                 st.warning(plain(exc))
-    for run in all_runs[:8]:
-        icon = {"running": ":material/hourglass_top:", "done": ":material/check_circle:",
-                "failed": ":material/error:", "cancelled": ":material/stop_circle:"}[run.status]
+    for run in [r for r in all_runs if r.status != "running"][:8]:  # a running one has its bar above
+        icon = {"done": ":material/check_circle:", "failed": ":material/error:",
+                "cancelled": ":material/stop_circle:"}[run.status]
         progress = summarize(run.events)
         extra = f" — test acc {progress.test_accuracy:.3f}" if progress.test_accuracy is not None else ""
         if extra and progress.test_images:
@@ -307,20 +307,19 @@ def run_monitor() -> None:
         st.caption(f"{icon} {plain(run.run_id)}: {run.status}{plain(extra)}")
         if run.status == "failed" and run.message:
             st.code(run.message, language=None)
-        if run.status != "running":
-            left, right = st.columns(2)
-            if runs.can_resume(run) and left.button("Resume", key=f"train_resume_{run.run_id}"):
-                try:
-                    runs.resume_run(run)
-                    st.rerun(scope="app")
-                except UserError as exc:
-                    st.warning(plain(exc))
-            if right.button("Delete", key=f"train_delete_{run.run_id}", help="remove this run's files"):
-                try:
-                    runs.delete_run(run)
-                    st.rerun(scope="app")
-                except UserError as exc:
-                    st.warning(plain(exc))
+        left, right = st.columns(2)
+        if runs.can_resume(run) and left.button("Resume", key=f"train_resume_{run.run_id}"):
+            try:
+                runs.resume_run(run)
+                st.rerun(scope="app")
+            except UserError as exc:
+                st.warning(plain(exc))
+        if right.button("Delete", key=f"train_delete_{run.run_id}", help="remove this run's files"):
+            try:
+                runs.delete_run(run)
+                st.rerun(scope="app")
+            except UserError as exc:
+                st.warning(plain(exc))
     for run in all_runs:
         if run.status == "done" and run.run_id not in st.session_state.get("app_seen_runs", set()):
             st.session_state.setdefault("app_seen_runs", set()).add(run.run_id)

@@ -46,6 +46,10 @@ class Objective:
     def validate(self) -> None:
         """Raise ValueError with a one-line reason for an invalid option."""
 
+    def validate_run(self, epochs: int) -> None:
+        """Raise ValueError with a one-line reason if the options cannot do their work in a run of
+        `epochs` epochs."""
+
     def __call__(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 

@@ -40,6 +40,13 @@ class LSG(CrossEntropy):
         if v["gate_weight"] < 0 or v["sparsity_weight"] < 0:
             raise ValueError("gate_weight and sparsity_weight must be >= 0")
 
+    def validate_run(self, epochs):
+        gated = [e for e in range(self.warmup_epochs, epochs) if not self.by_epoch or e % self.period == self.period - 1]
+        if not gated:
+            when = f"warmup_epochs {self.warmup_epochs}" + (f", by_epoch with period {self.period}" if self.by_epoch else "")
+            raise ValueError(f"lsg: with {when}, no gated step runs in {epochs} epoch(s), so the gate would not "
+                             "train and the run would be plain cross-entropy; train more epochs or lower warmup_epochs")
+
     # ------------------------------------------------------------------ training hooks
     def attach(self, model):
         self.gate = model.add_gate()
