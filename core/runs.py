@@ -155,11 +155,6 @@ def start_runs(choices: list[tuple[str, dict]], dataset: str = "fashion-mnist", 
     return started
 
 
-def start_run(method: str, options: dict, **settings) -> Run:
-    """Launch one run (see start_runs: on a CPU it waits for every CPU run running or queued)."""
-    return start_runs([(method, options)], **settings)[0]
-
-
 def launch(run: Run, folder: Path) -> Run:
     import subprocess
     with open(run.log, "a") as log_file:

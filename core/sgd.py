@@ -1,8 +1,9 @@
 """SGD with Nesterov momentum and the warm-up-cosine schedule, without torch.optim.
 
 torch.optim's Optimizer imports torch._dynamo the first time any of its methods runs (its
-methods are wrapped in `torch._disable_dynamo`), even in an eager run: 1.3-2.3 s of a training
-run's start-up on a 2-core CPU, 5-6.5 s on the H100 image (issue 13, bench/RESULTS.md). The
+methods are wrapped in `torch._disable_dynamo`), even in an eager run: 1.25 s of a training
+run's start-up on a 2-core CPU (bench/startup.py), 5-6.5 s on the H100 image (issue 13,
+bench/RESULTS.md). The
 trainer needs only this optimiser and one schedule, so they are here, with torch.optim.SGD's
 arithmetic op for op on the CPU (bit-identical; tests/test_sgd.py) and the state-dict
 formats of torch.optim.SGD and LambdaLR, so a checkpoint resumes whichever wrote it.

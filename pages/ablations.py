@@ -91,7 +91,7 @@ def render():
                              selection_mode="unit_pick")
         open_unit_from(event, label)
         common.download_csv(frame, f"{label}-unit-drop", key=f"abl_csv_drop_{i}")
-    columns = st.columns(min(len(results), 2))  # three left each plot a sliver beside its legend
+    columns = common.grid(len(results), 2)  # three a row left each plot a sliver beside its legend
     for i, (meta, abl, sel) in enumerate(results):
         label, classes = meta["label"], meta["class_names"]
         scatter = pd.DataFrame({"unit": range(len(abl["drop"])), "selectivity": sel["per_unit"],
@@ -107,7 +107,7 @@ def render():
                                       alt.Tooltip("max class drop:Q", format=".1%")]
         ).add_params(pick).properties(height=280, title=[f"{label}: drop against selectivity",
                                                          f"(rho {abl['spearman_selectivity']:.2f})"])
-        column = columns[i % len(columns)]
+        column = columns[i]
         event = common.chart(chart, f"{label}-drop-vs-selectivity", f"abl_scatter_{i}", column, on_select="rerun",
                              selection_mode="unit_pick")
         open_unit_from(event, label)

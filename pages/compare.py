@@ -53,9 +53,6 @@ def pick_image(reference: dict):
     return image, label, f"test image {dataset_index}"
 
 
-MODELS_PER_ROW = 4
-
-
 def probability_chart(probabilities: dict[float, np.ndarray], names: list[str]):
     """The top-5 classes (the same at every temperature), one bar per temperature side by side."""
     top = np.argsort(-probabilities[1.0])[:5]
@@ -133,10 +130,7 @@ def render():
         st.warning("Unlike the training data, so treat these predictions with care. " + "; ".join(unlike) + ".",
                    icon=":material/warning:")
 
-    # at most MODELS_PER_ROW side by side: more would squeeze names, pictures and charts unreadably
-    columns = [column for _ in range(0, len(results), MODELS_PER_ROW)
-               for column in st.columns(min(len(results), MODELS_PER_ROW))]
-    for column, (meta, x, out) in zip(columns, results):
+    for column, (meta, x, out) in zip(common.grid(len(results), 4), results):
         with column:
             info = info_from_meta(meta)
             classes = meta["class_names"]

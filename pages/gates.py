@@ -70,9 +70,7 @@ def render():
     cls = st.selectbox("Mask the units of class", reference, key="gates_mask_class")
     by = st.radio("Units assigned by", ["gate", "influential"], horizontal=True, key="gates_mask_by")
     threshold = st.slider("Gate threshold", 0.05, 1.0, 0.5, 0.05, key="gates_mask_threshold", disabled=by != "gate")
-    per_row = min(len(models), 2)  # three 10 x 10 matrices side by side had unreadable labels
-    columns = [column for _ in range(0, len(models), per_row) for column in st.columns(per_row)]
-    for column, meta in zip(columns, models):
+    for column, meta in zip(common.grid(len(models), 2), models):  # three 10 x 10 matrices a row: unreadable
         classes = meta["class_names"]
         if cls not in classes:
             column.info(common.plain(f"{meta['label']} has no class {cls}"))

@@ -64,24 +64,22 @@ def render():
         over = pd.DataFrame(rows)
         figures = {"median_selectivity": "median SI", "accuracy": "test accuracy",
                    "nontarget_fraction": "NTE / log(C-1)", "dead_units": "dead units"}
-        columns = st.columns(2)  # two a row: four side by side were too small to read
-        for i, (key, title) in enumerate(figures.items()):
-            column = columns[i % 2]
-            if key in over:
-                line = alt.Chart(over).mark_line(point=True).encode(
-                    x=epoch_axis(),
-                    y=alt.Y(f"{key}:Q", title=title, axis=alt.Axis(format="d" if key == "dead_units" else "~g")),
-                    color=model_colour(labels),
-                    tooltip=["model", "epoch", alt.Tooltip(f"{key}:Q", format=".3f")]).properties(height=240, title=title)
-                common.chart(line, f"over-training-{key}", f"sel_over_{key}", column)
-                if lines_coincide(over, "epoch", key):
-                    column.caption("Every model has the same values here: their lines lie on one another.")
+        present = [(key, title) for key, title in figures.items() if key in over]
+        for column, (key, title) in zip(common.grid(len(present), 2), present):  # four a row were too small
+            line = alt.Chart(over).mark_line(point=True).encode(
+                x=epoch_axis(),
+                y=alt.Y(f"{key}:Q", title=title, axis=alt.Axis(format="d" if key == "dead_units" else "~g")),
+                color=model_colour(labels),
+                tooltip=["model", "epoch", alt.Tooltip(f"{key}:Q", format=".3f")]).properties(height=240, title=title)
+            common.chart(line, f"over-training-{key}", f"sel_over_{key}", column)
+            if lines_coincide(over, "epoch", key):
+                column.caption("Every model has the same values here: their lines lie on one another.")
         common.download_csv(over, "over-training", key="sel_csv_over")
     if without:
         st.caption(f"No per-epoch snapshots in: {common.plain(', '.join(without))} (trained before the trainer kept them).")
 
     st.subheader("PCA of the features")
-    columns = st.columns(min(len(models), 2))  # three squeezed each plot to a sliver beside its legend
+    columns = common.grid(len(models), 2)  # three a row squeezed each plot to a sliver beside its legend
     for i, meta in enumerate(models):
         label = meta["label"]
         pca = common.analysis(meta, "pca")
@@ -93,7 +91,7 @@ def render():
             x="PC1:Q", y="PC2:Q",
             color=alt.Color("class:N", scale=alt.Scale(scheme="tableau10", domain=meta["class_names"])),
             tooltip=["class", "index"]).properties(height=340, title=f"{label}: {explained}")
-        column = columns[i % len(columns)]
+        column = columns[i]
         common.chart(scatter.interactive(), f"{label}-pca", f"sel_pca_{i}", column)
         with column:
             common.download_csv(frame, f"{label}-pca", key=f"sel_csv_pca_{i}")

@@ -128,7 +128,7 @@ def test_deleted_file_is_recreated(tmp_path):
 @pytest.mark.slow
 def test_training_progress_is_ingested_into_the_runs_table(tmp_path, data_root):
     from core import runs
-    run = runs.start_run("ce", {}, epochs=1, limit=200, batch_size=100, folder=tmp_path)
+    run = runs.start_runs([("ce", {})], epochs=1, limit=200, batch_size=100, folder=tmp_path)[0]
     deadline = time.time() + 180
     while runs.load_run(tmp_path / f"{run.run_id}.run.json").status == "running":
         assert time.time() < deadline
@@ -147,7 +147,8 @@ def test_on_cpu_runs_queue_one_after_another_and_cancel_stops_one(tmp_path, data
     them; the waiting runs say so; a run cancelled in the middle of the queue does not let the
     one behind it start beside the first; when the first ends, the last trains and finishes."""
     from core import runs
-    first = runs.start_run("ce", {}, epochs=30, limit=3000, batch_size=50, device="cpu", folder=tmp_path)  # cancelled
+    first = runs.start_runs([("ce", {})], epochs=30, limit=3000, batch_size=50, device="cpu",
+                             folder=tmp_path)[0]  # cancelled
 
     def load(run):
         return runs.load_run(tmp_path / f"{run.run_id}.run.json")

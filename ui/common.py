@@ -180,6 +180,13 @@ def chart(figure, name: str, key: str, container=None, **kwargs):
     return event
 
 
+def grid(count: int, per_row: int) -> list:
+    """`count` cells in rows of at most `per_row` columns, each row starting level (models side by
+    side: more to a row squeezed their names, pictures and charts unreadably)."""
+    per_row = max(1, min(count, per_row))
+    return [column for _ in range(0, count, per_row) for column in st.columns(per_row)]
+
+
 def picked_unit(event) -> int | None:
     """The unit of a click on an Altair point selection named `unit_pick`, or None. Streamlit's
     event is a dict: {"selection": {"unit_pick": [{"unit": 7, ...}]}}, with {} before any click."""
@@ -279,6 +286,18 @@ def progress_text(progress) -> str:
     return " · ".join(parts)
 
 
+def attempt(action, run, rerun: bool = True) -> None:
+    """A run's button: do it, then redraw the whole app (the model list changes); a refusal is
+    one line here."""
+    try:
+        action(run)
+    except UserError as exc:
+        st.warning(plain(exc))
+        return
+    if rerun:
+        st.rerun(scope="app")
+
+
 def run_monitor() -> None:
     """A progress bar and Cancel for every running run (training or queued), and the list of
     runs with resume and delete."""
@@ -291,10 +310,7 @@ def run_monitor() -> None:
         if len(points) > 1:
             st.altair_chart(training_curve(pd.DataFrame(points)), height=150)
         if st.button("Cancel", key=f"train_cancel_{active.run_id}"):
-            try:
-                runs.cancel_run(active)
-            except UserError as exc:
-                st.warning(plain(exc))
+            attempt(runs.cancel_run, active, rerun=False)
     for run in [r for r in all_runs if r.status != "running"][:8]:  # a running one has its bar above
         icon = {"done": ":material/check_circle:", "failed": ":material/error:",
                 "cancelled": ":material/stop_circle:"}[run.status]
@@ -309,17 +325,9 @@ def run_monitor() -> None:
             st.code(run.message, language=None)
         left, right = st.columns(2)
         if runs.can_resume(run) and left.button("Resume", key=f"train_resume_{run.run_id}"):
-            try:
-                runs.resume_run(run)
-                st.rerun(scope="app")
-            except UserError as exc:
-                st.warning(plain(exc))
+            attempt(runs.resume_run, run)
         if right.button("Delete", key=f"train_delete_{run.run_id}", help="remove this run's files"):
-            try:
-                runs.delete_run(run)
-                st.rerun(scope="app")
-            except UserError as exc:
-                st.warning(plain(exc))
+            attempt(runs.delete_run, run)
     for run in all_runs:
         if run.status == "done" and run.run_id not in st.session_state.get("app_seen_runs", set()):
             st.session_state.setdefault("app_seen_runs", set()).add(run.run_id)
