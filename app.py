@@ -43,7 +43,7 @@ def overview() -> None:
                  "No checkpoints found. Train one from the sidebar, or put .pt files in checkpoints/.")
     if missing:
         notes.caption(f"Not computed yet for {len(missing)} model(s): {plain(', '.join(missing))} "
-                      "(the cells reading None; a run trained on the whole test split shows its own accuracy "
+                      "(the cells reading —; a run trained on the whole test split shows its own accuracy "
                       "meanwhile).")
         if notes.button(f"Compute metrics for {len(missing)} model(s)", key="overview_compute",
                         help="Stop it with the Stop button at the top right; finished models are kept"):
@@ -133,7 +133,8 @@ def draw_table(found: dict[str, dict], figures: dict[str, dict], chosen: list[st
                                                                format="%d" if f.sql == "INTEGER" else "%.3f")
                          for f in figures_here}}
             columns = ["model", "method", *(["epochs"] if i == 0 else []), *(f.label for f in figures_here)]
-            st.dataframe(marked[columns], hide_index=True, width="stretch", column_config=config)
+            st.dataframe(marked[columns], hide_index=True, width="stretch", column_config=config,
+                         placeholder="—")
     download_csv(frame, "unit-lens-models", key="overview_csv")
 
 

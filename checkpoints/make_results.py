@@ -5,7 +5,11 @@ the app computes them), then writes checkpoints/results/<content hash>.json.gz a
 all of them, removes the files of checkpoints no longer there. Last, it rebuilds
 checkpoints/results/index.json (metadata and headline figures) from what is shipped.
 
-    .venv/bin/python checkpoints/make_results.py [NAME ...]   (NAME: ce, full_pt/minimax-full-pt0.6, ...)
+A shipped result whose analysis version is still current was computed by this script from the
+same checkpoint (the file is named by its content hash), so it is kept and only the stale or
+missing ones are computed; --fresh computes every one again.
+
+    .venv/bin/python checkpoints/make_results.py [--fresh] [NAME ...]   (NAME: ce, full_pt/minimax-full-pt0.6, ...)
     .venv/bin/python checkpoints/make_results.py --index-only   (only the index, from the shipped results)
 """
 import sys
@@ -15,6 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from core import shipped  # noqa: E402
+from core.analysis.base import ANALYSES  # noqa: E402
 from core.analysis.engine import REPORT, Analyzer  # noqa: E402
 from core.catalog import discover  # noqa: E402
 from core.store import MemoryStore, Store  # noqa: E402
@@ -22,24 +27,33 @@ from core.store import MemoryStore, Store  # noqa: E402
 BUNDLE = ROOT / "checkpoints"
 
 
-def main(names: list[str]) -> None:
+def main(names: list[str], fresh: bool = False) -> None:
     # every checkpoint the app lists from here, sub-folders too (full_pt/); NAME may be full_pt/minimax-full-pt0.6
     paths = [BUNDLE / f"{n}.pt" for n in names] or discover(include_runs=False)
     kept = set()
     with tempfile.TemporaryDirectory() as work:
-        store = Store(Path(work) / "results.duckdb")  # fresh: only what this script computed is shipped
+        store = Store(Path(work) / "results.duckdb")  # fresh: holds only what this run computed
         for path in paths:
-            analyzer = Analyzer.from_path(path, store, feature_dir=None)
-            analyzer.report((*REPORT, "faithfulness"))
-            out = shipped.write(analyzer.hash, path.stem, store.rows_for(analyzer.hash))
+            analyzer = Analyzer.from_path(path, store, feature_dir=None, use_cache=not fresh)
+            analyzer.report((*REPORT, "faithfulness"))  # reads the current shipped results, computes the rest
+            rows = merged([] if fresh else shipped.rows(analyzer.hash), store.rows_for(analyzer.hash))
+            out = shipped.write(analyzer.hash, path.stem, rows)
             kept.add(out.name)
-            print(f"{path.name}: {len(store.rows_for(analyzer.hash))} results -> {out.relative_to(ROOT)} "
-                  f"({out.stat().st_size // 1024} KB)")
+            print(f"{path.name}: {len(rows)} results ({len(analyzer.computed)} computed now) -> "
+                  f"{out.relative_to(ROOT)} ({out.stat().st_size // 1024} KB)")
     if not names:
         for stale in shipped.FOLDER.glob("*.json.gz"):
             if stale.name not in kept:
                 stale.unlink()
     write_index()
+
+
+def merged(old: list[tuple], new: list[tuple]) -> list[tuple]:
+    """The shipped rows of analyses still at their current version, replaced where computed again."""
+    rows = {(a, p, s): (a, p, s, v, payload) for a, p, s, v, payload in old
+            if a in ANALYSES and v == ANALYSES[a].version}
+    rows.update({(a, p, s): (a, p, s, v, payload) for a, p, s, v, payload in new})
+    return list(rows.values())
 
 
 def index_entry(analyzer: Analyzer) -> dict:
@@ -59,7 +73,8 @@ def write_index() -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--index-only"]:
+    args = sys.argv[1:]
+    if args == ["--index-only"]:
         write_index()
     else:
-        main(sys.argv[1:])
+        main([a for a in args if a != "--fresh"], fresh="--fresh" in args)

@@ -14,6 +14,7 @@ import torch
 
 from .catalog import PROJECT_ROOT, runs_dir
 from .data import get_source
+from .processes import training_process_start
 from .progress import read_events, summarize
 from .errors import UserError
 from .losses import create_objective
@@ -51,18 +52,6 @@ def process_alive(pid: int) -> bool:
     if child is not None:
         return child.poll() is None
     return training_process_start(pid) is not None
-
-
-def training_process_start(pid: int) -> str | None:
-    """The start time (clock ticks after boot) of `pid` when it is a living core.train process,
-    else None: with the pid, it names that process even after the pid is reused."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return None
-    fields = stat.split(")")[-1].split()  # after the command name, which may hold spaces
-    return fields[19] if fields[0] != "Z" and b"core.train" in cmdline else None
 
 
 def tail(path: Path | str, lines: int = 5) -> str:

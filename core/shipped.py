@@ -19,19 +19,24 @@ def path_for(content_hash: str, folder: Path | None = None) -> Path:
     return (folder or FOLDER) / f"{content_hash}.json.gz"
 
 
-def read(content_hash: str, split: str, folder: Path | None = None) -> dict[tuple, dict]:
-    """(analysis, params key, version) -> result, for one checkpoint and split; {} if none shipped
-    or the file cannot be read (it is only a head start)."""
+def rows(content_hash: str, folder: Path | None = None) -> list[tuple]:
+    """Every shipped result of one checkpoint as the store holds them: (analysis, params key,
+    split, version, payload); [] if none shipped or the file cannot be read (it is only a head start)."""
     path = path_for(content_hash, folder)
     if not path.is_file():
-        return {}
+        return []
     try:
         with gzip.open(path, "rt") as f:
             shipped = json.load(f)
-        return {(row["analysis"], row["params"], row["version"]): row["payload"]
-                for row in shipped["results"] if row["split"] == split}
+        return [(row["analysis"], row["params"], row["split"], row["version"], row["payload"])
+                for row in shipped["results"]]
     except (OSError, ValueError, KeyError, TypeError):
-        return {}
+        return []
+
+
+def read(content_hash: str, split: str, folder: Path | None = None) -> dict[tuple, dict]:
+    """(analysis, params key, version) -> result, for one checkpoint and split."""
+    return {(a, p, v): payload for a, p, s, v, payload in rows(content_hash, folder) if s == split}
 
 
 def write(content_hash: str, name: str, rows: list[tuple], folder: Path | None = None) -> Path:

@@ -34,8 +34,8 @@ from .errors import UserError
 from .graphed_step import StepRunner, portable_state
 from .losses import Objective, create_objective
 from .models import MODELS, create_model
+from .processes import training_process_start
 from .progress import ProgressLog
-from .runs import training_process_start
 from .sgd import SGD, Schedule, warmup_cosine
 
 

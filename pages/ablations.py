@@ -67,7 +67,8 @@ def render():
         "model": meta["label"], "largest overall drop (%)": 100 * abl["largest_overall_drop"],
         "rho(drop, SI)": abl["spearman_selectivity"], "rho(drop, fc L1)": abl["spearman_l1"],
         "rho(drop, filter L1)": abl.get("spearman_filter_l1")} for meta, abl, _ in results]),
-        hide_index=True, column_config={"largest overall drop (%)": st.column_config.NumberColumn(format="%.2f")})
+        hide_index=True, placeholder="—",  # no filter L1 for a model without a last conv layer
+        column_config={"largest overall drop (%)": st.column_config.NumberColumn(format="%.2f")})
     st.caption("rho: Spearman correlation, over the units, of a unit's largest class accuracy drop with its "
                "selectivity, the L1 norm of its outgoing fc weights W[:, k], or that of its incoming last-conv "
                "filter (the pruning literature's usual meaning).")

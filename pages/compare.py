@@ -11,15 +11,13 @@ import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
-import torch
 
-from core.data import black_value, dataset_image, denormalise, indices_of_class, info_from_meta
-from core.analysis.ood import judge
 from core.cam import CAM_METHODS, shared_layers
 from core.charts import FAITHFULNESS_MEASURES, faithfulness_chart, faithfulness_frame
+from core.compare import explain_image, scales, unlike_training
+from core.data import dataset_image, indices_of_class
+from core.explain import DEFAULT_CAMS
 from core.images import ImageError, load_image
-from core.inputs import prepare
-from core.explain import DEFAULT_CAMS, explain
 from core.render import colour_bar, feature_grid, gate_strip, heat_overlay, input_picture
 from ui import common
 
@@ -100,63 +98,46 @@ def render():
         invert = None if st.toggle("Invert a light-background picture (the training images are light on black)",
                                    True, key="compare_invert",
                                    help="Product photos are dark on light; the model has only seen the reverse") else False
-    results = []
-    for meta in models:
-        model, _ = common.load_model(meta["path"])
-        prepared = prepare(image, meta, invert)
-        x = prepared.x
-        target = None if target_name == "predicted" else meta["class_names"].index(target_name) \
-            if target_name in meta["class_names"] else None
-        gate = np.array(common.analysis(meta, "gate")["gate"]) if show_gate else None
-        out = explain(model, x, target, gate, methods, black_value(info_from_meta(meta)), layer=layer)
-        if uploaded:
-            out["ood"] = judge(torch.from_numpy(out["features"]), torch.from_numpy(out["logits"]),
-                               common.analysis(meta, "ood_reference"))
-        out["steps"] = prepared.steps
-        results.append((meta, x, out))
-    vmax_all = max(float(out["maps"].max()) for _, _, out in results)
-    # one scale for every model's maps of a method (CAM is in logit units; the others come in [0, 1])
-    cam_max = {name: max(float(out["cams"][name].max()) for _, _, out in results) for name in methods}
+    shown = [explain_image(common.load_model(meta["path"])[0], meta, image, target_name, methods, invert, layer,
+                           np.array(common.analysis(meta, "gate")["gate"]) if show_gate else None,
+                           common.analysis(meta, "ood_reference") if uploaded else None)
+             for meta in models]
+    scale = scales(shown, shared_scale)
     if methods:
         st.image(colour_bar(), caption="map colours: 0 (left) to the maximum (right); negative CAM shows as 0")
     st.caption("Probabilities at T = 1 are the model's softmax; at T = 2 (softmax of the logits halved) the "
                "probability spreads over the non-target classes, so their ranking shows.")
 
     # above the columns, not in one of them (a warning in one column put it out of line with the others)
-    unlike = [f"{common.plain(meta['label'])}: feature distance {out['ood']['distance']:.0f}, above "
-              f"{out['ood']['threshold']:.0f} ({out['ood']['quantile']:.0%} of test images are closer)"
-              for meta, _, out in results if out.get("ood") and out["ood"]["unlike_training"]]
+    unlike = unlike_training(shown, label=lambda meta: common.plain(meta["label"]))
     if unlike:
         st.warning("Unlike the training data, so treat these predictions with care. " + "; ".join(unlike) + ".",
                    icon=":material/warning:")
 
-    for column, (meta, x, out) in zip(common.grid(len(results), 4), results):
+    for i, (column, view) in enumerate(zip(common.grid(len(shown), 4), shown)):
+        meta, out = view.meta, view.out
         with column:
-            info = info_from_meta(meta)
             classes = meta["class_names"]
+            target = common.plain(classes[out["target"]])
             st.subheader(common.plain(meta["label"]))
             st.caption(f"{common.plain(meta['method'])} · predicted **{common.plain(classes[out['predicted']])}** "
                        f"({out['probabilities'][1.0][out['predicted']]:.1%})")
-            seen = denormalise(x[0], info)
-            st.image(input_picture(seen, 112), caption="input as the model sees it")
+            st.image(input_picture(view.seen, 112), caption="input as the model sees it")
             with st.expander("What was done to the image"):
-                for step in out["steps"]:
+                for step in view.steps:
                     st.text(step)
             common.chart(probability_chart(out["probabilities"], classes), f"{meta['label']}-probabilities",
                          f"compare_prob_{meta['label']}")
-            vmax = vmax_all if shared_scale else float(out["maps"].max())
-            grid = feature_grid(out["maps"], 0.0, vmax, marked=out["class_units"], columns=8, cell=36)
-            st.image(grid, caption=f"{len(out['maps'])} penultimate maps (0 to {vmax:.2f}); red: "
-                                   f"top units for {common.plain(classes[out['target']])}", width="stretch")
+            maps = scale.maps[i]
+            grid = feature_grid(out["maps"], 0.0, maps.top, marked=out["class_units"], columns=8, cell=36)
+            st.image(grid, caption=f"{len(out['maps'])} penultimate maps ({maps.text}); red: top units for {target}",
+                     width="stretch")
             common.download_png(grid, f"{meta['label']}-maps", key=f"compare_png_{meta['label']}")
             cam_columns = st.columns(2)
-            for i, (name, saliency) in enumerate(out["cams"].items()):
-                own = float(saliency.max())
-                top = cam_max[name] if shared_scale else own
-                scale = f"max {own:.3g} on the shared 0 to {top:.3g}" if shared_scale and own < top else f"0 to {top:.3g}"
-                cam_columns[i % 2].image(heat_overlay(seen, saliency / max(top, 1e-12)),
-                                         caption=f"{CAM_METHODS[name].label}: {common.plain(classes[out['target']])} "
-                                                 f"({scale})")
+            for j, (name, saliency) in enumerate(out["cams"].items()):
+                cam = scale.cams[i][name]
+                cam_columns[j % 2].image(heat_overlay(view.seen, saliency / max(cam.top, 1e-12)),
+                                         caption=f"{CAM_METHODS[name].label}: {target} ({cam.text})")
             if out.get("faithfulness"):
                 st.dataframe(pd.DataFrame([{"map": CAM_METHODS[n].label, "deletion": f["deletion"],
                                             "insertion": f["insertion"]}
@@ -166,14 +147,13 @@ def render():
                                  "insertion": st.column_config.NumberColumn(format="%.3f", help="insertion AUC, higher is better")})
             if "gate_row" in out:
                 st.image(gate_strip(out["gate_row"], cell=max(2, 320 // len(out["gate_row"]))),
-                         caption=f"gate row of {common.plain(classes[out['target']])}", width="stretch")
-            top = pd.DataFrame(out["top_units"]).assign(
-                **{"class": lambda f: [classes[c] for c in f["class"]]})
+                         caption=f"gate row of {target}", width="stretch")
+            top = pd.DataFrame([{**u, "class": "none" if u["class"] is None else classes[u["class"]]}
+                                for u in out["top_units"]])
             st.caption("Most active units on this image (class: the class each unit is assigned to)")
             st.dataframe(top, hide_index=True, height=180,
                          column_config={"activation": st.column_config.NumberColumn(format="%.2f")})
-            st.caption(f"Units that add most to {common.plain(classes[out['target']])} here "
-                       "(head weight × activation; red in the grid):")
+            st.caption(f"Units that add most to {target} here (head weight × activation; red in the grid):")
             for unit in out["class_units"][:4]:
                 st.page_link("pages/unit.py", label=f"unit {unit}", query_params={"model": meta["label"], "unit": unit},
                              icon=":material/search:")

@@ -83,6 +83,21 @@ def test_results_agree_with_features(tiny_checkpoints, store_path):
     assert g.min() >= 0 and g.max() <= 1
 
 
+def test_gate_assigns_units_by_hand(tiny_checkpoints, store_path):
+    """A unit's class is its gate column's largest entry (the first of ties), none for an all-zero
+    column (core.lsg.gate_assignment, as the Unit page); the order is by class, strongest first,
+    the unassigned last."""
+    a = analyzer(tiny_checkpoints["lsg"], store_path, use_cache=False)
+    gate = torch.zeros_like(a.model.gate)
+    gate[3, 0], gate[3, 1], gate[5, 1], gate[0, 3] = 0.9, 1.0, 1.0, 0.2  # unit 1: a tie of 3 and 5
+    with torch.no_grad():
+        a.model.gate.copy_(gate)
+    result = a.run("gate")
+    assert result["assigned_class"][:5] == [3, 3, None, 0, None]
+    assert result["assigned_class"][5:] == [None] * (gate.shape[1] - 5)
+    assert result["order"] == [3, 1, 0, 2] + list(range(4, gate.shape[1]))
+
+
 def test_analyze_cli_json_and_errors(tiny_checkpoints, tmp_path):
     cache = tmp_path / "c.duckdb"
     result = run_cli("core.analyze", str(tiny_checkpoints["ce"]), str(tiny_checkpoints["lsg"]), "--limit", "300",
@@ -165,6 +180,24 @@ def test_shipped_results_are_read_without_computing(tiny_checkpoints, store_path
     assert again.computed == ["accuracy"]
 
 
+def test_make_results_keeps_the_current_shipped_rows_and_replaces_what_it_computed():
+    """checkpoints/make_results.py: a shipped row of a stale version is dropped, a current one
+    kept, one computed again replaces it (keyed by analysis, parameters and split)."""
+    import importlib.util
+
+    from core.analysis.base import ANALYSES
+    spec = importlib.util.spec_from_file_location("make_results", Path(__file__).parent.parent / "checkpoints" / "make_results.py")
+    make_results = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_results)
+    v = {name: ANALYSES[name].version for name in ("gate", "accuracy", "selectivity")}
+    old = [("gate", "{}", "test", v["gate"] - 1, {"old": 1}), ("accuracy", "{}", "test", v["accuracy"], {"kept": 1}),
+           ("selectivity", "{}", "test", v["selectivity"], {"old": 2}), ("gone", "{}", "test", 1, {})]
+    new = [("gate", "{}", "test", v["gate"], {"new": 1}), ("selectivity", "{}", "test", v["selectivity"], {"new": 2})]
+    assert sorted(make_results.merged(old, new)) == sorted([
+        ("gate", "{}", "test", v["gate"], {"new": 1}), ("accuracy", "{}", "test", v["accuracy"], {"kept": 1}),
+        ("selectivity", "{}", "test", v["selectivity"], {"new": 2})])
+
+
 def test_the_shipped_index_holds_what_the_engine_reads_for_every_bundled_checkpoint(monkeypatch):
     """checkpoints/results/index.json (the Overview drawn while the engine loads) has, for every
     bundled checkpoint, its metadata and the headline figures the engine reads from the shipped
@@ -183,6 +216,9 @@ def test_the_shipped_index_holds_what_the_engine_reads_for_every_bundled_checkpo
         engine = Analyzer(loaded, MemoryStore(), feature_dir=None)
         results = {name: engine.cached(name) for name in ANALYSES_NEEDED}
         assert all(result is not None for result in results.values()), path.name  # all shipped, current version
+        unshipped = [name for name in (*REPORT, "faithfulness")  # the pages' too, not only the headline's
+                     if not engine.skipped_reason(name) and engine.cached(name) is None]
+        assert unshipped == [], path.name
         entry = index[loaded.meta["content_hash"]]
         assert entry["headline"] == headline(results) == engine.headline_figures()[0]
         assert entry["meta"] == {k: v for k, v in loaded.meta.items() if k not in ("path", "content_hash")}

@@ -218,20 +218,20 @@ def test_the_engine_runs_where_duckdb_is_not_installed(tiny_checkpoints):
 def test_a_training_process_is_named_by_its_pid_and_start_time():
     """The queue waits for a process as it was when the wait began: its start time from /proc
     (the same as `ps` reads), which a reused pid would not share; not a training process: None."""
-    from core import runs
+    from core import processes
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "core.train"])
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         deadline = time.time() + 10
-        while runs.training_process_start(child.pid) is None:
+        while processes.training_process_start(child.pid) is None:
             assert time.time() < deadline
             time.sleep(0.05)
-        ticks = int(runs.training_process_start(child.pid))
+        ticks = int(processes.training_process_start(child.pid))
         since_boot = float(open("/proc/uptime").read().split()[0])
         assert 0 <= since_boot - ticks / os.sysconf("SC_CLK_TCK") < 10  # started in the last seconds
-        assert runs.training_process_start(other.pid) is None
+        assert processes.training_process_start(other.pid) is None
     finally:
         for process in (child, other):
             process.kill()
             process.wait()
-    assert runs.training_process_start(child.pid) is None
+    assert processes.training_process_start(child.pid) is None

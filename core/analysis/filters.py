@@ -29,7 +29,7 @@ def inter_class_correlation(corr: torch.Tensor, dominant: torch.Tensor) -> tuple
     return mean(between), mean(within)
 
 
-@register_analysis("filter_correlation", depends=("gate",), title="Filter correlation", m=0)
+@register_analysis("filter_correlation", version=2, depends=("gate",), title="Filter correlation", m=0)
 def filter_correlation_analysis(ctx, m):
     corr = filter_correlation(ctx.model.last_conv.weight)
     gate = torch.tensor(ctx.result("gate")["gate"])

@@ -5,7 +5,7 @@ from .. import lsg
 from .base import register_analysis, tolist
 
 
-@register_analysis("gate", version=2, title="Gate and Phi", rho=0.2, max_steps=5000, tol=1e-9)
+@register_analysis("gate", version=3, title="Gate and Phi", rho=0.2, max_steps=5000, tol=1e-9)
 def gate(ctx, rho, max_steps, tol):
     """Fit G on cached training features with the network frozen; an LSG model starts from its
     trained gate, any other from 0.5. The shown gate is the trained one where there is one.
@@ -20,6 +20,7 @@ def gate(ctx, rho, max_steps, tol):
     fit = lsg.fit_gate(train.features, train.labels, ctx.W, ctx.b, init=trained, rho=rho,
                        max_steps=max_steps, tol=tol, device=ctx.device)
     shown = trained if trained is not None else fit["gate"]
+    assigned = [lsg.gate_assignment(column)[0] for column in shown.T.tolist()]
     return {
         "phi": fit["phi"], "gated_ce": fit["gated_ce"], "density": fit["density"],
         "single_class_fraction": fit["single_class_fraction"],
@@ -27,6 +28,9 @@ def gate(ctx, rho, max_steps, tol):
         "fitted_gate": tolist(fit["gate"]), "gate": tolist(shown),
         "source": "trained" if trained is not None else "post-hoc",
         "trained_density": lsg.gate_density(trained) if trained is not None else None,
-        "assigned_class": tolist(shown.argmax(dim=0)),
-        "order": tolist(torch.argsort(shown.argmax(dim=0) * 10 - shown.max(dim=0).values, stable=True)),
+        # one definition of a unit's class (core.lsg.gate_assignment, as the Unit page): None where
+        # the column is all zero; ordered by class, strongest first, the unassigned last
+        "assigned_class": assigned,
+        "order": sorted(range(len(assigned)), key=lambda k: (assigned[k] is None, assigned[k] or 0,
+                                                             -float(shown[:, k].max()))),
     }

@@ -1,0 +1,75 @@
+"""Compare on an image: each model's explanation of one picture (core.explain, on the input
+core.inputs prepares for it, judged against its own training data), and the colour scales and
+warnings that only make sense across the models shown side by side. The Compare page lays out
+what these return."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .analysis.ood import judge
+from .data import black_value, denormalise, info_from_meta
+from .explain import explain
+from .inputs import prepare
+
+
+@dataclass
+class Explained:
+    """One model's view of the image: `out` is core.explain's result."""
+    meta: dict
+    out: dict
+    seen: np.ndarray  # the input as the model sees it, in [0, 1] for display
+    steps: list[str]  # what was done to the picture
+    ood: dict | None = None  # core.analysis.ood.judge's verdict, for an uploaded picture
+
+
+def explain_image(model, meta: dict, image: Image.Image, target_name: str, cams, invert: bool | None = None,
+                  layer: str | None = None, gate: np.ndarray | None = None,
+                  ood_reference: dict | None = None) -> Explained:
+    """`target_name`: a class name, or anything else (the page's "predicted") for the predicted
+    class; a model without that class also explains its prediction."""
+    prepared = prepare(image, meta, invert)
+    classes = list(meta["class_names"])
+    target = classes.index(target_name) if target_name in classes else None
+    out = explain(model, prepared.x, target, gate, cams, black_value(info_from_meta(meta)), layer=layer)
+    ood = judge(torch.from_numpy(out["features"]), torch.from_numpy(out["logits"]), ood_reference) \
+        if ood_reference is not None else None
+    return Explained(meta, out, denormalise(prepared.x[0], info_from_meta(meta)), prepared.steps, ood)
+
+
+@dataclass
+class Scale:
+    """The top of one map's colour range, and the words that say so under it."""
+    top: float
+    text: str
+
+
+@dataclass
+class Scales:
+    maps: list[Scale]  # the penultimate maps, per model
+    cams: list[dict[str, Scale]] = field(default_factory=list)  # per model, per CAM method
+
+
+def scales(shown: list[Explained], shared: bool) -> Scales:
+    """One colour range for every model's maps (and one per CAM method: CAM is in logit units,
+    the others in [0, 1]) when `shared`, else each model its own. On a shared scale, a map far
+    below the top says its own maximum, or it reads as empty with no reason given."""
+    def per_model(values: list[float]) -> list[Scale]:
+        top = max(values, default=0.0)
+        return [Scale(top, f"max {own:.3g} on the shared 0 to {top:.3g}") if shared and own < top
+                else Scale(top if shared else own, f"0 to {top if shared else own:.3g}") for own in values]
+    maps = per_model([float(e.out["maps"].max()) for e in shown])
+    methods = list(shown[0].out["cams"]) if shown else []
+    by_method = {m: per_model([float(e.out["cams"][m].max()) for e in shown]) for m in methods}
+    return Scales(maps, [{m: by_method[m][i] for m in methods} for i in range(len(shown))])
+
+
+def unlike_training(shown: list[Explained], label=lambda meta: meta["label"]) -> list[str]:
+    """One phrase per model that finds the picture unlike its training data: its feature
+    distance, its threshold and what share of its test images are closer."""
+    return [f"{label(e.meta)}: feature distance {e.ood['distance']:.0f}, above {e.ood['threshold']:.0f} "
+            f"({e.ood['quantile']:.0%} of test images are closer)"
+            for e in shown if e.ood and e.ood["unlike_training"]]

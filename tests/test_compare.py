@@ -1,0 +1,72 @@
+"""Compare on an image (core.compare): one model's explanation against the formulas, and the
+scales and warnings across models, by hand."""
+import numpy as np
+import pytest
+import torch
+
+from core.compare import Explained, explain_image, scales, unlike_training
+from core.data import dataset_image
+
+
+@pytest.fixture(scope="module")
+def bundled_ce():
+    from core.catalog import ROOT_CHECKPOINTS
+    from core.checkpoints import load
+    loaded = load(ROOT_CHECKPOINTS / "ce.pt")
+    return loaded.model, loaded.meta
+
+
+def test_one_model_explains_the_picture_as_the_formulas_say(bundled_ce, data_root):
+    model, meta = bundled_ce
+    image, label = dataset_image("fashion-mnist", 0, root=data_root)
+    view = explain_image(model, meta, image, "predicted", ["cam"])
+    out = view.out
+    assert out["target"] == out["predicted"] == label  # the bundled CE model reads test image 0 right
+    logits = torch.from_numpy(out["logits"])
+    np.testing.assert_allclose(out["probabilities"][2.0], torch.softmax(logits / 2, 0).numpy(), rtol=1e-6)
+    features = torch.from_numpy(out["features"])
+    by_hand = torch.argsort(model.fc.weight.detach()[label] * features, descending=True)[:8].tolist()
+    assert out["class_units"] == by_hand
+    assert view.seen.shape == (28, 28) and 0 <= view.seen.min() and view.seen.max() <= 1
+    assert view.ood is None and any("normalised" in step for step in view.steps)
+
+    bag = explain_image(model, meta, image, "Bag", ["cam"]).out
+    assert bag["target"] == meta["class_names"].index("Bag") and bag["predicted"] == label
+    assert explain_image(model, meta, image, "no such class", ["cam"]).out["target"] == label
+
+
+def test_top_units_take_their_class_from_the_gate_none_for_an_empty_column(bundled_ce, data_root):
+    model, meta = bundled_ce
+    image, _ = dataset_image("fashion-mnist", 1, root=data_root)
+    gate = np.zeros((10, model.fc.weight.shape[1]), np.float32)
+    gate[4, :] = 1.0  # every unit to class 4 ...
+    gate[:, 0:64:2] = 0.0  # ... but the even ones to none
+    out = explain_image(model, meta, image, "predicted", ["cam"], gate=gate).out
+    assert [u["class"] for u in out["top_units"]] == [None if u["unit"] % 2 == 0 else 4 for u in out["top_units"]]
+    assert out["gate_row"].tolist() == gate[out["target"]].tolist()
+
+
+def view(maps_max: float, cam_max: float, ood: dict | None = None, label: str = "m") -> Explained:
+    maps = np.zeros((2, 3, 3), np.float32)
+    maps[1, 2, 2] = maps_max
+    cam = np.zeros((28, 28), np.float32)
+    cam[5, 5] = cam_max
+    return Explained({"label": label}, {"maps": maps, "cams": {"cam": cam}}, np.zeros((28, 28)), [], ood)
+
+
+def test_shared_and_own_colour_scales_by_hand():
+    shown = [view(2.0, 8.0), view(0.5, 8.0)]
+    shared = scales(shown, shared=True)
+    assert [(s.top, s.text) for s in shared.maps] == [(2.0, "0 to 2"), (2.0, "max 0.5 on the shared 0 to 2")]
+    assert [(c["cam"].top, c["cam"].text) for c in shared.cams] == [(8.0, "0 to 8"), (8.0, "0 to 8")]
+    own = scales(shown, shared=False)
+    assert [(s.top, s.text) for s in own.maps] == [(2.0, "0 to 2"), (0.5, "0 to 0.5")]
+    assert scales([], shared=True).maps == []
+
+
+def test_the_unlike_training_phrase_names_each_model_that_finds_the_picture_strange():
+    far = {"distance": 123.4, "threshold": 100.0, "quantile": 0.99, "unlike_training": True}
+    near = {"distance": 50.0, "threshold": 100.0, "quantile": 0.99, "unlike_training": False}
+    shown = [view(1, 1, far, "ce"), view(1, 1, near, "lsg"), view(1, 1, None, "minimax")]
+    assert unlike_training(shown) == ["ce: feature distance 123, above 100 (99% of test images are closer)"]
+    assert unlike_training(shown, label=lambda m: m["label"].upper())[0].startswith("CE:")
