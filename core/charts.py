@@ -117,8 +117,9 @@ def selectivity_density_chart(per_unit: pd.DataFrame, models: list[str]):
                                    y=alt.Y("density:Q", stack=None))
     # a faint fill and a line of the model's own colour: where areas overlap, the lines still say whose is
     # whose; the legend is the lines' (the fill's swatches were too pale to tell apart)
+    # legends resolved apart: a shared one with the fill's turned off drew no legend at all
     return (base.mark_area(opacity=0.12).encode(color=model_colour(models, legend=False))
-            + base.mark_line(strokeWidth=2).encode(color=model_colour(models)))
+            + base.mark_line(strokeWidth=2).encode(color=model_colour(models))).resolve_legend(color="independent")
 
 
 def selectivity_histogram_chart(per_unit: pd.DataFrame, models: list[str]):

@@ -58,9 +58,14 @@ def scales(shown: list[Explained], shared: bool) -> Scales:
     the others in [0, 1]) when `shared`, else each model its own. On a shared scale, a map far
     below the top says its own maximum, or it reads as empty with no reason given."""
     def per_model(values: list[float]) -> list[Scale]:
-        top = max(values, default=0.0)
-        return [Scale(top, f"max {own:.3g} on the shared 0 to {top:.3g}") if shared and own < top
-                else Scale(top if shared else own, f"0 to {top if shared else own:.3g}") for own in values]
+        top = max([0.0, *values])  # a scale starts at 0: negative CAM (evidence against the class) shows as 0
+        def one(own: float) -> Scale:
+            if own <= 0:  # explaining a class the model sees no evidence for: say so, not "0 to -0.04"
+                return Scale(top if shared else 0.0, f"nothing above 0; max {own:.3g}")
+            if shared and own < top:
+                return Scale(top, f"max {own:.3g} on the shared 0 to {top:.3g}")
+            return Scale(top if shared else own, f"0 to {top if shared else own:.3g}")
+        return [one(own) for own in values]
     maps = per_model([float(e.out["maps"].max()) for e in shown])
     methods = list(shown[0].out["cams"]) if shown else []
     by_method = {m: per_model([float(e.out["cams"][m].max()) for e in shown]) for m in methods}

@@ -95,9 +95,13 @@ def render():
     uploaded = label is None
     invert = None
     if uploaded:
-        invert = None if st.toggle("Invert a light-background picture (the training images are light on black)",
-                                   True, key="compare_invert",
-                                   help="Product photos are dark on light; the model has only seen the reverse") else False
+        # the choice outlives the runs without the toggle (no upload yet): a toggle drawn again with a
+        # default of True showed on while the state underneath still said off
+        st.session_state.setdefault("compare_invert", st.session_state.get("compare_invert_chosen", True))
+        on = st.toggle("Invert a light-background picture (the training images are light on black)",
+                       key="compare_invert", help="Product photos are dark on light; the model has only seen the reverse")
+        st.session_state["compare_invert_chosen"] = on
+        invert = None if on else False
     shown = [explain_image(common.load_model(meta["path"])[0], meta, image, target_name, methods, invert, layer,
                            np.array(common.analysis(meta, "gate")["gate"]) if show_gate else None,
                            common.analysis(meta, "ood_reference") if uploaded else None)

@@ -49,7 +49,7 @@ def test_top_units_take_their_class_from_the_gate_none_for_an_empty_column(bundl
 def view(maps_max: float, cam_max: float, ood: dict | None = None, label: str = "m") -> Explained:
     maps = np.zeros((2, 3, 3), np.float32)
     maps[1, 2, 2] = maps_max
-    cam = np.zeros((28, 28), np.float32)
+    cam = np.full((28, 28), min(0.0, cam_max) * 2, np.float32)  # all below 0 for a negative max
     cam[5, 5] = cam_max
     return Explained({"label": label}, {"maps": maps, "cams": {"cam": cam}}, np.zeros((28, 28)), [], ood)
 
@@ -62,6 +62,10 @@ def test_shared_and_own_colour_scales_by_hand():
     own = scales(shown, shared=False)
     assert [(s.top, s.text) for s in own.maps] == [(2.0, "0 to 2"), (0.5, "0 to 0.5")]
     assert scales([], shared=True).maps == []
+    against = [view(1.0, -0.7), view(1.0, -0.04)]  # a class no model sees: CAM below 0 everywhere
+    for shared_scale in (True, False):
+        cams = [c["cam"] for c in scales(against, shared=shared_scale).cams]
+        assert [(c.top, c.text) for c in cams] == [(0.0, "nothing above 0; max -0.7"), (0.0, "nothing above 0; max -0.04")]
 
 
 def test_the_unlike_training_phrase_names_each_model_that_finds_the_picture_strange():
