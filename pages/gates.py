@@ -68,22 +68,31 @@ def render():
     st.subheader("Class masking")
     reference = models[0]["class_names"]
     cls = st.selectbox("Mask the units of class", reference, key="gates_mask_class")
-    by = st.radio("Units assigned by", ["gate", "influential"], horizontal=True, key="gates_mask_by")
+    by = st.radio("Units assigned by", ["gate", "influential"], horizontal=True, key="gates_mask_by",
+                  help="gate: the units whose gate entry for the class reaches the threshold; influential: the "
+                       "class's influential features (the first time per model, a pass over the training split: "
+                       "about a minute on a CPU, with a progress bar)")
     threshold = st.slider("Gate threshold", 0.05, 1.0, 0.5, 0.05, key="gates_mask_threshold", disabled=by != "gate")
+    # every model's result first, then the charts: drawn as each came, the old choice's charts stood
+    # beside the new one's while the next model computed
+    masks = {meta["label"]: common.analysis(meta, "class_masking", threshold=threshold, by=by)
+             for meta in models if cls in meta["class_names"]}
     for column, meta in zip(common.grid(len(models), 2), models):  # three 10 x 10 matrices a row: unreadable
         classes = meta["class_names"]
         if cls not in classes:
             column.info(common.plain(f"{meta['label']} has no class {cls}"))
             continue
-        mask = common.analysis(meta, "class_masking", threshold=threshold, by=by)
+        mask = masks[meta["label"]]
         c = classes.index(cls)
         chart, frame = heatmap(mask["confusions"][c], classes, classes, "true", "predicted",
                                f"{meta['label']}: {len(mask['units'][c])} units masked", scheme="blues", height=300)
         common.chart(chart.encode(x=alt.X("col:O", sort=classes, title="predicted")),
                      f"{meta['label']}-masking-{cls}", f"gates_mask_{meta['label']}", column)
         accuracy = mask["masked_class_accuracy"][c]
+        unmasked = common.analysis(meta, "accuracy")["per_class"][c]
         column.caption(f"accuracy on {common.plain(cls)} with its units masked: "
-                       f"{'-' if accuracy is None else f'{accuracy:.1%}'}")
+                       f"{'-' if accuracy is None else f'{accuracy:.1%}'}"
+                       f"{'' if unmasked is None else f' (unmasked {unmasked:.1%})'}")
 
 
 common.guarded(render)

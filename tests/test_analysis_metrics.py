@@ -186,7 +186,10 @@ def test_iam_pushes_its_own_unit_up_and_the_others_down_within_the_bounds():
     from core.analysis.iam import iam_images
     model = ChannelMeans()
     low, high = torch.full((1, 3, 1, 1), -1.0), torch.full((1, 3, 1, 1), 2.0)
-    images, acts = iam_images(model, size=2, channels=3, steps=200, lr=0.1, low=low, high=high)
+    reported = []
+    images, acts = iam_images(model, size=2, channels=3, steps=200, lr=0.1, low=low, high=high,
+                              progress=lambda done, total: reported.append((done, total)))
+    assert reported == [(step, 200) for step in range(0, 200, 10)]
     expected = torch.full((3, 3), -1.0).fill_diagonal_(2.0)
     torch.testing.assert_close(images.mean(dim=(2, 3)), expected)
     torch.testing.assert_close(acts, expected)

@@ -10,10 +10,11 @@ from .features import exact_float32
 
 
 def iam_images(model, size: int, channels: int, steps: int = 150, lr: float = 0.05, seed: int = 0,
-               low: torch.Tensor | None = None, high: torch.Tensor | None = None):
+               low: torch.Tensor | None = None, high: torch.Tensor | None = None, progress=None):
     """(K, C, H, W) optimised inputs (normalised space) and the (K, K) activations on them, on
     the CPU; the optimisation runs where the model is (the start is drawn on the CPU, so a
-    seed gives the same start everywhere)."""
+    seed gives the same start everywhere). progress(done, total) every 10 steps: a minute on a
+    CPU, so the bar moves (and the app's Stop is heard) while it runs."""
     model.eval()
     device = next(model.parameters()).device
     k = model.num_features
@@ -27,7 +28,9 @@ def iam_images(model, size: int, channels: int, steps: int = 150, lr: float = 0.
         p.requires_grad_(False)
     try:
         with exact_float32(device):
-            for _ in range(steps):
+            for step in range(steps):
+                if progress and step % 10 == 0:
+                    progress(step, steps)
                 a = model.pool(model.forward_features(x))                 # (K, K): row i is image i
                 own = a[eye]
                 others = a.masked_fill(eye, 0).sum(dim=1) / (k - 1)
@@ -59,7 +62,8 @@ def iam(ctx, steps, lr, seed):
     mean = torch.tensor(meta["mean"]).view(1, -1, 1, 1)
     std = torch.tensor(meta["std"]).view(1, -1, 1, 1)
     images, acts = iam_images(ctx.device_model, int(meta["input_size"]), int(meta["channels"]), steps, lr, seed,
-                              low=-mean / std, high=(1 - mean) / std)
+                              low=-mean / std, high=(1 - mean) / std,
+                              progress=lambda done, total: ctx.progress("IAM: optimising each unit's image", done, total))
     pixels = ((images * std + mean).clamp(0, 1) * 255).round().to(torch.uint8)
     return {"rs": tolist(representative_substitution(acts)), "own_activation": tolist(acts.diagonal()),
             "images": tolist(pixels)}
