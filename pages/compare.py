@@ -33,9 +33,15 @@ def pick_image(reference: dict):
             st.info("Upload an image, or switch to the test set.")
             st.stop()
         try:
-            return load_image(upload.getvalue()), None, upload.name
+            picture = load_image(upload.getvalue())
         except ImageError as exc:  # which file, as the user named it
             raise ImageError(f"{upload.name}: {exc}") from None
+        size = reference["input_size"]
+        if min(picture.size) < size // 2:  # read, but blown up from almost nothing: say so before any prediction
+            st.warning(common.plain(f"{upload.name} is only {picture.size[0]}x{picture.size[1]} pixels; the models "
+                                    f"see {size}x{size}, so this picture is mostly interpolation and the "
+                                    "predictions below mean little."), icon=":material/warning:")
+        return picture, None, upload.name
     classes = reference["class_names"]
     left, middle, right = st.columns([2, 2, 1])
     cls = left.selectbox("Class", ["any"] + classes, key="compare_class")
@@ -45,7 +51,9 @@ def pick_image(reference: dict):
         st.session_state["compare_index"] = random.randrange(size)
     if st.session_state.get("compare_index", 0) >= size:
         st.session_state["compare_index"] = 0
-    index = int(middle.number_input("Index", 0, size - 1, key="compare_index"))
+    index = int(middle.number_input("Index", 0, size - 1, key="compare_index",
+                                    help=f"0 to {size - 1}: the n-th test image" +
+                                         (" of the chosen class" if pool is not None else "")))
     dataset_index = pool[index] if pool is not None else index
     image, label = dataset_image(reference["dataset"], dataset_index)
     return image, label, f"test image {dataset_index}"

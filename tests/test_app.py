@@ -111,6 +111,12 @@ def test_compare_upload_and_bad_upload(app_env):
     at.file_uploader(key="compare_upload").set_value(("shirt.png", buffer.getvalue(), "image/png")).run()
     no_errors(at)
     assert kinds(at)["image"] >= 15
+    assert not [w for w in at.warning if "pixels" in w.value]  # 90x60 for 28x28 models: no warning
+    tiny = io.BytesIO()
+    Image.new("L", (1, 1), 255).save(tiny, "PNG")
+    at.file_uploader(key="compare_upload").set_value(("dot.png", tiny.getvalue(), "image/png")).run()
+    no_errors(at)
+    assert [w.value for w in at.warning if "only 1x1 pixels" in w.value]  # said before any prediction
     at.file_uploader(key="compare_upload").set_value(("fake.png", b"not an image", "image/png")).run()
     assert not at.exception
     assert len(at.error) == 1 and "not an image" in at.error[0].value and "\n" not in at.error[0].value
