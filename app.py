@@ -134,7 +134,7 @@ def draw_table(found: dict[str, dict], figures: dict[str, dict], chosen: list[st
                          for f in figures_here}}
             columns = ["model", "method", *(["epochs"] if i == 0 else []), *(f.label for f in figures_here)]
             st.dataframe(marked[columns], hide_index=True, width="stretch", column_config=config,
-                         placeholder="—")
+                         placeholder="—", height=min(38 + 35 * len(marked), 738))  # every row up to 20 (auto: 10)
     download_csv(frame, "unit-lens-models", key="overview_csv")
 
 

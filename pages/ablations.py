@@ -68,7 +68,9 @@ def render():
         "rho(drop, SI)": abl["spearman_selectivity"], "rho(drop, fc L1)": abl["spearman_l1"],
         "rho(drop, filter L1)": abl.get("spearman_filter_l1")} for meta, abl, _ in results]),
         hide_index=True, placeholder="—",  # no filter L1 for a model without a last conv layer
-        column_config={"largest overall drop (%)": st.column_config.NumberColumn(format="%.2f")})
+        column_config={"largest overall drop (%)": st.column_config.NumberColumn(
+            format="%.2f", help="the largest drop of accuracy over all classes when one unit is zeroed; one "
+                                "class's own drop (the maps below) can be far larger")})
     st.caption("rho: Spearman correlation, over the units, of a unit's largest class accuracy drop with its "
                "selectivity, the L1 norm of its outgoing fc weights W[:, k], or that of its incoming last-conv "
                "filter (the pruning literature's usual meaning).")
@@ -103,7 +105,8 @@ def render():
         chart = alt.Chart(scatter).mark_circle(size=50).encode(
             x=alt.X("selectivity:Q", scale=alt.Scale(domain=[0, 1])),
             y=alt.Y("max class drop:Q", scale=alt.Scale(domain=[lowest, extent]), axis=alt.Axis(format="%")),
-            color=alt.Color("class:N", sort=classes, legend=alt.Legend(orient="bottom", columns=5)),
+            # three legend columns: at 1024 px a chart is about 300 px wide and a fourth lost its labels
+            color=alt.Color("class:N", sort=classes, legend=alt.Legend(orient="bottom", columns=3)),
             tooltip=["unit", "class", alt.Tooltip("selectivity:Q", format=".3f"),
                                       alt.Tooltip("max class drop:Q", format=".1%")]
         ).add_params(pick).properties(height=280, title=[f"{label}: drop against selectivity",
