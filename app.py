@@ -128,7 +128,7 @@ def draw_table(found: dict[str, dict], figures: dict[str, dict], chosen: list[st
     st.caption("✓: compared (chosen in the sidebar), listed first. Hover a column's name for what it measures.")
     for i, (tab, figures_here) in enumerate(zip(st.tabs(list(GROUPS)), grouped().values())):
         with tab:  # the first tab, with the accuracy, also says how long each model trained
-            config = {"model": st.column_config.TextColumn("model", width="medium"),  # a run's name is long
+            config = {"model": st.column_config.TextColumn("model"),  # sized to the names: at 1024 px "medium" pushed figures off
                       **{f.label: st.column_config.NumberColumn(f.label, help=f.help,
                                                                format="%d" if f.sql == "INTEGER" else "%.3f")
                          for f in figures_here}}
