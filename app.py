@@ -42,9 +42,9 @@ def overview() -> None:
     notes = draw(found, figures, [m["label"] for m in common.chosen_models()],
                  "No checkpoints found. Train one from the sidebar, or put .pt files in checkpoints/.")
     if missing:
-        notes.caption(f"Not computed yet for {len(missing)} model(s): {plain(', '.join(missing))} "
-                      "(the cells reading —; a run trained on the whole test split shows its own accuracy "
-                      "meanwhile).")
+        notes.caption(f"Not computed yet for {len(missing)} model(s): {plain(', '.join(missing))}. Cells reading — "
+                      "wait for that. Meanwhile a run's accuracy is the one its trainer measured, shown only "
+                      "where that was on the whole test split.")
         if notes.button(f"Compute metrics for {len(missing)} model(s)", key="overview_compute",
                         help="Stop it with the Stop button at the top right; finished models are kept"):
             with notes:

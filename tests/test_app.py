@@ -290,3 +290,16 @@ def test_several_methods_start_from_the_sidebar_one_after_another_on_the_cpu(app
         assert time.time() < deadline
         time.sleep(0.5)
     assert [runs.load_run(folder / f"{r.run_id}.run.json").status for r in started] == ["done", "done"]
+
+
+def test_a_runs_progress_line_from_its_first_second():
+    """Before the trainer writes a word, the bar says it is starting (it read 'epoch 1/?'); then
+    its phase; then where it is, by hand."""
+    from core.progress import Summary
+    from ui.common import progress_text
+    assert progress_text(Summary()) == "starting: loading PyTorch"
+    assert progress_text(Summary(phase="loading data", elapsed_s=3)) == "loading data · elapsed 0m03s"
+    running = Summary(epoch=2, epochs=5, step=4, steps_per_epoch=11, global_step=15, loss=0.5,
+                      images_per_s=1234.0, elapsed_s=65, eta_s=30)
+    assert progress_text(running) == ("epoch 2/5 · step 4/11 · loss 0.500 · 1,234 img/s · elapsed 1m05s · "
+                                      "remaining 0m30s")

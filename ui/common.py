@@ -270,6 +270,8 @@ def method_options(method: str, several: bool) -> dict:
 
 def progress_text(progress) -> str:
     """One line a researcher can read at a glance, from the first second of a run."""
+    if not progress.phase and not progress.global_step:  # the process has not written a word yet
+        return "starting: loading PyTorch"
     if progress.phase and not progress.global_step:
         waited = "waiting" if progress.queued else "elapsed"
         return f"{progress.phase} · {waited} {format_seconds(progress.elapsed_s)}"
