@@ -60,26 +60,43 @@ def render():
         st.info("No models found.")
         return
     url = (st.query_params.get("model"), st.query_params.get("unit"))
+    class_url = st.query_params.get("class")
     if url != st.session_state.get("unit_url") and any(url):  # a link to a unit opens that unit
         st.session_state["unit_view"] = VIEWS[0]
+    elif class_url is not None and class_url != st.session_state.get("unit_class_url"):  # a link to a class view
+        st.session_state["unit_view"] = VIEWS[1]
     if st.session_state.get("unit_view") not in VIEWS:
         st.session_state["unit_view"] = VIEWS[0]
     view = st.segmented_control("View", VIEWS, key="unit_view", required=True, label_visibility="collapsed")
     if view == VIEWS[0]:
+        st.session_state["unit_class_url"] = None
+        if "class" in st.query_params:
+            del st.query_params["class"]
         one_unit(found, url)
     else:
-        st.query_params.clear()
         st.session_state["unit_url"] = (None, None)
-        class_across_models()
+        class_across_models(class_url)
 
 
-def class_across_models():
+def class_across_models(class_url: str | None):
+    """The view's URL names its class (?class=Shirt), so it can be shared like a unit's."""
     models = common.require_models()
     classes = models[0]["class_names"]
+    unknown = None
+    if class_url is not None and class_url != st.session_state.get("unit_class_url"):  # arrived by a link
+        if class_url in classes:
+            st.session_state["unit_class"] = class_url
+        else:
+            unknown = class_url
     if "unit_class" not in st.session_state and st.session_state.get("unit_class_kept") in classes:
         st.session_state["unit_class"] = st.session_state["unit_class_kept"]  # kept while the other view showed
     name = st.selectbox("Class", classes, key="unit_class")
+    if unknown is not None:
+        st.warning(common.plain(f"The link asked for class “{unknown}”, which {models[0]['label']} does not have; "
+                                f"showing {name} instead."))
     st.session_state["unit_class_kept"] = name
+    st.query_params.from_dict({"class": name})
+    st.session_state["unit_class_url"] = name
     st.caption("For each model: among its live units that prefer the class (largest class-mean activation), "
                "the most selective; its class means, with the class in red; its top-activating test images.")
     for column, meta in zip(st.columns(len(models)), models):

@@ -151,6 +151,18 @@ def test_unit_page_lines_up_one_class_across_the_compared_models(app_env):
     assert [m.label for m in at.metric] == expected
     assert [s.value for s in at.subheader] == ["ce", "minimax", "lsg"]
     assert kinds(at)["image"] >= 3 and "unit" not in at.query_params
+    assert at.query_params["class"] == "Sneaker"  # the view can be shared by its URL
+
+
+@pytest.mark.parametrize("asked, shown, warned", [("Bag", "Bag", False), ("Nothing", "T-shirt/top", True)])
+def test_a_link_opens_one_class_across_the_models(app_env, asked, shown, warned):
+    at = new_app()
+    at.query_params["class"] = asked
+    at.switch_page("pages/unit.py").run()
+    no_errors(at)
+    assert at.button_group(key="unit_view").value == "One class across the compared models"
+    assert at.selectbox(key="unit_class").value == shown
+    assert bool([w for w in at.warning if "Nothing" in w.value]) == warned
 
 
 def test_a_click_on_a_unit_is_read_from_streamlits_chart_event():
