@@ -52,7 +52,8 @@ def render():
 
     noise = pd.DataFrame(noise_rows)
     common.chart(alt.Chart(noise).mark_bar().encode(
-        x=alt.X("features replaced:N", title=None), y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1])),
+        x=alt.X("features replaced:N", title=None, axis=alt.Axis(labels=False, ticks=False)),  # the legend names them
+        y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1])),
         color=alt.Color("features replaced:N", scale=alt.Scale(range=["#333333", "#b0b0b0"])),  # not model colours
         column=alt.Column("replacement:N"), row=alt.Row("model:N", sort=labels),
         tooltip=["model", "replacement", "features replaced", alt.Tooltip("accuracy:Q", format=".3f"),

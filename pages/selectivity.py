@@ -45,7 +45,8 @@ def render():
     common.download_csv(si, "selectivity-per-unit", key="sel_csv_units", label="CSV: one row per unit")
 
     entropy = pd.DataFrame(entropy_rows)
-    bars = alt.Chart(entropy).mark_bar().encode(x=alt.X("model:N", title=None, sort=labels),
+    bars = alt.Chart(entropy).mark_bar().encode(x=alt.X("model:N", title=None, sort=labels,
+                                                          axis=alt.Axis(labelAngle=0, labelLimit=160)),
                                                 y=alt.Y("entropy:Q", title="nats"), color=model_colour(labels),
                                                 tooltip=["model", alt.Tooltip("entropy:Q", format=".3f")])
     rule = alt.Chart(entropy.head(1)).mark_rule(color="black", strokeDash=[4, 4]).encode(y="bound:Q")
