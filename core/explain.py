@@ -7,7 +7,7 @@ import torch
 
 from .analysis.faithfulness import deletion_insertion
 from .cam import create_cam
-from .lsg import gate_assignment
+from .lsg import gate_classes
 
 TEMPERATURES = (1.0, 2.0)
 DEFAULT_CAMS = ("cam", "layercam")
@@ -37,8 +37,7 @@ def explain(model, x: torch.Tensor, target: int | None = None, gate: np.ndarray 
     }
     order = torch.argsort(features, descending=True)[:top_units].tolist()
     # a unit's class: by the gate as everywhere (None: the gate gives it to none), else its largest head weight
-    assigned = [gate_assignment(column)[0] for column in np.asarray(gate).T] if gate is not None \
-        else weight.argmax(dim=0).tolist()
+    assigned = gate_classes(np.asarray(gate).tolist()) if gate is not None else weight.argmax(dim=0).tolist()
     result["top_units"] = [{"unit": k, "activation": float(features[k]), "class": assigned[k]} for k in order]
     if gate is not None:
         result["gate_row"] = np.asarray(gate[cls])

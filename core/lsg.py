@@ -298,3 +298,8 @@ def gate_assignment(column) -> tuple[int | None, list[int]]:
         return None, []
     tied = [c for c, v in enumerate(values) if v == top]
     return tied[0], tied[1:]
+
+
+def gate_classes(gate) -> list[int | None]:
+    """Every unit's class by its gate column (C, K), as `gate_assignment` gives it."""
+    return [gate_assignment(column)[0] for column in zip(*gate)]

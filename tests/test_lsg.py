@@ -112,3 +112,5 @@ def test_gate_assignment_by_hand():
     assert gate_assignment([0.2, 1.0, 0.0, 1.0]) == (1, [3])
     assert gate_assignment([0.0, 0.3, 0.7]) == (2, [])
     assert gate_assignment([0.0, 0.0, 0.0]) == (None, [])
+    from core.lsg import gate_classes  # every column of a (C, K) gate: units 0..3
+    assert gate_classes([[0.2, 0.0, 0.0, 1.0], [1.0, 0.0, 0.3, 1.0], [0.0, 0.0, 0.7, 0.0]]) == [1, None, 2, 0]

@@ -270,9 +270,9 @@ def method_options(method: str, several: bool) -> dict:
 
 def progress_text(progress) -> str:
     """One line a researcher can read at a glance, from the first second of a run."""
-    if not progress.phase and not progress.global_step:  # the process has not written a word yet
-        return "starting: loading PyTorch"
-    if progress.phase and not progress.global_step:
+    if not progress.global_step:  # before the first step: its phase, or nothing written yet
+        if not progress.phase:
+            return "starting: loading PyTorch"
         waited = "waiting" if progress.queued else "elapsed"
         return f"{progress.phase} · {waited} {format_seconds(progress.elapsed_s)}"
     parts = [f"epoch {max(progress.epoch, 1)}/{progress.epochs or '?'}"]

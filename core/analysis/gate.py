@@ -20,7 +20,7 @@ def gate(ctx, rho, max_steps, tol):
     fit = lsg.fit_gate(train.features, train.labels, ctx.W, ctx.b, init=trained, rho=rho,
                        max_steps=max_steps, tol=tol, device=ctx.device)
     shown = trained if trained is not None else fit["gate"]
-    assigned = [lsg.gate_assignment(column)[0] for column in shown.T.tolist()]
+    assigned = lsg.gate_classes(shown.tolist())
     return {
         "phi": fit["phi"], "gated_ce": fit["gated_ce"], "density": fit["density"],
         "single_class_fraction": fit["single_class_fraction"],
@@ -28,7 +28,7 @@ def gate(ctx, rho, max_steps, tol):
         "fitted_gate": tolist(fit["gate"]), "gate": tolist(shown),
         "source": "trained" if trained is not None else "post-hoc",
         "trained_density": lsg.gate_density(trained) if trained is not None else None,
-        # one definition of a unit's class (core.lsg.gate_assignment, as the Unit page): None where
+        # one definition of a unit's class (core.lsg.gate_assignment, as the Unit page and Compare): None where
         # the column is all zero; ordered by class, strongest first, the unassigned last
         "assigned_class": assigned,
         "order": sorted(range(len(assigned)), key=lambda k: (assigned[k] is None, assigned[k] or 0,
