@@ -24,24 +24,51 @@ from ui import common
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
 
 
+def remember_upload_on_return():
+    """Streamlit forgets a file uploader's file while it is hidden: coming back to Upload shows the kept file."""
+    st.session_state["compare_upload_returned"] = "compare_upload_kept" in st.session_state
+
+
+def forget_upload():
+    st.session_state.pop("compare_upload_kept", None)
+    st.session_state["compare_upload_returned"] = False
+
+
+def uploaded_file() -> tuple[str, bytes]:
+    """(name, bytes) of the uploaded file, or the one kept from before the source was switched away and back;
+    stops the page with a hint when there is none. An empty uploader otherwise means the user removed the file."""
+    upload = st.file_uploader("Upload an image (PNG, JPEG, WebP, BMP, GIF)", type=UPLOAD_TYPES, key="compare_upload")
+    if upload is not None:
+        st.session_state["compare_upload_kept"] = (upload.name, upload.getvalue())
+        st.session_state["compare_upload_returned"] = False
+        return upload.name, upload.getvalue()
+    if st.session_state.get("compare_upload_returned"):
+        name, data = st.session_state["compare_upload_kept"]
+        text, clear = st.columns([4, 1], vertical_alignment="center")
+        text.caption(common.plain(f"Showing {name}, uploaded before; upload another file to replace it."))
+        clear.button("Clear", key="compare_upload_clear", on_click=forget_upload)
+        return name, data
+    forget_upload()
+    st.info("Upload an image, or switch to the test set.")
+    st.stop()
+
+
 def pick_image(reference: dict):
     """The image to explain, from an upload or the test set; returns (PIL image, true label or None, caption)."""
-    source = st.radio("Image", ["Test set", "Upload"], horizontal=True, key="compare_source")
+    source = st.radio("Image", ["Test set", "Upload"], horizontal=True, key="compare_source",
+                      on_change=remember_upload_on_return)
     if source == "Upload":
-        upload = st.file_uploader("Upload an image (PNG, JPEG, WebP, BMP, GIF)", type=UPLOAD_TYPES, key="compare_upload")
-        if upload is None:
-            st.info("Upload an image, or switch to the test set.")
-            st.stop()
+        name, data = uploaded_file()
         try:
-            picture = load_image(upload.getvalue())
+            picture = load_image(data)
         except ImageError as exc:  # which file, as the user named it
-            raise ImageError(f"{upload.name}: {exc}") from None
+            raise ImageError(f"{name}: {exc}") from None
         size = reference["input_size"]
         if min(picture.size) < size // 2:  # read, but blown up from almost nothing: say so before any prediction
-            st.warning(common.plain(f"{upload.name} is only {picture.size[0]}x{picture.size[1]} pixels; the models "
+            st.warning(common.plain(f"{name} is only {picture.size[0]}x{picture.size[1]} pixels; the models "
                                     f"see {size}x{size}, so this picture is mostly interpolation and the "
                                     "predictions below mean little."), icon=":material/warning:")
-        return picture, None, upload.name
+        return picture, None, name
     classes = reference["class_names"]
     left, middle, right = st.columns([2, 2, 1])
     cls = left.selectbox("Class", ["any"] + classes, key="compare_class")

@@ -182,6 +182,15 @@ def test_a_product_photo_is_inverted_and_read_as_footwear(server, tab, tmp_path)
     column.get_by_text("inverted: light background", exact=False).wait_for()
     assert_clean(tab, server)
     tab.screenshot(path=str(ARTIFACTS / "compare.png"))
+    # the browser forgets a hidden uploader's file; the page keeps it until the user clears it
+    tab.get_by_text("Test set", exact=True).click()
+    tab.get_by_text("test image 0", exact=False).first.wait_for()
+    tab.get_by_text("Upload", exact=True).click()
+    tab.get_by_text("Showing boot-product-photo.png, uploaded before", exact=False).wait_for()
+    tab.get_by_text("LayerCAM:").nth(2).wait_for()
+    tab.get_by_role("button", name="Clear", exact=True).click()
+    tab.get_by_text("Upload an image, or switch to the test set.").wait_for()
+    assert_clean(tab, server)
 
 
 def test_an_image_unlike_the_data_gets_a_notice(server, tab, tmp_path):
