@@ -158,12 +158,12 @@ def one_unit(found: dict, url: tuple):
 
     (m1, m2), (m3, m4) = st.columns(2), st.columns(2)  # two a row: four cut class names short ("T-shir…")
     m1.metric("selectivity", "dead" if sel["dead"][unit] else f"{sel['per_unit'][unit]:.3f}")
-    m2.metric("preferred class", classes[sel["preferred_class"][unit]],
+    m2.metric("preferred class", common.plain(classes[sel["preferred_class"][unit]]),
               help="the class with the largest mean activation over its test images (the selectivity index's "
                    "own choice); the top-activating images below are single images and can come from other classes")
     gate_column = [row[unit] for row in gate["gate"]]
     assigned, tied = gate_assignment(gate_column)
-    m3.metric("assigned by gate", "none" if assigned is None else classes[assigned],
+    m3.metric("assigned by gate", "none" if assigned is None else common.plain(classes[assigned]),
               help="the class whose gate row is largest for this unit" + (
                   "; the gate gives this unit to no class (its column is all zero)" if assigned is None else
                   common.plain(f"; tied with {', '.join(classes[c] for c in tied)} (the first is shown)") if tied else ""))

@@ -37,7 +37,8 @@ def shown(markdown: str) -> str:
 
 def markdown_sources(at) -> list[str]:
     return [e.value for kind in ("markdown", "caption", "title", "subheader", "header", "error", "warning", "info",
-                                 "success", "toast") for e in getattr(at, kind)] + [e.value for e in at.sidebar.caption]
+                                 "success", "toast") for e in getattr(at, kind)] + [e.value for e in at.sidebar.caption] + [
+        str(m.value) for m in at.metric]
 
 
 def new_app():
@@ -208,6 +209,16 @@ def test_text_from_a_checkpoint_is_shown_as_text(app_env, tmp_path):
         for source in sources:  # every link or image syntax is escaped
             assert not re.search(r"(?<!\\)\]\(", source), source
             assert not re.search(r"(?<!\\):red\[", source), source
+        at.switch_page("pages/unit.py").run()
+        for unit in range(64):  # until a unit's metrics name a hostile class (the first of 64 that does)
+            at.number_input(key="unit_index").set_value(unit).run()
+            no_errors(at)
+            values = [str(m.value) for m in at.metric]
+            if any(shown(v) in meta["class_names"][:3] for v in values):
+                break
+        assert any(shown(v) in meta["class_names"][:3] for v in values), values
+        for value in values:
+            assert not re.search(r"(?<!\\)\]\(", value) and not re.search(r"(?<!\\):red\[", value), value
     finally:
         hostile.unlink()
 
