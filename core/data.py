@@ -398,8 +398,10 @@ def dataset_image(name: str, index: int, split: str = "test", root=None) -> tupl
     return Image.fromarray(array), int(dataset.labels[index])
 
 
-def indices_of_class(name: str, label: int, split: str = "test", root=None) -> list[int]:
-    return torch.nonzero(load_dataset(name, split, root).labels == label).flatten().tolist()
+def split_indices(name: str, label: int | None = None, split: str = "test", root=None) -> list[int]:
+    """The indices of a split's images of class `label`, or of all its images (their number varies by dataset)."""
+    labels = load_dataset(name, split, root).labels
+    return list(range(len(labels))) if label is None else torch.nonzero(labels == label).flatten().tolist()
 
 
 def main(argv=None) -> int:

@@ -15,7 +15,7 @@ import streamlit as st
 from core.cam import CAM_METHODS, shared_layers
 from core.charts import FAITHFULNESS_MEASURES, faithfulness_chart, faithfulness_frame
 from core.compare import explain_image, scales, unlike_training
-from core.data import dataset_image, indices_of_class
+from core.data import dataset_image, split_indices
 from core.explain import DEFAULT_CAMS
 from core.images import ImageError, load_image
 from core.render import colour_bar, feature_grid, gate_strip, heat_overlay, input_picture
@@ -72,16 +72,16 @@ def pick_image(reference: dict):
     classes = reference["class_names"]
     left, middle, right = st.columns([2, 2, 1])
     cls = left.selectbox("Class", ["any"] + classes, key="compare_class")
-    pool = indices_of_class(reference["dataset"], classes.index(cls)) if cls != "any" else None
-    size = len(pool) if pool is not None else 10_000
+    pool = split_indices(reference["dataset"], None if cls == "any" else classes.index(cls))
+    size = len(pool)
     if right.button("Random", key="compare_random"):
         st.session_state["compare_index"] = random.randrange(size)
     if st.session_state.get("compare_index", 0) >= size:
         st.session_state["compare_index"] = 0
     index = int(middle.number_input("Index", 0, size - 1, key="compare_index",
                                     help=f"0 to {size - 1}: the n-th test image" +
-                                         (" of the chosen class" if pool is not None else "")))
-    dataset_index = pool[index] if pool is not None else index
+                                         (" of the chosen class" if cls != "any" else "")))
+    dataset_index = pool[index]
     image, label = dataset_image(reference["dataset"], dataset_index)
     return image, label, f"test image {dataset_index}"
 

@@ -143,3 +143,18 @@ def test_cifar100_class_names_are_read_without_building_objects(tmp_path):
     (folder / "meta").write_bytes(pickle.dumps(collections.OrderedDict(fine_label_names=names)))
     with pytest.raises(DataError, match="refused to unpickle collections.OrderedDict"):
         CIFAR100(tmp_path).class_names
+
+
+def test_split_indices_count_the_split_whatever_its_size(tmp_path, data_root):
+    """Compare's image picker draws from these: all images of the split, or those of one class."""
+    from core.data import split_indices
+    for cls, count in (("cat", 2), ("dog", 3)):
+        (tmp_path / cls).mkdir()
+        for i in range(count):
+            Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(tmp_path / cls / f"{i}.png")
+    name = f"imagefolder:{tmp_path}"
+    assert split_indices(name, root=data_root) == [0, 1, 2, 3, 4]
+    assert split_indices(name, 0, root=data_root) == [0, 1] and split_indices(name, 1, root=data_root) == [2, 3, 4]
+    boots = split_indices("fashion-mnist", 9, root=data_root)
+    assert len(boots) == 1000 and len(split_indices("fashion-mnist", root=data_root)) == 10_000
+    assert all(load_dataset("fashion-mnist", "test", data_root).labels[i] == 9 for i in boots[:20])
