@@ -9,17 +9,13 @@ beside CAM; the methods listed after it weigh the maps differently and do differ
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import threading
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-# pytorch-grad-cam hooks the model's target layer for the length of one call; two threads
-# hooking one model at once would read each other's activations
-_HOOKS = threading.Lock()
-
 
 def class_activation_map(maps: torch.Tensor, weight: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """CAM: sum_k W[c_n, k] M_nk, upsampled bilinearly. maps (N, K, h, w), weight (N, K) (the
@@ -68,15 +64,13 @@ def activations_and_gradients(model, layer, x: torch.Tensor, classes) -> tuple[t
         if threading.get_ident() == caller and not kept:
             kept.append(output)
     model.eval()
-    with _HOOKS:
-        handle = layer.register_forward_hook(keep)
-        try:
-            with torch.enable_grad():
-                logits = model(x.detach().requires_grad_(True))
-                (gradients,) = torch.autograd.grad(logits[torch.arange(len(x)), torch.as_tensor(classes)].sum(),
-                                                   kept[0])
-        finally:
-            handle.remove()
+    handle = layer.register_forward_hook(keep)
+    try:
+        with torch.enable_grad():
+            logits = model(x.detach().requires_grad_(True))
+            (gradients,) = torch.autograd.grad(logits[torch.arange(len(x)), torch.as_tensor(classes)].sum(), kept[0])
+    finally:
+        handle.remove()
     return kept[0].detach(), gradients
 
 
@@ -102,7 +96,9 @@ class LayerCam(CamMethod):
 
 class LibraryCam(CamMethod):
     """A method of pytorch-grad-cam on the model's last convolutional block; its maps come
-    scaled to [0, 1] per image."""
+    scaled to [0, 1] per image. The library keeps every output of the hooked layer, so it hooks a
+    private copy of the model: another thread's prediction through the shared one (Streamlit lets an
+    abandoned run go on while the next starts) would otherwise land among its activations."""
     library_name = ""
     draws_progress_bars = False  # Score-CAM draws a tqdm bar per image on stderr: kept off our terminals
 
@@ -110,9 +106,10 @@ class LibraryCam(CamMethod):
         import pytorch_grad_cam
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
         method = getattr(pytorch_grad_cam, self.library_name)
-        self.model.eval()
+        layer_name = next(name for name, module in self.model.named_modules() if module is self.layer)
+        model = copy.deepcopy(self.model).eval()
         quiet = contextlib.redirect_stderr(io.StringIO()) if self.draws_progress_bars else contextlib.nullcontext()
-        with _HOOKS, quiet, torch.enable_grad(), method(model=self.model, target_layers=[self.layer]) as cam:
+        with quiet, torch.enable_grad(), method(model=model, target_layers=[model.get_submodule(layer_name)]) as cam:
             return np.asarray(cam(input_tensor=x, targets=[ClassifierOutputTarget(int(c)) for c in classes]),
                               dtype=np.float32)
 

@@ -120,3 +120,28 @@ def test_gradient_methods_hook_the_chosen_stage_and_cam_stays_on_the_last(bundle
     assert not model.layers[1][-1]._forward_hooks and not model.layers[1][-1]._backward_hooks
     with pytest.raises(ValueError, match="no layer"):
         create_cam("gradcam", model, "stage 9")
+
+
+@pytest.mark.parametrize("name", ["scorecam", "gradcam", "layercam"])
+def test_a_cam_is_not_disturbed_by_another_threads_forward_passes(bundled_ce, name):
+    """Streamlit lets an abandoned run go on computing while the next one starts: a prediction in one
+    thread must not land in the activations another thread's CAM hooked (Score-CAM once failed with
+    "shape '[11, 64]' is invalid" here)."""
+    import threading
+    model, x, classes = bundled_ce
+    alone = create_cam(name, model)(x[:2], classes[:2])
+    stop, other = threading.Event(), x[:5]
+
+    def predict_meanwhile():
+        with torch.inference_mode():
+            while not stop.is_set():
+                model(other)
+    thread = threading.Thread(target=predict_meanwhile)
+    thread.start()
+    try:
+        together = [create_cam(name, model)(x[:2], classes[:2]) for _ in range(3)]
+    finally:
+        stop.set()
+        thread.join()
+    for maps in together:
+        np.testing.assert_allclose(maps, alone, atol=1e-5)
