@@ -27,6 +27,20 @@ def extra_dirs() -> list[str]:
     return [d for d in os.environ.get("UNITLENS_MODEL_DIRS", "").split(os.pathsep) if d]
 
 
+def analysis_limits() -> tuple[int | None, int | None]:
+    """(test, train) images the app's analyses read: UNITLENS_EVAL_LIMIT and UNITLENS_TRAIN_LIMIT,
+    a whole number each, 0 or unset for the whole split (tests set them to stay fast)."""
+    return _count_setting("UNITLENS_EVAL_LIMIT"), _count_setting("UNITLENS_TRAIN_LIMIT")
+
+
+def _count_setting(name: str) -> int | None:
+    from .errors import UserError
+    text = os.environ.get(name, "").strip()
+    if text and not (text.isascii() and text.isdigit()):
+        raise UserError(f"{name} must be a whole number of images (0: all), not {text!r}")
+    return int(text or 0) or None
+
+
 def discover(extra=(), include_runs: bool = True) -> list[Path]:
     """Every `*.pt` in checkpoints/, runs/ and folders the user names (recursive, but never into
     hidden files or folders), sorted, de-duplicated."""

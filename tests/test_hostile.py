@@ -273,3 +273,22 @@ def test_a_model_that_cannot_be_analysed_does_not_stop_the_others(corpus, tmp_pa
     rows = json.loads(result.stdout)
     rows = rows if isinstance(rows, list) else [rows]
     assert [r["name"] for r in rows] == ["good"] and rows[0]["headline"]["accuracy"] is not None
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "1.5", "²", "1e3"])
+def test_a_bad_limit_in_the_environment_is_one_line_naming_it(monkeypatch, value):
+    from core.catalog import analysis_limits
+    from core.errors import UserError
+    monkeypatch.setenv("UNITLENS_TRAIN_LIMIT", value)
+    with pytest.raises(UserError, match=r"^UNITLENS_TRAIN_LIMIT must be a whole number") as caught:
+        analysis_limits()
+    assert "\n" not in str(caught.value) and repr(value) in str(caught.value)
+
+
+def test_limits_from_the_environment(monkeypatch):
+    from core.catalog import analysis_limits
+    monkeypatch.setenv("UNITLENS_EVAL_LIMIT", " 600 ")
+    monkeypatch.setenv("UNITLENS_TRAIN_LIMIT", "0")
+    assert analysis_limits() == (600, None)
+    monkeypatch.delenv("UNITLENS_EVAL_LIMIT")
+    assert analysis_limits() == (None, None)

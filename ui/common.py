@@ -5,7 +5,6 @@ the work is in core."""
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ import streamlit as st
 from core import runs
 from core.analysis.engine import DEFAULT_TRAIN_LIMIT, Analyzer, AnalysisSkipped
 from core.analysis.features import describe_analysis_device
-from core.catalog import discover, extra_dirs, labelled
+from core.catalog import analysis_limits, discover, extra_dirs, labelled
 from core.checkpoints import CheckpointError, LoadedCheckpoint, load
 from core.charts import training_curve
 from core.data import DATASETS, on_this_machine
@@ -29,8 +28,6 @@ from core.store import Store
 from core.trainer import describe_device, format_seconds
 from ui.basics import default_models, download_csv, plain  # noqa: F401  (pages use them as common.*)
 
-EVAL_LIMIT = int(os.environ.get("UNITLENS_EVAL_LIMIT", "0")) or None
-TRAIN_LIMIT = int(os.environ.get("UNITLENS_TRAIN_LIMIT", "0")) or DEFAULT_TRAIN_LIMIT
 log = logging.getLogger("unitlens")
 
 
@@ -51,8 +48,9 @@ class ModelRecord:
 
 @st.cache_resource(show_spinner=False, max_entries=64)
 def _record(path: str, mtime: float, size: int) -> ModelRecord:
+    test_limit, train_limit = analysis_limits()
     checkpoint = load(path)
-    analyzer = Analyzer(checkpoint, store(), limit=EVAL_LIMIT, train_limit=TRAIN_LIMIT)
+    analyzer = Analyzer(checkpoint, store(), limit=test_limit, train_limit=train_limit or DEFAULT_TRAIN_LIMIT)
     return ModelRecord(checkpoint, analyzer, threading.Lock())
 
 
@@ -248,7 +246,12 @@ def training_panel() -> None:
             except UserError as exc:
                 st.warning(plain(exc))
         # refreshes itself every second only while a run trains (an idle page stays idle)
-        st.fragment(run_monitor, run_every=1 if runs.active_run() else None)()
+        st.fragment(guarded_run_monitor, run_every=1 if runs.active_run() else None)()
+
+
+def guarded_run_monitor() -> None:
+    """The monitor redraws itself apart from the page: it needs its own one-line errors."""
+    guarded(run_monitor)
 
 
 def method_options(method: str, several: bool) -> dict:
