@@ -385,8 +385,13 @@ def download(name: str, root=None) -> None:
         prepare_fashion_mnist(root)
     elif isinstance(DATASETS.get(name), type) and issubclass(DATASETS[name], TorchvisionSource):
         source = DATASETS[name](Path(root))
-        for split in ("train", "test"):
-            source.torchvision_dataset(split, download=True)
+        try:
+            for split in ("train", "test"):
+                source.torchvision_dataset(split, download=True)
+        except (OSError, RuntimeError, ValueError) as exc:  # no network, a mirror down, a damaged archive
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise DataError(f"could not download {name} ({reason[:200]}); check the network, or put its "
+                            f"files under {root} by hand") from None
     else:
         raise DataError(f"cannot download {name!r}")
 

@@ -443,10 +443,16 @@ def train(config: TrainConfig, command: str = "", terminal: bool = False) -> dic
             wait_for_runs(config.after_pids, log)
         with cudnn_autotuned(on_gpu):
             return run_training(config, objective, command, device, dist, out, log, bar)
-    except (TrainingError, Cancelled) as exc:
+    except Cancelled as exc:
         bar.end()
-        log.write("cancelled" if isinstance(exc, Cancelled) else "error", message=str(exc))
+        log.write("cancelled", message=str(exc))
         raise
+    except (UserError, torch.OutOfMemoryError, MemoryError) as exc:  # the run's log says why, in one line
+        error = exc if isinstance(exc, TrainingError) else TrainingError(
+            str(exc) if isinstance(exc, UserError) else f"out of memory on {device.type}; lower --batch-size")
+        bar.end()
+        log.write("error", message=str(error))
+        raise error from None
     finally:
         dist.teardown()
 

@@ -292,3 +292,15 @@ def test_limits_from_the_environment(monkeypatch):
     assert analysis_limits() == (600, None)
     monkeypatch.delenv("UNITLENS_EVAL_LIMIT")
     assert analysis_limits() == (None, None)
+
+
+def test_a_data_error_during_training_ends_the_run_with_its_reason(tmp_path):
+    """The folder passes the check before training (it has a class sub-folder) but holds no readable
+    image: the error reaches the run's progress log, so the app says why, not 'ended without a word'."""
+    (tmp_path / "images" / "cat").mkdir(parents=True)
+    (tmp_path / "images" / "cat" / "1.png").write_text("not an image")
+    out = tmp_path / "m.pt"
+    with pytest.raises(TrainingError, match="no readable images"):
+        run_training(TrainConfig(method="ce", epochs=1, dataset=f"imagefolder:{tmp_path / 'images'}", out=str(out)))
+    last = json.loads(out.with_suffix(".progress.jsonl").read_text().splitlines()[-1])
+    assert last["event"] == "error" and "no readable images" in last["message"] and not out.exists()
