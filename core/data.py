@@ -207,12 +207,37 @@ class FashionMNIST(TorchvisionSource):
 
 @register_dataset
 class CIFAR10(TorchvisionSource):
+    """Read here, not by torchvision: its batches are pickles, and torchvision unpickles them
+    whole (any object a replaced file names would be built); ours builds arrays only."""
     name, torchvision_class = "cifar10", "CIFAR10"
     class_names = ["airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck"]
     channels, input_size = 3, 32
     mean, std = [0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]
     folder, missing_hint = "cifar-10-batches-py", download_hint("cifar10")
+    batches = {"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": ("test_batch",)}
+    required_files, label_key = batches["train"] + batches["test"], "labels"
+
+    def read(self, split):
+        self.check()
+        parts = [self.read_batch(self.raw_dir / name) for name in self.batches[split]]
+        images = np.concatenate([images for images, _ in parts]).reshape(-1, 3, 32, 32)
+        labels = np.concatenate([labels for _, labels in parts])
+        return torch.from_numpy(images), torch.from_numpy(labels)
+
+    def read_batch(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
+        with open(path, "rb") as f:
+            try:
+                batch = ArrayUnpickler(f, encoding="latin1").load()
+            except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
+                raise DataError(f"{path.name}: not a {self.name} batch ({exc})") from None
+        images = batch.get("data") if isinstance(batch, dict) else None
+        labels = np.asarray(batch.get(self.label_key, []) if isinstance(batch, dict) else [])
+        if (not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 2
+                or images.shape[1] != 3 * 32 * 32 or labels.shape != (len(images),) or labels.dtype.kind not in "iu"
+                or len(labels) and not 0 <= labels.min() <= labels.max() < len(self.class_names)):
+            raise DataError(f"{path.name}: not a {self.name} batch (expected 3072 bytes per image and a label each)")
+        return images, labels.astype(np.int64)
 
 
 @register_dataset
@@ -220,6 +245,8 @@ class CIFAR100(CIFAR10):
     name, torchvision_class = "cifar100", "CIFAR100"
     mean, std = [0.5071, 0.4865, 0.4409], [0.2673, 0.2564, 0.2762]
     folder, missing_hint = "cifar-100-python", download_hint("cifar100")
+    batches = {"train": ("train",), "test": ("test",)}
+    required_files, label_key = ("train", "test"), "fine_labels"
 
     @property
     def class_names(self):
@@ -247,6 +274,20 @@ class PlainUnpickler(pickle.Unpickler):
 
     def find_class(self, module, name):
         raise DataError(f"refused to unpickle {module}.{name}: the file holds more than plain data")
+
+
+class ArrayUnpickler(PlainUnpickler):
+    """Plain data and numpy arrays of plain dtypes (what CIFAR's batches hold); nothing else is built."""
+    allowed = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),  # protocol 5
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+    def find_class(self, module, name):
+        if (module, name) not in self.allowed:
+            return super().find_class(module, name)
+        import codecs
+        return {"_reconstruct": np.empty(0).__reduce__()[0], "_frombuffer": np.empty(1).__reduce_ex__(5)[0],
+                "ndarray": np.ndarray, "dtype": np.dtype, "encode": codecs.encode}[name]
 
 
 class ImageFolderSource(DatasetSource):

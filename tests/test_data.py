@@ -158,3 +158,47 @@ def test_split_indices_count_the_split_whatever_its_size(tmp_path, data_root):
     boots = split_indices("fashion-mnist", 9, root=data_root)
     assert len(boots) == 1000 and len(split_indices("fashion-mnist", root=data_root)) == 10_000
     assert all(load_dataset("fashion-mnist", "test", data_root).labels[i] == 9 for i in boots[:20])
+
+
+def write_cifar10(root, batch_for):
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate([f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]):
+        (folder / name).write_bytes(batch_for(i))
+    return folder
+
+
+def test_cifar_batches_are_read_as_arrays_and_nothing_else(tmp_path):
+    """CIFAR's batches are pickles: ours builds numpy arrays of bytes and plain data only (torchvision's
+    reader would build whatever a replaced file names). Pixel (image, channel, row, column) of a batch's
+    row of 3072 bytes is channel * 1024 + row * 32 + column, as CIFAR lays it out."""
+    import pickle
+
+    from core.data import DataError
+    rows = np.arange(6 * 2 * 3072, dtype=np.int64).reshape(6, 2, 3072) % 251
+
+    def batch(i, protocol=2):  # protocol 2 spells bytes through _codecs.encode, as Python 2's files read
+        return pickle.dumps({"batch_label": f"batch {i}", "data": rows[i].astype(np.uint8),
+                             "labels": [i, 9 - i], "filenames": ["a.png", "b.png"]}, protocol=protocol)
+    write_cifar10(tmp_path / "p2", batch)
+    write_cifar10(tmp_path / "p5", lambda i: batch(i, protocol=5))
+    for root in (tmp_path / "p2", tmp_path / "p5"):
+        train = load_dataset("cifar10", "train", root)
+        assert len(train) == 10 and train.labels.tolist() == [0, 9, 1, 8, 2, 7, 3, 6, 4, 5]
+        test = load_dataset("cifar10", "test", root)
+        assert test.labels.tolist() == [5, 4]
+        raw = (test.images * torch.tensor(test.info.std).view(3, 1, 1) + torch.tensor(test.info.mean).view(3, 1, 1))
+        assert raw[1, 2, 3, 4].mul(255).round().item() == rows[5, 1, 2 * 1024 + 3 * 32 + 4]
+
+    marker = tmp_path / "pwned"
+    evil = b"\x80\x04cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR."
+    for hostile, reason in ((evil, "refused to unpickle os.system"),
+                            (pickle.dumps({"data": np.array([object()] * 3072).reshape(1, -1), "labels": [0]}),
+                             "refused to unpickle|not a cifar10 batch"),
+                            (pickle.dumps({"data": rows[0].astype(np.uint8), "labels": [0, 10]}), "not a cifar10 batch"),
+                            (b"\x80\x04truncated", "not a cifar10 batch")):
+        root = tmp_path / f"hostile{len(reason)}{len(hostile)}"
+        write_cifar10(root, lambda i: hostile if i == 5 else batch(i))
+        with pytest.raises(DataError, match=reason):
+            load_dataset("cifar10", "test", root)
+    assert not marker.exists()
