@@ -78,8 +78,8 @@ def load_image(source) -> Image.Image:
 
 
 def to_8bit(image: Image.Image, channels: int, steps: list[str]) -> Image.Image:
-    """Any Pillow mode to L or RGB: EXIF orientation applied, alpha composited onto black,
-    16-bit and float rescaled (not clipped)."""
+    """Any Pillow mode to L or RGB: EXIF orientation applied, alpha composited onto a background
+    that contrasts with the object, 16-bit and float rescaled (not clipped)."""
     frames = image.info.get("unitlens_frames", getattr(image, "n_frames", 1))
     if frames > 1:
         steps.append(f"used the first frame of {frames} (animated image)")
@@ -96,9 +96,11 @@ def to_8bit(image: Image.Image, channels: int, steps: list[str]) -> Image.Image:
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = image.convert("RGBA")
+        fill = cutout_background(rgba)
         if np.asarray(rgba)[..., 3].min() < 255:
-            steps.append("put transparent pixels on black")
-        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+            steps.append(f"put transparent pixels on {'white' if fill else 'black'}" +
+                         (", against the object's dark pixels" if fill else ""))
+        background = Image.new("RGBA", rgba.size, (fill, fill, fill, 255))
         image = Image.alpha_composite(background, rgba).convert("RGB")
     target = "L" if channels == 1 else "RGB"
     if image.mode != target:
@@ -109,6 +111,17 @@ def to_8bit(image: Image.Image, channels: int, steps: list[str]) -> Image.Image:
         elif target == "RGB":
             steps.append("copied greyscale into 3 channels" if not was_colour else "converted to RGB")
     return image
+
+
+def cutout_background(rgba: Image.Image) -> int:
+    """The grey a transparent background becomes: white behind a dark object (a cut-out product
+    photo, which is then inverted like one on a white page), black behind a light one or none."""
+    array = np.asarray(rgba)
+    opaque = array[..., 3] >= 128
+    if not opaque.any():
+        return 0
+    luminance = np.asarray(rgba.convert("RGB").convert("L"))[opaque]
+    return 255 if float(luminance.mean()) < 128 else 0
 
 
 def border_pixels(image: Image.Image) -> np.ndarray:
