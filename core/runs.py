@@ -40,6 +40,7 @@ class Run:
     events: list = field(default_factory=list)
     message: str = ""
     folder: str = ""
+    cancelled_at: float = 0.0  # when Cancel was pressed: a process killed before it could say so was cancelled
 
     def files(self) -> list[Path]:
         """The files this run made (and only those)."""
@@ -71,6 +72,8 @@ def load_run(path: Path) -> Run | None:
     progress = summarize(run.events)
     if progress.status != "running":
         run.status, run.message = progress.status, progress.message
+    elif not process_alive(run.pid) and run.cancelled_at >= run.started:  # stopped while PyTorch still loaded
+        run.status, run.message = "cancelled", "cancelled before training began"
     elif not process_alive(run.pid):
         run.status = "failed"
         run.message = tail(run.log) or "the process ended without a word"
@@ -151,10 +154,14 @@ def launch(run: Run, folder: Path) -> Run:
                                 stdin=subprocess.DEVNULL, start_new_session=True,
                                 env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
     _CHILDREN[proc.pid] = proc
-    run.pid, run.started, run.status, run.folder = proc.pid, time.time(), "running", str(folder)
-    record = {k: v for k, v in run.__dict__.items() if k not in ("events", "status", "message", "folder")}
-    (folder / f"{run.run_id}.run.json").write_text(json.dumps(record))
+    run.pid, run.started, run.status, run.folder, run.cancelled_at = proc.pid, time.time(), "running", str(folder), 0.0
+    save_record(run)
     return run
+
+
+def save_record(run: Run) -> None:
+    record = {k: v for k, v in run.__dict__.items() if k not in ("events", "status", "message", "folder")}
+    (runs_dir_of(run) / f"{run.run_id}.run.json").write_text(json.dumps(record))
 
 
 def can_resume(run: Run) -> bool:
@@ -202,6 +209,8 @@ def cancel_run(run: Run) -> None:
     """SIGTERM to the run's process group: the trainer writes a 'cancelled' event and exits."""
     if not process_alive(run.pid):
         raise RunError(f"run {run.run_id} is not running")
+    run.cancelled_at = time.time()
+    save_record(run)
     try:
         os.killpg(run.pid, signal.SIGTERM)
     except ProcessLookupError:

@@ -235,3 +235,18 @@ def test_a_training_process_is_named_by_its_pid_and_start_time():
             process.kill()
             process.wait()
     assert processes.training_process_start(child.pid) is None
+
+
+def test_cancel_while_pytorch_still_loads_is_a_cancelled_run(tmp_path, data_root):
+    """Cancel pressed in the first second, before the trainer can catch SIGTERM (it is still
+    importing PyTorch): the run is 'cancelled', not 'failed ... ended without a word'."""
+    from core import runs
+    run = runs.start_runs([("ce", {})], epochs=1, limit=100, batch_size=50, device="cpu", folder=tmp_path)[0]
+    runs.cancel_run(run)
+    deadline = time.time() + 60
+    while (loaded := runs.load_run(tmp_path / f"{run.run_id}.run.json")).status == "running":
+        assert time.time() < deadline
+        time.sleep(0.1)
+    assert (loaded.status, loaded.message) in {("cancelled", "cancelled before training began"),
+                                               ("cancelled", "cancelled by signal")}
+    assert not any(e.get("event") == "step" for e in loaded.events)

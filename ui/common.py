@@ -324,7 +324,8 @@ def run_monitor() -> None:
         if extra and progress.test_images:
             extra += f" on {progress.test_images:,} test images"
         if run.status in ("cancelled", "failed"):
-            extra += f" after {progress.epochs_completed} of {progress.epochs or '?'} epochs"
+            extra += (f" after {progress.epochs_completed} of {progress.epochs} epochs" if progress.epochs else
+                      " before training began")
         st.caption(f"{icon} {plain(run.run_id)}: {run.status}{plain(extra)}")
         if run.status == "failed" and run.message:
             st.code(run.message, language=None)
