@@ -17,7 +17,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core import shipped
 from core.catalog import bundled_dir, discover, extra_dirs, file_hash, labelled
-from core.headline import ANALYSES_NEEDED, GROUPS, HEADLINE, checkpoint_accuracy, grouped
+from core.headline import GROUPS, HEADLINE, checkpoint_accuracy, grouped
 from ui import warm
 from ui.basics import default_models, download_csv, entry, plain
 
@@ -34,21 +34,25 @@ async def warm_up(_app):
 def overview() -> None:
     """Every model found, its headline figures from the store (or shipped), the rest computed on request."""
     found = st.session_state.get("app_found", {})
-    figures, missing = {}, []
+    figures, missing = {}, {}
     for label, meta in found.items():
         figures[label], needed = common.analyzer(meta)[0].headline_figures()
         if needed:
-            missing.append(label)
+            missing[label] = needed
     notes = draw(found, figures, [m["label"] for m in common.chosen_models()],
                  "No checkpoints found. Train one from the sidebar, or put .pt files in checkpoints/.")
+    if st.session_state.pop("overview_computing", False):  # still set: that run never reached its end
+        notes.caption("The last computation was stopped before it finished; the analyses it finished are kept.")
     if missing:
-        notes.caption(f"Not computed yet for {len(missing)} model(s): {plain(', '.join(missing))}. Cells reading — "
-                      "wait for that. Meanwhile a run's accuracy is the one its trainer measured, shown only "
-                      "where that was on the whole test split.")
+        notes.caption(f"Not computed yet for {len(missing)} model(s): {plain(', '.join(missing))}. Their empty "
+                      "cells fill in when you compute them. Meanwhile a run's accuracy is the one its trainer "
+                      "measured, shown only where that was on the whole test split.")
         if notes.button(f"Compute metrics for {len(missing)} model(s)", key="overview_compute",
-                        help="Stop it with the Stop button at the top right; finished models are kept"):
+                        help="Stop it with the Stop button at the top right; finished analyses are kept"):
+            st.session_state["overview_computing"] = True
             with notes:
-                compute_all([found[label] | {"label": label} for label in missing])
+                compute_all([(found[label] | {"label": label}, needed) for label, needed in missing.items()])
+            st.session_state["overview_computing"] = False
             st.rerun()
 
 
@@ -138,15 +142,16 @@ def draw_table(found: dict[str, dict], figures: dict[str, dict], chosen: list[st
     download_csv(frame, "unit-lens-models", key="overview_csv")
 
 
-def compute_all(models: list[dict]) -> None:
-    """Every headline analysis of every model, one after another, with 'x of N' and an estimate;
-    a model that cannot be analysed is reported and the others go on."""
+def compute_all(work: list[tuple[dict, list[str]]]) -> None:
+    """The headline analyses each model still needs (those stored count for nothing, so the estimate
+    is of real work), one after another, with 'x of N' and an estimate; a model that cannot be
+    analysed is reported and the others go on."""
     from core.analysis import ANALYSES  # the engine is loaded by now (the button needs it)
-    total = len(models) * len(ANALYSES_NEEDED)
+    total = sum(len(needed) for _, needed in work)
     bar = st.progress(0.0, text=f"0 of {total} analyses")
     started, done, failures = time.perf_counter(), 0, []
-    for meta in models:
-        for name in ANALYSES_NEEDED:
+    for meta, needed in work:
+        for name in needed:
             left = f" · about {(time.perf_counter() - started) / done * (total - done):.0f} s left" if done else ""
             bar.progress(min(1.0, done / total),  # what runs now (its own steps show under it)
                          text=f"{done} of {total} analyses · now {plain(meta['label'])}: "
@@ -157,7 +162,7 @@ def compute_all(models: list[dict]) -> None:
                 pass
             except common.UserError as exc:
                 failures.append(f"{meta['label']}: {exc}")
-                done += len(ANALYSES_NEEDED) - ANALYSES_NEEDED.index(name) - 1
+                done += len(needed) - needed.index(name) - 1
                 break
             finally:
                 done += 1

@@ -89,6 +89,11 @@ def test_overview_lists_models_and_skips_the_broken_file(app_env):
     no_errors(at)
     frame = overview_table(at)
     assert frame["median SI"].notna().all() and frame["Phi"].notna().all()
+    assert not any("stopped" in c.value for c in at.caption)
+    assert not [b for b in at.button if b.key == "overview_compute"]  # every model computed: no button
+    at.session_state["overview_computing"] = True  # as a run the Stop button ended leaves it
+    at.run()
+    assert any("was stopped before it finished" in c.value for c in at.caption)
 
 
 @pytest.mark.parametrize("page", PAGES)
