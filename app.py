@@ -19,7 +19,7 @@ from core import shipped
 from core.catalog import bundled_dir, discover, extra_dirs, file_hash, labelled
 from core.headline import GROUPS, HEADLINE, checkpoint_accuracy, grouped
 from ui import warm
-from ui.basics import default_models, download_csv, entry, plain
+from ui.basics import default_models, download_csv, entry, number_columns, plain
 
 ICON = Path(__file__).resolve().parent / "docs" / "icon.png"
 
@@ -133,9 +133,7 @@ def draw_table(found: dict[str, dict], figures: dict[str, dict], chosen: list[st
     for i, (tab, figures_here) in enumerate(zip(st.tabs(list(GROUPS)), grouped().values())):
         with tab:  # the first tab, with the accuracy, also says how long each model trained
             config = {"model": st.column_config.TextColumn("model"),  # sized to the names: at 1024 px "medium" pushed figures off
-                      **{f.label: st.column_config.NumberColumn(f.label, help=f.help,
-                                                               format="%d" if f.sql == "INTEGER" else "%.3f")
-                         for f in figures_here}}
+                      **number_columns([f.label for f in figures_here])}
             columns = ["model", "method", *(["epochs"] if i == 0 else []), *(f.label for f in figures_here)]
             st.dataframe(marked[columns], hide_index=True, width="stretch", column_config=config,
                          placeholder="—", height=min(38 + 35 * len(marked), 738))  # every row up to 20 (auto: 10)

@@ -88,5 +88,14 @@ def headline(results: dict) -> dict:
     return out
 
 
+def figure_columns(results: dict) -> dict:
+    """label -> value of every headline figure whose analysis is in `results` (analysis -> result):
+    the pages' tables show a figure under the Overview's name, read the Overview's way."""
+    return {f.label: f.read(results[f.analysis]) for f in HEADLINE if results.get(f.analysis)}
+
+
+LABELS = {f.key: f.label for f in HEADLINE}
+
+
 def format_value(figure: Figure, value) -> str:
     return "-" if value is None else figure.fmt.format(value)

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from core.charts import model_colour
+from core.headline import figure_columns
 from ui import common
 
 
@@ -64,12 +65,11 @@ def render():
 
     st.subheader("Single-unit ablation")
     results = [(meta, common.analysis(meta, "unit_ablation"), common.analysis(meta, "selectivity")) for meta in models]
-    st.dataframe(pd.DataFrame([{
-        "model": meta["label"], "largest overall drop (%)": 100 * abl["largest_overall_drop"],
-        "rho(drop, SI)": abl["spearman_selectivity"], "rho(drop, fc L1)": abl["spearman_l1"],
-        "rho(drop, filter L1)": abl.get("spearman_filter_l1")} for meta, abl, _ in results]),
-        hide_index=True, placeholder="—",  # no filter L1 for a model without a last conv layer
-        column_config={"largest overall drop (%)": st.column_config.NumberColumn(
+    drops = pd.DataFrame([{"model": meta["label"], "largest overall drop (%)": 100 * abl["largest_overall_drop"],
+                           **figure_columns({"unit_ablation": abl})} for meta, abl, _ in results])
+    st.dataframe(drops, hide_index=True, placeholder="—",  # no filter L1 for a model without a last conv layer
+                 column_config={**common.number_columns(drops.columns[2:]),
+                                "largest overall drop (%)": st.column_config.NumberColumn(
             format="%.2f", help="the largest drop of accuracy over all classes when one unit is zeroed; one "
                                 "class's own drop (the maps below) can be far larger")})
     st.caption("rho: Spearman correlation, over the units, of a unit's largest class accuracy drop with its "

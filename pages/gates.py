@@ -10,6 +10,7 @@ import streamlit as st
 
 from ui import common
 from core.charts import heatmap, shared_range
+from core.headline import LABELS, figure_columns
 
 
 def render():
@@ -24,14 +25,13 @@ def render():
     summary = []
     for meta in models:
         gate = common.analysis(meta, "gate")
-        summary.append({"model": meta["label"], "method": meta["method"], "gate": gate["source"], "Phi": gate["phi"],
-                        "gated CE": gate["gated_ce"], "density": gate["density"],
+        summary.append({"model": meta["label"], "method": meta["method"], "gate": gate["source"],
+                        **figure_columns({"gate": gate}), "gated CE": gate["gated_ce"],
                         "single-class units": gate["single_class_fraction"], "fit steps": gate.get("steps"),
                         "converged": gate.get("converged")})
     table = pd.DataFrame(summary)
-    st.dataframe(table, hide_index=True, column_config={  # three decimals, as on the Overview
-        column: st.column_config.NumberColumn(format="%.3f")
-        for column in ("Phi", "gated CE", "density", "single-class units")})
+    st.dataframe(table, hide_index=True, column_config=common.number_columns(
+        [LABELS["phi"], LABELS["gate_density"], "gated CE", "single-class units"]))
     common.download_csv(table, "gates-summary", key="gates_csv")
 
     for meta in models:
@@ -41,7 +41,7 @@ def render():
         order = [str(u) for u in gate["order"]]
         chart, frame = heatmap(gate["gate"], classes, units, "class", "unit (ordered by assigned class)",
                                f"{meta['label']}: {gate['source']} gate, Phi {gate['phi']:.3f}, "
-                               f"density {gate['density']:.3f}", domain=[0, 1], col_order=order)
+                               f"{LABELS['gate_density']} {gate['density']:.3f}", domain=[0, 1], col_order=order)
         common.chart(chart, f"{meta['label']}-gate", f"gates_gate_{meta['label']}")
         common.download_csv(frame, f"{meta['label']}-gate", key=f"gates_csv_{meta['label']}")
 

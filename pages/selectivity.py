@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from core.charts import epoch_axis, lines_coincide, model_colour, selectivity_density_chart, selectivity_histogram_chart
+from core.headline import LABELS, figure_columns
 from ui import common
 
 
@@ -23,10 +24,9 @@ def render():
         for unit, (value, dead) in enumerate(zip(sel["per_unit"], sel["dead"])):
             if not dead:
                 si_rows.append({"model": meta["label"], "unit": unit, "selectivity": value})
-        summary.append({"model": meta["label"], "method": meta["method"], "SI q1": sel.get("q1"), "median SI": sel["median"], "SI q3": sel.get("q3"),
-                        "mean SI": sel["mean"], "dead units": sel["dead_count"], "units": len(sel["per_unit"]),
-                        "NTE (nats)": nte["mean"], "bound log(C-1)": nte["bound"],
-                        "NTE / log(C-1)": nte["fraction"]})
+        summary.append({"model": meta["label"], "method": meta["method"],
+                        **figure_columns({"selectivity": sel, "nontarget_entropy": nte}),
+                        "mean SI": sel["mean"], "units": len(sel["per_unit"]), "bound log(C-1)": nte["bound"]})
         entropy_rows.append({"model": meta["label"], "entropy": nte["mean"], "bound": nte["bound"]})
     si = pd.DataFrame(si_rows)
     kind = st.radio("Show", ["Density", "Histogram"], horizontal=True, key="sel_kind",
@@ -38,9 +38,8 @@ def render():
         chart = selectivity_histogram_chart(si, labels)
     common.chart(chart.properties(height=300, title="Unit selectivity (dead units excluded)"), "selectivity", "sel_hist")
     table = pd.DataFrame(summary)
-    st.dataframe(table, hide_index=True, column_config={  # three decimals, as on the Overview
-        column: st.column_config.NumberColumn(format="%.3f") for column in table.columns
-        if column not in ("model", "method", "dead units", "units")})
+    st.dataframe(table, hide_index=True, column_config=common.number_columns(
+        [column for column in table.columns if column not in ("model", "method", "units")]))
     common.download_csv(table, "selectivity-summary", key="sel_csv_summary", label="CSV: one row per model")
     common.download_csv(si, "selectivity-per-unit", key="sel_csv_units", label="CSV: one row per unit")
 
@@ -63,8 +62,7 @@ def render():
         rows += [{"model": meta["label"], **epoch} for epoch in history["epochs"]]
     if rows:
         over = pd.DataFrame(rows)
-        figures = {"median_selectivity": "median SI", "accuracy": "test accuracy",
-                   "nontarget_fraction": "NTE / log(C-1)", "dead_units": "dead units"}
+        figures = {key: LABELS[key] for key in ("median_selectivity", "accuracy", "nontarget_fraction", "dead_units")}
         present = [(key, title) for key, title in figures.items() if key in over]
         for column, (key, title) in zip(common.grid(len(present), 2), present):  # four a row were too small
             line = alt.Chart(over).mark_line(point=True).encode(

@@ -29,6 +29,16 @@ def download_csv(frame, name: str, key: str, label: str = "Download CSV") -> Non
                        on_click="ignore")
 
 
+def number_columns(frame_columns, digits: str = "%.3f") -> dict:
+    """Streamlit column settings for a table's numbers: a headline figure keeps its Overview format
+    and its explanation on hover; any other number shows three decimals."""
+    from core.headline import HEADLINE
+    figures = {f.label: f for f in HEADLINE}
+    return {column: st.column_config.NumberColumn(column, help=figures[column].help,
+                                                  format="%d" if figures[column].sql == "INTEGER" else "%.3f")
+            if column in figures else st.column_config.NumberColumn(format=digits) for column in frame_columns}
+
+
 def default_models(labels: list[str]) -> list[str]:
     """What is compared before the user chooses: the paper's trio if present, else the first three."""
     return [m for m in DEFAULT_METHODS if m in labels] or labels[:3]

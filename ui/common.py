@@ -26,7 +26,7 @@ from core.progress import summarize
 from core.render import altair_png, png_bytes
 from core.store import Store
 from core.trainer import describe_device, format_seconds
-from ui.basics import default_models, download_csv, plain  # noqa: F401  (pages use them as common.*)
+from ui.basics import default_models, download_csv, number_columns, plain  # noqa: F401  (pages use them as common.*)
 
 log = logging.getLogger("unitlens")
 
