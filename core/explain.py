@@ -22,14 +22,12 @@ def explain(model, x: torch.Tensor, target: int | None = None, gate: np.ndarray 
     is where the gradient methods hook."""
     model.eval()
     with torch.inference_mode():
-        maps = model.forward_features(x)
-        features = model.pool(maps)[0]
-        logits = model.fc(features[None])[0]
+        maps, features, logits = (part[0] for part in model.forward_parts(x))
     predicted = int(logits.argmax())
     cls = predicted if target is None else int(target)
     weight = model.fc.weight.detach()
     result = {
-        "maps": maps[0].numpy(), "features": features.numpy(), "logits": logits.numpy(),
+        "maps": maps.numpy(), "features": features.numpy(), "logits": logits.numpy(),
         "probabilities": {t: torch.softmax(logits / t, 0).numpy() for t in TEMPERATURES},
         "predicted": predicted, "target": cls,
         "cams": {name: create_cam(name, model, layer)(x, [cls])[0] for name in cams},

@@ -2,11 +2,14 @@
 
 - `forward_features(x)` -> penultimate maps M (N, K, h, w), after the last block's ReLU;
 - `forward_head(maps)` -> logits = fc(GAP(maps));
-- `forward(x)` = both; `forward(x, labels)` runs the LSG gated path when the model has a gate.
+- `forward(x)` = both; `forward(x, labels)` runs the LSG gated path when the model has a gate;
+- `forward_parts(x)` -> (maps, features a = GAP(maps), logits) of one pass, for what reads them all.
 
 Everything else in Unit Lens relies only on this face, `fc`, `last_conv` and `target_layer`.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
@@ -18,6 +21,12 @@ MODELS: dict[str, type["UnitModel"]] = {}
 def register_model(cls):
     MODELS[cls.arch] = cls
     return cls
+
+
+class Parts(NamedTuple):
+    maps: torch.Tensor      # (N, K, h, w) penultimate maps
+    features: torch.Tensor  # (N, K) their global average: the head's input a
+    logits: torch.Tensor    # (N, C)
 
 
 class UnitModel(nn.Module):
@@ -38,6 +47,11 @@ class UnitModel(nn.Module):
 
     def forward_head(self, maps: torch.Tensor) -> torch.Tensor:
         return self.fc(self.pool(maps))
+
+    def forward_parts(self, x: torch.Tensor) -> Parts:
+        maps = self.forward_features(x)
+        features = self.pool(maps)
+        return Parts(maps, features, self.fc(features))
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         maps = self.forward_features(x)

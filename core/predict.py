@@ -29,8 +29,7 @@ def predict(models: list, image, top: int = 5, invert: bool | None = None, refer
     for i, (model, meta) in enumerate(models):
         prepared = prepare(image, meta, invert)
         with torch.inference_mode():
-            features = model.pool(model.forward_features(prepared.x))[0]
-            logits = model.fc(features)
+            _, features, logits = (part[0] for part in model.forward_parts(prepared.x))
         probs = torch.softmax(logits, 0)
         values, index = probs.topk(min(top, len(probs)))
         reference = references[i] if references else None

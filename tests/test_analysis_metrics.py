@@ -75,7 +75,7 @@ def test_unit_ablation_algebra_equals_zeroing_inside_the_network():
     x = torch.randn(64, 1, 28, 28)
     labels = torch.randint(0, 10, (64,))
     with torch.no_grad():
-        a = model.pool(model.forward_features(x))
+        a = model.forward_parts(x).features
         # centre the logits so per-image differences decide and zeroing one unit flips predictions
         model.fc.bias.copy_(-model.fc(a).mean(dim=0))
         logits = model.fc(a)

@@ -152,7 +152,7 @@ def test_selectivity_objective_is_ce_minus_alpha_selectivity():
     objective.attach(model)
     x, y = torch.randn(8, 1, 28, 28), torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
     logits = objective.forward(model, x, y, objective.step_kind(0, 0))
-    features = model.pool(model.forward_features(x))
+    features = model.forward_parts(x).features
     expected = F.cross_entropy(logits, y) + 0.5 * batch_selectivity(features, y, 10).mean()
     assert objective.training_loss(logits, y).item() == pytest.approx(expected.item(), abs=1e-5)
     # gradient check of the regulariser in float64

@@ -16,6 +16,10 @@ def test_face(arch, channels, size):
         assert (maps >= 0).all()  # after the last ReLU
         torch.testing.assert_close(model(x), model.forward_head(maps))
         torch.testing.assert_close(model.forward_head(maps), model.fc(maps.mean(dim=(2, 3))))
+        parts = model.forward_parts(x)  # one pass, every part of it
+        torch.testing.assert_close(parts.maps, maps)
+        torch.testing.assert_close(parts.features, maps.mean(dim=(2, 3)))
+        torch.testing.assert_close(parts.logits, model(x))
     assert model.fc.weight.shape == (7, model.num_features)
     assert model.last_conv.out_channels == model.num_features
 

@@ -85,8 +85,7 @@ def extract(model, images: torch.Tensor, labels: torch.Tensor, batch_size: int |
         for start in range(0, n, batch_size):
             x = images[start:start + batch_size].to(device).contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                a = model.pool(model.forward_features(x))
-                z = model.fc(a)
+                _, a, z = model.forward_parts(x)
             features[start:start + len(x)] = a.float().cpu()
             logits[start:start + len(x)] = z.float().cpu()
             if progress:

@@ -31,7 +31,7 @@ def iam_images(model, size: int, channels: int, steps: int = 150, lr: float = 0.
             for step in range(steps):
                 if progress and step % 10 == 0:
                     progress(step, steps)
-                a = model.pool(model.forward_features(x))                 # (K, K): row i is image i
+                a = model.forward_parts(x).features  # (K, K): row i is image i
                 own = a[eye]
                 others = a.masked_fill(eye, 0).sum(dim=1) / (k - 1)
                 loss = -(own - others).sum()
@@ -42,7 +42,7 @@ def iam_images(model, size: int, channels: int, steps: int = 150, lr: float = 0.
                     with torch.no_grad():
                         x.data = torch.maximum(torch.minimum(x.data, high), low)
             with torch.no_grad():
-                a = model.pool(model.forward_features(x))
+                a = model.forward_parts(x).features
     finally:
         for p in model.parameters():
             p.requires_grad_(True)
