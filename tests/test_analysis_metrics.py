@@ -13,7 +13,7 @@ from core.analysis.selectivity import class_means, dead_units, unit_for_class
 from core.analysis.similarity import similarity_matrix
 from core.analysis.unit_ablation import ablated_predictions, drop_matrix
 from core.cam import class_activation_map
-from core.models import create_model
+from core.models import UnitModel, create_model
 
 
 def test_selectivity_index_by_hand():
@@ -166,20 +166,16 @@ def test_representative_substitution_by_hand():
     assert representative_substitution(acts).tolist() == [0.5, 0.0, 1.0]
 
 
-class ChannelMeans(torch.nn.Module):
+class ChannelMeans(UnitModel):
     """Unit k is the mean of input channel k: IAM(k) must be channel k at its upper bound and
     every other channel at its lower bound."""
-    num_features = 3
 
     def __init__(self):
-        super().__init__()
+        super().__init__(num_classes=2, in_channels=3, num_features=3)
         self.scale = torch.nn.Parameter(torch.ones(()))
 
     def forward_features(self, x):
         return x * self.scale
-
-    def pool(self, maps):
-        return maps.mean(dim=(2, 3))
 
 
 def test_iam_pushes_its_own_unit_up_and_the_others_down_within_the_bounds():
