@@ -20,7 +20,7 @@ import torch
 from . import trajectory
 from .catalog import file_hash, model_label
 from .errors import UserError
-from .models import MODELS, UnitModel, create_model
+from .models import MODELS, UnitModel, all_finite, create_model
 
 FORMAT = "unitlens-checkpoint-v1"
 REQUIRED_META = ("arch", "dataset", "class_names", "channels", "input_size", "mean", "std", "method")
@@ -55,7 +55,7 @@ def save_checkpoint(path: Path | str, model: UnitModel, meta: dict, train_state:
     Refuses non-finite weights: a checkpoint on disk is always usable."""
     path = Path(path)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    if not all(bool(torch.isfinite(v).all()) for v in state.values() if v.is_floating_point()):
+    if not all_finite(state):
         raise CheckpointError(f"{path.name}: not saved, the weights hold NaN or infinite values")
     payload = {"format": FORMAT, "meta_json": json.dumps(meta, allow_nan=False), "state_dict": state}
     if train_state is not None:
@@ -220,7 +220,7 @@ def build_model(meta: dict, state_dict: dict, name: str = "checkpoint") -> UnitM
         detail = lines[1] if len(lines) > 1 else lines[0]
         raise CheckpointError(f"{name}: weights do not fit {meta['arch']} with "
                               f"{len(meta['class_names'])} classes ({detail[:160]})") from None
-    if not all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point()):
+    if not all_finite(model.state_dict()):
         raise CheckpointError(f"{name}: refused, its weights hold NaN or infinite values")
     return model.eval()
 

@@ -444,6 +444,13 @@ def dataset_image(name: str, index: int, split: str = "test", root=None) -> tupl
     return Image.fromarray(array), int(dataset.labels[index])
 
 
+def first_per_class(labels: torch.Tensor, num_classes: int, per_class: int) -> torch.Tensor:
+    """The first `per_class` indices of every class, in index order (the fixed image sets the
+    faithfulness analysis and the training snapshots look at)."""
+    picks = [torch.nonzero(labels == c).flatten()[:per_class] for c in range(num_classes)]
+    return torch.cat(picks).sort().values if picks else torch.zeros(0, dtype=torch.long)
+
+
 def split_indices(name: str, label: int | None = None, split: str = "test", root=None) -> list[int]:
     """The indices of a split's images of class `label`, or of all its images (their number varies by dataset)."""
     labels = load_dataset(name, split, root).labels

@@ -45,8 +45,9 @@ def is_gated_step(epoch: int, step: int, period: int, by_epoch: bool, warmup_epo
     return counter % period == period - 1
 
 
-def gate_density(gate: torch.Tensor) -> float:
-    return float(gate.abs().sum() / gate.numel())
+def gate_density(gate: torch.Tensor) -> torch.Tensor:
+    """||G||_1 / (C K), as a tensor (the Phi objective differentiates it)."""
+    return gate.abs().sum() / gate.numel()
 
 
 def single_class_fraction(gate: torch.Tensor, threshold: float = 0.5) -> float:
@@ -277,15 +278,14 @@ def _fit_gate(features, labels, weight, bias, init, rho, max_steps, tol, window,
     gate = gate.float()
     exact = gate.double()
     ce_value = ce(exact)
-    density = gate_density(exact)
+    density = float(gate_density(exact))
     return {"gate": gate, "phi": ce_value + abs(density - rho), "gated_ce": ce_value, "density": density,
             "single_class_fraction": single_class_fraction(gate), "steps": steps, "converged": converged}
 
 
 def phi_objective(features, labels, gate, weight, bias, rho: float) -> torch.Tensor:
     """CE(gated) + |density(G) - rho| (differentiable, in the dtype given): the objective of Phi."""
-    density = gate.abs().sum() / gate.numel()
-    return F.cross_entropy(gated_logits(features, labels, gate, weight, bias), labels) + (density - rho).abs()
+    return F.cross_entropy(gated_logits(features, labels, gate, weight, bias), labels) + (gate_density(gate) - rho).abs()
 
 
 def gate_assignment(column) -> tuple[int | None, list[int]]:

@@ -15,7 +15,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .lsg import gated_logits  # the formula, shared with the post-hoc gate fit
+
 MODELS: dict[str, type["UnitModel"]] = {}
+
+
+def all_finite(state: dict[str, torch.Tensor]) -> bool:
+    """No NaN or infinity in any floating tensor of a state dict: what is saved, loaded or trained on."""
+    return all(bool(torch.isfinite(t).all()) for t in state.values() if t.is_floating_point())
 
 
 def register_model(cls):
@@ -63,7 +70,7 @@ class UnitModel(nn.Module):
         """LSG path: `W (G_y * a) + b` for labels y."""
         if self.gate is None:
             raise RuntimeError("this model has no gate")
-        return self.fc(features * self.gate[labels])
+        return gated_logits(features, labels, self.gate, self.fc.weight, self.fc.bias)
 
     def add_gate(self, init: float = 0.5) -> nn.Parameter:
         """Attach a C x K gate in [0, 1] (LSG training); a no-op if one exists."""

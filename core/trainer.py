@@ -33,7 +33,7 @@ from .data import DataError, DatasetInfo, black_value, get_source, load_dataset
 from .errors import UserError
 from .graphed_step import StepRunner, portable_state
 from .losses import Objective, create_objective
-from .models import MODELS, create_model
+from .models import MODELS, all_finite, create_model
 from .processes import training_process_start
 from .progress import ProgressLog
 from .sgd import SGD, Schedule, warmup_cosine
@@ -203,10 +203,6 @@ def cudnn_autotuned(on_gpu: bool):
         yield
     finally:
         torch.backends.cudnn.benchmark = before
-
-
-def weights_finite(model) -> bool:
-    return all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point())
 
 
 @contextlib.contextmanager
@@ -401,7 +397,7 @@ class EpochMeter:
 def evaluate_epoch(model, data: RunData, epoch: int, on_gpu: bool):
     """After an epoch: refuse non-finite weights or outputs, else the test split's FeatureCache
     and accuracy."""
-    if not weights_finite(model):
+    if not all_finite(model.state_dict()):
         raise TrainingError(f"the weights became non-finite in epoch {epoch + 1}; lower --lr or "
                             "--weight-decay (nothing new was saved)")
     cache = evaluate(model, data.test_images, data.test_labels, on_gpu)
@@ -546,7 +542,7 @@ def run_training(config: TrainConfig, objective: Objective, command: str, device
         meta.update(test_accuracy=test_accuracy, epochs_completed=epoch + 1, complete=epoch + 1 == config.epochs,
                     time=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
         if model.gate is not None:
-            meta["gate_density"] = lsg.gate_density(model.gate.detach())
+            meta["gate_density"] = float(lsg.gate_density(model.gate.detach()))
         if dist.is_main:
             save_epoch(out, model, meta, epoch, optimizer, extra_optimizer, scheduler, generator, history)
         elapsed = time.time() - started

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from .analysis.selectivity import class_means
+from .data import first_per_class
 
 PER_CLASS = 50
 MAX_SUBSET = 2000      # images kept per epoch whatever the number of classes
@@ -29,9 +30,7 @@ KEYS = {"epoch", "test_correct", "test_total", "class_means", "weight", "bias", 
 
 def subset_indices(labels: torch.Tensor, num_classes: int, per_class: int = PER_CLASS) -> torch.Tensor:
     """The first `per_class` images of each class, in index order, at most MAX_SUBSET in all."""
-    per_class = max(0, min(per_class, MAX_SUBSET // max(1, num_classes)))
-    picks = [torch.nonzero(labels == c).flatten()[:per_class] for c in range(num_classes)]
-    return torch.cat(picks).sort().values if picks else torch.zeros(0, dtype=torch.long)
+    return first_per_class(labels, num_classes, max(0, min(per_class, MAX_SUBSET // max(1, num_classes))))
 
 
 @torch.no_grad()

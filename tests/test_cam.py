@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from core.analysis.faithfulness import deletion_insertion, subset
+from core.analysis.faithfulness import deletion_insertion
+from core.data import first_per_class
 from core.cam import CAM_METHODS, create_cam
 from core.checkpoints import load
 from core.data import load_dataset
@@ -35,7 +36,7 @@ def test_deletion_and_insertion_auc_by_hand():
 
 def test_subset_takes_the_first_images_of_every_class():
     labels = torch.tensor([1, 0, 1, 1, 0, 2])
-    assert subset(labels, 3, 2).tolist() == [0, 1, 2, 4, 5]
+    assert first_per_class(labels, 3, 2).tolist() == [0, 1, 2, 4, 5]
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ reads; the engine (core.analysis.engine) caches every result in the store.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -60,21 +61,24 @@ class FeatureCache:
 
 
 def tolist(x):
-    """Tensors -> nested lists of Python numbers, NaN -> None (JSON-safe)."""
+    """Tensors -> nested lists of Python numbers, NaN and infinities -> None (JSON-safe)."""
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu()
         if x.is_floating_point():
             x = x.double()
-            return _nan_to_none(x.tolist())
+            return json_safe(x.tolist())
         return x.tolist()
     return x
 
 
-def _nan_to_none(value):
-    if isinstance(value, list):
-        return [_nan_to_none(v) for v in value]
-    if isinstance(value, float) and value != value:
-        return None
+def json_safe(value):
+    """NaN and infinities -> None anywhere in a result, so it is valid JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
     return value
 
 

@@ -7,7 +7,6 @@ reads the checkpoint first (the command line); the app passes the record it alre
 """
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from ..data import load_dataset
 from ..errors import UserError
 from .. import shipped
 from ..store import ResultStore, Store
-from .base import ANALYSES, FeatureCache
+from .base import ANALYSES, FeatureCache, json_safe
 from .features import analysis_device, extract, on_device
 from ..headline import ANALYSES_NEEDED, headline
 
@@ -32,17 +31,6 @@ class AnalysisError(UserError):
 
 class AnalysisSkipped(UserError):
     """The analysis cannot run on this model (too few or too many classes); one line why."""
-
-
-def json_safe(value):
-    """NaN and infinities -> None anywhere in a result, so it is valid JSON."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
 
 
 class Context:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..cam import CAM_METHODS, create_cam
-from ..data import black_value, info_from_meta
+from ..data import black_value, first_per_class, info_from_meta
 from .base import register_analysis, tolist
 
 METHODS = ("cam", "gradcam++", "layercam", "scorecam", "eigencam")  # Grad-CAM: ReLU(CAM), see core/cam.py
@@ -69,11 +69,6 @@ def road(model, x: torch.Tensor, maps: np.ndarray, classes: torch.Tensor) -> tup
     return np.asarray(morf, dtype=np.float64), np.asarray(lerf, dtype=np.float64)
 
 
-def subset(labels: torch.Tensor, num_classes: int, per_class: int) -> torch.Tensor:
-    """The first `per_class` indices of every class, in index order."""
-    return torch.cat([torch.nonzero(labels == c).flatten()[:per_class] for c in range(num_classes)]).sort().values
-
-
 def spread(values) -> dict:
     values = torch.as_tensor(np.asarray(values), dtype=torch.float64)
     return {"mean": float(values.mean()), "std": float(values.std()) if len(values) > 1 else 0.0}
@@ -82,7 +77,7 @@ def spread(values) -> dict:
 @register_analysis("faithfulness", version=1, on_request=True, title="Faithfulness of the explanations",
                    per_class=10, steps=10, seed=0, max_classes=100)
 def faithfulness(ctx, per_class, steps, seed):
-    chosen = subset(ctx.test.labels, ctx.num_classes, per_class)
+    chosen = first_per_class(ctx.test.labels, ctx.num_classes, per_class)
     x = ctx.images()[chosen]
     predicted = ctx.test.predictions[chosen]  # from the cached forward pass
     background = black_value(info_from_meta(ctx.meta))

@@ -27,7 +27,7 @@ def gate(ctx, rho, max_steps, tol):
         "steps": fit["steps"], "converged": fit["converged"],
         "fitted_gate": tolist(fit["gate"]), "gate": tolist(shown),
         "source": "trained" if trained is not None else "post-hoc",
-        "trained_density": lsg.gate_density(trained) if trained is not None else None,
+        "trained_density": float(lsg.gate_density(trained)) if trained is not None else None,
         # one definition of a unit's class (core.lsg.gate_assignment, as the Unit page and Compare): None where
         # the column is all zero; ordered by class, strongest first, the unassigned last
         "assigned_class": assigned,

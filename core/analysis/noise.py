@@ -2,7 +2,7 @@
 non-influential ones, on that class's test images; algebra on cached features."""
 import torch
 
-from .base import register_analysis
+from .base import accuracy_of, register_analysis
 from .influential import influential_sets
 
 MODES = ("gaussian", "matched", "zero")
@@ -24,9 +24,8 @@ def replace_features(features, labels, sets, influential: bool, mode: str, gener
 
 
 def _accuracy(features, labels, weight, bias) -> float:
-    """Exact: correct images (an integer) over images, in float64."""
-    correct = int((torch.nn.functional.linear(features, weight, bias).argmax(dim=1) == labels).sum())
-    return correct / len(labels) if len(labels) else float("nan")
+    """The head's accuracy on (possibly replaced) features."""
+    return accuracy_of(torch.nn.functional.linear(features, weight, bias), labels)
 
 
 def noise_accuracies(features, labels, sets, weight, bias, mode: str, seed: int, mean=None, std=None):

@@ -7,6 +7,7 @@ import math
 import torch.nn.functional as F
 
 from ..losses import nontarget_entropy
+from ..lsg import gate_density
 from .base import register_analysis, tolist
 from .selectivity import quartiles, selectivity_from_means
 
@@ -32,7 +33,7 @@ def trajectory(ctx):
             nte = float(nontarget_entropy(logits, labels).mean())
             row.update(nontarget_entropy=nte, nontarget_fraction=nte / math.log(ctx.num_classes - 1))
         if "gate" in history:
-            row["gate_density"] = float(history["gate"][i].abs().mean())
+            row["gate_density"] = float(gate_density(history["gate"][i]))
         rows.append(row)
         per_unit.append(tolist(si.masked_fill(dead, float("nan"))))
     return {"available": True, "epochs": rows, "unit_selectivity": per_unit,
