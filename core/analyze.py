@@ -7,27 +7,26 @@ import sys
 
 from .analysis.engine import REPORT, Analyzer, summary
 from .headline import HEADLINE, format_value
-from .cli import OneLineParser, run_main
+from .cli import OneLineParser, TerminalLine, run_main
 from .errors import UserError
 from .store import Store
 
 
-class StderrBar:
-    """A one-line progress bar on stderr for long steps (only on a terminal)."""
+class StepBar(TerminalLine):
+    """The engine's progress callback (step, done, total) as a bar for one checkpoint."""
 
     def __init__(self, name: str):
-        self.name, self.active = name, sys.stderr.isatty()
+        super().__init__()
+        self.name = name
 
     def __call__(self, step: str, done: int, total: int):
-        if self.active:
-            frac = done / max(1, total)
-            sys.stderr.write(f"\r{self.name}: {step:<28} [{'#' * int(20 * frac):<20}] {frac:4.0%}")
-            sys.stderr.write("\n" if done >= total and step.startswith("forward") else "")
-            sys.stderr.flush()
+        fraction = done / max(1, total)
+        self.show(f"{self.name}: {step:<28} {self.bar(fraction, 20)} {fraction:4.0%}")
+        if done >= total and step.startswith("forward"):
+            self.end()
 
     def close(self):
-        if self.active:
-            sys.stderr.write("\r" + " " * 80 + "\r")
+        self.end(keep=False)
 
 
 def table(rows: list[dict]) -> str:
@@ -61,7 +60,7 @@ def main(argv=None) -> int:
     store = Store(args.cache)
     rows, failed = [], 0
     for path in args.checkpoints:
-        bar = StderrBar(path)
+        bar = StepBar(path)
         try:
             analyzer = Analyzer.from_path(path, store, split=args.split, limit=args.limit,
                                           train_limit=args.train_limit or None, data_root=args.data_root,

@@ -8,6 +8,29 @@ import sys
 from .errors import UserError
 
 
+class TerminalLine:
+    """One line on stderr, rewritten in place, only when stderr is a terminal (the commands'
+    progress bars; a log file gets none of it)."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled and sys.stderr.isatty()
+
+    @staticmethod
+    def bar(fraction: float, width: int) -> str:
+        filled = int(width * min(max(fraction, 0.0), 1.0))
+        return f"[{'#' * filled}{'.' * (width - filled)}]"
+
+    def show(self, text: str) -> None:
+        if self.enabled:
+            sys.stderr.write(f"\r{text}")
+            sys.stderr.flush()
+
+    def end(self, keep: bool = True) -> None:
+        """Leave the last line (a newline after it) or wipe it."""
+        if self.enabled:
+            sys.stderr.write("\n" if keep else "\r" + " " * 80 + "\r")
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse that reports a bad argument in one line (usage is in --help)."""
 

@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .catalog import PROJECT_ROOT
 from .errors import UserError
 from .images import ImageError, load_image, to_uint8
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_ROOT = Path(os.environ.get("UNITLENS_DATA", PROJECT_ROOT / "data"))
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_FILES = (

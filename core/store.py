@@ -19,9 +19,9 @@ from typing import Protocol
 from types import ModuleType
 
 from .headline import HEADLINE
+from .catalog import PROJECT_ROOT
 from .errors import UserError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DUCKDB_MAGIC = b"DUCK"  # bytes 8..12 of every DuckDB database file
 
 

@@ -29,6 +29,7 @@ from . import lsg, trajectory
 from .analysis.features import extract
 from .checkpoints import CheckpointError, parse_meta, read_payload, save_checkpoint
 from .augment import augment_batch
+from .cli import TerminalLine
 from .data import DataError, DatasetInfo, black_value, get_source, load_dataset
 from .errors import UserError
 from .graphed_step import StepRunner, portable_state
@@ -135,24 +136,6 @@ def check_writable(folder: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- helpers
-class TerminalBar:
-    """A one-line progress bar on stderr when it is a terminal."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled and sys.stderr.isatty()
-
-    def show(self, epoch: int, epochs: int, fraction: float, loss: float, acc: float, rate: float, eta: float):
-        if self.enabled:
-            filled = int(30 * fraction)
-            sys.stderr.write(f"\repoch {epoch}/{epochs} [{'#' * filled}{'.' * (30 - filled)}] {fraction:6.1%} "
-                             f"loss {loss:.4f} acc {acc:6.2%} {rate:6.0f} img/s eta {format_seconds(eta)}  ")
-            sys.stderr.flush()
-
-    def end(self):
-        if self.enabled:
-            sys.stderr.write("\n")
-
-
 def format_seconds(seconds: float | None) -> str:
     """1m05s or 2h03m; "?" when not known yet."""
     if seconds is None:
@@ -432,7 +415,7 @@ def train(config: TrainConfig, command: str = "", terminal: bool = False) -> dic
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_ranks))
     out = Path(config.out)
     log = ProgressLog(config.progress_path() if dist.is_main else None)
-    bar = TerminalBar(terminal and dist.is_main)
+    bar = TerminalLine(terminal and dist.is_main)
     log.write("start", config=asdict(config), epochs=config.epochs, device=device.type, pid=os.getpid())
     try:
         if config.after_pids:
@@ -465,7 +448,7 @@ def wait_for_runs(pids: tuple[int, ...], log: ProgressLog) -> None:
 
 
 def run_training(config: TrainConfig, objective: Objective, command: str, device: torch.device,
-                 dist: Distributed, out: Path, log: ProgressLog, bar: TerminalBar) -> dict:
+                 dist: Distributed, out: Path, log: ProgressLog, bar: TerminalLine) -> dict:
     """The run itself, from loading the data to the last epoch's checkpoint."""
     on_gpu = device.type == "cuda"
     # --- data, model, schedule
@@ -531,7 +514,9 @@ def run_training(config: TrainConfig, objective: Objective, command: str, device
                           steps_per_epoch=steps_per_epoch, global_step=global_step + 1,
                           total_steps=total_steps, loss=mean_loss, accuracy=accuracy,
                           images_per_s=rate, elapsed_s=elapsed, eta_s=eta, lr=float(scheduler.get_last_lr()[0]))
-                bar.show(epoch + 1, config.epochs, (global_step + 1) / total_steps, mean_loss, accuracy, rate, eta)
+                fraction = (global_step + 1) / total_steps
+                bar.show(f"epoch {epoch + 1}/{config.epochs} {bar.bar(fraction, 30)} {fraction:6.1%} loss {mean_loss:.4f} "
+                         f"acc {accuracy:6.2%} {rate:6.0f} img/s eta {format_seconds(eta)}  ")
 
         # --- epoch end: test split once, snapshot, checkpoint
         bar.end()

@@ -6,11 +6,11 @@ from __future__ import annotations
 import re
 import runpy
 import threading
-from pathlib import Path
 
 import streamlit as st
 
-ROOT = Path(__file__).resolve().parent.parent
+from core.catalog import PROJECT_ROOT
+
 _ENTRY = threading.local()  # set while app.py (the navigation entry) runs in this thread
 
 DEFAULT_METHODS = ("ce", "minimax", "lsg")
@@ -60,5 +60,5 @@ def page_frame() -> None:
     instead, which draws the navigation at once (and says what it loads) and runs this page
     inside it, and stop this outer run."""
     if not getattr(_ENTRY, "active", False):
-        runpy.run_path(str(ROOT / "app.py"), run_name="__unitlens_entry__")
+        runpy.run_path(str(PROJECT_ROOT / "app.py"), run_name="__unitlens_entry__")
         st.stop()
