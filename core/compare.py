@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .analysis.ood import judge
+from .analysis.ood import judge, unlike_text
 from .data import black_value, denormalise, info_from_meta
 from .explain import explain
 from .inputs import prepare
@@ -75,6 +75,4 @@ def scales(shown: list[Explained], shared: bool) -> Scales:
 def unlike_training(shown: list[Explained], label=lambda meta: meta["label"]) -> list[str]:
     """One phrase per model that finds the picture unlike its training data: its feature
     distance, its threshold and what share of its test images are closer."""
-    return [f"{label(e.meta)}: feature distance {e.ood['distance']:.0f}, above {e.ood['threshold']:.0f} "
-            f"({e.ood['quantile']:.0%} of test images are closer)"
-            for e in shown if e.ood and e.ood["unlike_training"]]
+    return [f"{label(e.meta)}: {unlike_text(e.ood)}" for e in shown if e.ood and e.ood["unlike_training"]]

@@ -20,7 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import UserError
 
 MAX_IMAGE_PIXELS = 40_000_000  # refuse larger uploads before decoding them
-MAX_IMAGE_BYTES = 25 * 1024 * 1024
+MAX_IMAGE_BYTES = 20 * 1024 * 1024  # the app's upload limit too (maxUploadSize in .streamlit/config.toml)
 LIGHT_BACKGROUND = 128         # border brightness (0-255) above which a background is light
 
 

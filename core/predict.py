@@ -11,7 +11,7 @@ import sys
 import torch
 
 from .analysis.engine import Analyzer
-from .analysis.ood import judge
+from .analysis.ood import judge, unlike_text
 from .catalog import model_label
 from .checkpoints import load
 from .cli import OneLineParser, run_main
@@ -93,8 +93,7 @@ def main(argv=None) -> int:
                 print(f"{name}\t{row['model']}\t{best}")
                 print(f"  steps: {'; '.join(row['steps'])}")
                 if row["ood"] and row["ood"]["unlike_training"]:
-                    print(f"  unlike the training data: feature distance {row['ood']['distance']:.0f}, above "
-                          f"{row['ood']['threshold']:.0f} ({row['ood']['quantile']:.0%} of test images are closer)")
+                    print(f"  unlike the training data: {unlike_text(row['ood'])}")
     if args.json:
         print(json.dumps(results, indent=1))
     return 1 if failed else 0

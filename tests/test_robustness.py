@@ -73,6 +73,21 @@ def test_every_mode_becomes_the_model_input(mode, colour):
     assert x.mean().item() == pytest.approx(WHITE, abs=0.05)  # white in every encoding
 
 
+def test_one_size_limit_for_uploads_and_files(tmp_path):
+    """The app's upload limit (Streamlit's maxUploadSize, in MB) is core's: a file the browser takes
+    is never refused by core, and core.predict refuses what the app would."""
+    import tomllib
+
+    from core.catalog import PROJECT_ROOT
+    from core.images import MAX_IMAGE_BYTES
+    config = tomllib.loads((PROJECT_ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] * 2**20 == MAX_IMAGE_BYTES
+    big = tmp_path / "big.png"
+    big.write_bytes(encode(Image.new("L", (8, 8))) + bytes(MAX_IMAGE_BYTES))
+    with pytest.raises(ImageError, match="larger than 20 MB"):
+        load_image(big)
+
+
 def test_transparent_pixels_become_black_background():
     x = preprocess(load_image(encode(Image.new("RGBA", (20, 20), (255, 255, 255, 0)))), INFO)
     torch.testing.assert_close(x, torch.full_like(x, BLACK))

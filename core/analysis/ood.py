@@ -42,3 +42,9 @@ def judge(features: torch.Tensor, logits: torch.Tensor, reference: dict) -> dict
     return {"distance": distance, "threshold": threshold, "ratio": distance / threshold if threshold else None,
             "unlike_training": distance > threshold, "max_softmax": float(logits.softmax(0).max()),
             "quantile": reference["quantile"]}
+
+
+def unlike_text(verdict: dict) -> str:
+    """Why a verdict says 'unlike the training data', in words (the app and core.predict)."""
+    return (f"feature distance {verdict['distance']:.0f}, above {verdict['threshold']:.0f} "
+            f"({verdict['quantile']:.0%} of test images are closer)")
