@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import record  # noqa: E402
 from core.analysis.engine import REPORT, Analyzer  # noqa: E402
 from core.analysis.features import analysis_device, extract, on_device  # noqa: E402
-from core.checkpoints import load_checkpoint  # noqa: E402
+from core.checkpoints import load  # noqa: E402
 from core.data import load_dataset  # noqa: E402
 from core.store import MemoryStore, Store  # noqa: E402
 
@@ -50,7 +50,8 @@ def main():
     if args.store is None:
         args.store = "duckdb" if importlib.util.find_spec("duckdb") else "memory"
     device = torch.device(args.device)
-    model, meta = load_checkpoint(args.checkpoint)
+    checkpoint = load(args.checkpoint)
+    model, meta = checkpoint.model, checkpoint.meta
     model = on_device(model, device)
     test = load_dataset(meta["dataset"], "test")
     images, labels = test.images.to(device), test.labels.to(device)

@@ -29,7 +29,7 @@ def main():
     from playwright.sync_api import sync_playwright
 
     from core.analysis.engine import Analyzer
-    from core.checkpoints import load_checkpoint
+    from core.checkpoints import load
     from core.data import dataset_image
     from core.images import load_image
     from core.predict import predict
@@ -44,7 +44,7 @@ def main():
             image, _ = dataset_image("fashion-mnist", index)
             images.append(tmp / f"test{index}.png")
             image.save(images[-1])
-        loaded = [load_checkpoint(ROOT / "checkpoints" / f"{name}.pt") for name in ("ce", "minimax", "lsg")]
+        loaded = [load(ROOT / "checkpoints" / f"{name}.pt") for name in ("ce", "minimax", "lsg")]
         captions = []  # what each model column says once it shows image i: "<method> · predicted <class>"
         for path in images:
             predictions = predict(loaded, load_image(path), top=1)

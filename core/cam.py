@@ -30,6 +30,7 @@ class CamMethod:
     about = ""
     class_specific = True  # False: the same map whatever class is asked for
     any_layer = True       # False: defined on the last block only
+    same_as = ""           # a method whose maps this one repeats on these networks (nothing new to measure)
 
     def __init__(self, model, layer: str | None = None):
         layers = model.cam_layers()
@@ -117,6 +118,7 @@ class LibraryCam(CamMethod):
 class GradCam(LibraryCam):
     name, label, library_name = "gradcam", "Grad-CAM", "GradCAM"
     about = "maps weighted by their mean gradient (Selvaraju et al. 2017); here ReLU(CAM) up to a constant"
+    same_as = "cam"
 
 
 class GradCamPlusPlus(LibraryCam):

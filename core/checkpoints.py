@@ -247,9 +247,3 @@ def load(path: Path | str) -> LoadedCheckpoint:
     meta["path"] = str(path)
     meta["content_hash"] = file_hash(path)
     return LoadedCheckpoint(model, meta, history)
-
-
-def load_checkpoint(path: Path | str) -> tuple[UnitModel, dict]:
-    """`(model in eval mode on the CPU, meta)` or CheckpointError with a one-line reason."""
-    loaded = load(path)
-    return loaded.model, loaded.meta

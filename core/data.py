@@ -14,7 +14,7 @@ import pickle
 import shutil
 import struct
 import subprocess
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -51,9 +51,6 @@ class DatasetInfo:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class TensorImageDataset(torch.utils.data.Dataset):

@@ -28,8 +28,3 @@ def prepare(image: Image.Image, meta, invert: bool | None = None) -> Prepared:
     uint8, inverted, light = to_uint8(image, info, invert, steps)
     steps.append(f"normalised with the training mean {info.mean} and std {info.std}")
     return Prepared(normalise(uint8.unsqueeze(0), info.mean, info.std), steps, inverted, light)
-
-
-def preprocess(image: Image.Image, meta, invert: bool | None = None) -> torch.Tensor:
-    """The model's (1, C, H, W) input for a PIL image (see `prepare` for the steps)."""
-    return prepare(image, meta, invert).x

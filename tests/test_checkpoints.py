@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from core.catalog import discover
-from core.checkpoints import CheckpointError, FORMAT, load_checkpoint, save_checkpoint
+from core.checkpoints import CheckpointError, FORMAT, load, save_checkpoint
 from core.models import create_model
 
 META = {"method": "ce", "arch": "resnet20", "dataset": "fashion-mnist", "class_names": list("abcdefghij"),
@@ -20,7 +20,8 @@ def test_round_trip_keeps_outputs_and_gate(tmp_path):
         model.gate.uniform_()
     path = tmp_path / "m.pt"
     save_checkpoint(path, model, {**META, "method": "lsg"})
-    loaded, meta = load_checkpoint(path)
+    checkpoint = load(path)
+    loaded, meta = checkpoint.model, checkpoint.meta
     x = torch.randn(3, 1, 28, 28)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), model(x))
@@ -39,12 +40,12 @@ def test_malicious_pickle_is_refused_and_never_runs(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"format": FORMAT, "meta_json": "{}", "state_dict": {}, "x": Exploit()}, path)
     with pytest.raises(CheckpointError, match="refused"):
-        load_checkpoint(path)
+        load(path)
     assert not Exploit.marker.exists()
     plain = tmp_path / "plain.pt"
     plain.write_bytes(pickle.dumps(Exploit()))
     with pytest.raises(CheckpointError):
-        load_checkpoint(plain)
+        load(plain)
     assert not Exploit.marker.exists()
 
 
@@ -64,22 +65,22 @@ def test_bad_files(tmp_path):
         path = tmp_path / name
         make(path)
         with pytest.raises(CheckpointError) as info:
-            load_checkpoint(path)
+            load(path)
         assert "\n" not in str(info.value) and name in str(info.value)
-    load_checkpoint(good)  # the good one still loads
+    load(good)  # the good one still loads
 
 
 def test_wrong_arch_or_class_count(tmp_path):
     path = tmp_path / "a.pt"
     save_checkpoint(path, create_model("resnet20", 10, 1), {**META, "arch": "resnet20w"})
     with pytest.raises(CheckpointError, match="do not fit"):
-        load_checkpoint(path)
+        load(path)
     save_checkpoint(path, create_model("resnet20", 10, 1), {**META, "class_names": list("abc")})
     with pytest.raises(CheckpointError, match="3 classes"):
-        load_checkpoint(path)
+        load(path)
     save_checkpoint(path, create_model("resnet20", 10, 1), {**META, "arch": "mystery"})
     with pytest.raises(CheckpointError, match="unknown arch"):
-        load_checkpoint(path)
+        load(path)
 
 
 def test_discover_lists_extra_folders_but_not_temporaries(tmp_path):

@@ -9,7 +9,7 @@ from PIL import Image
 from core.augment import augment_batch
 from core.data import DataError, black_value, load_dataset
 from core.images import ImageError, load_image
-from core.inputs import preprocess
+from core.inputs import prepare
 
 
 def test_fashion_mnist_loads_normalised(data_root):
@@ -93,7 +93,7 @@ def test_preprocess_matches_the_dataset_pipeline(data_root):
     test = load_dataset("fashion-mnist", "test", data_root)
     raw = ((test.images[0, 0] * 0.3530 + 0.2860) * 255).round().clamp(0, 255).to(torch.uint8).numpy()
     upload = load_image(png_bytes(Image.fromarray(raw, "L")))
-    x = preprocess(upload, test.info)
+    x = prepare(upload, test.info).x
     assert x.shape == (1, 1, 28, 28)
     torch.testing.assert_close(x[0], test.images[0], atol=1e-5, rtol=0)
 
@@ -101,10 +101,10 @@ def test_preprocess_matches_the_dataset_pipeline(data_root):
 def test_preprocess_colour_resize_and_value(data_root):
     info = load_dataset("fashion-mnist", "test", data_root).info
     white = Image.new("RGB", (300, 100), (255, 255, 255))
-    x = preprocess(load_image(png_bytes(white)), info, invert=False)
+    x = prepare(load_image(png_bytes(white)), info, invert=False).x
     assert x.shape == (1, 1, 28, 28)
     torch.testing.assert_close(x, torch.full_like(x, (1 - 0.2860) / 0.3530))
-    inverted = preprocess(load_image(png_bytes(white)), info)  # a light background is inverted by default
+    inverted = prepare(load_image(png_bytes(white)), info).x  # a light background is inverted by default
     torch.testing.assert_close(inverted, torch.full_like(x, -0.2860 / 0.3530))
     assert torch.allclose(black_value(info), torch.tensor([-0.2860 / 0.3530]))
 
@@ -116,7 +116,7 @@ def test_exif_rotation_is_applied(data_root):
     image = Image.fromarray(array, "L")
     exif = image.getexif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise on display
-    x = preprocess(load_image(png_bytes(image, "JPEG", exif=exif.tobytes(), quality=95)), info)
+    x = prepare(load_image(png_bytes(image, "JPEG", exif=exif.tobytes(), quality=95)), info).x
     top_row, left_col = x[0, 0, 0, :].mean(), x[0, 0, :, 0].mean()
     assert top_row > 1.0 and left_col < top_row  # the strip now runs along the top
 

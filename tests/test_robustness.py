@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from core.checkpoints import load_checkpoint, save_checkpoint
+from core.checkpoints import load, save_checkpoint
 from core.data import dataset_info
 from core.images import ImageError, load_image
-from core.inputs import preprocess
+from core.inputs import prepare
 from core.models import create_model
 from core.store import Store
 
@@ -49,16 +49,16 @@ def png_claiming(width: int, height: int) -> bytes:
 ])
 def test_bad_files_give_one_line_reasons(name, data):
     with pytest.raises(ImageError) as info:
-        preprocess(load_image(data), INFO)
+        prepare(load_image(data), INFO).x
     message = str(info.value)
     assert message and "\n" not in message and len(message) < 200
 
 
 def test_sixteen_bit_is_rescaled_not_clipped():
     array = np.full((10, 10), 65535, dtype=np.uint16)
-    x = preprocess(load_image(encode(Image.fromarray(array))), INFO, invert=False)
+    x = prepare(load_image(encode(Image.fromarray(array))), INFO, invert=False).x
     torch.testing.assert_close(x, torch.full_like(x, WHITE))
-    half = preprocess(load_image(encode(Image.fromarray(np.full((10, 10), 32768, dtype=np.uint16)))), INFO, invert=False)
+    half = prepare(load_image(encode(Image.fromarray(np.full((10, 10), 32768, dtype=np.uint16)))), INFO, invert=False).x
     assert half.mean().item() == pytest.approx((128 / 255 - 0.2860) / 0.3530, abs=0.02)
 
 
@@ -68,7 +68,7 @@ def test_every_mode_becomes_the_model_input(mode, colour):
     image = Image.new(mode, (40, 30), colour) if colour is not None else \
         Image.new("RGB", (40, 30), (255, 255, 255)).convert("P")
     fmt = "JPEG" if mode == "CMYK" else "TIFF" if mode in ("F", "I") else "PNG"
-    x = preprocess(load_image(encode(image, fmt)), INFO, invert=False)
+    x = prepare(load_image(encode(image, fmt)), INFO, invert=False).x
     assert x.shape == (1, 1, 28, 28) and torch.isfinite(x).all()
     assert x.mean().item() == pytest.approx(WHITE, abs=0.05)  # white in every encoding
 
@@ -89,7 +89,7 @@ def test_one_size_limit_for_uploads_and_files(tmp_path):
 
 
 def test_transparent_pixels_become_black_background():
-    x = preprocess(load_image(encode(Image.new("RGBA", (20, 20), (255, 255, 255, 0)))), INFO)
+    x = prepare(load_image(encode(Image.new("RGBA", (20, 20), (255, 255, 255, 0)))), INFO).x
     torch.testing.assert_close(x, torch.full_like(x, BLACK))
 
 
@@ -97,20 +97,20 @@ def test_transparent_pixels_become_black_background():
 def test_animated_images_use_the_first_frame(fmt):
     frames = [Image.new("RGB", (32, 32), (255, 255, 255)), Image.new("RGB", (32, 32), (0, 0, 0))]
     data = encode(frames[0], fmt, save_all=True, append_images=frames[1:], duration=100, loop=0)
-    x = preprocess(load_image(data), INFO, invert=False)
+    x = prepare(load_image(data), INFO, invert=False).x
     assert x.mean().item() == pytest.approx(WHITE, abs=0.05)
 
 
 @pytest.mark.parametrize("size", [(1, 1), (10_000, 1), (1, 5000), (3000, 2000)])
 def test_extreme_sizes(size):
-    x = preprocess(load_image(encode(Image.new("L", size, 255))), INFO, invert=False)
+    x = prepare(load_image(encode(Image.new("L", size, 255))), INFO, invert=False).x
     assert x.shape == (1, 1, 28, 28)
     torch.testing.assert_close(x, torch.full_like(x, WHITE))
 
 
 def test_rgb_model_gets_three_channels_from_grey():
     info = dataset_info("cifar10")
-    x = preprocess(load_image(encode(Image.new("L", (50, 50), 128))), info)
+    x = prepare(load_image(encode(Image.new("L", (50, 50), 128))), info).x
     assert x.shape == (1, 3, 32, 32)
 
 
@@ -127,7 +127,7 @@ def test_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "save", disk_full)
     with pytest.raises(OSError):
         save_checkpoint(path, model, {**meta, "epoch": 2})
-    assert path.read_bytes() == before and load_checkpoint(path)[1]["epoch"] == 1
+    assert path.read_bytes() == before and load(path).meta["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temporary file left behind
 
 

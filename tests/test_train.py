@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from core.checkpoints import load_checkpoint, read_payload
+from core.checkpoints import load, read_payload
 from core.trainer import TrainConfig, TrainingError, train
 
 from .conftest import PYTHON, ROOT, assert_one_line_error, run_cli
@@ -25,7 +25,8 @@ def test_cli_trains_writes_progress_and_a_loadable_checkpoint(tmp_path, data_roo
     result = run_cli("core.train", "--method", "minimax", "--p-t", "0.8", "--epochs", "1", "--limit", "300",
                      "--batch-size", "100", "--out", str(out))
     assert result.returncode == 0, result.stderr
-    model, meta = load_checkpoint(out)
+    checkpoint = load(out)
+    model, meta = checkpoint.model, checkpoint.meta
     assert meta["method"] == "minimax" and meta["options"] == {"p_t": 0.8}
     assert meta["complete"] and meta["epochs_completed"] == 1 and 0 <= meta["test_accuracy"] <= 1
     assert meta["command"].startswith("python -m core.train --method minimax")
@@ -65,7 +66,7 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(tmp_path, data_root):
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    _, meta = load_checkpoint(out)  # never a broken file
+    meta = load(out).meta  # never a broken file
     assert meta["epochs_completed"] == 1 and not meta["complete"]
     result = run_cli("core.train", *args, "--resume")
     assert result.returncode == 0, result.stderr
@@ -128,7 +129,7 @@ def test_torchrun_two_cpu_processes_with_gloo(tmp_path, data_root):
          "--batch-size", "32", "--device", "cpu", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr[-3000:]
-    _, meta = load_checkpoint(out)
+    meta = load(out).meta
     assert meta["world_size"] == 2 and meta["complete"]
     starts = [line for line in out.with_suffix(".progress.jsonl").read_text().splitlines() if '"start"' in line]
     assert len(starts) == 1  # only rank 0 writes

@@ -21,7 +21,7 @@ from ..cam import CAM_METHODS, create_cam
 from ..data import black_value, first_per_class, info_from_meta
 from .base import register_analysis, tolist
 
-METHODS = ("cam", "gradcam++", "layercam", "scorecam", "eigencam")  # Grad-CAM: ReLU(CAM), see core/cam.py
+METHODS = tuple(name for name, method in CAM_METHODS.items() if not method.same_as)  # Grad-CAM is ReLU(CAM)
 ROAD_PERCENTILES = (20, 50, 80)
 
 

@@ -1,6 +1,4 @@
 """Phi (filter ambiguity, LSG paper Eq. 2) and the gate rows of every model."""
-import torch
-
 from .. import lsg
 from .base import register_analysis, tolist
 

@@ -1,6 +1,5 @@
 """LSG training (LSG paper, Alg. 1): cross-entropy on the standard path, plus gated steps that
 train the gate G and the network (see core.lsg for the gate itself and the schedule)."""
-import torch
 import torch.nn.functional as F
 
 from .. import lsg
