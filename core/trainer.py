@@ -447,6 +447,32 @@ def wait_for_runs(pids: tuple[int, ...], log: ProgressLog) -> None:
         time.sleep(0.5)
 
 
+@dataclass
+class Pace:
+    """Images per second and the time left, from the steps this process has trained (a resumed
+    run counts from its restart): the step and epoch events and the terminal bar read it."""
+    total_steps: int
+    images_per_step: int
+    started: float = field(default_factory=time.time)
+    steps: int = 0      # trained in this process
+    last_log: float = 0.0
+
+    def due(self, interval_s: float, now: float) -> bool:
+        if now - self.last_log >= interval_s:
+            self.last_log = now
+            return True
+        return False
+
+    def elapsed(self, now: float) -> float:
+        return now - self.started
+
+    def rate(self, now: float) -> float:
+        return self.steps * self.images_per_step / max(self.elapsed(now), 1e-9)
+
+    def eta(self, steps_done: int, now: float) -> float:
+        return (self.total_steps - steps_done) * self.elapsed(now) / max(1, self.steps)
+
+
 def run_training(config: TrainConfig, objective: Objective, command: str, device: torch.device,
                  dist: Distributed, out: Path, log: ProgressLog, bar: TerminalLine) -> dict:
     """The run itself, from loading the data to the last epoch's checkpoint."""
@@ -485,7 +511,7 @@ def run_training(config: TrainConfig, objective: Objective, command: str, device
     log.write("phase", phase="training", start_epoch=start_epoch, total_steps=total_steps,
               steps_per_epoch=steps_per_epoch, cuda_graphs=graphs)
 
-    started, last_log, steps_here = time.time(), 0.0, 0
+    pace = Pace(total_steps, batch_size * dist.world_size)
     test_accuracy = float("nan")
     for epoch in range(start_epoch, config.epochs):
         # --- one epoch: every step on the device, nothing read back but at logging time
@@ -497,26 +523,10 @@ def run_training(config: TrainConfig, objective: Objective, command: str, device
             global_step = epoch * steps_per_epoch + step
             run_step(objective.step_kind(epoch, global_step), x, y)
             scheduler.step()
-            steps_here += 1
-
-            # --- progress, at most once per log interval (the one host sync)
-            now = time.time()
-            if now - last_log >= config.log_interval_s or step == steps_per_epoch - 1:
-                last_log = now
-                mean_loss, accuracy = meter.read((step + 1) * batch_size)
-                if not math.isfinite(mean_loss):
-                    raise TrainingError(f"loss became {mean_loss} in epoch {epoch + 1} by step {step + 1}; "
-                                        "lower --lr or check the method's options (nothing new was saved)")
-                elapsed = now - started
-                rate = steps_here * batch_size * dist.world_size / max(elapsed, 1e-9)
-                eta = (total_steps - global_step - 1) * elapsed / steps_here
-                log.write("step", epoch=epoch + 1, epochs=config.epochs, step=step + 1,
-                          steps_per_epoch=steps_per_epoch, global_step=global_step + 1,
-                          total_steps=total_steps, loss=mean_loss, accuracy=accuracy,
-                          images_per_s=rate, elapsed_s=elapsed, eta_s=eta, lr=float(scheduler.get_last_lr()[0]))
-                fraction = (global_step + 1) / total_steps
-                bar.show(f"epoch {epoch + 1}/{config.epochs} {bar.bar(fraction, 30)} {fraction:6.1%} loss {mean_loss:.4f} "
-                         f"acc {accuracy:6.2%} {rate:6.0f} img/s eta {format_seconds(eta)}  ")
+            pace.steps += 1
+            if pace.due(config.log_interval_s, time.time()) or step == steps_per_epoch - 1:
+                report_step(log, bar, meter, pace, config.epochs, epoch, step, steps_per_epoch, batch_size,
+                            float(scheduler.get_last_lr()[0]))
 
         # --- epoch end: test split once, snapshot, checkpoint
         bar.end()
@@ -530,16 +540,33 @@ def run_training(config: TrainConfig, objective: Objective, command: str, device
             meta["gate_density"] = float(lsg.gate_density(model.gate.detach()))
         if dist.is_main:
             save_epoch(out, model, meta, epoch, optimizer, extra_optimizer, scheduler, generator, history)
-        elapsed = time.time() - started
+        now = time.time()
         log.write("epoch", epoch=epoch + 1, epochs=config.epochs, train_loss=train_loss,
-                  train_accuracy=train_acc, test_accuracy=test_accuracy, elapsed_s=elapsed,
-                  images_per_s=steps_here * batch_size * dist.world_size / max(elapsed, 1e-9),
-                  eta_s=(total_steps - (epoch + 1) * steps_per_epoch) * elapsed / max(1, steps_here),
+                  train_accuracy=train_acc, test_accuracy=test_accuracy, elapsed_s=pace.elapsed(now),
+                  images_per_s=pace.rate(now), eta_s=pace.eta((epoch + 1) * steps_per_epoch, now),
                   gate_density=meta.get("gate_density"))
     dist.finish()
     log.write("done", test_accuracy=test_accuracy, test_images=len(data.test_labels), checkpoint=str(out),
-              seconds=time.time() - started)
+              seconds=pace.elapsed(time.time()))
     return meta
+
+
+def report_step(log: ProgressLog, bar: TerminalLine, meter: EpochMeter, pace: Pace, epochs: int, epoch: int,
+                step: int, steps_per_epoch: int, batch_size: int, lr: float) -> None:
+    """A step event and the terminal bar: the loss and accuracy so far this epoch (the one host
+    sync), the pace, the time left. A loss gone non-finite ends the run here."""
+    mean_loss, accuracy = meter.read((step + 1) * batch_size)
+    if not math.isfinite(mean_loss):
+        raise TrainingError(f"loss became {mean_loss} in epoch {epoch + 1} by step {step + 1}; "
+                            "lower --lr or check the method's options (nothing new was saved)")
+    global_step, now = epoch * steps_per_epoch + step + 1, time.time()
+    rate, eta = pace.rate(now), pace.eta(global_step, now)
+    log.write("step", epoch=epoch + 1, epochs=epochs, step=step + 1, steps_per_epoch=steps_per_epoch,
+              global_step=global_step, total_steps=pace.total_steps, loss=mean_loss, accuracy=accuracy,
+              images_per_s=rate, elapsed_s=pace.elapsed(now), eta_s=eta, lr=lr)
+    fraction = global_step / pace.total_steps
+    bar.show(f"epoch {epoch + 1}/{epochs} {bar.bar(fraction, 30)} {fraction:6.1%} loss {mean_loss:.4f} "
+             f"acc {accuracy:6.2%} {rate:6.0f} img/s eta {format_seconds(eta)}  ")
 
 
 def restore(out: Path, meta: dict, model, optimizer, extra_optimizer, scheduler, generator) -> tuple[int, dict | None]:

@@ -228,7 +228,7 @@ def training_panel() -> None:
                                       "on the CPU one after another")
         options = {method: method_options(method, several=len(methods) > 1) for method in methods}
         arch = st.selectbox("Architecture", sorted(MODELS), index=sorted(MODELS).index("resnet20"), key="train_arch")
-        choices = [name for name in DATASETS if name != "imagefolder"] + ["image folder"]
+        choices = [*DATASETS, "image folder"]
         present = {name: name == "image folder" or on_this_machine(name) for name in choices}
         dataset = st.selectbox("Dataset", choices, key="train_dataset",
                                format_func=lambda name: name if present[name] else f"{name} (not downloaded)",
