@@ -128,3 +128,17 @@ def selectivity_histogram_chart(per_unit: pd.DataFrame, models: list[str]):
         x=alt.X("selectivity:Q", bin=alt.Bin(extent=[0, 1], step=0.05), title="selectivity index"),
         y=alt.Y("count():Q", stack=None, title="units"), color=model_colour(models),
         stroke=model_colour(models, alt.Stroke))
+
+
+def probability_chart(probabilities: dict[float, np.ndarray], names: list[str]):
+    """The top-5 classes (the same at every temperature), one bar per temperature side by side."""
+    top = np.argsort(-probabilities[1.0])[:5]
+    frame = pd.DataFrame([{"class": names[i], "T": f"T = {t:g}", "p": float(probs[i])}
+                          for t, probs in probabilities.items() for i in top])
+    order = [names[i] for i in top]
+    return alt.Chart(frame, title=["top-5 probabilities", "at temperature T"], height=alt.Step(10)).mark_bar().encode(
+        x=alt.X("p:Q", scale=alt.Scale(domain=[0, 1]), title="probability"),
+        y=alt.Y("class:N", sort=order, title=None, axis=alt.Axis(labelOverlap=False, labelLimit=90)),
+        yOffset=alt.YOffset("T:N"), color=alt.Color("T:N", scale=alt.Scale(range=["#1f4e79", "#9ecae1"]), title=None,
+                                                      legend=alt.Legend(orient="bottom")),
+        tooltip=["class", "T", alt.Tooltip("p:Q", format=".3f")])

@@ -7,7 +7,7 @@ import torch
 
 from .analysis.faithfulness import deletion_insertion
 from .cam import create_cam
-from .lsg import gate_classes
+from .lsg import gate_assignment
 
 TEMPERATURES = (1.0, 2.0)
 DEFAULT_CAMS = ("cam", "layercam")
@@ -34,9 +34,13 @@ def explain(model, x: torch.Tensor, target: int | None = None, gate: np.ndarray 
         "class_units": torch.argsort(weight[cls] * features, descending=True)[:top_units].tolist(),
     }
     order = torch.argsort(features, descending=True)[:top_units].tolist()
-    # a unit's class: by the gate as everywhere (None: the gate gives it to none), else its largest head weight
-    assigned = gate_classes(np.asarray(gate).tolist()) if gate is not None else weight.argmax(dim=0).tolist()
-    result["top_units"] = [{"unit": k, "activation": float(features[k]), "class": assigned[k]} for k in order]
+    # a unit's class: by the gate as everywhere (None: the gate gives it to none; the others at its
+    # top value are said as tied), else its largest head weight
+    columns = np.asarray(gate).T.tolist() if gate is not None else None
+    result["top_units"] = []
+    for k in order:
+        assigned, tied = gate_assignment(columns[k]) if columns else (int(weight[:, k].argmax()), [])
+        result["top_units"].append({"unit": k, "activation": float(features[k]), "class": assigned, "tied": tied})
     if gate is not None:
         result["gate_row"] = np.asarray(gate[cls])
         result["gate_row_predicted"] = np.asarray(gate[predicted])

@@ -7,13 +7,12 @@ page_frame()  # first, before the imports: a fresh server's deep link runs the r
 
 import random
 
-import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from core.cam import CAM_METHODS, shared_layers
-from core.charts import FAITHFULNESS_MEASURES, faithfulness_chart, faithfulness_frame
+from core.charts import FAITHFULNESS_MEASURES, faithfulness_chart, faithfulness_frame, probability_chart
 from core.compare import explain_image, scales, unlike_training
 from core.data import dataset_image, split_indices
 from core.explain import DEFAULT_CAMS
@@ -84,20 +83,6 @@ def pick_image(reference: dict):
     dataset_index = pool[index]
     image, label = dataset_image(reference["dataset"], dataset_index)
     return image, label, f"test image {dataset_index}"
-
-
-def probability_chart(probabilities: dict[float, np.ndarray], names: list[str]):
-    """The top-5 classes (the same at every temperature), one bar per temperature side by side."""
-    top = np.argsort(-probabilities[1.0])[:5]
-    frame = pd.DataFrame([{"class": names[i], "T": f"T = {t:g}", "p": float(probs[i])}
-                          for t, probs in probabilities.items() for i in top])
-    order = [names[i] for i in top]
-    return alt.Chart(frame, title=["top-5 probabilities", "at temperature T"], height=alt.Step(10)).mark_bar().encode(
-        x=alt.X("p:Q", scale=alt.Scale(domain=[0, 1]), title="probability"),
-        y=alt.Y("class:N", sort=order, title=None, axis=alt.Axis(labelOverlap=False, labelLimit=90)),
-        yOffset=alt.YOffset("T:N"), color=alt.Color("T:N", scale=alt.Scale(range=["#1f4e79", "#9ecae1"]), title=None,
-                                                      legend=alt.Legend(orient="bottom")),
-        tooltip=["class", "T", alt.Tooltip("p:Q", format=".3f")])
 
 
 def render():
@@ -187,9 +172,11 @@ def render():
             if "gate_row" in out:
                 st.image(gate_strip(out["gate_row"], cell=max(2, 320 // len(out["gate_row"]))),
                          caption=f"gate row of {target}", width="stretch")
-            top = pd.DataFrame([{**u, "class": "none" if u["class"] is None else classes[u["class"]]}
-                                for u in out["top_units"]])
-            st.caption("Most active units on this image (class: the class each unit is assigned to)")
+            top = pd.DataFrame([{"unit": u["unit"], "activation": u["activation"],
+                                 "class": "none" if u["class"] is None else " = ".join(
+                                     classes[c] for c in [u["class"], *u["tied"]])} for u in out["top_units"]])
+            st.caption("Most active units on this image (class: the class each unit is assigned to; "
+                       "A = B where the gate gives the unit to several classes alike)")
             st.dataframe(top, hide_index=True, height=180,
                          column_config={"activation": st.column_config.NumberColumn(format="%.2f")})
             st.caption(f"Units that add most to {target} here (head weight × activation; red in the grid):")

@@ -318,6 +318,12 @@ def test_several_methods_start_from_the_sidebar_one_after_another_on_the_cpu(app
         assert time.time() < deadline
         time.sleep(0.5)
     assert [runs.load_run(folder / f"{r.run_id}.run.json").status for r in started] == ["done", "done"]
+    at.run()  # Delete asks first (a popover); its button removes that run's files and no other
+    first = started[0]
+    at.button(key=f"train_delete_{first.run_id}").click().run()
+    no_errors(at)
+    assert not any(path.exists() for path in first.files()) and Path(started[1].out).exists()
+    assert [r.run_id for r in runs.list_runs(folder)].count(first.run_id) == 0
 
 
 def test_a_runs_progress_line_from_its_first_second():

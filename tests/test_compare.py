@@ -41,8 +41,11 @@ def test_top_units_take_their_class_from_the_gate_none_for_an_empty_column(bundl
     gate = np.zeros((10, model.fc.weight.shape[1]), np.float32)
     gate[4, :] = 1.0  # every unit to class 4 ...
     gate[:, 0:64:2] = 0.0  # ... but the even ones to none
+    gate[7, 1:64:4] = 1.0  # ... and every fourth one to classes 4 and 7 alike (a tie, said)
     out = explain_image(model, meta, image, "predicted", ["cam"], gate=gate).out
     assert [u["class"] for u in out["top_units"]] == [None if u["unit"] % 2 == 0 else 4 for u in out["top_units"]]
+    assert [u["tied"] for u in out["top_units"]] == [[7] if u["unit"] % 4 == 1 else [] for u in out["top_units"]]
+    assert any(u["tied"] for u in out["top_units"])  # this image's top units include such a unit
     assert out["gate_row"].tolist() == gate[out["target"]].tolist()
 
 

@@ -328,12 +328,14 @@ def run_monitor() -> None:
                       " before training began")
         st.caption(f"{icon} {plain(run.run_id)}: {run.status}{plain(extra)}")
         if run.status == "failed" and run.message:
-            st.code(run.message, language=None)
+            st.code(run.message, language=None, wrap_lines=True)
         left, right = st.columns(2)
         if runs.can_resume(run) and left.button("Resume", key=f"train_resume_{run.run_id}"):
             attempt(runs.resume_run, run)
-        if right.button("Delete", key=f"train_delete_{run.run_id}", help="remove this run's files"):
-            attempt(runs.delete_run, run)
+        with right.popover("Delete", help="remove this run's files (asks first)"):
+            st.caption(f"Delete {plain(run.run_id)}: its checkpoint, log and progress files? Nothing else is touched.")
+            if st.button("Delete for good", key=f"train_delete_{run.run_id}", type="primary"):
+                attempt(runs.delete_run, run)
     for run in all_runs:
         if run.status == "done" and run.run_id not in st.session_state.get("app_seen_runs", set()):
             st.session_state.setdefault("app_seen_runs", set()).add(run.run_id)
