@@ -44,7 +44,14 @@ def grey_or_rgb(image: np.ndarray) -> np.ndarray:
     return (np.clip(image, 0, 1) * 255).astype(np.uint8)
 
 
-def input_picture(image: np.ndarray, size: int = 168) -> Image.Image:
+def input_picture(image, size: int = 168) -> Image.Image:
+    """A model input as a picture, pixels kept sharp. `image`: a PIL image, floats in [0, 1] as
+    (H, W) or (H, W, 3), or bytes 0-255 as (C, H, W) (how IAM keeps its images)."""
+    if isinstance(image, Image.Image):
+        image = np.asarray(image, dtype=np.float32) / 255.0
+    elif np.issubdtype(np.asarray(image).dtype, np.integer):
+        pixels = np.asarray(image, dtype=np.float32) / 255.0
+        image = pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)
     return Image.fromarray(grey_or_rgb(image)).resize((size, size), Image.Resampling.NEAREST)
 
 

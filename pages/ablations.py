@@ -13,13 +13,6 @@ from core.headline import figure_columns
 from ui import common
 
 
-def open_unit_from(event, model_label: str) -> None:
-    """A click on a unit -> the unit page, with the model and unit in the URL."""
-    unit = common.picked_unit(event)
-    if unit is not None:
-        st.switch_page("pages/unit.py", query_params={"model": model_label, "unit": unit})
-
-
 def render():
     st.title("Ablations")
     models = common.require_models()
@@ -93,7 +86,7 @@ def render():
             height=240, title=f"{label}: class accuracy drop when one unit is zeroed")
         event = common.chart(chart, f"{label}-unit-drop", f"abl_heatmap_{i}", on_select="rerun",
                              selection_mode="unit_pick")
-        open_unit_from(event, label)
+        common.open_unit_from(event, label)
         common.download_csv(frame, f"{label}-unit-drop", key=f"abl_csv_drop_{i}")
     columns = common.grid(len(results), 2)  # three a row left each plot a sliver beside its legend
     for i, (meta, abl, sel) in enumerate(results):
@@ -115,7 +108,7 @@ def render():
         column = columns[i]
         event = common.chart(chart, f"{label}-drop-vs-selectivity", f"abl_scatter_{i}", column, on_select="rerun",
                              selection_mode="unit_pick")
-        open_unit_from(event, label)
+        common.open_unit_from(event, label)
         with column:
             common.download_csv(scatter, f"{label}-units", key=f"abl_csv_units_{i}")
 

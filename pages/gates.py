@@ -39,10 +39,13 @@ def render():
         classes = meta["class_names"]
         units = [str(u) for u in range(len(gate["gate"][0]))]
         order = [str(u) for u in gate["order"]]
-        chart, frame = heatmap(gate["gate"], classes, units, "class", "unit (ordered by assigned class)",
+        chart, frame = heatmap(gate["gate"], classes, units, "class", "unit (ordered by assigned class; click one to open it)",
                                f"{meta['label']}: {gate['source']} gate, Phi {gate['phi']:.3f}, "
-                               f"{LABELS['gate_density']} {gate['density']:.3f}", domain=[0, 1], col_order=order)
-        common.chart(chart, f"{meta['label']}-gate", f"gates_gate_{meta['label']}")
+                               f"{LABELS['gate_density']} {gate['density']:.3f}", domain=[0, 1], col_order=order,
+                               value_title="gate entry", pick="unit")
+        event = common.chart(chart, f"{meta['label']}-gate", f"gates_gate_{meta['label']}", on_select="rerun",
+                             selection_mode="unit_pick")
+        common.open_unit_from(event, meta["label"])
         common.download_csv(frame, f"{meta['label']}-gate", key=f"gates_csv_{meta['label']}")
 
     st.subheader("Feature/gate similarity")
@@ -62,7 +65,7 @@ def render():
         left, right = st.columns(2)
         for column, key, name in ((left, "tp", "true positives"), (right, "fn", "false negatives")):
             chart, _ = heatmap(sim[key], classes, classes, "true class y", "gate row c",
-                               f"{meta['label']}: {name}", scheme="viridis", domain=domain)
+                               f"{meta['label']}: {name}", scheme="viridis", domain=domain, value_title="similarity")
             common.chart(chart, f"{meta['label']}-similarity-{key}", f"gates_sim_{meta['label']}_{key}", column)
 
     st.subheader("Class masking")
@@ -85,7 +88,8 @@ def render():
         mask = masks[meta["label"]]
         c = classes.index(cls)
         chart, frame = heatmap(mask["confusions"][c], classes, classes, "true", "predicted",
-                               f"{meta['label']}: {len(mask['units'][c])} units masked", scheme="blues", height=300)
+                               f"{meta['label']}: {len(mask['units'][c])} units masked", scheme="blues", height=300,
+                               value_title="images")
         common.chart(chart.encode(x=alt.X("col:O", sort=classes, title="predicted")),
                      f"{meta['label']}-masking-{cls}", f"gates_mask_{meta['label']}", column)
         accuracy = mask["masked_class_accuracy"][c]

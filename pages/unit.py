@@ -40,7 +40,7 @@ def top_pictures(meta: dict, top: dict, unit: int, count: int, size: int):
     pictures, captions = [], []
     for index, activation, lab in list(zip(top["index"][unit], top["activation"][unit], top["labels"][unit]))[:count]:
         image, _ = dataset_image(meta["dataset"], index)
-        pictures.append(input_picture(np.asarray(image, dtype=np.float32) / 255.0, size))
+        pictures.append(input_picture(image, size))
         captions.append(f"#{index} {common.plain(meta['class_names'][lab])} ({activation:.2f})")
     return pictures, captions
 
@@ -205,9 +205,7 @@ def one_unit(found: dict, url: tuple):
         slot.empty()
         iam = common.analysis(meta, "iam")
     if iam is not None:
-        pixels = np.asarray(iam["images"][unit], dtype=np.float32) / 255.0
-        picture = pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)
-        st.image(input_picture(picture, 160), caption=f"IAM({unit}); RS = {iam['rs'][unit]:.3f} "
+        st.image(input_picture(np.asarray(iam["images"][unit]), 160), caption=f"IAM({unit}); RS = {iam['rs'][unit]:.3f} "
                                                       "(fraction of other units more active on it)")
 
 

@@ -77,3 +77,17 @@ def test_the_unlike_training_phrase_names_each_model_that_finds_the_picture_stra
     shown = [view(1, 1, far, "ce"), view(1, 1, near, "lsg"), view(1, 1, None, "minimax")]
     assert unlike_training(shown) == ["ce: feature distance 123, above 100 (99% of test images are closer)"]
     assert unlike_training(shown, label=lambda m: m["label"].upper())[0].startswith("CE:")
+
+
+def test_input_pictures_from_every_form_an_input_takes():
+    """A PIL image, floats in [0, 1] (H, W), bytes (C, H, W) as IAM keeps them: the same picture."""
+    from PIL import Image
+
+    from core.render import input_picture
+    grey = np.array([[0, 64], [128, 255]], np.uint8)
+    expected = np.repeat(grey[..., None], 3, axis=2)
+    for form in (Image.fromarray(grey), grey.astype(np.float32) / 255.0, grey[None].tolist()):
+        np.testing.assert_array_equal(np.asarray(input_picture(np.asarray(form) if isinstance(form, list) else form, 2)),
+                                      expected)
+    colour = np.arange(12, dtype=np.uint8).reshape(3, 2, 2) * 20  # (C, H, W) bytes -> (H, W, C)
+    np.testing.assert_array_equal(np.asarray(input_picture(colour, 2)), colour.transpose(1, 2, 0))

@@ -193,6 +193,13 @@ def picked_unit(event) -> int | None:
     return None if unit is None else int(unit)
 
 
+def open_unit_from(event, model_label: str) -> None:
+    """A click on a unit in a chart -> the unit page, with the model and unit in the URL."""
+    unit = picked_unit(event)
+    if unit is not None:
+        st.switch_page("pages/unit.py", query_params={"model": model_label, "unit": unit})
+
+
 def parse_unit(text: str, num_units: int) -> tuple[int | None, str | None]:
     """A unit number from a link: (unit, None), or (None, what was asked) when it is not one."""
     text = str(text).strip()
@@ -238,7 +245,9 @@ def training_panel() -> None:
             folder = st.text_input("Folder", key="train_folder", placeholder="/path/to/images")
             dataset = f"imagefolder:{folder}"
         epochs = st.number_input("Epochs", 1, 500, 2, key="train_epochs")  # LSG's gated steps begin in epoch 2
-        limit = st.number_input("Use only the first N images (0: all)", 0, 10_000_000, 2000, step=500, key="train_limit")
+        limit = st.number_input("Use only the first N images (0: all)", 0, 10_000_000, 2000, step=500, key="train_limit",
+                                help="of the training split, and of the test split each epoch is measured on: a "
+                                     "quick look; 0 trains on all of it (minutes an epoch on a CPU)")
         if st.button("Start", key="train_start", type="primary", disabled=not methods):
             try:
                 started = runs.start_runs(list(options.items()), dataset, arch, int(epochs), int(limit) or None)
