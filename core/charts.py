@@ -39,9 +39,9 @@ def training_curve(steps: pd.DataFrame):
 
 def heatmap(matrix, row_names, col_names, row_title: str, col_title: str, title: str,
             scheme: str = "greys", domain=None, height: int = 260, col_order=None, value_title: str = "value",
-            pick: str | None = None):
+            pick: bool = False):
     """A matrix as coloured cells, with the data frame it was drawn from. `pick`: a click on a cell
-    selects its column under that name (a point selection named `unit_pick`, as the pages read it)."""
+    selects its column (a point selection named `unit_pick` on the field `col`)."""
     rows = [{"row": row_names[i], "col": col_names[j], "value": v}
             for i, line in enumerate(matrix) for j, v in enumerate(line)]
     frame = pd.DataFrame(rows)
@@ -52,12 +52,11 @@ def heatmap(matrix, row_names, col_names, row_title: str, col_title: str, title:
                 axis=alt.Axis(labelFontSize=8, labelOverlap=False, labelLimit=160, labels=readable, ticks=readable)),
         y=alt.Y("row:O", sort=list(row_names), title=row_title, axis=alt.Axis(labelOverlap=False, labelLimit=160)),
         color=alt.Color("value:Q", scale=scale, title=value_title),
-        tooltip=[alt.Tooltip("row:O", title=row_title), alt.Tooltip("col:O", title=col_title),
+        tooltip=[alt.Tooltip("row:O", title=row_title.split(" (")[0]), alt.Tooltip("col:O", title=col_title.split(" (")[0]),
                  alt.Tooltip("value:Q", format=".3f", title=value_title)],
     ).properties(height=height, title=title)
     if pick:
-        chart = chart.transform_calculate(**{pick: "datum.col"}).add_params(
-            alt.selection_point(name="unit_pick", fields=[pick], on="click"))
+        chart = chart.add_params(alt.selection_point(name="unit_pick", fields=["col"], on="click"))
     return chart, frame
 
 

@@ -39,13 +39,13 @@ def render():
         classes = meta["class_names"]
         units = [str(u) for u in range(len(gate["gate"][0]))]
         order = [str(u) for u in gate["order"]]
-        chart, frame = heatmap(gate["gate"], classes, units, "class", "unit (ordered by assigned class; click one to open it)",
+        chart, frame = heatmap(gate["gate"], classes, units, "class", "unit (by assigned class; click one to open it)",
                                f"{meta['label']}: {gate['source']} gate, Phi {gate['phi']:.3f}, "
                                f"{LABELS['gate_density']} {gate['density']:.3f}", domain=[0, 1], col_order=order,
-                               value_title="gate entry", pick="unit")
+                               value_title="gate entry", pick=True)
         event = common.chart(chart, f"{meta['label']}-gate", f"gates_gate_{meta['label']}", on_select="rerun",
                              selection_mode="unit_pick")
-        common.open_unit_from(event, meta["label"])
+        common.open_unit_from(event, meta["label"], field="col")
         common.download_csv(frame, f"{meta['label']}-gate", key=f"gates_csv_{meta['label']}")
 
     st.subheader("Feature/gate similarity")

@@ -272,3 +272,19 @@ def test_the_server_as_configured_asks_nothing_outside_the_machine(model_folder,
     text = log.read_text()
     assert f"URL: http://localhost:{port}" in text, text
     assert "External URL" not in text and "external IP" not in text and "Network URL" not in text, text
+
+
+def test_a_click_on_the_gate_heatmap_opens_that_unit(server, tab):
+    """Gates: a unit's column in the gate heatmap is a way to the Unit page, as the README promises."""
+    tab.goto(f"{server.url}/gates")
+    chart = tab.locator("[data-testid='stVegaLiteChart']").first
+    chart.wait_for()
+    tab.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')")
+    time.sleep(1)
+    box = chart.bounding_box()
+    tab.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)  # a cell mid-heatmap
+    unit = tab.get_by_role("spinbutton", name="Unit")
+    unit.wait_for()
+    assert unit.input_value().isdigit()
+    tab.get_by_text("Top-activating test images").wait_for()
+    assert_clean(tab, server)

@@ -185,17 +185,17 @@ def grid(count: int, per_row: int) -> list:
     return [column for _ in range(0, count, per_row) for column in st.columns(per_row)]
 
 
-def picked_unit(event) -> int | None:
-    """The unit of a click on an Altair point selection named `unit_pick`, or None. Streamlit's
-    event is a dict: {"selection": {"unit_pick": [{"unit": 7, ...}]}}, with {} before any click."""
+def picked_unit(event, field: str = "unit") -> int | None:
+    """The unit of a click on an Altair point selection named `unit_pick` (on `field`), or None.
+    Streamlit's event is a dict: {"selection": {"unit_pick": [{"unit": 7, ...}]}}, {} before any click."""
     points = (event or {}).get("selection", {}).get("unit_pick") or []
-    unit = points[0].get("unit") if points else None
+    unit = points[0].get(field) if points else None
     return None if unit is None else int(unit)
 
 
-def open_unit_from(event, model_label: str) -> None:
+def open_unit_from(event, model_label: str, field: str = "unit") -> None:
     """A click on a unit in a chart -> the unit page, with the model and unit in the URL."""
-    unit = picked_unit(event)
+    unit = picked_unit(event, field)
     if unit is not None:
         st.switch_page("pages/unit.py", query_params={"model": model_label, "unit": unit})
 
