@@ -48,6 +48,11 @@ def read_events(path: Path | str) -> list[dict]:
     return events
 
 
+def steps_of(events: list[dict]) -> list[dict]:
+    """The step events, in order: the points of a run's training curve."""
+    return [e for e in events if e.get("event") == "step"]
+
+
 @dataclass
 class Summary:
     """Where a run stands, from its events alone (None: not known yet)."""

@@ -88,103 +88,114 @@ def pick_image(reference: dict):
 def render():
     st.title("Compare on an image")
     models = common.require_models()
-    reference = models[0]
-    image, label, caption = pick_image(reference)
-    names = reference["class_names"]
-    controls = st.columns(3)
-    target_name = controls[0].selectbox("Explain class", ["predicted"] + names, key="compare_target")
-    shared_scale = controls[1].toggle("Shared colour scale", True, key="compare_shared",
-                                      help="One colour scale for every model's maps; off: each model's own range")
-    show_gate = controls[2].toggle("Gate rows", True, key="compare_gate",
-                                   help="Each model's gate row for the explained class: an LSG model's trained gate; "
-                                        "for the others a post-hoc gate, fitted once per model (seconds, then cached)")
-    methods = st.multiselect("Class activation maps", list(CAM_METHODS), list(DEFAULT_CAMS), key="compare_cams",
-                             format_func=lambda name: CAM_METHODS[name].label,
-                             help="Grad-CAM equals ReLU(CAM) up to a constant for these networks; see 'About the maps'")
-    layer_names = shared_layers([common.load_model(m["path"])[0] for m in models])
-    layer = st.selectbox("Layer the gradient methods hook", layer_names, key="compare_layer",
-                         help="Earlier stages give finer maps; CAM is defined on the last block only") \
-        if len(layer_names) > 1 else None
-    with st.expander("About the maps"):
-        st.dataframe(pd.DataFrame([{"map": m.label, "what it shows": m.about, "class-specific": m.class_specific}
-                                   for m in CAM_METHODS.values()]), hide_index=True)
-        st.caption("Below each model: deletion AUC (pixels blacked out, most relevant first; lower is more "
-                   "faithful) and insertion AUC (pixels put back onto black; higher is better) on this image.")
+    image, label, caption = pick_image(models[0])
+    choice = explanation_controls(models)
+    names = models[0]["class_names"]
     st.caption(common.plain(caption) + (f" — true class **{common.plain(names[label])}**" if label is not None else ""))
-
     uploaded = label is None
-    invert = None
-    if uploaded:
-        # the choice outlives the runs without the toggle (no upload yet): a toggle drawn again with a
-        # default of True showed on while the state underneath still said off
-        st.session_state.setdefault("compare_invert", st.session_state.get("compare_invert_chosen", True))
-        on = st.toggle("Invert a light-background picture (the training images are light on black)",
-                       key="compare_invert", help="Product photos are dark on light; the model has only seen the reverse")
-        st.session_state["compare_invert_chosen"] = on
-        invert = None if on else False
-    shown = [explain_image(common.load_model(meta["path"])[0], meta, image, target_name, methods, invert, layer,
-                           np.array(common.analysis(meta, "gate")["gate"]) if show_gate else None,
+    invert = invert_toggle() if uploaded else None
+    shown = [explain_image(common.load_model(meta["path"])[0], meta, image, choice["target"], choice["methods"],
+                           invert, choice["layer"],
+                           np.array(common.analysis(meta, "gate")["gate"]) if choice["gate"] else None,
                            common.analysis(meta, "ood_reference") if uploaded else None)
              for meta in models]
-    scale = scales(shown, shared_scale)
-    if methods:
+    scale = scales(shown, choice["shared_scale"])
+    if choice["methods"]:
         st.image(colour_bar(), caption="map colours: 0 (left) to the maximum (right); negative CAM shows as 0")
     st.caption("Probabilities at T = 1 are the model's softmax; at T = 2 (softmax of the logits halved) the "
                "probability spreads over the non-target classes, so their ranking shows.")
-
     # above the columns, not in one of them (a warning in one column put it out of line with the others)
     unlike = unlike_training(shown, label=lambda meta: common.plain(meta["label"]))
     if unlike:
         st.warning("Unlike the training data, so treat these predictions with care. " + "; ".join(unlike) + ".",
                    icon=":material/warning:")
-
     for i, (column, view) in enumerate(zip(common.grid(len(shown), 4), shown)):
-        meta, out = view.meta, view.out
         with column:
-            classes = meta["class_names"]
-            target = common.plain(classes[out["target"]])
-            st.subheader(common.plain(meta["label"]))
-            st.caption(f"{common.plain(meta['method'])} · predicted **{common.plain(classes[out['predicted']])}** "
-                       f"({out['probabilities'][1.0][out['predicted']]:.1%})")
-            st.image(input_picture(view.seen, 112), caption="input as the model sees it")
-            with st.expander("What was done to the image"):
-                for step in view.steps:
-                    st.text(step)
-            common.chart(probability_chart(out["probabilities"], classes), f"{meta['label']}-probabilities",
-                         f"compare_prob_{meta['label']}")
-            maps = scale.maps[i]
-            grid = feature_grid(out["maps"], 0.0, maps.top, marked=out["class_units"], columns=8, cell=36)
-            st.image(grid, caption=f"{len(out['maps'])} penultimate maps ({maps.text}); red: top units for {target}",
-                     width="stretch")
-            common.download_png(grid, f"{meta['label']}-maps", key=f"compare_png_{meta['label']}")
-            cam_columns = st.columns(2)
-            for j, (name, saliency) in enumerate(out["cams"].items()):
-                cam = scale.cams[i][name]
-                cam_columns[j % 2].image(heat_overlay(view.seen, saliency / max(cam.top, 1e-12)),
-                                         caption=f"{CAM_METHODS[name].label}: {target} ({cam.text})")
-            if out.get("faithfulness"):
-                st.dataframe(pd.DataFrame([{"map": CAM_METHODS[n].label, "deletion": f["deletion"],
-                                            "insertion": f["insertion"]}
-                                           for n, f in out["faithfulness"].items()]),
-                             hide_index=True, column_config={  # short names: three models side by side
-                                 "deletion": st.column_config.NumberColumn(format="%.3f", help="deletion AUC, lower is better"),
-                                 "insertion": st.column_config.NumberColumn(format="%.3f", help="insertion AUC, higher is better")})
-            if "gate_row" in out:
-                st.image(gate_strip(out["gate_row"], cell=max(2, 320 // len(out["gate_row"]))),
-                         caption=f"gate row of {target}", width="stretch")
-            top = pd.DataFrame([{"unit": u["unit"], "activation": u["activation"],
-                                 "class": "none" if u["class"] is None else " = ".join(
-                                     classes[c] for c in [u["class"], *u["tied"]])} for u in out["top_units"]])
-            st.caption("Most active units on this image (class: the class each unit is assigned to; "
-                       "A = B where the gate gives the unit to several classes alike)")
-            st.dataframe(top, hide_index=True, height=180,
-                         column_config={"activation": st.column_config.NumberColumn(format="%.2f")})
-            st.caption(f"Units that add most to {target} here (head weight × activation; red in the grid):")
-            for unit in out["class_units"][:4]:
-                st.page_link("pages/unit.py", label=f"unit {unit}", query_params={"model": meta["label"], "unit": unit},
-                             icon=":material/search:")
-
+            model_column(view, scale.maps[i], scale.cams[i])
     faithfulness_section(models)
+
+
+def explanation_controls(models: list[dict]) -> dict:
+    """What to explain and how: the class, the colour scale, gate rows, the CAM methods and the layer."""
+    controls = st.columns(3)
+    choice = {
+        "target": controls[0].selectbox("Explain class", ["predicted"] + models[0]["class_names"], key="compare_target"),
+        "shared_scale": controls[1].toggle("Shared colour scale", True, key="compare_shared",
+                                           help="One colour scale for every model's maps; off: each model's own range"),
+        "gate": controls[2].toggle("Gate rows", True, key="compare_gate",
+                                   help="Each model's gate row for the explained class: an LSG model's trained gate; "
+                                        "for the others a post-hoc gate, fitted once per model (seconds, then cached)"),
+        "methods": st.multiselect("Class activation maps", list(CAM_METHODS), list(DEFAULT_CAMS), key="compare_cams",
+                                  format_func=lambda name: CAM_METHODS[name].label,
+                                  help="Grad-CAM equals ReLU(CAM) up to a constant for these networks; see 'About the maps'"),
+    }
+    layer_names = shared_layers([common.load_model(m["path"])[0] for m in models])
+    choice["layer"] = st.selectbox("Layer the gradient methods hook", layer_names, key="compare_layer",
+                                   help="Earlier stages give finer maps; CAM is defined on the last block only") \
+        if len(layer_names) > 1 else None
+    with st.expander("About the maps"):
+        st.table(pd.DataFrame([{"map": m.label, "what it shows": m.about,  # a table wraps what a dataframe cut
+                                "class-specific": "yes" if m.class_specific else "no"}
+                               for m in CAM_METHODS.values()]).set_index("map"))
+        st.caption("Below each model: deletion AUC (pixels blacked out, most relevant first; lower is more "
+                   "faithful) and insertion AUC (pixels put back onto black; higher is better) on this image.")
+    return choice
+
+
+def invert_toggle() -> bool | None:
+    """None: invert a light-background upload (the default), False: never."""
+    # the choice outlives the runs without the toggle (no upload yet): a toggle drawn again with a
+    # default of True showed on while the state underneath still said off
+    st.session_state.setdefault("compare_invert", st.session_state.get("compare_invert_chosen", True))
+    on = st.toggle("Invert a light-background picture (the training images are light on black)",
+                   key="compare_invert", help="Product photos are dark on light; the model has only seen the reverse")
+    st.session_state["compare_invert_chosen"] = on
+    return None if on else False
+
+
+def model_column(view, maps, cams) -> None:
+    """One model's column: its prediction, the input it saw, probabilities, maps, CAMs, gate row, top units."""
+    meta, out = view.meta, view.out
+    classes = meta["class_names"]
+    target = common.plain(classes[out["target"]])
+    st.subheader(common.plain(meta["label"]))
+    st.caption(f"{common.plain(meta['method'])} · predicted **{common.plain(classes[out['predicted']])}** "
+               f"({out['probabilities'][1.0][out['predicted']]:.1%})")
+    st.image(input_picture(view.seen, 112), caption="input as the model sees it")
+    with st.expander("What was done to the image"):
+        for step in view.steps:
+            st.text(step)
+    common.chart(probability_chart(out["probabilities"], classes), f"{meta['label']}-probabilities",
+                 f"compare_prob_{meta['label']}")
+    grid = feature_grid(out["maps"], 0.0, maps.top, marked=out["class_units"], columns=8, cell=36)
+    st.image(grid, caption=f"{len(out['maps'])} penultimate maps ({maps.text}); red: top units for {target}",
+             width="stretch")
+    common.download_png(grid, f"{meta['label']}-maps", key=f"compare_png_{meta['label']}")
+    cam_columns = st.columns(2)
+    for j, (name, saliency) in enumerate(out["cams"].items()):
+        cam = cams[name]
+        cam_columns[j % 2].image(heat_overlay(view.seen, saliency / max(cam.top, 1e-12)),
+                                 caption=f"{CAM_METHODS[name].label}: {target} ({cam.text})")
+    if out.get("faithfulness"):
+        st.dataframe(pd.DataFrame([{"map": CAM_METHODS[n].label, "deletion": f["deletion"], "insertion": f["insertion"]}
+                                   for n, f in out["faithfulness"].items()]),
+                     hide_index=True, column_config={  # short names: three models side by side
+                         "deletion": st.column_config.NumberColumn(format="%.3f", help="deletion AUC, lower is better"),
+                         "insertion": st.column_config.NumberColumn(format="%.3f", help="insertion AUC, higher is better")})
+    if "gate_row" in out:
+        st.image(gate_strip(out["gate_row"], cell=max(2, 320 // len(out["gate_row"]))),
+                 caption=f"gate row of {target}", width="stretch")
+    top = pd.DataFrame([{"unit": u["unit"], "activation": u["activation"],
+                         "class": "none" if u["class"] is None else " = ".join(
+                             classes[c] for c in [u["class"], *u["tied"]])} for u in out["top_units"]])
+    st.caption("Most active units on this image (class: the class each unit is assigned to; "
+               "A = B where the gate gives the unit to several classes alike)")
+    st.dataframe(top, hide_index=True, height=180,
+                 column_config={"activation": st.column_config.NumberColumn(format="%.2f")})
+    st.caption(f"Units that add most to {target} here (head weight × activation; red in the grid):")
+    for unit in out["class_units"][:4]:
+        st.page_link("pages/unit.py", label=f"unit {unit}", query_params={"model": meta["label"], "unit": unit},
+                     icon=":material/search:")
 
 
 def faithfulness_section(models: list[dict]):

@@ -22,7 +22,7 @@ from core.data import DATASETS, on_this_machine
 from core.errors import UserError
 from core.losses import OBJECTIVES
 from core.models import MODELS
-from core.progress import summarize
+from core.progress import steps_of, summarize
 from core.render import altair_png, png_bytes
 from core.store import Store
 from core.trainer import describe_device, format_seconds
@@ -320,7 +320,7 @@ def run_monitor() -> None:
     for active in reversed([r for r in all_runs if r.status == "running"]):  # in the order started
         progress = summarize(active.events)
         st.progress(progress.fraction, text=plain(f"{active.run_id}: {progress_text(progress)}"))
-        points = [e for e in active.events if e.get("event") == "step"]
+        points = steps_of(active.events)
         if len(points) > 1:
             st.altair_chart(training_curve(pd.DataFrame(points)), height=150)
         if st.button("Cancel", key=f"train_cancel_{active.run_id}"):
