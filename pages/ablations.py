@@ -16,7 +16,12 @@ from ui import common
 def render():
     st.title("Ablations")
     models = common.require_models()
+    influential_section(models)
+    unit_ablation_section(models)
 
+
+def influential_section(models: list[dict]) -> None:
+    """Influential features (ReLU+FC paper): the sets, r_A against k, and replacing them by noise."""
     st.subheader("Influential features (k1 = k2 = 5)")
     sweep_rows, noise_rows = [], []
     for meta in models:
@@ -56,6 +61,10 @@ def render():
         "noise-ablation", "abl_noise", width="content")
     common.download_csv(noise, "noise-ablation", key="abl_csv_noise")
 
+
+def unit_ablation_section(models: list[dict]) -> None:
+    """Zeroing one unit at a time: the summary, the class-drop heatmaps and drop against selectivity
+    (a click on a unit opens it)."""
     st.subheader("Single-unit ablation")
     results = [(meta, common.analysis(meta, "unit_ablation"), common.analysis(meta, "selectivity")) for meta in models]
     drops = pd.DataFrame([{"model": meta["label"], "largest overall drop (%)": 100 * abl["largest_overall_drop"],

@@ -16,6 +16,13 @@ from core.headline import LABELS, figure_columns
 def render():
     st.title("Gates")
     models = common.require_models()
+    phi_section(models)
+    similarity_section(models)
+    masking_section(models)
+
+
+def phi_section(models: list[dict]) -> None:
+    """Phi and every model's gate (a click on a unit's column opens it)."""
     st.caption("Phi, the filter ambiguity (LSG paper, Eq. 2): with the network frozen, the lowest cross-entropy "
                "that a gate G (which units each class may use) can reach, plus how far G's density is from "
                "rho = 0.2. LSG models start from their trained gate; the others are fitted post hoc on cached "
@@ -48,6 +55,9 @@ def render():
         common.open_unit_from(event, meta["label"], field="col")
         common.download_csv(frame, f"{meta['label']}-gate", key=f"gates_csv_{meta['label']}")
 
+
+def similarity_section(models: list[dict]) -> None:
+    """How strongly each class's images drive each gate row, right and wrong."""
     st.subheader("Feature/gate similarity")
     st.caption("Row y, column c: how strongly images of class y drive the units of gate row c (the mean over "
                "those images of their features times the gate row: the LSG paper's similarity); over the images "
@@ -68,6 +78,9 @@ def render():
                                f"{meta['label']}: {name}", scheme="viridis", domain=domain, value_title="similarity")
             common.chart(chart, f"{meta['label']}-similarity-{key}", f"gates_sim_{meta['label']}_{key}", column)
 
+
+def masking_section(models: list[dict]) -> None:
+    """Accuracy with one class's units masked, per model."""
     st.subheader("Class masking")
     reference = models[0]["class_names"]
     cls = st.selectbox("Mask the units of class", reference, key="gates_mask_class")

@@ -16,6 +16,13 @@ from ui import common
 def render():
     st.title("Selectivity")
     models = common.require_models()
+    selectivity_section(models)
+    training_section(models)
+    pca_section(models)
+
+
+def selectivity_section(models: list[dict]) -> None:
+    """Unit selectivity and non-target entropy, model beside model."""
     labels = [m["label"] for m in models]
     si_rows, summary, entropy_rows = [], [], []
     for meta in models:
@@ -52,7 +59,11 @@ def render():
     common.chart((bars + rule).properties(height=260, title="Mean non-target entropy; dashed: the bound log(C-1)"),
                  "nontarget-entropy", "sel_entropy")
 
+
+def training_section(models: list[dict]) -> None:
+    """The figures epoch by epoch, from each run's snapshots."""
     st.subheader("Over training")
+    labels = [m["label"] for m in models]
     rows, without = [], []
     for meta in models:
         history = common.analysis(meta, "trajectory")
@@ -77,6 +88,9 @@ def render():
     if without:
         st.caption(f"No per-epoch snapshots in: {common.plain(', '.join(without))} (trained before the trainer kept them).")
 
+
+def pca_section(models: list[dict]) -> None:
+    """The test features in two principal components, one plot per model."""
     st.subheader("PCA of the features")
     columns = common.grid(len(models), 2)  # three a row squeezed each plot to a sliver beside its legend
     for i, meta in enumerate(models):
