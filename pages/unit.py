@@ -122,6 +122,15 @@ def class_across_models(class_url: str | None):
 
 
 def one_unit(found: dict, url: tuple):
+    meta, sel, unit = choose_unit(found, url)
+    unit_figures(meta, sel, unit)
+    top_images_section(meta, unit)
+    iam_section(meta, unit)
+
+
+def choose_unit(found: dict, url: tuple) -> tuple[dict, dict, int]:
+    """The model and unit: a link's (said, where it asks for what does not exist), else the widgets'.
+    Keeps the URL in step, so the view can be shared."""
     labels = list(found)
     asked = []  # what a link asked for and cannot have
     if url != st.session_state.get("unit_url"):  # arrived by a link: the URL wins over old widget state
@@ -152,7 +161,13 @@ def one_unit(found: dict, url: tuple):
         st.warning(common.plain(f"The link asked for {problem}; showing {label}, unit {unit} instead."))
     st.query_params.update({"model": label, "unit": str(unit)})
     st.session_state["unit_url"] = (label, str(unit))
-    classes = meta["class_names"]
+    return meta, sel, unit
+
+
+def unit_figures(meta: dict, sel: dict, unit: int) -> None:
+    """The unit's selectivity, classes and drop, its class means, gate column and drops, and its
+    selectivity over training."""
+    label, classes = meta["label"], meta["class_names"]
     gate = common.analysis(meta, "gate")
     abl = common.analysis(meta, "unit_ablation")
 
@@ -191,11 +206,18 @@ def one_unit(found: dict, url: tuple):
             tooltip=["series", "epoch", alt.Tooltip("value:Q", format=".3f")]).properties(
             height=200, title=f"unit {unit} over training"), f"{label}-unit{unit}-over-training", "unit_over")
 
+
+
+def top_images_section(meta: dict, unit: int) -> None:
     st.subheader("Top-activating test images")
     top = common.analysis(meta, "top_images")
     pictures, captions = top_pictures(meta, top, unit, len(top["index"][unit]), 96)
     picture_grid(pictures, captions, max(1, min(len(pictures), 6)))  # nine a row broke class names mid-word
 
+
+
+def iam_section(meta: dict, unit: int) -> None:
+    """The image that most excites the unit (computed for all units at once, on request)."""
     st.subheader("Independent activation maximisation")
     engine, _ = common.analyzer(meta)
     iam = engine.cached("iam")
