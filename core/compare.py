@@ -24,6 +24,7 @@ class Explained:
     seen: np.ndarray  # the input as the model sees it, in [0, 1] for display
     steps: list[str]  # what was done to the picture
     ood: dict | None = None  # core.analysis.ood.judge's verdict, for an uploaded picture
+    flat: bool = False       # the picture is one colour: its predictions mean nothing
 
 
 def explain_image(model, meta: dict, image: Image.Image, target_name: str, cams, invert: bool | None = None,
@@ -37,7 +38,7 @@ def explain_image(model, meta: dict, image: Image.Image, target_name: str, cams,
     out = explain(model, prepared.x, target, gate, cams, black_value(info_from_meta(meta)), layer=layer)
     ood = judge(torch.from_numpy(out["features"]), torch.from_numpy(out["logits"]), ood_reference) \
         if ood_reference is not None else None
-    return Explained(meta, out, denormalise(prepared.x[0], info_from_meta(meta)), prepared.steps, ood)
+    return Explained(meta, out, denormalise(prepared.x[0], info_from_meta(meta)), prepared.steps, ood, prepared.flat)
 
 
 @dataclass

@@ -33,7 +33,7 @@ def predict(models: list, image, top: int = 5, invert: bool | None = None, refer
         probs = torch.softmax(logits, 0)
         values, index = probs.topk(min(top, len(probs)))
         reference = references[i] if references else None
-        out.append({"model": meta.get("label") or model_label(meta), "steps": prepared.steps,
+        out.append({"model": meta.get("label") or model_label(meta), "steps": prepared.steps, "flat": prepared.flat,
                     "inverted": prepared.inverted,
                     "ood": judge(features, logits, reference) if reference else None,
                     "top": [{"class": meta["class_names"][j], "index": int(j), "probability": float(p)}

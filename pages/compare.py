@@ -106,7 +106,10 @@ def render():
                "probability spreads over the non-target classes, so their ranking shows.")
     # above the columns, not in one of them (a warning in one column put it out of line with the others)
     unlike = unlike_training(shown, label=lambda meta: common.plain(meta["label"]))
-    if unlike:
+    if any(view.flat for view in shown):
+        st.warning("The picture is one flat colour: there is nothing in it to classify, so the predictions below "
+                   "are arbitrary, however confident they look.", icon=":material/warning:")
+    elif unlike:
         st.warning("Unlike the training data, so treat these predictions with care. " + "; ".join(unlike) + ".",
                    icon=":material/warning:")
     for i, (column, view) in enumerate(zip(common.grid(len(shown), 4), shown)):

@@ -118,6 +118,7 @@ def test_compare_upload_and_bad_upload(app_env):
     no_errors(at)
     assert kinds(at)["image"] >= 15
     assert not [w for w in at.warning if "pixels" in w.value]  # 90x60 for 28x28 models: no warning
+    assert [w for w in at.warning if "one flat colour" in w.value]  # one colour: predictions mean nothing
     tiny = io.BytesIO()
     Image.new("L", (1, 1), 255).save(tiny, "PNG")
     at.file_uploader(key="compare_upload").set_value(("dot.png", tiny.getvalue(), "image/png")).run()

@@ -91,3 +91,16 @@ def test_input_pictures_from_every_form_an_input_takes():
                                       expected)
     colour = np.arange(12, dtype=np.uint8).reshape(3, 2, 2) * 20  # (C, H, W) bytes -> (H, W, C)
     np.testing.assert_array_equal(np.asarray(input_picture(colour, 2)), colour.transpose(1, 2, 0))
+
+
+def test_a_flat_picture_is_said_to_hold_nothing(bundled_ce, data_root):
+    """A blank upload gets a confident prediction from a CE model (its softmax says nothing of
+    that): the explanation marks it flat, and a real picture is not."""
+    from PIL import Image
+    model, meta = bundled_ce
+    blank = explain_image(model, meta, Image.new("RGB", (64, 64), (255, 255, 255)), "predicted", [])
+    assert blank.flat and any("one flat colour" in step for step in blank.steps)
+    image, _ = dataset_image("fashion-mnist", 0, root=data_root)
+    assert not explain_image(model, meta, image, "predicted", []).flat
+    nearly = Image.fromarray((np.random.default_rng(0).integers(100, 100 + 8, (28, 28))).astype(np.uint8))
+    assert explain_image(model, meta, nearly, "predicted", []).flat  # within 8 of 255: still nothing to see
