@@ -25,12 +25,12 @@ def epoch_axis(title: str = "epoch") -> alt.X:
     return alt.X("epoch:Q", title=title, axis=alt.Axis(format="d", tickMinStep=1))
 
 
-def training_curve(steps: pd.DataFrame):
+def training_curve(steps: pd.DataFrame, loss_label: str = "loss"):
     """A run's progress events (global_step, loss, accuracy): the loss on the left axis, the
     running training accuracy on the right (0 to 1); one axis for both flattened the accuracy."""
     base = alt.Chart(steps).encode(x=alt.X("global_step:Q", title="step", axis=alt.Axis(format="d", tickMinStep=1)))
     loss = base.mark_line(color="#d62728").encode(
-        y=alt.Y("loss:Q", title="loss", axis=alt.Axis(titleColor="#d62728")))
+        y=alt.Y("loss:Q", title=loss_label, axis=alt.Axis(titleColor="#d62728")))
     accuracy = base.mark_line(color="#1f77b4").encode(
         y=alt.Y("accuracy:Q", title="train accuracy", scale=alt.Scale(domain=[0, 1]),
                 axis=alt.Axis(titleColor="#1f77b4")))

@@ -338,3 +338,5 @@ def test_a_runs_progress_line_from_its_first_second():
                       images_per_s=1234.0, elapsed_s=65, eta_s=30)
     assert progress_text(running) == ("epoch 2/5 · step 4/11 · loss 0.500 · 1,234 img/s · elapsed 1m05s · "
                                       "remaining 0m30s")
+    from core.losses import OBJECTIVES  # LSG's loss holds its gate terms on gated steps: named so
+    assert "· loss incl. gate terms 0.500 ·" in progress_text(running, OBJECTIVES["lsg"].loss_label)

@@ -280,7 +280,7 @@ def method_options(method: str, several: bool) -> dict:
     return options
 
 
-def progress_text(progress) -> str:
+def progress_text(progress, loss_label: str = "loss") -> str:
     """One line a researcher can read at a glance, from the first second of a run."""
     if not progress.global_step:  # before the first step: its phase, or nothing written yet
         if not progress.phase:
@@ -291,7 +291,7 @@ def progress_text(progress) -> str:
     if progress.steps_per_epoch:
         parts.append(f"step {progress.step}/{progress.steps_per_epoch}")
     if progress.loss is not None:
-        parts.append(f"loss {progress.loss:.3f}")
+        parts.append(f"{loss_label} {progress.loss:.3f}")
     if progress.images_per_s:
         parts.append(f"{progress.images_per_s:,.0f} img/s")
     parts.append(f"elapsed {format_seconds(progress.elapsed_s)}")
@@ -319,10 +319,11 @@ def run_monitor() -> None:
     runs.ingest(store(), all_runs)
     for active in reversed([r for r in all_runs if r.status == "running"]):  # in the order started
         progress = summarize(active.events)
-        st.progress(progress.fraction, text=plain(f"{active.run_id}: {progress_text(progress)}"))
+        loss_label = OBJECTIVES[active.method].loss_label if active.method in OBJECTIVES else "loss"
+        st.progress(progress.fraction, text=plain(f"{active.run_id}: {progress_text(progress, loss_label)}"))
         points = steps_of(active.events)
         if len(points) > 1:
-            st.altair_chart(training_curve(pd.DataFrame(points)), height=150)
+            st.altair_chart(training_curve(pd.DataFrame(points), loss_label), height=150)
         if st.button("Cancel", key=f"train_cancel_{active.run_id}"):
             attempt(runs.cancel_run, active, rerun=False)
     for run in [r for r in all_runs if r.status != "running"][:8]:  # a running one has its bar above

@@ -29,6 +29,7 @@ class Objective:
     name = ""
     options: dict[str, tuple[float | int | bool, str]] = {}
     uses_gate = False
+    loss_label = "loss"  # what its progress shows as the loss (the mean of `training_loss`)
 
     def __init__(self, **values):
         unknown = set(values) - set(self.options)

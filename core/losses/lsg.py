@@ -12,6 +12,7 @@ from .ce import CrossEntropy
 class LSG(CrossEntropy):
     name = "lsg"
     uses_gate = True
+    loss_label = "loss incl. gate terms"  # a gated step's loss holds lambda (CE + a_s sparsity)
     options = {
         "gate_lr": (0.1, "learning rate of the gate G (its own SGD)"),
         "gate_weight": (1.0, "weight of the gated path's cost (lambda in the paper)"),
