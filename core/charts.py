@@ -89,7 +89,7 @@ def faithfulness_chart(frame: pd.DataFrame, measure: str):
     models = list(dict.fromkeys(part["model"]))
     base = alt.Chart(part).encode(x=alt.X("map:N", title=None, sort=None, axis=alt.Axis(labelAngle=-30, labelLimit=140)),
                                   xOffset=alt.XOffset("model:N", sort=models))
-    bars = base.mark_bar().encode(y=alt.Y("mean:Q", title="mean over the images (rule: ± 1 std)"), color=model_colour(models),
+    bars = base.mark_bar().encode(y=alt.Y("mean:Q", title="mean ± std"), color=model_colour(models),
                                   tooltip=["model", "map", alt.Tooltip("mean:Q", format=".3f"),
                                            alt.Tooltip("std:Q", format=".3f")])
     spread = base.mark_rule(color="black").encode(y="low:Q", y2="high:Q")

@@ -106,8 +106,8 @@ def unit_ablation_section(models: list[dict]) -> None:
                                 "dead": sel["dead"]})
         pick = alt.selection_point(name="unit_pick", fields=["unit"], on="click")
         chart = alt.Chart(scatter).mark_circle(size=50).encode(
-            x=alt.X("selectivity:Q", scale=alt.Scale(domain=[0, 1])),
-            y=alt.Y("max class drop:Q", scale=alt.Scale(domain=[lowest, extent]), axis=alt.Axis(format="%")),
+            x=alt.X("selectivity:Q", scale=alt.Scale(domain=[0, 1], padding=8)),  # room for the points at the ends
+            y=alt.Y("max class drop:Q", scale=alt.Scale(domain=[lowest, extent], padding=8), axis=alt.Axis(format="%")),
             # three legend columns: at 1024 px a chart is about 300 px wide and a fourth lost its labels
             color=alt.Color("class:N", sort=classes, legend=alt.Legend(orient="bottom", columns=3)),
             tooltip=["unit", "class", alt.Tooltip("selectivity:Q", format=".3f"),

@@ -193,8 +193,11 @@ def model_column(view, maps, cams) -> None:
                              classes[c] for c in [u["class"], *u["tied"]])} for u in out["top_units"]])
     st.caption("Most active units on this image (class: the class each unit is assigned to; "
                "A = B where the gate gives the unit to several classes alike)")
-    st.dataframe(top, hide_index=True, height=180,
-                 column_config={"activation": st.column_config.NumberColumn(format="%.2f")})
+    st.dataframe(top, hide_index=True, height=180,  # the class column gets the room: tied names are long
+                 column_config={"unit": st.column_config.NumberColumn(width=40),
+                                "activation": st.column_config.NumberColumn("act.", format="%.2f", width=50,
+                                                                            help="activation (pooled map)"),
+                                "class": st.column_config.TextColumn(width="large")})
     st.caption(f"Units that add most to {target} here (head weight × activation; red in the grid):")
     for unit in out["class_units"][:4]:
         st.page_link("pages/unit.py", label=f"unit {unit}", query_params={"model": meta["label"], "unit": unit},

@@ -30,7 +30,7 @@ def bar(values, names, title, y_title, highlight: str | None = None, percent: bo
         if highlight is not None else alt.value("#4c78a8")
     return alt.Chart(frame).mark_bar().encode(
         x=alt.X("class:N", sort=names, title=None, axis=alt.Axis(labelOverlap=False, labelAngle=-45)),
-        y=alt.Y("value:Q", title=y_title, axis=alt.Axis(format=".1%" if percent else "~g")), color=colour,
+        y=alt.Y("value:Q", title=y_title, axis=alt.Axis(format=".2~%" if percent else "~g")), color=colour,
         tooltip=["class", alt.Tooltip("value:Q", format=".2%" if percent else ".3f")]
     ).properties(height=220, title=textwrap.wrap(title, 16)), frame  # two lines: three charts side by side
 
@@ -113,7 +113,7 @@ def class_across_models(class_url: str | None):
             st.metric(f"unit {unit}", f"SI {sel['per_unit'][unit]:.3f}")
             st.caption(common.plain(why))
             chart, frame = bar([row[unit] for row in sel["class_means"]], meta["class_names"], "class-mean activation",
-                               "mean a_k", highlight=name)
+                               "mean activation", highlight=name)
             common.chart(chart, f"{meta['label']}-unit{unit}-class-means", f"unit_across_{meta['label']}")
             pictures, captions = top_pictures(meta, common.analysis(meta, "top_images"), unit, 6, 64)
             picture_grid(pictures, captions, 2)
