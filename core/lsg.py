@@ -212,15 +212,14 @@ def fit_gate(features: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor,
     bits in any run, whatever the caller's thread count (the fit runs on one thread).
 
     `device`: where the cross-entropy over the features is computed (the gate's small steps
-    stay on the CPU). On an H100 machine the fit on one CPU thread took 2.4 s of a bundled
-    model's 2.8 s analysis; on its GPU, 0.87 s with the training split's forward pass
-    (bench/RESULTS.md, issue 13). Its bits are the same in every run on one device, and equal
-    the CPU's to float64 rounding.
+    stay on the CPU; on a GPU the fit was most of a bundled model's analysis time, see
+    bench/RESULTS.md). Its bits are the same in every run on one device, and equal the CPU's to
+    float64 rounding.
 
     Returns gate (float32), phi, gated CE, density, the fraction of single-class units, steps
     (gradient evaluations) and converged, all measured on the returned gate over all of
-    `features`. (The earlier fit, 300 Adam steps on random minibatches with normalise-and-clip
-    after each, stopped above this minimum: rescaling a column undoes any step along it.)
+    `features`. (Adam on minibatches with normalise-and-clip after each step stopped above this
+    minimum: rescaling a column undoes any step along it.)
     """
     if max_steps < 1 or window < 1 or not tol >= 0:
         raise ValueError("fit_gate needs max_steps >= 1, window >= 1 and tol >= 0")
