@@ -95,6 +95,15 @@ class LayerCam(CamMethod):
         return scaled_per_image(F.relu((F.relu(gradients) * activations).sum(1)), tuple(x.shape[-2:]))
 
 
+_STDERR = threading.Lock()
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    with _STDERR, contextlib.redirect_stderr(io.StringIO()):
+        yield
+
+
 class LibraryCam(CamMethod):
     """A method of pytorch-grad-cam on the model's last convolutional block; its maps come
     scaled to [0, 1] per image. The library keeps every output of the hooked layer, so it hooks a
@@ -109,7 +118,10 @@ class LibraryCam(CamMethod):
         method = getattr(pytorch_grad_cam, self.library_name)
         layer_name = next(name for name, module in self.model.named_modules() if module is self.layer)
         model = copy.deepcopy(self.model).eval()
-        quiet = contextlib.redirect_stderr(io.StringIO()) if self.draws_progress_bars else contextlib.nullcontext()
+        for parameter in model.parameters():  # IAM may hold the shared model's frozen meanwhile
+            parameter.requires_grad_(True)
+        # redirect_stderr swaps the process's sys.stderr: two at once could leave one swapped for good
+        quiet = _quiet_stderr() if self.draws_progress_bars else contextlib.nullcontext()
         with quiet, torch.enable_grad(), method(model=model, target_layers=[model.get_submodule(layer_name)]) as cam:
             return np.asarray(cam(input_tensor=x, targets=[ClassifierOutputTarget(int(c)) for c in classes]),
                               dtype=np.float32)

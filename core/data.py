@@ -223,13 +223,15 @@ class CIFAR10(TorchvisionSource):
         return torch.from_numpy(images), torch.from_numpy(labels)
 
     def read_batch(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
-        with open(path, "rb") as f:
-            try:
+        try:
+            with open(path, "rb") as f:
                 batch = ArrayUnpickler(f, encoding="latin1").load()
-            except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
-                raise DataError(f"{path.name}: not a {self.name} batch ({exc})") from None
-        images = batch.get("data") if isinstance(batch, dict) else None
-        labels = np.asarray(batch.get(self.label_key, []) if isinstance(batch, dict) else [])
+            images = batch.get("data") if isinstance(batch, dict) else None
+            labels = np.asarray(batch.get(self.label_key, []) if isinstance(batch, dict) else [])
+        except DataError as exc:
+            raise DataError(f"{path.name}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - whatever a damaged or hostile file does, one line
+            raise DataError(f"{path.name}: not a {self.name} batch ({type(exc).__name__}: {str(exc)[:120]})") from None
         if (not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 2
                 or images.shape[1] != 3 * 32 * 32 or labels.shape != (len(images),) or labels.dtype.kind not in "iu"
                 or len(labels) and not 0 <= labels.min() <= labels.max() < len(self.class_names)):
@@ -274,7 +276,10 @@ class PlainUnpickler(pickle.Unpickler):
 
 
 class ArrayUnpickler(PlainUnpickler):
-    """Plain data and numpy arrays of plain dtypes (what CIFAR's batches hold); nothing else is built."""
+    """Plain data and numpy arrays of plain integer dtypes (what CIFAR's batches hold). The stream
+    never reaches numpy's own constructors: a dtype or array it spells is taken down as plain data
+    by the stand-ins below, checked, and only then made into an array from its raw bytes (numpy's
+    dtype unpickling trusts its state: a forged one makes an object array of the file's pointers)."""
     allowed = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
                ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),  # protocol 5
                ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
@@ -283,8 +288,89 @@ class ArrayUnpickler(PlainUnpickler):
         if (module, name) not in self.allowed:
             return super().find_class(module, name)
         import codecs
-        return {"_reconstruct": np.empty(0).__reduce__()[0], "_frombuffer": np.empty(1).__reduce_ex__(5)[0],
-                "ndarray": np.ndarray, "dtype": np.dtype, "encode": codecs.encode}[name]
+        return {"_reconstruct": _PickledArray, "_frombuffer": _array_from_buffer, "ndarray": _NDARRAY,
+                "dtype": _PickledDtype, "encode": codecs.encode}[name]
+
+    def load(self):
+        return _arrays_made(super().load())
+
+
+_NDARRAY = object()  # what the stream names as numpy.ndarray: only ever compared with
+
+
+class _PickledDtype:
+    """`numpy.dtype(name, align, copy)` then its state, as plain data: an integer kind and a byte order."""
+    KINDS = {"u1", "i1", "u2", "i2", "u4", "i4", "u8", "i8"}
+
+    def __init__(self, name, align=False, copy=True):
+        if name not in self.KINDS:
+            raise DataError(f"refused a numpy dtype {str(name)[:20]!r}: only plain integers are read")
+        self.name, self.order = name, "|"
+
+    def __setstate__(self, state):
+        # (version, byte order, subarray, names, fields, element size, alignment, flags): plain means no
+        # subarray, no fields and no flags (a flag says it holds Python objects)
+        if not (isinstance(state, tuple) and len(state) == 8 and state[1] in ("<", ">", "|", "=")
+                and state[2:5] == (None, None, None) and state[7] == 0):
+            raise DataError("refused a numpy dtype whose state is more than a plain integer kind")
+        self.order = state[1]
+
+    def numpy(self) -> np.dtype:
+        kind = np.dtype(self.name)
+        return kind.newbyteorder(self.order) if self.order in "<>" else kind
+
+
+def _raw(data) -> bytes:
+    if isinstance(data, str):  # a Python 2 pickle's byte string, read as latin-1
+        return data.encode("latin1")
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    raise DataError("refused an array whose data is not bytes")
+
+
+def _shaped(data, dtype, shape, order: str = "C") -> np.ndarray:
+    if not isinstance(dtype, _PickledDtype):
+        raise DataError("refused an array without a plain dtype")
+    if not (isinstance(shape, tuple) and all(isinstance(n, int) and n >= 0 for n in shape)):
+        raise DataError("refused an array with a malformed shape")
+    raw = _raw(data)
+    if math.prod(shape) * dtype.numpy().itemsize != len(raw):
+        raise DataError("refused an array whose shape does not match its bytes")
+    return np.frombuffer(raw, dtype=dtype.numpy()).reshape(shape, order="F" if order == "F" else "C").copy()
+
+
+class _PickledArray:
+    """`_reconstruct(ndarray, (0,), b'b')` then the state (version, shape, dtype, fortran order, bytes)."""
+
+    def __init__(self, cls, shape, typecode):
+        if cls is not _NDARRAY:
+            raise DataError("refused an array of a class other than numpy.ndarray")
+        self.array = None
+
+    def __setstate__(self, state):
+        if not (isinstance(state, tuple) and len(state) in (4, 5)):
+            raise DataError("refused an array with a malformed state")
+        shape, dtype, fortran, data = state[-4:]
+        self.array = _shaped(data, dtype, shape, "F" if fortran else "C")
+
+
+def _array_from_buffer(data, dtype, shape, order="C") -> np.ndarray:
+    return _shaped(data, dtype, shape, order)
+
+
+def _arrays_made(value):
+    """The unpickled structure with every array stand-in replaced by its checked array."""
+    if isinstance(value, _PickledArray):
+        if value.array is None:
+            raise DataError("refused an array without its data")
+        return value.array
+    if isinstance(value, _PickledDtype):
+        raise DataError("refused a bare numpy dtype")
+    if isinstance(value, dict):
+        return {key: _arrays_made(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_arrays_made(item) for item in value)
+    return value
 
 
 class ImageFolderSource(DatasetSource):

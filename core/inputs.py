@@ -30,7 +30,8 @@ def prepare(image: Image.Image, meta, invert: bool | None = None) -> Prepared:
     info = meta if isinstance(meta, DatasetInfo) else info_from_meta(meta)
     steps = [f"read {image.format or 'an image'} of {image.size[0]}x{image.size[1]} pixels, mode {image.mode}"]
     uint8, inverted, light = to_uint8(image, info, invert, steps)
-    flat = int(uint8.max()) - int(uint8.min()) <= FLAT_RANGE
+    spread = uint8.amax(dim=(1, 2)).int() - uint8.amin(dim=(1, 2)).int()  # per channel: solid red is flat too
+    flat = int(spread.max()) <= FLAT_RANGE
     if flat:
         steps.append("the picture is one flat colour: there is nothing in it to classify")
     steps.append(f"normalised with the training mean {info.mean} and std {info.std}")

@@ -104,3 +104,8 @@ def test_a_flat_picture_is_said_to_hold_nothing(bundled_ce, data_root):
     assert not explain_image(model, meta, image, "predicted", []).flat
     nearly = Image.fromarray((np.random.default_rng(0).integers(100, 100 + 8, (28, 28))).astype(np.uint8))
     assert explain_image(model, meta, nearly, "predicted", []).flat  # within 8 of 255: still nothing to see
+    from core.data import dataset_info
+    from core.inputs import prepare
+    cifar = dataset_info("cifar10")  # a colour model: a solid colour is flat in every channel
+    assert prepare(Image.new("RGB", (32, 32), (200, 0, 0)), cifar).flat
+    assert not prepare(Image.fromarray(np.uint8([[[0, 0, 0], [255, 0, 0]]] * 32).repeat(16, 1)), cifar).flat

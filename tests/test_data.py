@@ -190,11 +190,25 @@ def test_cifar_batches_are_read_as_arrays_and_nothing_else(tmp_path):
         raw = (test.images * torch.tensor(test.info.std).view(3, 1, 1) + torch.tensor(test.info.mean).view(3, 1, 1))
         assert raw[1, 2, 3, 4].mul(255).round().item() == rows[5, 1, 2 * 1024 + 3 * 32 + 4]
 
+    class ForgedDtype:  # numpy's own dtype unpickling trusts the state it is given (an object dtype in
+        def __init__(self, kind, state):  # a sub-array without its flag made an array of the file's pointers)
+            self.kind, self.state = kind, state
+
+        def __reduce__(self):
+            return np.dtype, (self.kind, False, True), self.state
+
     marker = tmp_path / "pwned"
     evil = b"\x80\x04cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR."
     for hostile, reason in ((evil, "refused to unpickle os.system"),
                             (pickle.dumps({"data": np.array([object()] * 3072).reshape(1, -1), "labels": [0]}),
-                             "refused to unpickle|not a cifar10 batch"),
+                             "refused a numpy dtype 'O8'"),
+                            (pickle.dumps({"data": ForgedDtype("V8", (3, "|", (np.dtype("O"), (1,)), None, None, 8, 8, 0)),
+                                           "labels": [0]}), "refused a numpy dtype"),
+                            (pickle.dumps({"data": ForgedDtype("u1", (3, "|", None, None, None, -1, -1, 63)), "labels": [0]}),
+                             "state is more than a plain"),
+                            (pickle.dumps({"data": rows[0].astype(np.uint8), "labels": [[1], [1, 2]]}),
+                             "not a cifar10 batch"),
+                            (b"K\x01}b.", "not a cifar10 batch"),
                             (pickle.dumps({"data": rows[0].astype(np.uint8), "labels": [0, 10]}), "not a cifar10 batch"),
                             (b"\x80\x04truncated", "not a cifar10 batch")):
         root = tmp_path / f"hostile{len(reason)}{len(hostile)}"
