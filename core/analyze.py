@@ -57,6 +57,8 @@ def main(argv=None) -> int:
         parser.error(f"--limit must be >= 1, got {args.limit}")
     if args.train_limit < 0:
         parser.error(f"--train-limit must be >= 0, got {args.train_limit}")
+    if args.cache is not None and not args.cache.strip():
+        parser.error("--cache is empty; give a DuckDB file path, or leave --cache out for cache/unitlens.duckdb")
     store = Store(args.cache)
     rows, failed = [], 0
     for path in args.checkpoints:

@@ -98,6 +98,11 @@ def check_archive(path: Path) -> None:
             raise CheckpointError(f"{name}: refused, its structure takes {entry.file_size / 2**20:.0f} MB")
     if sum(e.file_size for e in entries) > MAX_FILE_BYTES:
         raise CheckpointError(f"{name}: refused, its entries add up to more than {MAX_FILE_BYTES // 2**20} MB")
+    with zipfile.ZipFile(path) as archive:  # bounded and stored: now every byte against its CRC
+        damaged = archive.testzip()         # (PyTorch never checks them: a flipped weight loaded silently)
+    if damaged is not None:
+        raise CheckpointError(f"{name}: damaged, {damaged.split('/')[-1]} fails its checksum; the file was "
+                              "changed or corrupted after it was saved")
 
 
 def read_payload(path: Path | str) -> dict:

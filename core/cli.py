@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 from .errors import UserError
@@ -40,6 +41,10 @@ class OneLineParser(argparse.ArgumentParser):
 
 def run_main(main, argv=None) -> int:
     """Run a command's main; a user error or an unexpected one becomes one line on stderr."""
+    try:  # Ctrl-C is KeyboardInterrupt again (core/__init__.py quieted it while the command loaded)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    except ValueError:  # not the main thread: nothing was changed there either
+        pass
     try:
         return main(argv)
     except UserError as exc:

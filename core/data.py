@@ -379,6 +379,8 @@ class ImageFolderSource(DatasetSource):
 
     def __init__(self, root: Path, path: str):
         super().__init__(root)
+        if not path.strip():
+            raise DataError("imagefolder: needs a folder, as in imagefolder:/path/to/images")
         self.path = Path(path).expanduser()
         self.name = f"imagefolder:{self.path}"
         split_dirs = [self.path / s for s in ("train", "test")]

@@ -78,7 +78,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(method=args.method, options=options, dataset=args.dataset, arch=args.arch,
                        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                        momentum=args.momentum, weight_decay=args.weight_decay, seed=args.seed, limit=args.limit,
-                       device=args.device, out=args.out or f"runs/{args.method}.pt",
+                       device=args.device, out=f"runs/{args.method}.pt" if args.out is None else args.out.strip(),
                        progress=args.progress, resume=args.resume, compile=args.compile, cuda_graphs=not args.no_cuda_graphs,
                        augment=not args.no_augment, snapshot_per_class=args.snapshot_per_class,
                        log_interval_s=args.log_interval,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import importlib.metadata
+import json
 import math
 import os
 import platform
@@ -36,7 +37,7 @@ from .graphed_step import StepRunner, portable_state
 from .losses import Objective, create_objective
 from .models import MODELS, all_finite, create_model
 from .processes import training_process_start
-from .progress import ProgressLog
+from .progress import EVENTS, ProgressLog
 from .sgd import SGD, Schedule, warmup_cosine
 
 
@@ -103,7 +104,7 @@ def validate(config: TrainConfig) -> Objective:
         (math.isfinite(config.momentum) and 0 <= config.momentum < 1, f"momentum must lie in [0, 1), got {config.momentum}"),
         (math.isfinite(config.weight_decay) and 0 <= config.weight_decay <= 1,
          f"weight decay must be a number in [0, 1], got {config.weight_decay}"),
-        (0 <= config.seed < 2**63, f"seed must be >= 0, got {config.seed}"),
+        (0 <= config.seed < 2**63, f"seed must be a whole number from 0 to 2^63 - 1, got {config.seed}"),
         (config.limit is None or config.limit >= 1, f"limit must be >= 1, got {config.limit}"),
         (0 <= config.snapshot_per_class <= trajectory.MAX_SUBSET,
          f"snapshot images per class must lie in 0..{trajectory.MAX_SUBSET}, got {config.snapshot_per_class}"),
@@ -118,12 +119,50 @@ def validate(config: TrainConfig) -> Objective:
         if not ok:
             raise TrainingError(message)
     try:
-        get_source(config.dataset, config.data_root).check()
+        source = get_source(config.dataset, config.data_root)
+        source.check()
     except DataError as exc:
         raise TrainingError(str(exc)) from None
-    check_writable(Path(config.out).parent)
-    check_writable(config.progress_path().parent)
+    if len(source.info().class_names) < 2:
+        raise TrainingError(f"{config.dataset} has {len(source.info().class_names)} class; a classifier needs two or more")
+    out, progress = Path(config.out), config.progress_path()
+    if out.absolute() == progress.absolute():
+        raise TrainingError("--progress and --out name the same file; give the progress log a path of its own")
+    check_ours(out, "checkpoint", lambda path: checkpoint_of(path, config))
+    check_ours(progress, "progress log", is_progress_log)
+    check_writable(out.parent)
+    check_writable(progress.parent)
     return objective
+
+
+def check_ours(path: Path, what: str, ours) -> None:
+    """Training writes `path`: refuse a link, a folder, or a file it did not write (nothing of
+    anyone else's is overwritten or appended to)."""
+    if path.is_symlink():
+        raise TrainingError(f"{path} is a link; give the {what} a path of its own")
+    if path.is_dir():
+        raise TrainingError(f"{path} is a folder; give the {what} a file path")
+    if path.exists() and path.stat().st_size and not ours(path):
+        raise TrainingError(f"{path} exists and is not a {what} of this run: nothing is overwritten; "
+                            "choose another path or remove it first")
+
+
+def checkpoint_of(path: Path, config: TrainConfig) -> bool:
+    """A Unit Lens checkpoint of the same method, dataset and architecture (a rerun or a resume)."""
+    try:
+        saved = parse_meta(read_payload(path), path.name)
+    except CheckpointError:
+        return False
+    return (saved.get("method"), saved.get("dataset"), saved.get("arch")) == (config.method, config.dataset, config.arch)
+
+
+def is_progress_log(path: Path) -> bool:
+    try:
+        with open(path, errors="replace") as f:
+            first = json.loads(f.readline())
+    except (OSError, ValueError):
+        return False
+    return isinstance(first, dict) and first.get("event") in EVENTS
 
 
 def check_writable(folder: Path) -> None:

@@ -145,7 +145,22 @@ def corpus(tmp_path_factory):
     from PIL import Image
     Image.new("L", (28, 28)).save(folder / "ok.png")
     (folder / "fake.png").write_text("not an image")
+    flipped(good, folder / "flipped.pt")
+    (folder / "oneclass" / "cat").mkdir(parents=True)
+    Image.new("L", (28, 28), 200).save(folder / "oneclass" / "cat" / "1.png")
     return folder
+
+
+def flipped(source: Path, target: Path) -> None:
+    """`source` with one bit flipped in the middle of its largest tensor: a valid archive whose
+    weights are not the ones saved (PyTorch itself loads it without a word)."""
+    import struct
+    data = bytearray(source.read_bytes())
+    with zipfile.ZipFile(source) as archive:
+        entry = max(archive.infolist(), key=lambda e: e.file_size)
+    name_length, extra_length = struct.unpack("<HH", data[entry.header_offset + 26:entry.header_offset + 30])
+    data[entry.header_offset + 30 + name_length + extra_length + entry.file_size // 2] ^= 0x80
+    target.write_bytes(data)
 
 
 def bad_invocations(f):
@@ -175,6 +190,19 @@ def bad_invocations(f):
         (train.main, ["--snapshot-per-class", "-1"], "snapshot"),
         (train.main, ["--log-interval", "nan"], "log interval"),
         (train.main, ["--nonsense"], "unrecognized"),
+        # nothing the trainer did not write is overwritten or appended to
+        (train.main, ["--out", str(f / "notes.txt")], "not a checkpoint of this run"),
+        (train.main, ["--out", str(f / "good.pt"), "--method", "maxnte"], "not a checkpoint of this run"),
+        (train.main, ["--out", str(f / "m.pt"), "--progress", str(f / "notes.txt")], "not a progress log"),
+        (train.main, ["--out", str(f / "m.pt"), "--progress", str(f / "m.pt")], "same file"),
+        (train.main, ["--out", str(f)], "folder"),
+        (train.main, ["--out", ""], "--out"),
+        (train.main, ["--out", str(f / "m.pt"), "--dataset", "imagefolder:"], "imagefolder"),
+        (train.main, ["--out", str(f / "m.pt"), "--dataset", f"imagefolder:{f / 'oneclass'}"], "two or more"),
+        (train.main, ["--seed", "99999999999999999999"], "2^63"),
+        (analyze.main, [str(f / "good.pt"), "--cache", ""], "--cache is empty"),
+        (analyze.main, [str(f / "flipped.pt")], "fails its checksum"),
+        (predict.main, ["--checkpoint", str(f / "flipped.pt"), str(f / "ok.png")], "fails its checksum"),
         (analyze.main, [str(f / "good.pt"), "--limit", "-5"], "limit"),
         (analyze.main, [str(f / "good.pt"), "--limit", "abc"], "limit"),
         (analyze.main, [str(f / "good.pt"), "--train-limit", "-1"], "train-limit"),
@@ -200,6 +228,7 @@ def bad_invocations(f):
 def test_every_cli_answers_bad_input_in_one_line(corpus):
     failures = []
     before = (corpus / "notes.txt").read_text()
+    good = (corpus / "good.pt").read_bytes()
     for main, argv, word in bad_invocations(corpus):
         code, stderr = call(main, *argv)
         try:
@@ -209,6 +238,7 @@ def test_every_cli_answers_bad_input_in_one_line(corpus):
             failures.append(f"{main.__module__} {argv}: {exc}")
     assert not failures, "\n".join(failures)
     assert (corpus / "notes.txt").read_text() == before          # the user's file was not touched
+    assert (corpus / "good.pt").read_bytes() == good and not (corpus / "m.pt").exists()
     assert not list(corpus.glob("*.corrupt-*"))
 
 
@@ -295,12 +325,30 @@ def test_limits_from_the_environment(monkeypatch):
 
 
 def test_a_data_error_during_training_ends_the_run_with_its_reason(tmp_path):
-    """The folder passes the check before training (it has a class sub-folder) but holds no readable
+    """The folder passes the check before training (it has class sub-folders) but holds no readable
     image: the error reaches the run's progress log, so the app says why, not 'ended without a word'."""
-    (tmp_path / "images" / "cat").mkdir(parents=True)
-    (tmp_path / "images" / "cat" / "1.png").write_text("not an image")
+    for cls in ("cat", "dog"):
+        (tmp_path / "images" / cls).mkdir(parents=True)
+        (tmp_path / "images" / cls / "1.png").write_text("not an image")
     out = tmp_path / "m.pt"
     with pytest.raises(TrainingError, match="no readable images"):
         run_training(TrainConfig(method="ce", epochs=1, dataset=f"imagefolder:{tmp_path / 'images'}", out=str(out)))
     last = json.loads(out.with_suffix(".progress.jsonl").read_text().splitlines()[-1])
     assert last["event"] == "error" and "no readable images" in last["message"] and not out.exists()
+
+
+@pytest.mark.parametrize("module", ["core.train", "core.analyze", "core.predict"])
+def test_ctrl_c_while_a_command_still_loads_is_one_line(module, tmp_path):
+    """Ctrl-C half a second in (PyTorch still importing; 2-3 s here): 'error: interrupted', exit 130,
+    never a traceback from inside an import. Later, the command's own handling takes over."""
+    args = {"core.train": ["--out", str(tmp_path / "m.pt"), "--epochs", "1", "--limit", "64"],
+            "core.analyze": ["checkpoints/ce.pt", "--cache", str(tmp_path / "c.duckdb")],
+            "core.predict": ["--checkpoint", "checkpoints/ce.pt", "docs/icon.png"]}[module]
+    process = subprocess.Popen([PYTHON, "-m", module, *args], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    import signal
+    import time
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130 and stderr.strip() == "error: interrupted", stderr
