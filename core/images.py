@@ -42,6 +42,8 @@ def load_image(source) -> Image.Image:
     try:
         if isinstance(source, (str, Path)):
             path = Path(source)
+            if path.is_dir():
+                raise ImageError("a folder, not an image")
             if not path.is_file():
                 raise ImageError("no such file")
             if path.stat().st_size > MAX_IMAGE_BYTES:

@@ -206,8 +206,16 @@ def test_an_image_unlike_the_data_gets_a_notice(server, tab, tmp_path):
 def test_train_from_the_sidebar(server, tab):
     runs_dir = Path(server.env["UNITLENS_RUNS"])
     tab.goto(server.url)
-    tab.get_by_text("Train a model").click()
     limit = tab.get_by_role("spinbutton", name="Use only the first N images (0: all)")
+    for _ in range(5):  # a click while the sidebar is drawn again (the engine arriving) can be lost
+        tab.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')")
+        if not limit.is_visible():
+            tab.get_by_text("Train a model").click()
+        try:
+            limit.wait_for(timeout=10_000)
+            break
+        except Exception:  # noqa: BLE001 - Playwright's timeout: open it again
+            continue
     limit.fill("3000")  # about ten steps: long enough for the monitor to show them
     limit.press("Enter")
     epochs = tab.get_by_label("Epochs")

@@ -216,6 +216,7 @@ def bad_invocations(f):
         (predict.main, ["--checkpoint", str(f / "good.pt"), str(f / "fake.png")], "fake.png"),
         (predict.main, ["--checkpoint", str(f / "good.pt"), str(f / "missing.png")], "missing.png"),
         (predict.main, [str(f / "ok.png")], "checkpoint"),
+        (predict.main, ["--checkpoint", str(f / "good.pt"), str(f / "oneclass")], "a folder, not an image"),
         (data.main, ["bogus"], "choose from"),
         (data.main, ["download", "nope"], "choose from"),
     ]
