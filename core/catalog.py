@@ -8,6 +8,8 @@ import hashlib
 import os
 from pathlib import Path
 
+from .errors import UserError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ROOT_CHECKPOINTS = PROJECT_ROOT / "checkpoints"  # the bundled models in the repository
 
@@ -34,7 +36,6 @@ def analysis_limits() -> tuple[int | None, int | None]:
 
 
 def _count_setting(name: str) -> int | None:
-    from .errors import UserError
     text = os.environ.get(name, "").strip()
     if text and not (text.isascii() and text.isdigit()):
         raise UserError(f"{name} must be a whole number of images (0: all), not {text!r}")

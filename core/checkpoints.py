@@ -76,8 +76,8 @@ def save_checkpoint(path: Path | str, model: UnitModel, meta: dict, train_state:
 
 
 def check_archive(path: Path) -> None:
-    """Read only the zip directory: refuse what would inflate or what we never write, before
-    any byte of tensor data is read."""
+    """Read the zip directory first: refuse what would inflate or what we never write before any
+    byte of tensor data is read; then check every entry against its CRC."""
     name = path.name
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
@@ -85,9 +85,19 @@ def check_archive(path: Path) -> None:
                               f"(limit {MAX_FILE_BYTES // 2**20} MB)")
     try:
         with zipfile.ZipFile(path) as archive:
-            entries = archive.infolist()
+            check_entries(name, archive.infolist())
+            # bounded and stored, so now every byte against its CRC: PyTorch never checks them, and a
+            # flipped weight loaded silently
+            damaged = archive.testzip()
     except zipfile.BadZipFile:
         raise CheckpointError(f"{name}: not a Unit Lens checkpoint (not a PyTorch archive, or truncated)") from None
+    if damaged is not None:
+        raise CheckpointError(f"{name}: damaged, {damaged.split('/')[-1]} fails its checksum; the file was "
+                              "changed or corrupted after it was saved")
+
+
+def check_entries(name: str, entries: list[zipfile.ZipInfo]) -> None:
+    """Refuse, from the zip directory alone, what would inflate or what we never write."""
     if not any(e.filename.endswith("data.pkl") for e in entries):
         raise CheckpointError(f"{name}: not a Unit Lens checkpoint (no data.pkl in the archive)")
     for entry in entries:
@@ -98,11 +108,6 @@ def check_archive(path: Path) -> None:
             raise CheckpointError(f"{name}: refused, its structure takes {entry.file_size / 2**20:.0f} MB")
     if sum(e.file_size for e in entries) > MAX_FILE_BYTES:
         raise CheckpointError(f"{name}: refused, its entries add up to more than {MAX_FILE_BYTES // 2**20} MB")
-    with zipfile.ZipFile(path) as archive:  # bounded and stored: now every byte against its CRC
-        damaged = archive.testzip()         # (PyTorch never checks them: a flipped weight loaded silently)
-    if damaged is not None:
-        raise CheckpointError(f"{name}: damaged, {damaged.split('/')[-1]} fails its checksum; the file was "
-                              "changed or corrupted after it was saved")
 
 
 def read_payload(path: Path | str) -> dict:

@@ -288,7 +288,7 @@ class ArrayUnpickler(PlainUnpickler):
         if (module, name) not in self.allowed:
             return super().find_class(module, name)
         import codecs
-        return {"_reconstruct": _PickledArray, "_frombuffer": _array_from_buffer, "ndarray": _NDARRAY,
+        return {"_reconstruct": _PickledArray, "_frombuffer": _shaped, "ndarray": _NDARRAY,
                 "dtype": _PickledDtype, "encode": codecs.encode}[name]
 
     def load(self):
@@ -329,14 +329,15 @@ def _raw(data) -> bytes:
 
 
 def _shaped(data, dtype, shape, order: str = "C") -> np.ndarray:
+    """The checked array (protocol 5 spells `_frombuffer(data, dtype, shape, order)` directly)."""
     if not isinstance(dtype, _PickledDtype):
         raise DataError("refused an array without a plain dtype")
     if not (isinstance(shape, tuple) and all(isinstance(n, int) and n >= 0 for n in shape)):
         raise DataError("refused an array with a malformed shape")
-    raw = _raw(data)
-    if math.prod(shape) * dtype.numpy().itemsize != len(raw):
+    raw, kind = _raw(data), dtype.numpy()
+    if math.prod(shape) * kind.itemsize != len(raw):
         raise DataError("refused an array whose shape does not match its bytes")
-    return np.frombuffer(raw, dtype=dtype.numpy()).reshape(shape, order="F" if order == "F" else "C").copy()
+    return np.frombuffer(raw, dtype=kind).reshape(shape, order="F" if order == "F" else "C").copy()
 
 
 class _PickledArray:
@@ -352,10 +353,6 @@ class _PickledArray:
             raise DataError("refused an array with a malformed state")
         shape, dtype, fortran, data = state[-4:]
         self.array = _shaped(data, dtype, shape, "F" if fortran else "C")
-
-
-def _array_from_buffer(data, dtype, shape, order="C") -> np.ndarray:
-    return _shaped(data, dtype, shape, order)
 
 
 def _arrays_made(value):

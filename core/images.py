@@ -98,12 +98,12 @@ def to_8bit(image: Image.Image, channels: int, steps: list[str]) -> Image.Image:
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = image.convert("RGBA")
-        fill = cutout_background(rgba)
         if np.asarray(rgba)[..., 3].min() < 255:
+            fill = cutout_background(rgba)
             steps.append(f"put transparent pixels on {'white' if fill else 'black'}" +
                          (", against the object's dark pixels" if fill else ""))
-        background = Image.new("RGBA", rgba.size, (fill, fill, fill, 255))
-        image = Image.alpha_composite(background, rgba).convert("RGB")
+            rgba = Image.alpha_composite(Image.new("RGBA", rgba.size, (fill, fill, fill, 255)), rgba)
+        image = rgba.convert("RGB")
     target = "L" if channels == 1 else "RGB"
     if image.mode != target:
         was_colour = image.mode in ("RGB", "CMYK", "YCbCr", "HSV", "LAB")

@@ -48,6 +48,16 @@ def read_events(path: Path | str) -> list[dict]:
     return events
 
 
+def is_progress_log(path: Path | str) -> bool:
+    """Whether the file begins as a progress file does (one this module wrote)."""
+    try:
+        with open(path, errors="replace") as f:
+            first = json.loads(f.readline())
+    except (OSError, ValueError):
+        return False
+    return isinstance(first, dict) and first.get("event") in EVENTS
+
+
 def steps_of(events: list[dict]) -> list[dict]:
     """The step events, in order: the points of a run's training curve."""
     return [e for e in events if e.get("event") == "step"]

@@ -72,11 +72,12 @@ def load_run(path: Path) -> Run | None:
     progress = summarize(run.events)
     if progress.status != "running":
         run.status, run.message = progress.status, progress.message
-    elif not process_alive(run.pid) and run.cancelled_at >= run.started:  # stopped while PyTorch still loaded
-        run.status, run.message = "cancelled", "cancelled before training began"
     elif not process_alive(run.pid):
-        run.status = "failed"
-        run.message = tail(run.log) or "the process ended without a word"
+        if run.cancelled_at >= run.started:  # Cancel reached it while PyTorch still loaded
+            run.status, run.message = "cancelled", "cancelled before training began"
+        else:
+            run.status = "failed"
+            run.message = tail(run.log) or "the process ended without a word"
     if run.status == "failed" and not run.message:
         run.message = tail(run.log)
     return run

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import importlib.metadata
-import json
 import math
 import os
 import platform
@@ -37,7 +36,7 @@ from .graphed_step import StepRunner, portable_state
 from .losses import Objective, create_objective
 from .models import MODELS, all_finite, create_model
 from .processes import training_process_start
-from .progress import EVENTS, ProgressLog
+from .progress import ProgressLog, is_progress_log
 from .sgd import SGD, Schedule, warmup_cosine
 
 
@@ -123,8 +122,9 @@ def validate(config: TrainConfig) -> Objective:
         source.check()
     except DataError as exc:
         raise TrainingError(str(exc)) from None
-    if len(source.info().class_names) < 2:
-        raise TrainingError(f"{config.dataset} has {len(source.info().class_names)} class; a classifier needs two or more")
+    classes = len(source.info().class_names)
+    if classes < 2:
+        raise TrainingError(f"{config.dataset} has {classes} class; a classifier needs two or more")
     out, progress = Path(config.out), config.progress_path()
     if out.absolute() == progress.absolute():
         raise TrainingError("--progress and --out name the same file; give the progress log a path of its own")
@@ -155,14 +155,6 @@ def checkpoint_of(path: Path, config: TrainConfig) -> bool:
         return False
     return (saved.get("method"), saved.get("dataset"), saved.get("arch")) == (config.method, config.dataset, config.arch)
 
-
-def is_progress_log(path: Path) -> bool:
-    try:
-        with open(path, errors="replace") as f:
-            first = json.loads(f.readline())
-    except (OSError, ValueError):
-        return False
-    return isinstance(first, dict) and first.get("event") in EVENTS
 
 
 def check_writable(folder: Path) -> None:
@@ -455,6 +447,12 @@ def train(config: TrainConfig, command: str = "", terminal: bool = False) -> dic
     out = Path(config.out)
     log = ProgressLog(config.progress_path() if dist.is_main else None)
     bar = TerminalLine(terminal and dist.is_main)
+
+    def ended(exc: Exception, event: str) -> Exception:
+        bar.end()
+        log.write(event, message=str(exc))
+        return exc
+
     log.write("start", config=asdict(config), epochs=config.epochs, device=device.type, pid=os.getpid())
     try:
         if config.after_pids:
@@ -462,15 +460,11 @@ def train(config: TrainConfig, command: str = "", terminal: bool = False) -> dic
         with cudnn_autotuned(on_gpu):
             return run_training(config, objective, command, device, dist, out, log, bar)
     except Cancelled as exc:
-        bar.end()
-        log.write("cancelled", message=str(exc))
-        raise
-    except (UserError, torch.OutOfMemoryError, MemoryError) as exc:  # the run's log says why, in one line
-        error = exc if isinstance(exc, TrainingError) else TrainingError(
-            str(exc) if isinstance(exc, UserError) else f"out of memory on {device.type}; lower --batch-size")
-        bar.end()
-        log.write("error", message=str(error))
-        raise error from None
+        raise ended(exc, "cancelled") from None
+    except UserError as exc:  # the run's log says why, in one line (a DataError too)
+        raise ended(exc if isinstance(exc, TrainingError) else TrainingError(str(exc)), "error") from None
+    except (torch.OutOfMemoryError, MemoryError):
+        raise ended(TrainingError(f"out of memory on {device.type}; lower --batch-size"), "error") from None
     finally:
         dist.teardown()
 
@@ -496,8 +490,8 @@ class Pace:
     steps: int = 0      # trained in this process
     last_log: float = 0.0
 
-    def due(self, interval_s: float, now: float) -> bool:
-        if now - self.last_log >= interval_s:
+    def due(self, interval_s: float, now: float, force: bool = False) -> bool:
+        if force or now - self.last_log >= interval_s:
             self.last_log = now
             return True
         return False
@@ -563,7 +557,7 @@ def run_training(config: TrainConfig, objective: Objective, command: str, device
             run_step(objective.step_kind(epoch, global_step), x, y)
             scheduler.step()
             pace.steps += 1
-            if pace.due(config.log_interval_s, time.time()) or step == steps_per_epoch - 1:
+            if pace.due(config.log_interval_s, time.time(), force=step == steps_per_epoch - 1):
                 report_step(log, bar, meter, pace, config.epochs, epoch, step, steps_per_epoch, batch_size,
                             float(scheduler.get_last_lr()[0]))
 

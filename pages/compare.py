@@ -38,9 +38,9 @@ def uploaded_file() -> tuple[str, bytes]:
     stops the page with a hint when there is none. An empty uploader otherwise means the user removed the file."""
     upload = st.file_uploader("Upload an image (PNG, JPEG, WebP, BMP, GIF)", type=UPLOAD_TYPES, key="compare_upload")
     if upload is not None:
-        st.session_state["compare_upload_kept"] = (upload.name, upload.getvalue())
+        st.session_state["compare_upload_kept"] = kept = (upload.name, upload.getvalue())
         st.session_state["compare_upload_returned"] = False
-        return upload.name, upload.getvalue()
+        return kept
     if st.session_state.get("compare_upload_returned"):
         name, data = st.session_state["compare_upload_kept"]
         text, clear = st.columns([4, 1], vertical_alignment="center")

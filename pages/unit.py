@@ -207,13 +207,11 @@ def unit_figures(meta: dict, sel: dict, unit: int) -> None:
             height=200, title=f"unit {unit} over training"), f"{label}-unit{unit}-over-training", "unit_over")
 
 
-
 def top_images_section(meta: dict, unit: int) -> None:
     st.subheader("Top-activating test images")
     top = common.analysis(meta, "top_images")
     pictures, captions = top_pictures(meta, top, unit, len(top["index"][unit]), 96)
     picture_grid(pictures, captions, max(1, min(len(pictures), 6)))  # nine a row broke class names mid-word
-
 
 
 def iam_section(meta: dict, unit: int) -> None:

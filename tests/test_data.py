@@ -197,6 +197,10 @@ def test_cifar_batches_are_read_as_arrays_and_nothing_else(tmp_path):
         def __reduce__(self):
             return np.dtype, (self.kind, False, True), self.state
 
+    class ForgedArray:  # an array of that dtype over the file's bytes: plain pickle.loads then reading it segfaults
+        def __reduce__(self):
+            return np.ndarray, ((1,), ForgedDtype("V8", (3, "|", (np.dtype("O"), (1,)), None, None, 8, 8, 0)), b"A" * 8)
+
     marker = tmp_path / "pwned"
     evil = b"\x80\x04cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR."
     for hostile, reason in ((evil, "refused to unpickle os.system"),
@@ -204,6 +208,7 @@ def test_cifar_batches_are_read_as_arrays_and_nothing_else(tmp_path):
                              "refused a numpy dtype 'O8'"),
                             (pickle.dumps({"data": ForgedDtype("V8", (3, "|", (np.dtype("O"), (1,)), None, None, 8, 8, 0)),
                                            "labels": [0]}), "refused a numpy dtype"),
+                            (pickle.dumps({"data": ForgedArray(), "labels": [0]}), "refused a numpy dtype"),
                             (pickle.dumps({"data": ForgedDtype("u1", (3, "|", None, None, None, -1, -1, 63)), "labels": [0]}),
                              "state is more than a plain"),
                             (pickle.dumps({"data": rows[0].astype(np.uint8), "labels": [[1], [1, 2]]}),

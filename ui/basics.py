@@ -10,6 +10,7 @@ import threading
 import streamlit as st
 
 from core.catalog import PROJECT_ROOT
+from core.headline import HEADLINE
 
 _ENTRY = threading.local()  # set while app.py (the navigation entry) runs in this thread
 
@@ -29,14 +30,13 @@ def download_csv(frame, name: str, key: str, label: str = "Download CSV") -> Non
                        on_click="ignore")
 
 
-def number_columns(frame_columns, digits: str = "%.3f") -> dict:
+def number_columns(columns) -> dict:
     """Streamlit column settings for a table's numbers: a headline figure keeps its Overview format
     and its explanation on hover; any other number shows three decimals."""
-    from core.headline import HEADLINE
     figures = {f.label: f for f in HEADLINE}
     return {column: st.column_config.NumberColumn(column, help=figures[column].help,
                                                   format="%d" if figures[column].sql == "INTEGER" else "%.3f")
-            if column in figures else st.column_config.NumberColumn(format=digits) for column in frame_columns}
+            if column in figures else st.column_config.NumberColumn(format="%.3f") for column in columns}
 
 
 def default_models(labels: list[str]) -> list[str]:
