@@ -130,6 +130,8 @@ def validate(config: TrainConfig) -> Objective:
         raise TrainingError("--progress and --out name the same file; give the progress log a path of its own")
     check_ours(out, "checkpoint", lambda path: checkpoint_of(path, config))
     check_ours(progress, "progress log", is_progress_log)
+    if config.resume and out.exists():
+        check_resumable(out, config, objective, source.info().name)
     check_writable(out.parent)
     check_writable(progress.parent)
     return objective
@@ -155,6 +157,24 @@ def checkpoint_of(path: Path, config: TrainConfig) -> bool:
         return False
     return (saved.get("method"), saved.get("dataset"), saved.get("arch")) == (config.method, config.dataset, config.arch)
 
+
+
+def check_resumable(out: Path, config: TrainConfig, objective: Objective, dataset: str) -> None:
+    """--resume continues only a run made with every recorded option of this one; refused here,
+    before the run's log is written to."""
+    try:
+        payload = read_payload(out)
+        saved = parse_meta(payload, out.name)
+    except CheckpointError as exc:
+        raise TrainingError(f"cannot resume: {exc}") from None
+    expected = {"dataset": dataset, **{key: getattr(config, key) for key in TrainConfig.RECORDED},
+                "options": objective.values}
+    for key, value in expected.items():
+        if saved.get(key) != value:
+            raise TrainingError(f"cannot resume {out.name}: its {key.replace('_', ' ')} is {saved.get(key)!r}, "
+                                f"this run's is {value!r}")
+    if payload.get("train_state") is None and not saved.get("complete"):
+        raise TrainingError(f"cannot resume {out.name}: it holds no training state")
 
 
 def check_writable(folder: Path) -> None:
@@ -530,7 +550,7 @@ def run_training(config: TrainConfig, objective: Objective, command: str, device
         log.write("phase", phase=notice)
         print(f"note: {notice}", file=sys.stderr)
     elif config.resume:
-        start_epoch, history = restore(out, meta, model, optimizer, extra_optimizer, scheduler, generator)
+        start_epoch, history = restore(out, model, optimizer, extra_optimizer, scheduler, generator, config.epochs)
         if start_epoch >= config.epochs:
             return parse_meta(read_payload(out), out.name)
 
@@ -602,23 +622,16 @@ def report_step(log: ProgressLog, bar: TerminalLine, meter: EpochMeter, pace: Pa
              f"acc {accuracy:6.2%} {rate:6.0f} img/s eta {format_seconds(eta)}  ")
 
 
-def restore(out: Path, meta: dict, model, optimizer, extra_optimizer, scheduler, generator) -> tuple[int, dict | None]:
-    """Load the last epoch's checkpoint into the fresh objects; returns (epoch to start at,
-    trajectory so far). Refuses a checkpoint made with any other recorded option."""
+def restore(out: Path, model, optimizer, extra_optimizer, scheduler, generator, epochs: int) -> tuple[int, dict | None]:
+    """Load the last epoch's checkpoint (checked by `check_resumable`) into the fresh objects;
+    returns (epoch to start at, trajectory so far)."""
     try:
         payload = read_payload(out)
-        saved = parse_meta(payload, out.name)
     except CheckpointError as exc:
         raise TrainingError(f"cannot resume: {exc}") from None
-    for key in ("dataset", *TrainConfig.RECORDED):
-        if saved.get(key) != meta[key]:
-            raise TrainingError(f"cannot resume {out.name}: its {key.replace('_', ' ')} is {saved.get(key)!r}, "
-                                f"this run's is {meta[key]!r}")
     state = payload.get("train_state")
-    if state is None:
-        if saved.get("complete"):
-            return meta["epochs"], None
-        raise TrainingError(f"cannot resume {out.name}: it holds no training state")
+    if state is None:  # a finished run: nothing left to train
+        return epochs, None
     try:
         model.load_state_dict(payload["state_dict"])
         optimizer.load_state_dict(state["optimizer"])

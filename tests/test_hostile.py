@@ -276,6 +276,7 @@ def test_resume_refuses_any_other_option_and_names_it(tmp_path, data_root):
     base = ["--method", "minimax", "--epochs", "2", "--limit", "128", "--batch-size", "64", "--out", str(out)]
     code, stderr = call(train.main, *base)
     assert code == 0, stderr
+    log, checkpoint = out.with_suffix(".progress.jsonl").read_bytes(), out.read_bytes()
     for flag, value, word in (("--p-t", "0.9", "options"), ("--lr", "0.05", "lr"), ("--limit", "256", "limit"),
                               ("--seed", "3", "seed")):
         argv = [a for a in base]
@@ -287,6 +288,8 @@ def test_resume_refuses_any_other_option_and_names_it(tmp_path, data_root):
         assert "cannot resume" in line and word in line, line
     code, stderr = call(train.main, *base, "--no-augment", "--resume")
     assert "augment" in assert_one_line(code, stderr)
+    # refused before anything was written: the run's log still ends in its own "done", its checkpoint as it was
+    assert out.with_suffix(".progress.jsonl").read_bytes() == log and out.read_bytes() == checkpoint
     fresh = tmp_path / "new.pt"
     code, stderr = call(train.main, *base[:-1], str(fresh), "--epochs", "1", "--resume")
     assert code == 0 and "starting a new run" in stderr and fresh.exists()
