@@ -98,6 +98,21 @@ def assert_clean(page, server):
     assert not outside, outside
 
 
+def wait_until_idle(page, quiet_s: float = 1.0, timeout: float = 180_000):
+    """Until the script has finished its run and stayed finished for `quiet_s` (a click's rerun
+    starts a moment after the click; the status widget shows only after a delay)."""
+    page.evaluate("window.__idleSince = undefined")
+    page.wait_for_function(
+        """quiet => {
+            const app = document.querySelector('[data-testid="stApp"]');
+            const idle = app && app.getAttribute('data-test-script-state') === 'notRunning'
+                && !document.querySelector('[data-testid="stStatusWidget"]');
+            if (!idle) { window.__idleSince = undefined; return false; }
+            window.__idleSince = window.__idleSince ?? performance.now();
+            return performance.now() - window.__idleSince >= quiet;
+        }""", arg=quiet_s * 1000, timeout=timeout, polling=100)
+
+
 def assert_real_navigation(page):
     for title in PAGES:
         page.get_by_role("link", name=title, exact=True).first.wait_for()
@@ -139,8 +154,7 @@ def test_a_click_while_a_fresh_server_loads_is_not_lost(model_folder, tmp_path, 
         tab.get_by_text("Unit Lens", exact=True).first.wait_for()
         tab.get_by_role("link", name="Selectivity", exact=True).first.click()
         tab.get_by_role("heading", name="Selectivity").first.wait_for()
-        tab.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')")
-        time.sleep(1)
+        wait_until_idle(tab)
         assert tab.get_by_role("heading", name="Selectivity").count() >= 1
         assert "Compared models" not in tab.inner_text("body")
         assert_clean(tab, fresh)
@@ -187,7 +201,7 @@ def test_a_product_photo_is_inverted_and_read_as_footwear(server, tab, tmp_path)
     tab.get_by_text("test image 0", exact=False).first.wait_for()
     # that run to its end: one cut short by the next click keeps the hidden uploader's file (Streamlit
     # skips its clean-up then), and the page shows the upload as it is, not as kept
-    tab.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=180_000)
+    wait_until_idle(tab)
     tab.get_by_text("Upload", exact=True).click()
     tab.get_by_text("Showing boot-product-photo.png, uploaded before", exact=False).wait_for()
     tab.get_by_text("LayerCAM:").nth(2).wait_for()
@@ -208,7 +222,7 @@ def test_train_from_the_sidebar(server, tab):
     tab.goto(server.url)
     limit = tab.get_by_role("spinbutton", name="Use only the first N images (0: all)")
     for _ in range(5):  # a click while the sidebar is drawn again (the engine arriving) can be lost
-        tab.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')")
+        wait_until_idle(tab)
         if not limit.is_visible():
             tab.get_by_text("Train a model").click()
         try:
@@ -287,8 +301,7 @@ def test_a_click_on_the_gate_heatmap_opens_that_unit(server, tab):
     tab.goto(f"{server.url}/gates")
     chart = tab.locator("[data-testid='stVegaLiteChart']").first
     chart.wait_for()
-    tab.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')")
-    time.sleep(1)
+    wait_until_idle(tab)
     box = chart.bounding_box()
     tab.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)  # a cell mid-heatmap
     unit = tab.get_by_role("spinbutton", name="Unit")
