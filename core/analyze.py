@@ -7,7 +7,7 @@ import sys
 
 from .analysis.engine import REPORT, Analyzer, summary
 from .headline import HEADLINE, format_value
-from .cli import OneLineParser, TerminalLine, run_main
+from .cli import OneLineParser, TerminalLine, run_main, say_note
 from .errors import UserError
 from .store import Store
 
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
         parser.error(f"--train-limit must be >= 0, got {args.train_limit}")
     if args.cache is not None and not args.cache.strip():
         parser.error("--cache is empty; give a DuckDB file path, or leave --cache out for cache/unitlens.duckdb")
-    store = Store(args.cache)
+    store = Store(args.cache, on_wait=say_note)
     rows, failed = [], 0
     for path in args.checkpoints:
         bar = StepBar(path)

@@ -32,6 +32,11 @@ class TerminalLine:
             sys.stderr.write("\n" if keep else "\r" + " " * 80 + "\r")
 
 
+def say_note(text: str) -> None:
+    """A note on a line of its own on stderr (a terminal's progress bar may be mid-line)."""
+    print(f"{chr(10) if sys.stderr.isatty() else ''}note: {text}", file=sys.stderr, flush=True)
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse that reports a bad argument in one line (usage is in --help)."""
 

@@ -14,7 +14,7 @@ from .analysis.engine import Analyzer
 from .analysis.ood import judge, unlike_text
 from .catalog import model_label
 from .checkpoints import load
-from .cli import OneLineParser, run_main
+from .cli import OneLineParser, run_main, say_note
 from .errors import UserError
 from .images import load_image
 from .inputs import prepare
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     if not images:
         return 1
     models, references = [], []
-    store = None if args.no_ood else Store(args.cache)
+    store = None if args.no_ood else Store(args.cache, on_wait=say_note)
     for path in args.checkpoint:
         try:
             loaded = load(path)

@@ -71,10 +71,15 @@ class StoreError(UserError):
 
 
 class Store:
-    def __init__(self, path: Path | str | None = None, lock_timeout: float = 60.0, read_only: bool | None = None):
-        """`read_only`: None decides from the file's and folder's permissions; True never writes."""
+    WAIT_NOTICE_S = 1.0  # a lock held longer than this is said (on_wait), not waited out in silence
+
+    def __init__(self, path: Path | str | None = None, lock_timeout: float = 60.0, read_only: bool | None = None,
+                 on_wait=None):
+        """`read_only`: None decides from the file's and folder's permissions; True never writes.
+        `on_wait(text)`: told once per wait when another process holds the file for a while."""
         self.path = Path(path) if path else default_path()
         self.lock_timeout = lock_timeout
+        self.on_wait = on_wait
         self.notices: list[str] = []
         self._thread_lock = threading.RLock()
         self._ready = False
@@ -140,7 +145,7 @@ class Store:
 
     def _open(self):
         self._check_path()
-        deadline = time.monotonic() + self.lock_timeout
+        started, said = time.monotonic(), False
         delay = 0.02
         while True:
             try:
@@ -148,9 +153,14 @@ class Store:
             except duckdb().Error as exc:
                 message = str(exc)
                 if is_lock_error(message):
-                    if time.monotonic() > deadline:
+                    waited = time.monotonic() - started
+                    if waited > self.lock_timeout:
                         raise StoreError(f"the cache {self.path} stayed locked by another process "
                                          f"for {self.lock_timeout:.0f} s") from None
+                    if self.on_wait is not None and not said and waited >= self.WAIT_NOTICE_S:
+                        said = True
+                        self.on_wait(f"waiting for the cache {self.path}: another process is using it "
+                                     f"(up to {self.lock_timeout:.0f} s; Ctrl-C stops)")
                     time.sleep(delay)
                     delay = min(delay * 1.5, 0.5)
                     continue

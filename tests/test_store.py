@@ -61,6 +61,28 @@ def test_waits_while_another_process_holds_the_file(tmp_path):
     holder.wait(timeout=30)
 
 
+@pytest.mark.slow  # a second process by nature
+def test_a_lock_held_on_is_said_once_then_refused_in_one_line(tmp_path):
+    path = tmp_path / "held.duckdb"
+    Store(path).put_result("h", "a", {}, "test", 1, {"v": 1})
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import duckdb, sys
+        c = duckdb.connect({str(path)!r})
+        print("held", flush=True)
+        sys.stdin.read()
+    """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        said = []
+        start = time.monotonic()
+        with pytest.raises(StoreError, match="stayed locked by another process for 3 s"):
+            Store(path, lock_timeout=3, on_wait=said.append).get_result("h", "a", {}, "test", 1)
+        assert time.monotonic() - start >= 3
+        assert len(said) == 1 and "another process is using it" in said[0] and str(path) in said[0], said
+    finally:
+        holder.communicate("", timeout=30)
+
+
 def test_damaged_duckdb_file_is_moved_aside_and_rebuilt(tmp_path):
     path = tmp_path / "broken.duckdb"
     store = Store(path)
