@@ -128,10 +128,11 @@ def validate(config: TrainConfig) -> Objective:
     out, progress = Path(config.out), config.progress_path()
     if out.absolute() == progress.absolute():
         raise TrainingError("--progress and --out name the same file; give the progress log a path of its own")
-    check_ours(out, "checkpoint", lambda path: checkpoint_of(path, config))
+    if config.resume and out.is_file() and not out.is_symlink():
+        check_resumable(out, config, objective, source.info().name)  # this very run's checkpoint, or refused
+    else:
+        check_ours(out, "checkpoint", lambda path: checkpoint_of(path, config))
     check_ours(progress, "progress log", is_progress_log)
-    if config.resume and out.exists():
-        check_resumable(out, config, objective, source.info().name)
     check_writable(out.parent)
     check_writable(progress.parent)
     return objective
