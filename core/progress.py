@@ -140,3 +140,11 @@ def summarize(events: list[dict], now: float | None = None) -> Summary:
     if summary.status == "running" and summary.eta_s is None and summary.global_step and summary.total_steps:
         summary.eta_s = summary.elapsed_s * (summary.total_steps - summary.global_step) / summary.global_step
     return summary
+
+
+def format_seconds(seconds: float | None) -> str:
+    """1m05s or 2h03m; "?" when not known yet."""
+    if seconds is None:
+        return "?"
+    seconds = int(max(0, seconds))
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"

@@ -36,7 +36,7 @@ from .graphed_step import StepRunner, portable_state
 from .losses import Objective, create_objective
 from .models import MODELS, all_finite, create_model
 from .processes import training_process_start
-from .progress import ProgressLog, is_progress_log
+from .progress import ProgressLog, format_seconds, is_progress_log
 from .sgd import SGD, Schedule, warmup_cosine
 
 
@@ -188,14 +188,6 @@ def check_writable(folder: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- helpers
-def format_seconds(seconds: float | None) -> str:
-    """1m05s or 2h03m; "?" when not known yet."""
-    if seconds is None:
-        return "?"
-    seconds = int(max(0, seconds))
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
-
-
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

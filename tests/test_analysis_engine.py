@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.analysis.engine import REPORT, Analyzer
+from core.analysis.engine import REPORT, Analyzer, StepClock
 from core.store import Store
 
 from .conftest import assert_one_line_error, run_cli
@@ -290,3 +290,17 @@ def test_every_headline_figure_is_in_exactly_one_overview_tab():
     assert list(tabs) == list(GROUPS) and all(tabs.values())
     shown = [f.key for figures in tabs.values() for f in figures]
     assert sorted(shown) == sorted(f.key for f in HEADLINE)
+
+
+def test_time_left_in_a_step_comes_from_that_step_s_own_pace():
+    """By hand: 20 of 100 done 3 s into a step leaves 80 at 0.15 s each, 12 s; a new step, or the
+    same one started again, knows nothing yet; nor does a step in its first 2 s."""
+    times = iter([0.0, 1.0, 3.0, 4.0, 7.0, 8.0, 11.0])
+    clock = StepClock(clock=lambda: next(times))
+    assert clock.left("forward pass (test)", 0, 100) is None     # t=0: the step starts
+    assert clock.left("forward pass (test)", 10, 100) is None    # t=1: too early to say
+    assert clock.left("forward pass (test)", 20, 100) == pytest.approx(12.0)  # t=3
+    assert clock.left("IAM", 5, 50) is None                       # t=4: another step, from 5 done
+    assert clock.left("IAM", 35, 50) == pytest.approx(1.5)        # t=7: 30 in 3 s, 15 left
+    assert clock.left("IAM", 0, 50) is None                       # t=8: the same step again
+    assert clock.left("IAM", 0, 50) is None                       # t=11: nothing done in 3 s

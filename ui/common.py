@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from core import runs
-from core.analysis.engine import DEFAULT_TRAIN_LIMIT, Analyzer, AnalysisSkipped
+from core.analysis.engine import DEFAULT_TRAIN_LIMIT, Analyzer, AnalysisSkipped, StepClock
 from core.analysis.features import describe_analysis_device
 from core.catalog import analysis_limits, discover, extra_dirs, labelled
 from core.checkpoints import CheckpointError, LoadedCheckpoint, load
@@ -22,10 +22,10 @@ from core.data import DATASETS, on_this_machine
 from core.errors import UserError
 from core.losses import OBJECTIVES
 from core.models import MODELS
-from core.progress import steps_of, summarize
+from core.progress import format_seconds, steps_of, summarize
 from core.render import altair_png, png_bytes
 from core.store import Store
-from core.trainer import describe_device, format_seconds
+from core.trainer import describe_device
 from ui.basics import default_models, download_csv, number_columns, plain  # noqa: F401  (pages use them as common.*)
 
 log = logging.getLogger("unitlens")
@@ -104,9 +104,12 @@ def analysis(meta: dict, name: str, **params) -> dict:
         if cached is not None:
             return cached
         bar = st.progress(0.0, text=f"{plain(meta.get('label', engine.name))}: computing {name}")
+        clock = StepClock()
 
         def report(step, done, total):
-            bar.progress(min(1.0, done / max(1, total)), text=f"{plain(meta.get('label', engine.name))}: {plain(step)}")
+            left = clock.left(step, done, total)
+            left = "" if left is None else f" · about {format_seconds(left)} left"
+            bar.progress(min(1.0, done / max(1, total)), text=f"{plain(meta.get('label', engine.name))}: {plain(step)}{left}")
         engine.progress = report
         try:
             return engine.run(name, **params)

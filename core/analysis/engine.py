@@ -33,6 +33,26 @@ class AnalysisSkipped(UserError):
     """The analysis cannot run on this model (too few or too many classes); one line why."""
 
 
+class StepClock:
+    """Time left in the step under way (a forward pass, a CAM method, IAM), from that step's own
+    pace: steps differ by orders of magnitude, so no one rate would do. None in a step's first
+    seconds, when a guess would mean nothing."""
+    SETTLE_S = 2.0
+
+    def __init__(self, clock=time.perf_counter):
+        self.clock, self.step, self.started, self.done_at_start = clock, None, 0.0, 0
+
+    def left(self, step: str, done: int, total: int) -> float | None:
+        now = self.clock()
+        if step != self.step or done < self.done_at_start:  # a new step, or the same one again
+            self.step, self.started, self.done_at_start = step, now, done
+            return None
+        elapsed, progressed = now - self.started, done - self.done_at_start
+        if elapsed < self.SETTLE_S or progressed <= 0:
+            return None
+        return elapsed / progressed * max(0, total - done)
+
+
 class Context:
     """What an analysis sees: the model, its head, and lazily extracted feature caches."""
 
