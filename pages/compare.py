@@ -188,9 +188,8 @@ def model_column(view, maps, cams) -> None:
     if "gate_row" in out:
         st.image(gate_strip(out["gate_row"], cell=max(2, 320 // len(out["gate_row"]))),
                  caption=f"gate row of {target}", width="stretch")
-    top = pd.DataFrame([{"unit": u["unit"], "activation": u["activation"],
-                         "class": "none" if u["class"] is None else " = ".join(
-                             classes[c] for c in [u["class"], *u["tied"]])} for u in out["top_units"]])
+    top = pd.DataFrame([{"unit": u["unit"], "activation": u["activation"], "class": u["class_name"]}
+                        for u in out["top_units"]])
     st.caption("Most active units on this image (class: the class each unit is assigned to; "
                "A = B where the gate gives the unit to several classes alike)")
     st.dataframe(top, hide_index=True, height=180,  # the class column gets the room: tied names are long

@@ -46,6 +46,10 @@ def test_top_units_take_their_class_from_the_gate_none_for_an_empty_column(bundl
     assert [u["class"] for u in out["top_units"]] == [None if u["unit"] % 2 == 0 else 4 for u in out["top_units"]]
     assert [u["tied"] for u in out["top_units"]] == [[7] if u["unit"] % 4 == 1 else [] for u in out["top_units"]]
     assert any(u["tied"] for u in out["top_units"])  # this image's top units include such a unit
+    names = meta["class_names"]
+    assert [u["class_name"] for u in out["top_units"]] == [
+        "none" if u["unit"] % 2 == 0 else f"{names[4]} = {names[7]}" if u["unit"] % 4 == 1 else names[4]
+        for u in out["top_units"]]
     assert out["gate_row"].tolist() == gate[out["target"]].tolist()
 
 
