@@ -45,34 +45,32 @@ def test_two_processes_write_at_once_without_lock_errors_or_lost_results(tmp_pat
     assert rows == [("proc1", 40), ("proc2", 40)]
 
 
-@pytest.mark.slow  # a second process by nature
-def test_waits_while_another_process_holds_the_file(tmp_path):
+def held_cache(tmp_path, seconds: float | None):
+    """A cache holding one result, then another process holding its file for `seconds` (None:
+    until the test ends); returns (path, that process)."""
     path = tmp_path / "held.duckdb"
     Store(path).put_result("h", "a", {}, "test", 1, {"v": 1})
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import duckdb, sys, time
         c = duckdb.connect({str(path)!r})
         print("held", flush=True)
-        time.sleep(1.5)
-        c.close()
-    """)], stdout=subprocess.PIPE, text=True)
+        {f"time.sleep({seconds})" if seconds is not None else "sys.stdin.read()"}
+    """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
+    return path, holder
+
+
+@pytest.mark.slow  # a second process by nature
+def test_waits_while_another_process_holds_the_file(tmp_path):
+    path, holder = held_cache(tmp_path, 1.5)
     assert Store(path).get_result("h", "a", {}, "test", 1) == {"v": 1}  # waited, then read
-    holder.wait(timeout=30)
+    holder.communicate("", timeout=30)
 
 
 @pytest.mark.slow  # a second process by nature
 def test_a_lock_held_on_is_said_once_then_refused_in_one_line(tmp_path):
-    path = tmp_path / "held.duckdb"
-    Store(path).put_result("h", "a", {}, "test", 1, {"v": 1})
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-        import duckdb, sys
-        c = duckdb.connect({str(path)!r})
-        print("held", flush=True)
-        sys.stdin.read()
-    """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    path, holder = held_cache(tmp_path, None)
     try:
-        assert holder.stdout.readline().strip() == "held"
         said = []
         start = time.monotonic()
         with pytest.raises(StoreError, match="stayed locked by another process for 3 s"):
