@@ -402,7 +402,7 @@ class ImageFolderSource(DatasetSource):
                     image = load_image(file)
                 except ImageError:
                     continue
-                images.append(to_uint8(image, info, invert=False)[0])
+                images.append(to_uint8(image, info, invert=False).pixels)
                 labels.append(label)
         if not images:
             raise DataError(f"no readable images under {self.split_roots[split]}")

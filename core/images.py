@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ from .errors import UserError
 MAX_IMAGE_PIXELS = 40_000_000  # refuse larger uploads before decoding them
 MAX_IMAGE_BYTES = 20 * 1024 * 1024  # the app's upload limit too (maxUploadSize in .streamlit/config.toml)
 LIGHT_BACKGROUND = 128         # border brightness (0-255) above which a background is light
+FLAT_RANGE = 8                 # of 255: a picture whose pixels all lie this close together shows nothing
 
 
 class Target(Protocol):
@@ -184,12 +185,29 @@ def border_colour(image: Image.Image):
     return int(median) if np.ndim(median) == 0 else tuple(int(v) for v in median)
 
 
+class Picture(NamedTuple):
+    """A picture made into a model's input, and what was found on the way."""
+    pixels: torch.Tensor  # (C, H, W) uint8
+    inverted: bool
+    light_background: bool  # whether the picture's border was light (the invert toggle's subject)
+    flat: bool              # one colour throughout (within FLAT_RANGE), as given: nothing to classify
+
+
+def is_flat(image: Image.Image) -> bool:
+    """Every channel within FLAT_RANGE (solid red is flat too), judged on the picture as given:
+    once trimmed to a solid object, any picture would be."""
+    array = np.asarray(image, dtype=np.int16).reshape(image.size[1] * image.size[0], -1)
+    return int((array.max(0) - array.min(0)).max()) <= FLAT_RANGE
+
+
 def to_uint8(image: Image.Image, info: Target, invert: bool | None = None,
-             steps: list[str] | None = None) -> tuple[torch.Tensor, bool, bool]:
-    """(C, H, W) uint8 for `info`'s model, whether it was inverted, and whether the background
-    was light. `invert`: None decides from the background, True/False forces it."""
+             steps: list[str] | None = None) -> Picture:
+    """`image` made for `info`'s model. `invert`: None decides from the background, True/False forces it."""
     steps = [] if steps is None else steps
     image = to_8bit(image, info.channels, steps)
+    flat = is_flat(image)
+    if flat:
+        steps.append("the picture is one flat colour: there is nothing in it to classify")
     background = border_brightness(image)
     light = background > LIGHT_BACKGROUND
     dark_dataset = bool(info.extra.get("dark_background"))
@@ -203,11 +221,13 @@ def to_uint8(image: Image.Image, info: Target, invert: bool | None = None,
         steps.append(f"not inverted although the background is light ({background:.0f}/255); "
                      f"{info.name} images are light on black")
     if dark_dataset:
-        image = trim_background(image, steps)
         image = level_background(image, steps)
+    fill = border_colour(image)  # the background's, read before trimming leaves only the object's edge
+    if dark_dataset:
+        image = trim_background(image, steps)
     width, height = image.size
     if width != height:
-        image = pad_to_square(image, border_colour(image))
+        image = pad_to_square(image, fill)
         steps.append(f"padded {width}x{height} to {max(width, height)}x{max(width, height)} "
                      "with its background colour (nothing cropped)")
     size = info.input_size
@@ -216,4 +236,4 @@ def to_uint8(image: Image.Image, info: Target, invert: bool | None = None,
         steps.append(f"resized {max(width, height)}x{max(width, height)} to {size}x{size}")
     array = np.asarray(image, dtype=np.uint8)
     array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
-    return torch.from_numpy(array.copy()), do_invert, light
+    return Picture(torch.from_numpy(array.copy()), do_invert, light, flat)

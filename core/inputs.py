@@ -18,10 +18,7 @@ class Prepared:
     steps: list[str] = field(default_factory=list)
     inverted: bool = False
     light_background: bool = False   # whether the picture's border was light (the toggle's subject)
-    flat: bool = False               # one colour throughout (within FLAT_RANGE): nothing to classify
-
-
-FLAT_RANGE = 8  # of 255: a picture whose pixels all lie this close together shows nothing
+    flat: bool = False               # one colour throughout (core.images.is_flat): nothing to classify
 
 
 def prepare(image: Image.Image, meta, invert: bool | None = None) -> Prepared:
@@ -29,10 +26,7 @@ def prepare(image: Image.Image, meta, invert: bool | None = None) -> Prepared:
     DatasetInfo or checkpoint metadata."""
     info = meta if isinstance(meta, DatasetInfo) else info_from_meta(meta)
     steps = [f"read {image.format or 'an image'} of {image.size[0]}x{image.size[1]} pixels, mode {image.mode}"]
-    uint8, inverted, light = to_uint8(image, info, invert, steps)
-    spread = uint8.amax(dim=(1, 2)).int() - uint8.amin(dim=(1, 2)).int()  # per channel: solid red is flat too
-    flat = int(spread.max()) <= FLAT_RANGE
-    if flat:
-        steps.append("the picture is one flat colour: there is nothing in it to classify")
+    picture = to_uint8(image, info, invert, steps)
     steps.append(f"normalised with the training mean {info.mean} and std {info.std}")
-    return Prepared(normalise(uint8.unsqueeze(0), info.mean, info.std), steps, inverted, light, flat)
+    return Prepared(normalise(picture.pixels.unsqueeze(0), info.mean, info.std), steps, picture.inverted,
+                    picture.light_background, picture.flat)
