@@ -145,14 +145,20 @@ def explanation_controls(models: list[dict]) -> dict:
     return choice
 
 
+def remember_invert():
+    st.session_state["compare_invert_chosen"] = st.session_state["compare_invert"]
+
+
 def invert_toggle() -> bool | None:
     """None: invert a light-background upload (the default), False: never."""
-    # the choice outlives the runs without the toggle (no upload yet): a toggle drawn again with a
-    # default of True showed on while the state underneath still said off
-    st.session_state.setdefault("compare_invert", st.session_state.get("compare_invert_chosen", True))
+    # The choice lives in compare_invert_chosen, changed only by the user's click, and is given to
+    # the toggle on every run: a run without the toggle (a file being replaced, no upload yet)
+    # removes it from the page, and a toggle drawn again from its own default showed off, then
+    # sent that back as if chosen (the next uploads silently not inverted).
+    st.session_state["compare_invert"] = st.session_state.get("compare_invert_chosen", True)
     on = st.toggle("Invert a light-background picture (the training images are light on black)",
-                   key="compare_invert", help="Product photos are dark on light; the model has only seen the reverse")
-    st.session_state["compare_invert_chosen"] = on
+                   key="compare_invert", on_change=remember_invert,
+                   help="Product photos are dark on light; the model has only seen the reverse")
     return None if on else False
 
 

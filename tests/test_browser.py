@@ -210,6 +210,28 @@ def test_a_product_photo_is_inverted_and_read_as_footwear(server, tab, tmp_path)
     assert_clean(tab, server)
 
 
+def test_the_invert_choice_holds_over_uploads_one_after_another(server, tab, tmp_path):
+    """Replacing the file runs the page once without the toggle; drawn again from its own default it
+    showed off and sent that back, so the next product photos were silently not inverted."""
+    upload(tab, server, save_photo(tmp_path / "photo-0.png", product_photo(0)))
+    toggle = tab.get_by_role("switch", name="Invert a light-background", exact=False)
+    for i in (1, 2, 3):
+        wait_until_idle(tab)
+        tab.locator('input[type="file"]').set_input_files(str(save_photo(tmp_path / f"photo-{i}.png", product_photo(i))))
+        tab.get_by_text(f"photo-{i}.png", exact=False).first.wait_for()
+        wait_until_idle(tab)
+        assert toggle.is_checked(), f"the toggle went off at upload {i + 1}"
+    column = tab.locator('[data-testid="stColumn"]').filter(has_text="predicted").first
+    column.get_by_text("What was done to the image").click()
+    column.get_by_text("inverted: light background", exact=False).wait_for()
+    toggle.click(force=True)  # the user's own choice holds too
+    wait_until_idle(tab)
+    tab.locator('input[type="file"]').set_input_files(str(tmp_path / "photo-0.png"))
+    wait_until_idle(tab)
+    assert not toggle.is_checked()
+    assert_clean(tab, server)
+
+
 def test_an_image_unlike_the_data_gets_a_notice(server, tab, tmp_path):
     checker = (np.indices((64, 64)).sum(0) // 8 % 2 * 255).astype(np.uint8)
     upload(tab, server, save_photo(tmp_path / "checkerboard.png", Image.fromarray(checker)))
