@@ -159,6 +159,10 @@ def test_unit_page_lines_up_one_class_across_the_compared_models(app_env):
     assert [s.value for s in at.subheader] == ["ce", "minimax", "lsg"]
     assert kinds(at)["image"] >= 3 and "unit" not in at.query_params
     assert at.query_params["class"] == "Sneaker"  # the view can be shared by its URL
+    views = at.button_group(key="unit_view").options
+    at.button_group(key="unit_view").set_value(views[0]).run()  # to one unit and back: the class is kept
+    at.button_group(key="unit_view").set_value("One class across the compared models").run()
+    assert at.selectbox(key="unit_class").value == "Sneaker"
 
 
 @pytest.mark.parametrize("asked, shown, warned", [("Bag", "Bag", False), ("Nothing", "T-shirt/top", True)])
