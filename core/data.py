@@ -388,9 +388,28 @@ class ImageFolderSource(DatasetSource):
                             if self.split_roots["train"].is_dir() else [])
         self.mean, self.std = [0.5] * 3, [0.25] * 3
 
+    IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
+
     def check(self):
+        """What can be said without reading every image (the app says it before a run starts):
+        two or more class folders, each with a file named as an image."""
         if not self.class_names:
             raise DataError(f"{self.path} is not an image folder (expected one sub-folder per class)")
+        if len(self.class_names) < 2:
+            raise DataError(f"{self.path} has 1 class folder ({self.class_names[0]}); a classifier needs two or more")
+        for split in dict.fromkeys(self.split_roots.values()):
+            for cls in self.class_names:
+                if not self.holds_an_image(split / cls):
+                    raise DataError(f"{split / cls} holds no image ({', '.join(self.IMAGE_SUFFIXES)}); "
+                                    "an image folder has one sub-folder of images per class")
+
+    @classmethod
+    def holds_an_image(cls, folder: Path) -> bool:
+        try:
+            with os.scandir(folder) as entries:
+                return any(entry.name.lower().endswith(cls.IMAGE_SUFFIXES) and entry.is_file() for entry in entries)
+        except OSError:
+            return False
 
     def read(self, split):
         self.check()

@@ -87,6 +87,14 @@ class Summary:
     test_images: int | None = None     # what test_accuracy is over (fewer than the split with --limit)
 
     @property
+    def how_far(self) -> str:
+        """How far a run that ended early got: "after 1 of 3 epochs", or "before training began"
+        when it never took a step (its data could not be read, say)."""
+        if self.epochs and (self.epochs_completed or self.global_step):
+            return f"after {self.epochs_completed} of {self.epochs} epochs"
+        return "before training began"
+
+    @property
     def fraction(self) -> float:
         if self.status == "done":
             return 1.0

@@ -94,8 +94,13 @@ def active_run(folder: Path | None = None) -> Run | None:
     return next((r for r in list_runs(folder) if r.status == "running"), None)
 
 
+def run_option(run: Run, flag: str, default: str) -> str:
+    """An option the run was started with (`--device`, `--dataset`), as given."""
+    return run.args[run.args.index(flag) + 1] if flag in run.args[:-1] else default
+
+
 def run_device(run: Run) -> str:
-    return run.args[run.args.index("--device") + 1] if "--device" in run.args else "auto"
+    return run_option(run, "--device", "auto")
 
 
 def on_the_cpu(device: str) -> bool:
@@ -116,6 +121,10 @@ def start_runs(choices: list[tuple[str, dict]], dataset: str = "fashion-mnist", 
     (their start-ups overlap; bench/RESULTS.md); on a CPU one at a time: each process waits
     (`--after`, once per process) until every CPU run started before it has ended, so a run
     cancelled or failing in the middle of the queue lets no two train at once."""
+    folder_path = dataset.split(":", 1)[1].strip() if dataset.startswith("imagefolder:") else ""
+    if folder_path and not Path(folder_path).expanduser().is_absolute():
+        raise RunError("give the image folder's full path (as /home/me/photos or ~/photos): a relative one "
+                       "would be read from the server's working folder")
     get_source(dataset).check()  # a missing dataset or folder is said now, not after launch
     for method, options in choices:  # and so are options that cannot work (before any run starts)
         try:

@@ -122,9 +122,6 @@ def validate(config: TrainConfig) -> Objective:
         source.check()
     except DataError as exc:
         raise TrainingError(str(exc)) from None
-    classes = len(source.info().class_names)
-    if classes < 2:
-        raise TrainingError(f"{config.dataset} has {classes} class; a classifier needs two or more")
     out, progress = Path(config.out), config.progress_path()
     if out.absolute() == progress.absolute():
         raise TrainingError("--progress and --out name the same file; give the progress log a path of its own")

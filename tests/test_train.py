@@ -1,6 +1,7 @@
 """The trainer end to end on real Fashion-MNIST subsets."""
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -219,6 +220,24 @@ def test_progress_summary_says_how_many_test_images_the_accuracy_is_over():
     assert summarize(events[:1]).test_images is None  # not known before the run ends
 
 
+def test_a_run_that_ended_early_says_how_far_it_got():
+    """By hand: data that could not be read fails before any step; a step, or an epoch done
+    (also by an earlier attempt of a resumed run), counts as training."""
+    from core.progress import summarize
+    start = {"event": "start", "time": 0.0, "epochs": 3, "config": {}}
+    failed = {"event": "error", "time": 1.0, "message": "no readable images under /etc"}
+    loading = {"event": "phase", "time": 0.5, "phase": "loading data"}
+    step = {"event": "step", "time": 0.7, "epoch": 1, "step": 1, "global_step": 1}
+    epoch = {"event": "epoch", "time": 0.9, "epoch": 1}
+    assert summarize([start, loading, failed]).how_far == "before training began"
+    assert summarize([failed]).how_far == "before training began"      # refused before its start event
+    assert summarize([start, loading, step, failed]).how_far == "after 0 of 3 epochs"
+    assert summarize([start, loading, step, epoch, failed]).how_far == "after 1 of 3 epochs"
+    resumed = [start, step, epoch, {"event": "cancelled", "time": 1.0},
+               {**start, "time": 2.0, "config": {"resume": True}}, {**failed, "time": 3.0}]
+    assert summarize(resumed).how_far == "after 1 of 3 epochs"
+
+
 def test_the_checkpoints_accuracy_stands_in_only_for_the_whole_test_split(data_root):
     """A limit at or above the test split's size keeps the whole split (the run's accuracy is the
     figure); below it the accuracy is over fewer images and waits for the analysis."""
@@ -241,3 +260,28 @@ def test_the_sidebars_start_refuses_options_that_cannot_work_before_any_run_star
     with pytest.raises(runs.RunError, match="no gated step runs"):
         runs.start_runs([("ce", {}), ("lsg", {})], epochs=1, limit=64, folder=tmp_path)
     assert not list(tmp_path.glob("*.run.json"))
+
+
+def test_the_sidebars_start_refuses_an_image_folder_it_could_not_train_on(tmp_path):
+    """Said before any run starts, each in one line: a relative path (read from the server's
+    folder, `../..` trained on `/`), one class, a class folder without images (`/etc`'s)."""
+    from PIL import Image
+    from core import runs
+    from core.data import DataError, get_source
+
+    def image_folder(name: str, classes: dict[str, str]):
+        for cls, file in classes.items():
+            (tmp_path / name / cls).mkdir(parents=True)
+            if file.endswith(".png"):
+                Image.new("L", (8, 8), 200).save(tmp_path / name / cls / file)
+            else:
+                (tmp_path / name / cls / file).write_text("not an image")
+        return tmp_path / name
+    cases = [("../..", runs.RunError, "full path"),
+             (image_folder("one", {"cat": "1.png"}), DataError, "1 class folder (cat); a classifier needs two or more"),
+             (image_folder("bare", {"cat": "1.png", "dog": "notes.txt"}), DataError, "dog holds no image")]
+    for path, error, words in cases:
+        with pytest.raises(error, match=re.escape(words)):
+            runs.start_runs([("ce", {})], dataset=f"imagefolder:{path}", epochs=1, folder=tmp_path / "runs")
+    assert not list(tmp_path.glob("runs/*.run.json"))
+    get_source(f"imagefolder:{image_folder('good', {'cat': '1.png', 'dog': '2.png'})}").check()  # passes

@@ -337,9 +337,10 @@ def run_monitor() -> None:
         if extra and progress.test_images:
             extra += f" on {progress.test_images:,} test images"
         if run.status in ("cancelled", "failed"):
-            extra += (f" after {progress.epochs_completed} of {progress.epochs} epochs" if progress.epochs else
-                      " before training began")
-        st.caption(f"{icon} {plain(run.run_id)}: {run.status}{plain(extra)}")
+            extra += f" {progress.how_far}"
+        dataset = runs.run_option(run, "--dataset", "fashion-mnist")
+        on = "" if dataset == "fashion-mnist" else f" on {dataset}"  # runs on other data told apart
+        st.caption(f"{icon} {plain(run.run_id)}{plain(on)}: {run.status}{plain(extra)}")
         if run.status == "failed" and run.message:
             st.code(run.message, language=None, wrap_lines=True)
         left, right = st.columns(2)
