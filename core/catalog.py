@@ -35,6 +35,17 @@ def analysis_limits() -> tuple[int | None, int | None]:
     return _count_setting("UNITLENS_EVAL_LIMIT"), _count_setting("UNITLENS_TRAIN_LIMIT")
 
 
+def describe_analysis_limits() -> str:
+    """The app's analyses, where the environment cuts them short ("" on the whole splits): their
+    figures then differ from the shipped ones and from the trainer's accuracy, and say why."""
+    test, train = analysis_limits()
+    parts = [f"the first {n:,} {split} images" for n, split in ((test, "test"), (train, "training")) if n]
+    if not parts:
+        return ""
+    return (f"The analyses read {' and '.join(parts)} only (UNITLENS_EVAL_LIMIT, UNITLENS_TRAIN_LIMIT), "
+            "so their figures are not the whole splits'.")
+
+
 def _count_setting(name: str) -> int | None:
     text = os.environ.get(name, "").strip()
     if text and not (text.isascii() and text.isdigit()):

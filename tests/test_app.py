@@ -84,6 +84,8 @@ def test_overview_lists_models_and_skips_the_broken_file(app_env):
     assert any("broken.pt" in shown(c.value) for c in at.sidebar.caption)
     assert any("evil.pt" in shown(c.value) for c in at.sidebar.caption)
     assert any("notes.pt" in shown(c.value) for c in at.sidebar.caption)
+    assert any("read the first 600 test images and the first 600 training images only" in c.value
+               for c in at.sidebar.caption)  # the environment's limits, said
     assert not (app_env.parent / "pwned").exists()
     at.button(key="overview_compute").click().run()
     no_errors(at)

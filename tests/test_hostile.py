@@ -320,12 +320,17 @@ def test_a_bad_limit_in_the_environment_is_one_line_naming_it(monkeypatch, value
 
 
 def test_limits_from_the_environment(monkeypatch):
-    from core.catalog import analysis_limits
+    """Read, and said in the sidebar while they cut the analyses short."""
+    from core.catalog import analysis_limits, describe_analysis_limits
     monkeypatch.setenv("UNITLENS_EVAL_LIMIT", " 600 ")
     monkeypatch.setenv("UNITLENS_TRAIN_LIMIT", "0")
     assert analysis_limits() == (600, None)
+    assert describe_analysis_limits().startswith("The analyses read the first 600 test images only")
+    monkeypatch.setenv("UNITLENS_TRAIN_LIMIT", "12000")
+    assert "the first 600 test images and the first 12,000 training images only" in describe_analysis_limits()
     monkeypatch.delenv("UNITLENS_EVAL_LIMIT")
-    assert analysis_limits() == (None, None)
+    monkeypatch.delenv("UNITLENS_TRAIN_LIMIT")
+    assert analysis_limits() == (None, None) and describe_analysis_limits() == ""
 
 
 def test_a_data_error_during_training_ends_the_run_with_its_reason(tmp_path):

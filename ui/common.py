@@ -15,7 +15,7 @@ import streamlit as st
 from core import runs
 from core.analysis.engine import DEFAULT_TRAIN_LIMIT, Analyzer, AnalysisSkipped, StepClock
 from core.analysis.features import describe_analysis_device
-from core.catalog import analysis_limits, discover, extra_dirs, labelled
+from core.catalog import analysis_limits, describe_analysis_limits, discover, extra_dirs, labelled
 from core.checkpoints import CheckpointError, LoadedCheckpoint, load
 from core.charts import training_curve
 from core.data import DATASETS, on_this_machine
@@ -129,8 +129,12 @@ def app_frame() -> None:
     """The sidebar every page shares; app.py calls it before the page runs."""
     guarded(model_choice)
     guarded(training_panel)
+    guarded(where_it_runs)
+
+
+def where_it_runs() -> None:
     st.sidebar.caption(f"Training runs on: {describe_device()}. The analyses' forward passes run on: "
-                       f"{describe_analysis_device()}.")
+                       f"{describe_analysis_device()}. {describe_analysis_limits()}")
 
 
 # ----------------------------------------------------------------------------- the model choice
