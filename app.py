@@ -17,7 +17,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core import shipped
 from core.catalog import bundled_dir, discover, extra_dirs, file_hash, labelled
-from core.headline import GROUPS, HEADLINE, checkpoint_accuracy, grouped
+from core.headline import GROUPS, HEADLINE, checkpoint_accuracy, describe_missing, grouped
 from ui import warm
 from ui.basics import default_models, download_csv, entry, number_columns, plain
 
@@ -44,7 +44,7 @@ def overview() -> None:
     if st.session_state.pop("overview_computing", False):  # still set: that run never reached its end
         notes.caption("The last computation was stopped before it finished; the analyses it finished are kept.")
     if missing:
-        notes.caption(f"Not computed yet for {len(missing)} model(s): {plain(', '.join(missing))}. Their empty "
+        notes.caption(f"Not computed yet for {len(missing)} model(s): {plain(describe_missing(missing))}. Their empty "
                       "cells fill in when you compute them. Meanwhile a run's accuracy is the one its trainer "
                       "measured, shown only where that was on the whole test split.")
         if notes.button(f"Compute metrics for {len(missing)} model(s)", key="overview_compute",

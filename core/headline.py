@@ -56,6 +56,16 @@ HEADLINE: tuple[Figure, ...] = (
 )
 ANALYSES_NEEDED = tuple(dict.fromkeys(f.analysis for f in HEADLINE))
 
+
+def describe_missing(missing: dict[str, list[str]]) -> str:
+    """Model -> the analyses it still needs, in words: a model missing a few figures names them
+    ("ce (C_IC)"), one missing most is named alone."""
+    parts = []
+    for label, needed in missing.items():
+        figures = [f.label for f in HEADLINE if f.analysis in needed]
+        parts.append(f"{label} ({', '.join(figures)})" if len(figures) <= 3 else label)
+    return ", ".join(parts)
+
 # The Overview's tabs, by the analysis a figure comes from (all of them in one table were wider
 # than the page, and the columns past Phi went unseen).
 GROUPS: dict[str, tuple[str, ...]] = {

@@ -304,3 +304,11 @@ def test_time_left_in_a_step_comes_from_that_step_s_own_pace():
     assert clock.left("IAM", 35, 50) == pytest.approx(1.5)        # t=7: 30 in 3 s, 15 left
     assert clock.left("IAM", 0, 50) is None                       # t=8: the same step again
     assert clock.left("IAM", 0, 50) is None                       # t=11: nothing done in 3 s
+
+
+def test_the_overview_names_what_each_model_still_misses():
+    """By hand: one analysis behind C_IC is named; the gate's two figures are named; all of them is the name alone."""
+    from core.headline import ANALYSES_NEEDED, describe_missing
+    assert describe_missing({"ce": ["filter_correlation"]}) == "ce (C_IC)"
+    assert describe_missing({"ce": ["filter_correlation"], "lsg": ["gate"]}) == "ce (C_IC), lsg (Phi, gate density)"
+    assert describe_missing({"run-3": list(ANALYSES_NEEDED)}) == "run-3"
