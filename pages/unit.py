@@ -185,8 +185,10 @@ def unit_figures(meta: dict, sel: dict, unit: int) -> None:
               help="the class whose gate row is largest for this unit" + (
                   "; the gate gives this unit to no class (its column is all zero)" if assigned is None else
                   common.plain(f"; tied with {', '.join(classes[c] for c in tied)} (the first is shown)") if tied else ""))
+    unchanged = not any(abl["drop"][unit])  # zeroing it moves no test image to another class
     m4.metric("largest class drop", f"{abl['max_class_drop'][unit]:.2%}",
-              help=f"class {common.plain(classes[abl['max_drop_class'][unit]])}")
+              help="zeroing this unit changes no class's accuracy" if unchanged else
+              f"class {common.plain(classes[abl['max_drop_class'][unit]])}")
     col1, col2, col3 = st.columns(3)
     means = [row[unit] for row in sel["class_means"]]
     for column, values, title, y in ((col1, means, "class-mean activation", "mean activation"),
@@ -196,6 +198,9 @@ def unit_figures(meta: dict, sel: dict, unit: int) -> None:
         common.chart(chart, f"{label}-unit{unit}-{title.split()[0]}", f"unit_chart_{title.split()[0]}", column)
         common.download_csv(frame, f"{label}-unit{unit}-{title.split()[0]}", key=f"unit_csv_{title}",
                             label=f"CSV: {title.split(' (')[0]}")
+    if unchanged:
+        col3.caption("No bars: zeroing this unit changes no class's accuracy on the test images; "
+                     "the other units carry what it does.")
 
     history = common.analysis(meta, "trajectory")
     if history["available"]:
