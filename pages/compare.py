@@ -70,14 +70,17 @@ def pick_image(reference: dict):
         return picture, None, name
     classes = reference["class_names"]
     left, middle, right = st.columns([2, 2, 1])
-    cls = left.selectbox("Class", ["any"] + classes, key="compare_class")
+    options = ["any"] + classes
+    cls = left.selectbox("Class", options, key="compare_class",
+                         on_change=common.keep_choice("compare_class", "any", options))
     pool = split_indices(reference["dataset"], None if cls == "any" else classes.index(cls))
     size = len(pool)
     if right.button("Random", key="compare_random"):
-        st.session_state["compare_index"] = random.randrange(size)
-    if st.session_state.get("compare_index", 0) >= size:
-        st.session_state["compare_index"] = 0
+        common.choose("compare_index", random.randrange(size))
+    if st.session_state.get("compare_index_chosen", 0) >= size:
+        common.choose("compare_index", 0)
     index = int(middle.number_input("Index", 0, size - 1, key="compare_index",
+                                    on_change=common.keep_choice("compare_index", 0),
                                     help=f"0 to {size - 1}: the n-th test image" +
                                          (" of the chosen class" if cls != "any" else "")))
     dataset_index = pool[index]
@@ -145,19 +148,12 @@ def explanation_controls(models: list[dict]) -> dict:
     return choice
 
 
-def remember_invert():
-    st.session_state["compare_invert_chosen"] = st.session_state["compare_invert"]
-
-
 def invert_toggle() -> bool | None:
     """None: invert a light-background upload (the default), False: never."""
-    # The choice lives in compare_invert_chosen, changed only by the user's click, and is given to
-    # the toggle on every run: a run without the toggle (a file being replaced, no upload yet)
-    # removes it from the page, and a toggle drawn again from its own default showed off, then
-    # sent that back as if chosen (the next uploads silently not inverted).
-    st.session_state["compare_invert"] = st.session_state.get("compare_invert_chosen", True)
+    # kept: a run without the toggle (a file being replaced) took it off the page, and drawn again
+    # from its own default it showed off and sent that back (the next uploads silently not inverted)
     on = st.toggle("Invert a light-background picture (the training images are light on black)",
-                   key="compare_invert", on_change=remember_invert,
+                   key="compare_invert", on_change=common.keep_choice("compare_invert", True),
                    help="Product photos are dark on light; the model has only seen the reverse")
     return None if on else False
 

@@ -85,16 +85,11 @@ def class_across_models(class_url: str | None):
     unknown = None
     if class_url is not None and class_url != st.session_state.get("unit_class_url"):  # arrived by a link
         if class_url in classes:
-            st.session_state["unit_class_chosen"] = class_url
+            common.choose("unit_class", class_url)
         else:
             unknown = class_url
-    # the choice is given to the picker on every run (as Compare's invert toggle): one drawn again
-    # after the other view showed must show it, not its first option
-    if st.session_state.get("unit_class_chosen") not in classes:
-        st.session_state["unit_class_chosen"] = classes[0]
-    st.session_state["unit_class"] = st.session_state["unit_class_chosen"]
-    name = st.selectbox("Class", classes, key="unit_class",
-                        on_change=lambda: st.session_state.update(unit_class_chosen=st.session_state["unit_class"]))
+    name = st.selectbox("Class", classes, key="unit_class",  # kept while the other view shows
+                        on_change=common.keep_choice("unit_class", classes[0], classes))
     if unknown is not None:
         st.warning(common.plain(f"The link asked for class “{unknown}”, which {models[0]['label']} does not have; "
                                 f"showing {name} instead."))

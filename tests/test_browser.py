@@ -232,6 +232,30 @@ def test_the_invert_choice_holds_over_uploads_one_after_another(server, tab, tmp
     assert_clean(tab, server)
 
 
+def test_the_test_image_picked_is_kept_while_an_upload_showed(server, tab):
+    """Class and index leave the page while Upload shows; drawn again they came back at index 0
+    while the page still showed the image picked before (the next click read 0)."""
+    tab.goto(f"{server.url}/compare")
+    main = tab.locator('[data-testid="stMain"]')
+    main.locator('[data-testid="stSelectbox"]').first.click()
+    tab.get_by_role("option", name="Bag", exact=True).click()
+    wait_until_idle(tab)
+    index = main.locator('[data-testid="stNumberInput"] input').first
+    index.fill("3")
+    index.press("Enter")
+    wait_until_idle(tab)
+    picked = next(t for t in main.locator('[data-testid="stCaptionContainer"]').all_inner_texts() if "true class Bag" in t)
+    tab.get_by_text("Upload", exact=True).click()
+    tab.get_by_text("Upload an image, or switch to the test set.").wait_for()
+    wait_until_idle(tab)
+    tab.get_by_text("Test set", exact=True).click()
+    tab.get_by_text(picked, exact=True).wait_for()
+    wait_until_idle(tab)
+    assert index.input_value() == "3"
+    main.get_by_text("Bag", exact=True).first.wait_for()  # the class picker shows it too
+    assert_clean(tab, server)
+
+
 def test_an_image_unlike_the_data_gets_a_notice(server, tab, tmp_path):
     checker = (np.indices((64, 64)).sum(0) // 8 % 2 * 255).astype(np.uint8)
     upload(tab, server, save_photo(tmp_path / "checkerboard.png", Image.fromarray(checker)))

@@ -192,6 +192,22 @@ def grid(count: int, per_row: int) -> list:
     return [column for _ in range(0, count, per_row) for column in st.columns(per_row)]
 
 
+def keep_choice(key: str, default, options=None):
+    """Give widget `key` the user's last choice on every run; returns the on_change that records a
+    new one. A widget left out of a run (the other source showing, a file being replaced) and drawn
+    again otherwise comes back at its default, and the frontend sends that back as if chosen."""
+    chosen = f"{key}_chosen"
+    if options is not None and st.session_state.get(chosen) not in options:
+        st.session_state.pop(chosen, None)
+    st.session_state[key] = st.session_state.get(chosen, default)
+    return lambda: st.session_state.update({chosen: st.session_state[key]})
+
+
+def choose(key: str, value) -> None:
+    """Set a kept widget's value from the page (a link, a Random button) before it is drawn."""
+    st.session_state[key] = st.session_state[f"{key}_chosen"] = value
+
+
 def picked_unit(event, field: str = "unit") -> int | None:
     """The unit of a click on an Altair point selection named `unit_pick` (on `field`), or None.
     Streamlit's event is a dict: {"selection": {"unit_pick": [{"unit": 7, ...}]}}, {} before any click."""
