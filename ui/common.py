@@ -355,7 +355,7 @@ def run_monitor() -> None:
         progress = summarize(run.events)
         extra = f" — test acc {progress.test_accuracy:.3f}" if progress.test_accuracy is not None else ""
         if extra and progress.test_images:
-            extra += f" on {progress.test_images:,} test images"
+            extra += f" on {progress.test_images:,} test image{'s' * (progress.test_images != 1)}"
         if run.status in ("cancelled", "failed"):
             extra += f" {progress.how_far}"
         dataset = runs.run_option(run, "--dataset", "fashion-mnist")
