@@ -73,7 +73,7 @@ def first_overview() -> None:
             continue
         found[label] = entry["meta"] | {"path": str(path)}
         figures[label] = entry["headline"]
-    notes = draw(found, figures, st.session_state.get("app_chosen", default_models(list(found))),
+    notes = draw(found, figures, st.session_state.get("app_models_chosen", default_models(list(found))),
                  "Reading the checkpoints…")
     if found and waiting:
         notes.caption(f"Reading {waiting} more checkpoint(s)…")

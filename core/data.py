@@ -376,7 +376,8 @@ class ImageFolderSource(DatasetSource):
 
     def __init__(self, root: Path, path: str):
         super().__init__(root)
-        if not path.strip():
+        path = path.strip()  # a pasted space is not part of a folder's name
+        if not path:
             raise DataError("imagefolder: needs a folder, as in imagefolder:/path/to/images")
         self.path = Path(path).expanduser()
         self.name = f"imagefolder:{self.path}"
@@ -388,28 +389,18 @@ class ImageFolderSource(DatasetSource):
                             if self.split_roots["train"].is_dir() else [])
         self.mean, self.std = [0.5] * 3, [0.25] * 3
 
-    IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
-
     def check(self):
         """What can be said without reading every image (the app says it before a run starts):
-        two or more class folders, each with a file named as an image."""
+        two or more class folders, each with a file named as an image Pillow reads."""
         if not self.class_names:
             raise DataError(f"{self.path} is not an image folder (expected one sub-folder per class)")
         if len(self.class_names) < 2:
             raise DataError(f"{self.path} has 1 class folder ({self.class_names[0]}); a classifier needs two or more")
         for split in dict.fromkeys(self.split_roots.values()):
             for cls in self.class_names:
-                if not self.holds_an_image(split / cls):
-                    raise DataError(f"{split / cls} holds no image ({', '.join(self.IMAGE_SUFFIXES)}); "
+                if not holds_an_image(split / cls):
+                    raise DataError(f"{split / cls} holds no image (.png, .jpg, .tif, …); "
                                     "an image folder has one sub-folder of images per class")
-
-    @classmethod
-    def holds_an_image(cls, folder: Path) -> bool:
-        try:
-            with os.scandir(folder) as entries:
-                return any(entry.name.lower().endswith(cls.IMAGE_SUFFIXES) and entry.is_file() for entry in entries)
-        except OSError:
-            return False
 
     def read(self, split):
         self.check()
@@ -426,6 +417,16 @@ class ImageFolderSource(DatasetSource):
         if not images:
             raise DataError(f"no readable images under {self.split_roots[split]}")
         return torch.stack(images), torch.tensor(labels)
+
+
+def holds_an_image(folder: Path) -> bool:
+    """Whether `folder` holds a file named as an image Pillow reads (the first one found will do)."""
+    suffixes = tuple(Image.registered_extensions())
+    try:
+        with os.scandir(folder) as entries:
+            return any(entry.name.lower().endswith(suffixes) and entry.is_file() for entry in entries)
+    except OSError:
+        return False
 
 
 def get_source(name: str, root: Path | str | None = None) -> DatasetSource:

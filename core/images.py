@@ -196,8 +196,9 @@ class Picture(NamedTuple):
 def is_flat(image: Image.Image) -> bool:
     """Every channel within FLAT_RANGE (solid red is flat too), judged on the picture as given:
     once trimmed to a solid object, any picture would be."""
-    array = np.asarray(image, dtype=np.int16).reshape(image.size[1] * image.size[0], -1)
-    return int((array.max(0) - array.min(0)).max()) <= FLAT_RANGE
+    extrema = image.getextrema()  # (low, high), or one pair per channel; no copy of the picture
+    pairs = extrema if isinstance(extrema[0], tuple) else (extrema,)
+    return max(high - low for low, high in pairs) <= FLAT_RANGE
 
 
 def to_uint8(image: Image.Image, info: Target, invert: bool | None = None,

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from .catalog import PROJECT_ROOT, runs_dir
-from .data import get_source
+from .data import ImageFolderSource, get_source
 from .processes import training_process_start
 from .progress import read_events, summarize
 from .errors import UserError
@@ -121,11 +121,11 @@ def start_runs(choices: list[tuple[str, dict]], dataset: str = "fashion-mnist", 
     (their start-ups overlap; bench/RESULTS.md); on a CPU one at a time: each process waits
     (`--after`, once per process) until every CPU run started before it has ended, so a run
     cancelled or failing in the middle of the queue lets no two train at once."""
-    folder_path = dataset.split(":", 1)[1].strip() if dataset.startswith("imagefolder:") else ""
-    if folder_path and not Path(folder_path).expanduser().is_absolute():
+    source = get_source(dataset)
+    if isinstance(source, ImageFolderSource) and not source.path.is_absolute():
         raise RunError("give the image folder's full path (as /home/me/photos or ~/photos): a relative one "
                        "would be read from the server's working folder")
-    get_source(dataset).check()  # a missing dataset or folder is said now, not after launch
+    source.check()  # a missing dataset or folder is said now, not after launch
     for method, options in choices:  # and so are options that cannot work (before any run starts)
         try:
             create_objective(method, **options).validate_run(epochs)

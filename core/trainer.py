@@ -125,10 +125,11 @@ def validate(config: TrainConfig) -> Objective:
     out, progress = Path(config.out), config.progress_path()
     if out.absolute() == progress.absolute():
         raise TrainingError("--progress and --out name the same file; give the progress log a path of its own")
+    dataset = source.info().name  # the path of an image folder as read (~ expanded)
     if config.resume and out.is_file() and not out.is_symlink():
-        check_resumable(out, config, objective, source.info().name)  # this very run's checkpoint, or refused
+        resumable_payload(out, recorded(config, objective, dataset))  # this very run's checkpoint, or refused
     else:
-        check_ours(out, "checkpoint", lambda path: checkpoint_of(path, config))
+        check_ours(out, "checkpoint", lambda path: checkpoint_of(path, config, dataset))
     check_ours(progress, "progress log", is_progress_log)
     check_writable(out.parent)
     check_writable(progress.parent)
@@ -147,32 +148,38 @@ def check_ours(path: Path, what: str, ours) -> None:
                             "choose another path or remove it first")
 
 
-def checkpoint_of(path: Path, config: TrainConfig) -> bool:
+def checkpoint_of(path: Path, config: TrainConfig, dataset: str) -> bool:
     """A Unit Lens checkpoint of the same method, dataset and architecture (a rerun or a resume)."""
     try:
         saved = parse_meta(read_payload(path), path.name)
     except CheckpointError:
         return False
-    return (saved.get("method"), saved.get("dataset"), saved.get("arch")) == (config.method, config.dataset, config.arch)
+    return (saved.get("method"), saved.get("dataset"), saved.get("arch")) == (config.method, dataset, config.arch)
 
 
 
-def check_resumable(out: Path, config: TrainConfig, objective: Objective, dataset: str) -> None:
-    """--resume continues only a run made with every recorded option of this one; refused here,
-    before the run's log is written to."""
+def resumable_payload(out: Path, expected: dict) -> dict:
+    """The checkpoint at `out` if --resume may continue it: made with every recorded option of this
+    run (`expected`) and holding its training state (or complete). Checked in validate, before the
+    run's log is written to, and again when it is loaded (a queued run may wait for hours)."""
     try:
         payload = read_payload(out)
         saved = parse_meta(payload, out.name)
     except CheckpointError as exc:
         raise TrainingError(f"cannot resume: {exc}") from None
-    expected = {"dataset": dataset, **{key: getattr(config, key) for key in TrainConfig.RECORDED},
-                "options": objective.values}
     for key, value in expected.items():
         if saved.get(key) != value:
             raise TrainingError(f"cannot resume {out.name}: its {key.replace('_', ' ')} is {saved.get(key)!r}, "
                                 f"this run's is {value!r}")
     if payload.get("train_state") is None and not saved.get("complete"):
         raise TrainingError(f"cannot resume {out.name}: it holds no training state")
+    return payload
+
+
+def recorded(config: TrainConfig, objective: Objective, dataset: str) -> dict:
+    """What decides the weights: compared on --resume (the checkpoint's metadata holds the same)."""
+    return {"dataset": dataset, **{key: getattr(config, key) for key in TrainConfig.RECORDED},
+            "options": objective.values}
 
 
 def check_writable(folder: Path) -> None:
@@ -540,9 +547,14 @@ def run_training(config: TrainConfig, objective: Objective, command: str, device
         log.write("phase", phase=notice)
         print(f"note: {notice}", file=sys.stderr)
     elif config.resume:
-        start_epoch, history = restore(out, model, optimizer, extra_optimizer, scheduler, generator, config.epochs)
-        if start_epoch >= config.epochs:
-            return parse_meta(read_payload(out), out.name)
+        expected = {key: meta[key] for key in recorded(config, objective, "")}
+        start_epoch, history = restore(out, expected, model, optimizer, extra_optimizer, scheduler, generator,
+                                       config.epochs)
+        if start_epoch >= config.epochs:  # finished already: said so, as a run that ends is
+            finished = parse_meta(read_payload(out), out.name)
+            log.write("done", test_accuracy=finished.get("test_accuracy"), test_images=finished.get("test_images"),
+                      checkpoint=str(out), seconds=0.0)
+            return finished
 
     # --- the step: compiled on request, replayed from CUDA graphs on one GPU
     net = torch.compile(model, dynamic=False) if config.compile else model
@@ -612,13 +624,11 @@ def report_step(log: ProgressLog, bar: TerminalLine, meter: EpochMeter, pace: Pa
              f"acc {accuracy:6.2%} {rate:6.0f} img/s eta {format_seconds(eta)}  ")
 
 
-def restore(out: Path, model, optimizer, extra_optimizer, scheduler, generator, epochs: int) -> tuple[int, dict | None]:
-    """Load the last epoch's checkpoint (checked by `check_resumable`) into the fresh objects;
-    returns (epoch to start at, trajectory so far)."""
-    try:
-        payload = read_payload(out)
-    except CheckpointError as exc:
-        raise TrainingError(f"cannot resume: {exc}") from None
+def restore(out: Path, expected: dict, model, optimizer, extra_optimizer, scheduler, generator,
+            epochs: int) -> tuple[int, dict | None]:
+    """Load the last epoch's checkpoint, still made with `expected` (checked again: a queued run may
+    have waited for hours), into the fresh objects; returns (epoch to start at, trajectory so far)."""
+    payload = resumable_payload(out, expected)
     state = payload.get("train_state")
     if state is None:  # a finished run: nothing left to train
         return epochs, None

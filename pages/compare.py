@@ -75,6 +75,9 @@ def pick_image(reference: dict):
                          on_change=common.keep_choice("compare_class", "any", options))
     pool = split_indices(reference["dataset"], None if cls == "any" else classes.index(cls))
     size = len(pool)
+    if not size:  # an image folder whose class folder holds no readable test image
+        st.info(common.plain(f"The test split holds no readable image of {cls}; pick another class."))
+        st.stop()
     if right.button("Random", key="compare_random"):
         common.choose("compare_index", random.randrange(size))
     if st.session_state.get("compare_index_chosen", 0) >= size:

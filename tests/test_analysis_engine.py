@@ -294,8 +294,9 @@ def test_every_headline_figure_is_in_exactly_one_overview_tab():
 
 def test_time_left_in_a_step_comes_from_that_step_s_own_pace():
     """By hand: 20 of 100 done 3 s into a step leaves 80 at 0.15 s each, 12 s; a new step, or the
-    same one started again, knows nothing yet; nor does a step in its first 2 s."""
-    times = iter([0.0, 1.0, 3.0, 4.0, 7.0, 8.0, 11.0])
+    same one started again, knows nothing yet; nor does a step in its first 2 s. The faithfulness
+    maps, one method after another under one name before the colon, count on as one step."""
+    times = iter([0.0, 1.0, 3.0, 4.0, 7.0, 8.0, 9.0, 12.0, 20.0, 50.0, 80.0])
     clock = StepClock(clock=lambda: next(times))
     assert clock.left("forward pass (test)", 0, 100) is None     # t=0: the step starts
     assert clock.left("forward pass (test)", 10, 100) is None    # t=1: too early to say
@@ -303,7 +304,11 @@ def test_time_left_in_a_step_comes_from_that_step_s_own_pace():
     assert clock.left("IAM", 5, 50) is None                       # t=4: another step, from 5 done
     assert clock.left("IAM", 35, 50) == pytest.approx(1.5)        # t=7: 30 in 3 s, 15 left
     assert clock.left("IAM", 0, 50) is None                       # t=8: the same step again
-    assert clock.left("IAM", 0, 50) is None                       # t=11: nothing done in 3 s
+    assert clock.left("IAM", 0, 50) is None                       # t=9: nothing done yet
+    assert clock.left("IAM", 10, 50) == pytest.approx(16.0)       # t=12: 10 in 4 s since t=8, 40 left
+    assert clock.left("faithfulness: CAM maps", 0, 14) is None    # t=20
+    assert clock.left("faithfulness: Grad-CAM maps", 1, 14) == pytest.approx(390.0)   # t=50: 30 s a method
+    assert clock.left("faithfulness: deleting and imputing pixels (cam)", 2, 14) == pytest.approx(360.0)  # t=80
 
 
 def test_the_overview_names_what_each_model_still_misses():

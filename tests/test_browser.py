@@ -215,11 +215,17 @@ def test_the_invert_choice_holds_over_uploads_one_after_another(server, tab, tmp
     showed off and sent that back, so the next product photos were silently not inverted."""
     upload(tab, server, save_photo(tmp_path / "photo-0.png", product_photo(0)))
     toggle = tab.get_by_role("switch", name="Invert a light-background", exact=False)
+    captions = tab.locator('[data-testid="stMain"] [data-testid="stCaptionContainer"]')
+
+    def shown(name: str):
+        """The page's run for this file has drawn its caption (the uploader's own chip comes first)
+        and, just after it, the toggle; then it ends."""
+        captions.filter(has_text=name).first.wait_for()
+        wait_until_idle(tab)
     for i in (1, 2, 3):
         wait_until_idle(tab)
         tab.locator('input[type="file"]').set_input_files(str(save_photo(tmp_path / f"photo-{i}.png", product_photo(i))))
-        tab.get_by_text(f"photo-{i}.png", exact=False).first.wait_for()
-        wait_until_idle(tab)
+        shown(f"photo-{i}.png")
         assert toggle.is_checked(), f"the toggle went off at upload {i + 1}"
     column = tab.locator('[data-testid="stColumn"]').filter(has_text="predicted").first
     column.get_by_text("What was done to the image").click()
@@ -227,7 +233,7 @@ def test_the_invert_choice_holds_over_uploads_one_after_another(server, tab, tmp
     toggle.click(force=True)  # the user's own choice holds too
     wait_until_idle(tab)
     tab.locator('input[type="file"]').set_input_files(str(tmp_path / "photo-0.png"))
-    wait_until_idle(tab)
+    shown("photo-0.png")
     assert not toggle.is_checked()
     assert_clean(tab, server)
 
@@ -235,16 +241,21 @@ def test_the_invert_choice_holds_over_uploads_one_after_another(server, tab, tmp
 def test_the_test_image_picked_is_kept_while_an_upload_showed(server, tab):
     """Class and index leave the page while Upload shows; drawn again they came back at index 0
     while the page still showed the image picked before (the next click read 0)."""
+    from playwright.sync_api import expect
     tab.goto(f"{server.url}/compare")
     main = tab.locator('[data-testid="stMain"]')
     main.locator('[data-testid="stSelectbox"]').first.click()
     tab.get_by_role("option", name="Bag", exact=True).click()
+    bag = main.locator('[data-testid="stCaptionContainer"]').filter(has_text="true class Bag").first
+    bag.wait_for()
     wait_until_idle(tab)
+    first = bag.inner_text()  # the first Bag
     index = main.locator('[data-testid="stNumberInput"] input').first
     index.fill("3")
     index.press("Enter")
+    expect(bag).not_to_have_text(first, timeout=180_000)  # the fourth Bag
     wait_until_idle(tab)
-    picked = next(t for t in main.locator('[data-testid="stCaptionContainer"]').all_inner_texts() if "true class Bag" in t)
+    picked = bag.inner_text()
     tab.get_by_text("Upload", exact=True).click()
     tab.get_by_text("Upload an image, or switch to the test set.").wait_for()
     wait_until_idle(tab)

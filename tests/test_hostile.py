@@ -290,6 +290,9 @@ def test_resume_refuses_any_other_option_and_names_it(tmp_path, data_root):
     assert "augment" in assert_one_line(code, stderr)
     # refused before anything was written: the run's log still ends in its own "done", its checkpoint as it was
     assert out.with_suffix(".progress.jsonl").read_bytes() == log and out.read_bytes() == checkpoint
+    code, stderr = call(train.main, *base, "--resume")  # finished already: nothing to train, and said done
+    last = json.loads(out.with_suffix(".progress.jsonl").read_text().splitlines()[-1])
+    assert code == 0 and last["event"] == "done" and out.read_bytes() == checkpoint, stderr
     fresh = tmp_path / "new.pt"
     code, stderr = call(train.main, *base[:-1], str(fresh), "--epochs", "1", "--resume")
     assert code == 0 and "starting a new run" in stderr and fresh.exists()

@@ -284,4 +284,8 @@ def test_the_sidebars_start_refuses_an_image_folder_it_could_not_train_on(tmp_pa
         with pytest.raises(error, match=re.escape(words)):
             runs.start_runs([("ce", {})], dataset=f"imagefolder:{path}", epochs=1, folder=tmp_path / "runs")
     assert not list(tmp_path.glob("runs/*.run.json"))
-    get_source(f"imagefolder:{image_folder('good', {'cat': '1.png', 'dog': '2.png'})}").check()  # passes
+    good = image_folder("good", {"cat": "1.png", "dog": "2.png"})
+    Image.new("L", (8, 8), 90).save(tmp_path / "good" / "dog" / "3.tif")  # any format Pillow reads
+    (tmp_path / "good" / "dog" / "2.png").unlink()
+    get_source(f"imagefolder:{good}").check()  # passes
+    assert get_source(f"imagefolder: {good} ").name == f"imagefolder:{good}"  # a pasted space is no part of it

@@ -144,20 +144,19 @@ def model_choice() -> list[dict]:
     st.session_state["app_found"] = found
     labels = list(found)
     defaults = default_models(labels)
-    # app_chosen is the source of truth; the widget is re-seeded from it on every page
-    chosen = [label for label in st.session_state.get("app_chosen", defaults) if label in labels]
-    st.session_state["app_chosen"] = st.session_state["app_models"] = chosen
+    # kept across pages (each draws the sidebar anew); a model whose file went is dropped from the choice
+    choose("app_models", [label for label in st.session_state.get("app_models_chosen", defaults) if label in labels])
     st.sidebar.multiselect("Models to compare", labels, key="app_models",
-                           on_change=lambda: st.session_state.update(app_chosen=st.session_state["app_models"]),
+                           on_change=keep_choice("app_models", defaults),
                            help="Bundled checkpoints, runs trained here, and folders in UNITLENS_MODEL_DIRS")
     for error in errors:
         st.sidebar.caption(f"skipped: {plain(error)}")
-    return [found[label] | {"label": label} for label in chosen if label in found]
+    return chosen_models()
 
 
 def chosen_models() -> list[dict]:
     found = st.session_state.get("app_found", {})
-    return [found[label] | {"label": label} for label in st.session_state.get("app_chosen", []) if label in found]
+    return [found[label] | {"label": label} for label in st.session_state.get("app_models_chosen", []) if label in found]
 
 
 def require_models(minimum: int = 1) -> list[dict]:

@@ -34,18 +34,21 @@ class AnalysisSkipped(UserError):
 
 
 class StepClock:
-    """Time left in the step under way (a forward pass, a CAM method, IAM), from that step's own
-    pace: steps differ by orders of magnitude, so no one rate would do. None in a step's first
-    seconds, when a guess would mean nothing."""
+    """Time left in the step under way (a forward pass, the faithfulness maps, IAM), from that
+    step's own pace: steps differ by orders of magnitude, so no one rate would do. A step is named
+    by its text before any colon ("faithfulness: Grad-CAM maps" and "faithfulness: deleting …"
+    count on as one). None in a step's first seconds, when a guess would mean nothing."""
     SETTLE_S = 2.0
 
     def __init__(self, clock=time.perf_counter):
-        self.clock, self.step, self.started, self.done_at_start = clock, None, 0.0, 0
+        self.clock, self.step, self.started, self.done_at_start, self.last_done = clock, None, 0.0, 0, 0
 
     def left(self, step: str, done: int, total: int) -> float | None:
-        now = self.clock()
-        if step != self.step or done < self.done_at_start:  # a new step, or the same one again
-            self.step, self.started, self.done_at_start = step, now, done
+        now, name = self.clock(), step.split(":")[0]
+        restarted = done < self.last_done
+        self.last_done = done
+        if name != self.step or restarted:  # a new step, or the same one again
+            self.step, self.started, self.done_at_start = name, now, done
             return None
         elapsed, progressed = now - self.started, done - self.done_at_start
         if elapsed < self.SETTLE_S or progressed <= 0:
