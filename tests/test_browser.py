@@ -289,9 +289,12 @@ def test_train_from_the_sidebar(server, tab):
             continue
     limit.fill("3000")  # about ten steps: long enough for the monitor to show them
     limit.press("Enter")
+    wait_until_idle(tab)
     epochs = tab.get_by_label("Epochs")
     epochs.fill("1")  # minimax, the default method, has no warm-up to wait for
     epochs.press("Enter")
+    wait_until_idle(tab)  # a click on Start while that value's rerun still ran was lost (a loaded CI machine)
+    assert limit.input_value() == "3000" and epochs.input_value() == "1"
     tab.get_by_role("button", name="Start").click()
     tab.get_by_text("started ").wait_for()
     sidebar = tab.locator("section[data-testid='stSidebar']")
