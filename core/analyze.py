@@ -7,7 +7,6 @@ import sys
 
 from .analysis.engine import REPORT, Analyzer, StepClock, summary
 from .headline import HEADLINE, format_value
-from .progress import format_seconds
 from .cli import OneLineParser, TerminalLine, run_main, say_note
 from .errors import UserError
 from .store import Store
@@ -23,9 +22,7 @@ class StepBar(TerminalLine):
 
     def __call__(self, step: str, done: int, total: int):
         fraction = done / max(1, total)
-        left = self.clock.left(step, done, total)
-        left = "" if left is None else f" about {format_seconds(left)} left"
-        self.show(f"{self.name}: {step:<28} {self.bar(fraction, 20)} {fraction:4.0%}{left:<22}")
+        self.show(f"{self.name}: {step:<28} {self.bar(fraction, 20)} {fraction:4.0%}{self.clock.text(step, done, total):<24}")
         if done >= total and step.startswith("forward"):
             self.end()
 

@@ -547,9 +547,8 @@ def run_training(config: TrainConfig, objective: Objective, command: str, device
         log.write("phase", phase=notice)
         print(f"note: {notice}", file=sys.stderr)
     elif config.resume:
-        expected = {key: meta[key] for key in recorded(config, objective, "")}
-        start_epoch, history = restore(out, expected, model, optimizer, extra_optimizer, scheduler, generator,
-                                       config.epochs)
+        start_epoch, history = restore(out, recorded(config, objective, data.info.name), model, optimizer,
+                                       extra_optimizer, scheduler, generator, config.epochs)
         if start_epoch >= config.epochs:  # finished already: said so, as a run that ends is
             finished = parse_meta(read_payload(out), out.name)
             log.write("done", test_accuracy=finished.get("test_accuracy"), test_images=finished.get("test_images"),

@@ -317,3 +317,11 @@ def test_the_overview_names_what_each_model_still_misses():
     assert describe_missing({"ce": ["filter_correlation"]}) == "ce (C_IC)"
     assert describe_missing({"ce": ["filter_correlation"], "lsg": ["gate"]}) == "ce (C_IC), lsg (Phi, gate density)"
     assert describe_missing({"run-3": list(ANALYSES_NEEDED)}) == "run-3"
+
+
+def test_time_left_reads_as_a_progress_line_s_ending():
+    times = iter([0.0, 3.0, 3.5])
+    clock = StepClock(clock=lambda: next(times))
+    assert clock.text("IAM", 0, 100) == ""                        # no guess yet: nothing said
+    assert clock.text("IAM", 20, 100) == " · about 0m12s left"    # 20 in 3 s, 80 left
+    assert clock.text("forward pass (test)", 0, 10) == ""

@@ -107,9 +107,8 @@ def analysis(meta: dict, name: str, **params) -> dict:
         clock = StepClock()
 
         def report(step, done, total):
-            left = clock.left(step, done, total)
-            left = "" if left is None else f" · about {format_seconds(left)} left"
-            bar.progress(min(1.0, done / max(1, total)), text=f"{plain(meta.get('label', engine.name))}: {plain(step)}{left}")
+            bar.progress(min(1.0, done / max(1, total)),
+                         text=f"{plain(meta.get('label', engine.name))}: {plain(step)}{clock.text(step, done, total)}")
         engine.progress = report
         try:
             return engine.run(name, **params)

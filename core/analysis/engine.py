@@ -20,6 +20,7 @@ from ..store import ResultStore, Store
 from .base import ANALYSES, FeatureCache, json_safe
 from .features import analysis_device, extract, on_device
 from ..headline import ANALYSES_NEEDED, headline
+from ..progress import format_seconds
 
 DEFAULT_TRAIN_LIMIT = None  # the whole training split for the gate fit and influential sets (as the papers)
 REPORT = tuple(name for name, analysis in ANALYSES.items() if not analysis.on_request)
@@ -54,6 +55,11 @@ class StepClock:
         if elapsed < self.SETTLE_S or progressed <= 0:
             return None
         return elapsed / progressed * max(0, total - done)
+
+    def text(self, step: str, done: int, total: int) -> str:
+        """" · about 1m05s left" for a progress line, or "" while `left` has no guess."""
+        left = self.left(step, done, total)
+        return "" if left is None else f" · about {format_seconds(left)} left"
 
 
 class Context:
