@@ -113,6 +113,22 @@ def wait_until_idle(page, quiet_s: float = 1.0, timeout: float = 180_000):
         }""", arg=quiet_s * 1000, timeout=timeout, polling=100)
 
 
+def click_until(page, target, shown, tries: int = 5):
+    """Click `target` until `shown` is visible. A click that lands while the page's run draws that
+    widget again is lost (an open dropdown closes with it); a loaded CI machine met it at random."""
+    for attempt in range(tries):
+        wait_until_idle(page)
+        if shown.first.is_visible():
+            return
+        target.click()
+        try:
+            shown.first.wait_for(timeout=15_000)
+            return
+        except Exception:  # noqa: BLE001 - Playwright's timeout: click again
+            if attempt == tries - 1:
+                raise
+
+
 def assert_real_navigation(page):
     for title in PAGES:
         page.get_by_role("link", name=title, exact=True).first.wait_for()
@@ -167,8 +183,8 @@ def test_a_hostile_model_folder_lists_the_good_models_and_fetches_nothing(server
     tab.get_by_text("Unit Lens", exact=True).wait_for()
     sidebar = tab.locator("section[data-testid='stSidebar']")
     sidebar.get_by_text("notes.pt", exact=False).first.wait_for()       # listed as skipped, with its reason
-    tab.get_by_text("Checkpoint details").click()
     details = tab.locator("[data-testid='stCode']")
+    click_until(tab, tab.get_by_text("Checkpoint details"), details)
     for name in ("ce: ", "minimax: ", "lsg: ", f"marked ([m](http://{TRACKER}/m)): "):  # the method shown as typed
         details.filter(has_text=name).first.wait_for()
     time.sleep(1)
@@ -179,7 +195,7 @@ def test_a_hostile_model_folder_lists_the_good_models_and_fetches_nothing(server
 def upload(tab, server, image_path: Path):
     tab.goto(server.url)
     tab.get_by_role("link", name="Compare on an image", exact=True).first.click()
-    tab.get_by_text("Upload", exact=True).click()
+    click_until(tab, tab.get_by_text("Upload", exact=True), tab.get_by_text("Upload an image, or switch to the test set."))
     tab.locator('input[type="file"]').set_input_files(str(image_path))
     tab.wait_for_function("document.body.innerText.split('penultimate maps').length - 1 >= 3")
     tab.get_by_text("LayerCAM:").nth(2).wait_for()  # the second default map, in every column
@@ -192,21 +208,20 @@ def test_a_product_photo_is_inverted_and_read_as_footwear(server, tab, tmp_path)
     assert "ce" in text
     predicted = text.split("predicted", 1)[1].split("(")[0].strip()
     assert predicted in FOOTWEAR, text
-    column.get_by_text("What was done to the image").click()
-    column.get_by_text("inverted: light background", exact=False).wait_for()
+    click_until(tab, column.get_by_text("What was done to the image"),
+                column.get_by_text("inverted: light background", exact=False))
     assert_clean(tab, server)
     tab.screenshot(path=str(ARTIFACTS / "compare.png"))
     # the browser forgets a hidden uploader's file; the page keeps it until the user clears it
-    tab.get_by_text("Test set", exact=True).click()
-    tab.get_by_text("test image 0", exact=False).first.wait_for()
+    click_until(tab, tab.get_by_text("Test set", exact=True), tab.get_by_text("test image 0", exact=False))
     # that run to its end: one cut short by the next click keeps the hidden uploader's file (Streamlit
     # skips its clean-up then), and the page shows the upload as it is, not as kept
     wait_until_idle(tab)
     tab.get_by_text("Upload", exact=True).click()
     tab.get_by_text("Showing boot-product-photo.png, uploaded before", exact=False).wait_for()
     tab.get_by_text("LayerCAM:").nth(2).wait_for()
-    tab.get_by_role("button", name="Clear", exact=True).click()
-    tab.get_by_text("Upload an image, or switch to the test set.").wait_for()
+    click_until(tab, tab.get_by_role("button", name="Clear", exact=True),
+                tab.get_by_text("Upload an image, or switch to the test set."))
     assert_clean(tab, server)
 
 
@@ -228,8 +243,8 @@ def test_the_invert_choice_holds_over_uploads_one_after_another(server, tab, tmp
         shown(f"photo-{i}.png")
         assert toggle.is_checked(), f"the toggle went off at upload {i + 1}"
     column = tab.locator('[data-testid="stColumn"]').filter(has_text="predicted").first
-    column.get_by_text("What was done to the image").click()
-    column.get_by_text("inverted: light background", exact=False).wait_for()
+    click_until(tab, column.get_by_text("What was done to the image"),
+                column.get_by_text("inverted: light background", exact=False))
     toggle.click(force=True)  # the user's own choice holds too
     wait_until_idle(tab)
     tab.locator('input[type="file"]').set_input_files(str(tmp_path / "photo-0.png"))
@@ -244,7 +259,8 @@ def test_the_test_image_picked_is_kept_while_an_upload_showed(server, tab):
     from playwright.sync_api import expect
     tab.goto(f"{server.url}/compare")
     main = tab.locator('[data-testid="stMain"]')
-    main.locator('[data-testid="stSelectbox"]').first.click()
+    class_picker = main.locator('[data-testid="stSelectbox"]').filter(has=tab.get_by_text("Class", exact=True))
+    click_until(tab, class_picker, tab.get_by_role("option", name="Bag", exact=True))
     tab.get_by_role("option", name="Bag", exact=True).click()
     bag = main.locator('[data-testid="stCaptionContainer"]').filter(has_text="true class Bag").first
     bag.wait_for()
@@ -256,11 +272,8 @@ def test_the_test_image_picked_is_kept_while_an_upload_showed(server, tab):
     expect(bag).not_to_have_text(first, timeout=180_000)  # the fourth Bag
     wait_until_idle(tab)
     picked = bag.inner_text()
-    tab.get_by_text("Upload", exact=True).click()
-    tab.get_by_text("Upload an image, or switch to the test set.").wait_for()
-    wait_until_idle(tab)
-    tab.get_by_text("Test set", exact=True).click()
-    tab.get_by_text(picked, exact=True).wait_for()
+    click_until(tab, tab.get_by_text("Upload", exact=True), tab.get_by_text("Upload an image, or switch to the test set."))
+    click_until(tab, tab.get_by_text("Test set", exact=True), tab.get_by_text(picked, exact=True))
     wait_until_idle(tab)
     assert index.input_value() == "3"
     main.get_by_text("Bag", exact=True).first.wait_for()  # the class picker shows it too
@@ -278,15 +291,7 @@ def test_train_from_the_sidebar(server, tab):
     runs_dir = Path(server.env["UNITLENS_RUNS"])
     tab.goto(server.url)
     limit = tab.get_by_role("spinbutton", name="Use only the first N images (0: all)")
-    for _ in range(5):  # a click while the sidebar is drawn again (the engine arriving) can be lost
-        wait_until_idle(tab)
-        if not limit.is_visible():
-            tab.get_by_text("Train a model").click()
-        try:
-            limit.wait_for(timeout=10_000)
-            break
-        except Exception:  # noqa: BLE001 - Playwright's timeout: open it again
-            continue
+    click_until(tab, tab.get_by_text("Train a model"), limit)
     limit.fill("3000")  # about ten steps: long enough for the monitor to show them
     limit.press("Enter")
     wait_until_idle(tab)
@@ -305,8 +310,8 @@ def test_train_from_the_sidebar(server, tab):
     assert ": done" in sidebar.inner_text(), sidebar.inner_text()
     run_name = next(p.stem for p in runs_dir.glob("*.pt"))
     tab.get_by_role("link", name="Overview", exact=True).first.click()
-    tab.get_by_text("Checkpoint details").click()
-    tab.get_by_text(run_name).first.wait_for()  # the finished run joined the model list
+    click_until(tab, tab.get_by_text("Checkpoint details"),  # the finished run joined the model list
+                tab.locator("[data-testid='stCode']").filter(has_text=run_name))
     assert_clean(tab, server)
 
 
