@@ -8,7 +8,6 @@ import (ui/warm.py); a visit to the Overview that arrives meanwhile is drawn at 
 results shipped with the bundled checkpoints (no PyTorch needed), then redrawn in full when the
 engine is there."""
 import logging
-import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -145,12 +144,13 @@ def compute_all(work: list[tuple[dict, list[str]]]) -> None:
     is of real work), one after another, with 'x of N' and an estimate; a model that cannot be
     analysed is reported and the others go on."""
     from core.analysis import ANALYSES  # the engine is loaded by now (the button needs it)
+    from core.analysis.engine import StepClock
     total = sum(len(needed) for _, needed in work)
     bar = st.progress(0.0, text=f"0 of {total} analyses")
-    started, done, failures = time.perf_counter(), 0, []
+    clock, done, failures = StepClock(), 0, []
     for meta, needed in work:
         for name in needed:
-            left = f" · about {(time.perf_counter() - started) / done * (total - done):.0f} s left" if done else ""
+            left = clock.text("analyses", done, total)  # the pace so far over every analysis
             bar.progress(min(1.0, done / total),  # what runs now (its own steps show under it)
                          text=f"{done} of {total} analyses · now {plain(meta['label'])}: "
                               f"{ANALYSES[name].title}{left}")
