@@ -109,3 +109,9 @@ LABELS = {f.key: f.label for f in HEADLINE}
 
 def format_value(figure: Figure, value) -> str:
     return "-" if value is None else figure.fmt.format(value)
+
+
+def format_number(value, spec: str = ".3f") -> str:
+    """A figure in a page's caption or title: "undefined" where the papers' ratio or correlation
+    is (r_A when A_f = 0, a rank correlation over constant drops), stored as None."""
+    return "undefined" if value is None else format(value, spec)

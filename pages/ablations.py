@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from core.charts import model_colour
-from core.headline import figure_columns
+from core.headline import figure_columns, format_number
 from ui import common
 
 
@@ -37,7 +37,8 @@ def influential_section(models: list[dict]) -> None:
         for meta in models:
             infl = common.analysis(meta, "influential")
             frame = pd.DataFrame({"class": meta["class_names"], "units": [", ".join(map(str, s)) for s in infl["sets"]]})
-            st.markdown(f"**{common.plain(meta['label'])}** — A_d {infl['A_d']:.4f}, A_f {infl['A_f']:.4f}, r_A {infl['r_A']:.3f}")
+            st.markdown(f"**{common.plain(meta['label'])}** — A_d {infl['A_d']:.4f}, A_f {infl['A_f']:.4f}, "
+                        f"r_A {format_number(infl['r_A'])}")
             st.dataframe(frame, hide_index=True)
     sweep = pd.DataFrame(sweep_rows)
     labels = [m["label"] for m in models]
@@ -113,7 +114,7 @@ def unit_ablation_section(models: list[dict]) -> None:
             tooltip=["unit", "class", alt.Tooltip("selectivity:Q", format=".3f"),
                                       alt.Tooltip("max class drop:Q", format=".1%")]
         ).add_params(pick).properties(height=280, title=[f"{label}: drop against selectivity",
-                                                         f"(rho {abl['spearman_selectivity']:.2f})"])
+                                                         f"(rho {format_number(abl['spearman_selectivity'], '.2f')})"])
         column = columns[i]
         event = common.chart(chart, f"{label}-drop-vs-selectivity", f"abl_scatter_{i}", column, on_select="rerun",
                              selection_mode="unit_pick")

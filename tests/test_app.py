@@ -346,3 +346,27 @@ def test_a_runs_progress_line_from_its_first_second():
                                       "remaining 0m30s")
     from core.losses import OBJECTIVES  # LSG's loss holds its gate terms on gated steps: named so
     assert "· loss incl. gate terms 0.500 ·" in progress_text(running, OBJECTIVES["lsg"].loss_label)
+
+
+def test_a_model_whose_figures_are_undefined_is_drawn_on_every_page(app_env):
+    """Its fc weights all zero: every image gets the same class and zeroing a unit changes nothing,
+    so the rank correlations of the drops are undefined (None). The Ablations page put them in a
+    title with :.2f and drew nothing at all (TypeError)."""
+    import torch
+
+    from core.analysis.engine import Analyzer
+    from core.checkpoints import load
+    payload = torch.load(app_env / "ce.pt", weights_only=True)
+    payload["state_dict"]["fc.weight"].zero_()
+    flat = app_env / "flat.pt"
+    torch.save(payload, flat)
+    try:
+        drops = Analyzer(load(flat), limit=600, train_limit=600).run("unit_ablation")
+        assert drops["spearman_selectivity"] is None and max(map(abs, drops["max_class_drop"])) == 0
+        at = new_app()
+        at.sidebar.multiselect[0].set_value(["flat", "ce"]).run()
+        for page in PAGES:
+            at.switch_page(page).run()
+            no_errors(at)
+    finally:
+        flat.unlink()
