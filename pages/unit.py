@@ -134,7 +134,7 @@ def choose_unit(found: dict, url: tuple) -> tuple[dict, dict, int]:
     if url != st.session_state.get("unit_url"):  # arrived by a link: the URL wins over old widget state
         st.session_state["unit_url"] = url
         if url[0] is not None and url[0] not in found:
-            asked.append(f"model “{url[0]}”, which is not among the models found")
+            asked.append(f"model “{common.clipped(url[0], 60)}”, which is not among the models found")
         elif url[0] is not None:
             st.session_state["unit_model"] = url[0]
         st.session_state["unit_requested"] = url[1]

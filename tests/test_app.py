@@ -252,9 +252,13 @@ def test_parse_unit():
     from ui.common import parse_unit
     assert parse_unit("7", 64) == (7, None)
     assert parse_unit(" 0 ", 64) == (0, None)
-    for bad in ("64", "-1", "abc", "²", "1e3", ""):
+    assert parse_unit("0063", 64) == (63, None)
+    for bad in ("64", "-1", "abc", "²", "1e3", "", "000100"):
         unit, problem = parse_unit(bad, 64)
         assert unit is None and problem
+    unit, problem = parse_unit("1" * 5000, 64)  # int() refuses over 4300 digits (ValueError): an internal error
+    assert unit is None and problem == f"unit {'1' * 20}…, but this model has units 0 to 63"
+    assert parse_unit("x" * 300, 64)[1] == f"unit “{'x' * 20}…”, which is not a unit number"
 
 
 def test_the_first_overview_is_drawn_from_the_shipped_index_without_the_engine(monkeypatch, tmp_path):

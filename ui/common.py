@@ -225,11 +225,16 @@ def parse_unit(text: str, num_units: int) -> tuple[int | None, str | None]:
     """A unit number from a link: (unit, None), or (None, what was asked) when it is not one."""
     text = str(text).strip()
     if not (text.isascii() and text.isdigit()):
-        return None, f"unit “{text[:20]}”, which is not a unit number"
-    unit = int(text)
-    if unit >= num_units:
-        return None, f"unit {unit}, but this model has units 0 to {num_units - 1}"
-    return unit, None
+        return None, f"unit “{clipped(text)}”, which is not a unit number"
+    digits = text.lstrip("0") or "0"  # Python refuses int() of over 4300 digits: compare lengths first
+    if len(digits) > len(str(num_units - 1)) or int(digits) >= num_units:
+        return None, f"unit {clipped(digits)}, but this model has units 0 to {num_units - 1}"
+    return int(digits), None
+
+
+def clipped(text: str, most: int = 20) -> str:
+    """A value from a link, as a warning quotes it: a long one cut (a 3000-character link filled the page)."""
+    return text if len(text) <= most else text[:most] + "…"
 
 
 def guarded(render) -> None:
