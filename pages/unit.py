@@ -136,13 +136,13 @@ def choose_unit(found: dict, url: tuple) -> tuple[dict, dict, int]:
         if url[0] is not None and url[0] not in found:
             asked.append(f"model “{common.clipped(url[0], 60)}”, which is not among the models found")
         elif url[0] is not None:
-            st.session_state["unit_model"] = url[0]
+            common.choose("unit_model", url[0])
         st.session_state["unit_requested"] = url[1]
-    if st.session_state.get("unit_model") not in found:
+    if st.session_state.get("unit_model_chosen") not in found:
         chosen = common.chosen_models()
-        st.session_state["unit_model"] = chosen[0]["label"] if chosen else labels[0]
-    left, right = st.columns(2)
-    label = left.selectbox("Model", labels, key="unit_model")
+        common.choose("unit_model", chosen[0]["label"] if chosen else labels[0])
+    left, right = st.columns(2)  # both kept while the class view shows (back, they came at the first model, unit 0)
+    label = left.selectbox("Model", labels, key="unit_model", on_change=common.keep_choice("unit_model", labels[0], labels))
     meta = found[label] | {"label": label}
     sel = common.analysis(meta, "selectivity")
     k_total = len(sel["per_unit"])
@@ -152,9 +152,9 @@ def choose_unit(found: dict, url: tuple) -> tuple[dict, dict, int]:
         if problem:
             asked.append(problem)
         else:
-            st.session_state["unit_index"] = unit
-    st.session_state["unit_index"] = min(max(int(st.session_state.get("unit_index", 0)), 0), k_total - 1)
-    unit = int(right.number_input("Unit", 0, k_total - 1, key="unit_index"))
+            common.choose("unit_index", unit)
+    common.choose("unit_index", min(max(int(st.session_state.get("unit_index_chosen", 0)), 0), k_total - 1))
+    unit = int(right.number_input("Unit", 0, k_total - 1, key="unit_index", on_change=common.keep_choice("unit_index", 0)))
     for problem in asked:
         st.warning(common.plain(f"The link asked for {problem}; showing {label}, unit {unit} instead."))
     st.query_params.update({"model": label, "unit": str(unit)})

@@ -143,6 +143,11 @@ def test_unit_page_follows_the_url(app_env):
     assert at.selectbox(key="unit_model").value == "minimax"
     assert at.number_input(key="unit_index").value == 7
     assert len(at.metric) == 4
+    at.number_input(key="unit_index").set_value(20).run()
+    at.button_group(key="unit_view").set_value("One class across the compared models").run()
+    at.button_group(key="unit_view").set_value("One unit").run()  # back: the model and unit as left
+    assert (at.selectbox(key="unit_model").value, at.number_input(key="unit_index").value) == ("minimax", 20)
+    assert (at.query_params["model"], at.query_params["unit"]) == ("minimax", "20")
 
 
 def test_unit_page_lines_up_one_class_across_the_compared_models(app_env):

@@ -276,7 +276,7 @@ def test_the_test_image_picked_is_kept_while_an_upload_showed(server, tab):
     click_until(tab, tab.get_by_text("Test set", exact=True), tab.get_by_text(picked, exact=True))
     wait_until_idle(tab)
     assert index.input_value() == "3"
-    main.get_by_text("Bag", exact=True).first.wait_for()  # the class picker shows it too
+    expect(main.get_by_role("combobox", name="Class", exact=True)).to_have_value("Bag")  # the class picker shows it too
     assert_clean(tab, server)
 
 
@@ -373,4 +373,28 @@ def test_a_click_on_the_gate_heatmap_opens_that_unit(server, tab):
     unit.wait_for()
     assert unit.input_value().isdigit()
     tab.get_by_text("Top-activating test images").wait_for()
+    assert_clean(tab, server)
+
+
+def test_the_unit_picked_is_kept_while_the_class_view_showed(server, tab):
+    """The model and unit leave the page while the class view shows; drawn again they came back at
+    the first compared model, unit 0 (and the URL with them)."""
+    from playwright.sync_api import expect
+    tab.goto(f"{server.url}/unit?model=minimax&unit=5")
+    unit = tab.get_by_role("spinbutton", name="Unit")
+    expect(unit).to_have_value("5")
+    wait_until_idle(tab)
+    unit.fill("20")
+    unit.press("Enter")
+    tab.get_by_text("top-activating", exact=False).first.wait_for()
+    expect(tab.locator('[data-testid="stMain"] [data-testid="stMetricValue"]').first).to_be_visible()
+    wait_until_idle(tab)
+    assert "unit=20" in tab.url
+    class_view = tab.get_by_role("radio", name="One class across the compared models")
+    click_until(tab, class_view, tab.get_by_text("For each model: among its live units", exact=False))
+    click_until(tab, tab.get_by_role("radio", name="One unit", exact=True), unit)
+    wait_until_idle(tab)
+    assert unit.input_value() == "20"
+    expect(tab.locator('[data-testid="stMain"]').get_by_role("combobox", name="Model")).to_have_value("minimax")
+    assert "model=minimax" in tab.url and "unit=20" in tab.url
     assert_clean(tab, server)
