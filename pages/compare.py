@@ -127,19 +127,24 @@ def render():
 def explanation_controls(models: list[dict]) -> dict:
     """What to explain and how: the class, the colour scale, gate rows, the CAM methods and the layer."""
     controls = st.columns(3)
+    targets = ["predicted"] + models[0]["class_names"]
+    kept = common.keep_choice  # every choice here outlives a visit to another page
     choice = {
-        "target": controls[0].selectbox("Explain class", ["predicted"] + models[0]["class_names"], key="compare_target"),
-        "shared_scale": controls[1].toggle("Shared colour scale", True, key="compare_shared",
+        "target": controls[0].selectbox("Explain class", targets, key="compare_target",
+                                        on_change=kept("compare_target", targets[0], targets)),
+        "shared_scale": controls[1].toggle("Shared colour scale", key="compare_shared", on_change=kept("compare_shared", True),
                                            help="One colour scale for every model's maps; off: each model's own range"),
-        "gate": controls[2].toggle("Gate rows", True, key="compare_gate",
+        "gate": controls[2].toggle("Gate rows", key="compare_gate", on_change=kept("compare_gate", True),
                                    help="Each model's gate row for the explained class: an LSG model's trained gate; "
                                         "for the others a post-hoc gate, fitted once per model (seconds, then cached)"),
-        "methods": st.multiselect("Class activation maps", list(CAM_METHODS), list(DEFAULT_CAMS), key="compare_cams",
+        "methods": st.multiselect("Class activation maps", list(CAM_METHODS), key="compare_cams",
+                                  on_change=kept("compare_cams", list(DEFAULT_CAMS)),
                                   format_func=lambda name: CAM_METHODS[name].label,
                                   help="Grad-CAM equals ReLU(CAM) up to a constant for these networks; see 'About the maps'"),
     }
     layer_names = shared_layers([common.load_model(m["path"])[0] for m in models])
     choice["layer"] = st.selectbox("Layer the gradient methods hook", layer_names, key="compare_layer",
+                                   on_change=kept("compare_layer", layer_names[0], layer_names),
                                    help="Earlier stages give finer maps; CAM is defined on the last block only") \
         if len(layer_names) > 1 else None
     with st.expander("About the maps"):

@@ -379,3 +379,23 @@ def test_a_model_whose_figures_are_undefined_is_drawn_on_every_page(app_env):
             no_errors(at)
     finally:
         flat.unlink()
+
+
+def test_each_pages_choices_outlive_a_visit_to_another_page(app_env):
+    """A widget not drawn in a run loses its state; back on its page it showed its default (the
+    histogram became a density again, the colour scale shared again)."""
+    chosen = {"pages/selectivity.py": [("radio", "sel_kind", "Histogram")],
+              "pages/gates.py": [("toggle", "gates_shared", False), ("selectbox", "gates_mask_class", "Bag"),
+                                 ("slider", "gates_mask_threshold", 0.3)],
+              "pages/compare.py": [("selectbox", "compare_target", "Coat"), ("toggle", "compare_gate", False),
+                                   ("multiselect", "compare_cams", ["cam"]), ("selectbox", "compare_layer", "stage 2")]}
+    at = new_app()
+    for page, widgets in chosen.items():
+        at.switch_page(page).run()
+        for kind, key, value in widgets:
+            getattr(at, kind)(key=key).set_value(value).run()
+        no_errors(at)
+    at.switch_page("pages/unit.py").run()  # none of them on it
+    for page, widgets in chosen.items():
+        at.switch_page(page).run()
+        assert [getattr(at, kind)(key=key).value for kind, key, _ in widgets] == [v for _, _, v in widgets], page
