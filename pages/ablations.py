@@ -103,15 +103,17 @@ def unit_ablation_section(models: list[dict]) -> None:
         label, classes = meta["label"], meta["class_names"]
         scatter = pd.DataFrame({"unit": range(len(abl["drop"])), "selectivity": sel["per_unit"],
                                 "max class drop": abl["max_class_drop"],
-                                "class": [classes[c] for c in abl["max_drop_class"]], "L1 of W[:, k]": abl["l1_norm"],
+                                "largest drop in": [classes[c] for c in abl["max_drop_class"]],  # not the unit's class
+                                "L1 of W[:, k]": abl["l1_norm"],
                                 "dead": sel["dead"]})
         pick = alt.selection_point(name="unit_pick", fields=["unit"], on="click")
         chart = alt.Chart(scatter).mark_circle(size=50).encode(
             x=alt.X("selectivity:Q", scale=alt.Scale(domain=[0, 1], padding=8)),  # room for the points at the ends
             y=alt.Y("max class drop:Q", scale=alt.Scale(domain=[lowest, extent], padding=8), axis=alt.Axis(format="%")),
             # three legend columns: at 1024 px a chart is about 300 px wide and a fourth lost its labels
-            color=alt.Color("class:N", sort=classes, legend=alt.Legend(orient="bottom", columns=3)),
-            tooltip=["unit", "class", alt.Tooltip("selectivity:Q", format=".3f"),
+            color=alt.Color("largest drop in:N", sort=classes, title="class with the largest drop",
+                            legend=alt.Legend(orient="bottom", columns=3)),
+            tooltip=["unit", "largest drop in", alt.Tooltip("selectivity:Q", format=".3f"),
                                       alt.Tooltip("max class drop:Q", format=".1%")]
         ).add_params(pick).properties(height=280, title=[f"{label}: drop against selectivity",
                                                          f"(rho {format_number(abl['spearman_selectivity'], '.2f')})"])
