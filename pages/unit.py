@@ -177,6 +177,8 @@ def unit_figures(meta: dict, sel: dict, unit: int) -> None:
     gate_column = [row[unit] for row in gate["gate"]]
     assigned, tied = gate_assignment(gate_column)
     m3.metric("assigned by gate", "none" if assigned is None else common.plain(classes[assigned]),
+              delta=common.plain(f"tied with {', '.join(classes[c] for c in tied)}") if tied else None,
+              delta_color="off", delta_arrow="off",  # a tie said under the class, not only in the tooltip
               help="the class whose gate row is largest for this unit" + (
                   "; the gate gives this unit to no class (its column is all zero)" if assigned is None else
                   common.plain(f"; tied with {', '.join(classes[c] for c in tied)} (the first is shown)") if tied else ""))

@@ -399,3 +399,24 @@ def test_each_pages_choices_outlive_a_visit_to_another_page(app_env):
     for page, widgets in chosen.items():
         at.switch_page(page).run()
         assert [getattr(at, kind)(key=key).value for kind, key, _ in widgets] == [v for _, _, v in widgets], page
+
+
+def test_a_gate_tie_is_said_under_the_assigned_class(app_env):
+    """A constrained gate's column often has several equal largest entries: the first class is
+    shown, the others under it (they were only in the tooltip)."""
+    from core.lsg import gate_assignment
+    from ui import common
+    at = new_app()
+    at.switch_page("pages/unit.py").run()
+    meta = at.session_state["app_found"][at.selectbox(key="unit_model").value]
+    gate = common.record(meta["path"]).analyzer.cached("gate")["gate"]
+    columns = [gate_assignment([row[k] for row in gate]) for k in range(len(gate[0]))]
+    unit, (first, tied) = next((k, c) for k, c in enumerate(columns) if c[1])
+    untied = next(k for k, c in enumerate(columns) if c[0] is not None and not c[1])
+    at.number_input(key="unit_index").set_value(unit).run()
+    shown_metric = next(m for m in at.metric if m.label == "assigned by gate")
+    names = meta["class_names"]
+    assert shown(shown_metric.value) == names[first]
+    assert shown(shown_metric.delta) == "tied with " + ", ".join(names[c] for c in tied)
+    at.number_input(key="unit_index").set_value(untied).run()
+    assert not next(m for m in at.metric if m.label == "assigned by gate").delta
