@@ -185,6 +185,10 @@ def border_colour(image: Image.Image):
     return int(median) if np.ndim(median) == 0 else tuple(int(v) for v in median)
 
 
+FLAT_NOTE = ("one flat colour: there is nothing in it to classify, so the predictions are arbitrary, however "
+             "confident they look")  # the app's warning and core.predict's note, above the steps
+
+
 class Picture(NamedTuple):
     """A picture made into a model's input, and what was found on the way."""
     pixels: torch.Tensor  # (C, H, W) uint8
@@ -207,8 +211,6 @@ def to_uint8(image: Image.Image, info: Target, invert: bool | None = None,
     steps = [] if steps is None else steps
     image = to_8bit(image, info.channels, steps)
     flat = is_flat(image)
-    if flat:
-        steps.append("the picture is one flat colour: there is nothing in it to classify")
     background = border_brightness(image)
     light = background > LIGHT_BACKGROUND
     dark_dataset = bool(info.extra.get("dark_background"))

@@ -16,7 +16,7 @@ from .catalog import model_label
 from .checkpoints import load
 from .cli import OneLineParser, run_main, say_note
 from .errors import UserError
-from .images import load_image
+from .images import FLAT_NOTE, load_image
 from .inputs import prepare
 from .store import Store
 
@@ -91,9 +91,11 @@ def main(argv=None) -> int:
             for row in rows:
                 best = ", ".join(f"{t['class']} {t['probability']:.3f}" for t in row["top"])
                 print(f"{name}\t{row['model']}\t{best}")
-                print(f"  steps: {'; '.join(row['steps'])}")
-                if row["ood"] and row["ood"]["unlike_training"]:
+                if row["flat"]:  # before the steps: it was one step among them, read last
+                    print(f"  note: the picture is {FLAT_NOTE}")
+                elif row["ood"] and row["ood"]["unlike_training"]:
                     print(f"  unlike the training data: {unlike_text(row['ood'])}")
+                print(f"  steps: {'; '.join(row['steps'])}")
     if args.json:
         print(json.dumps(results, indent=1))
     return 1 if failed else 0

@@ -16,7 +16,7 @@ from core.charts import FAITHFULNESS_MEASURES, faithfulness_chart, faithfulness_
 from core.compare import explain_image, scales, unlike_training
 from core.data import dataset_image, split_indices
 from core.explain import DEFAULT_CAMS
-from core.images import ImageError, load_image
+from core.images import FLAT_NOTE, ImageError, load_image
 from core.render import colour_bar, feature_grid, gate_strip, heat_overlay, input_picture
 from ui import common
 
@@ -113,8 +113,7 @@ def render():
     # above the columns, not in one of them (a warning in one column put it out of line with the others)
     unlike = unlike_training(shown, label=lambda meta: common.plain(meta["label"]))
     if any(view.flat for view in shown):
-        st.warning("The picture is one flat colour: there is nothing in it to classify, so the predictions below "
-                   "are arbitrary, however confident they look.", icon=":material/warning:")
+        st.warning(f"The picture is {FLAT_NOTE}.", icon=":material/warning:")
     elif unlike:
         st.warning("Unlike the training data, so treat these predictions with care. " + "; ".join(unlike) + ".",
                    icon=":material/warning:")

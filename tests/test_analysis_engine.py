@@ -132,6 +132,9 @@ def test_predict_cli(tiny_checkpoints, tmp_path, data_root):
     top = json.loads(good.stdout)[0]["models"][0]["top"]
     assert len(top) == 5 and sum(t["probability"] for t in top) <= 1.0 + 1e-6
     assert top == sorted(top, key=lambda t: -t["probability"])
+    said = run_cli("core.predict", "--checkpoint", str(tiny_checkpoints["ce"]), str(tmp_path / "grey.png"), "--no-ood")
+    from core.images import FLAT_NOTE  # one colour: said under the prediction, before the steps
+    assert said.stdout.splitlines()[1] == f"  note: the picture is {FLAT_NOTE}", said.stdout
     bad = run_cli("core.predict", "--checkpoint", str(tiny_checkpoints["ce"]), str(tmp_path / "fake.png"))
     assert "fake.png" in assert_one_line_error(bad)
 
