@@ -6,6 +6,7 @@ import os
 import sys
 
 from .analysis.engine import REPORT, Analyzer, StepClock, summary
+from .catalog import describe_limits
 from .headline import HEADLINE, format_value
 from .cli import OneLineParser, TerminalLine, run_main, say_note
 from .errors import UserError
@@ -96,6 +97,10 @@ def main(argv=None) -> int:
             print(json.dumps(rows[0] if len(args.checkpoints) == 1 else rows, indent=1, allow_nan=False))
         else:
             print(table(rows))
+    limits = describe_limits([(args.limit, "training" if args.split == "train" else "test"),
+                              (args.train_limit, "training")], "--limit, --train-limit")
+    if rows and limits:
+        print(f"note: {limits}", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -36,14 +36,18 @@ def analysis_limits() -> tuple[int | None, int | None]:
 
 
 def describe_analysis_limits() -> str:
-    """The app's analyses, where the environment cuts them short ("" on the whole splits): their
-    figures then differ from the shipped ones and from the trainer's accuracy, and say why."""
+    """The app's analyses, where the environment cuts them short."""
     test, train = analysis_limits()
-    parts = [f"the first {n:,} {split} images" for n, split in ((test, "test"), (train, "training")) if n]
+    return describe_limits([(test, "test"), (train, "training")], "UNITLENS_EVAL_LIMIT, UNITLENS_TRAIN_LIMIT")
+
+
+def describe_limits(counts: list[tuple[int | None, str]], set_by: str) -> str:
+    """Analyses cut short to the first N images of a split ("" on the whole splits): their figures
+    then differ from the shipped ones and from the trainer's accuracy, so the app and core.analyze say so."""
+    parts = [f"the first {n:,} {split} images" for n, split in counts if n]
     if not parts:
         return ""
-    return (f"The analyses read {' and '.join(parts)} only (UNITLENS_EVAL_LIMIT, UNITLENS_TRAIN_LIMIT), "
-            "so their figures are not the whole splits'.")
+    return f"The analyses read {' and '.join(parts)} only ({set_by}), so their figures are not the whole splits'."
 
 
 def _count_setting(name: str) -> int | None:
