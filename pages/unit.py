@@ -97,7 +97,8 @@ def class_across_models(class_url: str | None):
     st.session_state["unit_class_url"] = name
     st.caption("For each model: among its live units that prefer the class (largest class-mean activation), "
                "the most selective; its class means, with the class in red; its top-activating test images.")
-    for column, meta in zip(st.columns(len(models)), models):
+    # three a row: nine in one row cut their names and ran the class labels together
+    for column, meta in zip(common.grid(len(models), 3), models):
         with column:
             st.subheader(common.plain(meta["label"]))
             if name not in meta["class_names"]:
