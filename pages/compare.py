@@ -71,8 +71,7 @@ def pick_image(reference: dict):
     classes = reference["class_names"]
     left, middle, right = st.columns([2, 2, 1])
     options = ["any"] + classes
-    cls = left.selectbox("Class", options, key="compare_class",
-                         on_change=common.keep_choice("compare_class", "any", options))
+    cls = left.selectbox("Class", options, **common.kept("compare_class", "any", options))
     pool = split_indices(reference["dataset"], None if cls == "any" else classes.index(cls))
     size = len(pool)
     if not size:  # an image folder whose class folder holds no readable test image
@@ -82,8 +81,7 @@ def pick_image(reference: dict):
         common.choose("compare_index", random.randrange(size))
     if st.session_state.get("compare_index_chosen", 0) >= size:
         common.choose("compare_index", 0)
-    index = int(middle.number_input("Index", 0, size - 1, key="compare_index",
-                                    on_change=common.keep_choice("compare_index", 0),
+    index = int(middle.number_input("Index", 0, size - 1, **common.kept("compare_index", 0),
                                     help=f"0 to {size - 1}: the n-th test image" +
                                          (" of the chosen class" if cls != "any" else "")))
     dataset_index = pool[index]
@@ -127,23 +125,21 @@ def explanation_controls(models: list[dict]) -> dict:
     """What to explain and how: the class, the colour scale, gate rows, the CAM methods and the layer."""
     controls = st.columns(3)
     targets = ["predicted"] + models[0]["class_names"]
-    kept = common.keep_choice  # every choice here outlives a visit to another page
+    kept = common.kept  # every choice here outlives a visit to another page
     choice = {
-        "target": controls[0].selectbox("Explain class", targets, key="compare_target",
-                                        on_change=kept("compare_target", targets[0], targets)),
-        "shared_scale": controls[1].toggle("Shared colour scale", key="compare_shared", on_change=kept("compare_shared", True),
+        "target": controls[0].selectbox("Explain class", targets, **kept("compare_target", targets[0], targets)),
+        "shared_scale": controls[1].toggle("Shared colour scale", **kept("compare_shared", True),
                                            help="One colour scale for every model's maps; off: each model's own range"),
-        "gate": controls[2].toggle("Gate rows", key="compare_gate", on_change=kept("compare_gate", True),
+        "gate": controls[2].toggle("Gate rows", **kept("compare_gate", True),
                                    help="Each model's gate row for the explained class: an LSG model's trained gate; "
                                         "for the others a post-hoc gate, fitted once per model (seconds, then cached)"),
-        "methods": st.multiselect("Class activation maps", list(CAM_METHODS), key="compare_cams",
-                                  on_change=kept("compare_cams", list(DEFAULT_CAMS)),
+        "methods": st.multiselect("Class activation maps", list(CAM_METHODS), **kept("compare_cams", list(DEFAULT_CAMS)),
                                   format_func=lambda name: CAM_METHODS[name].label,
                                   help="Grad-CAM equals ReLU(CAM) up to a constant for these networks; see 'About the maps'"),
     }
     layer_names = shared_layers([common.load_model(m["path"])[0] for m in models])
-    choice["layer"] = st.selectbox("Layer the gradient methods hook", layer_names, key="compare_layer",
-                                   on_change=kept("compare_layer", layer_names[0], layer_names),
+    choice["layer"] = st.selectbox("Layer the gradient methods hook", layer_names,
+                                   **kept("compare_layer", layer_names[0], layer_names),
                                    help="Earlier stages give finer maps; CAM is defined on the last block only") \
         if len(layer_names) > 1 else None
     with st.expander("About the maps"):
@@ -160,7 +156,7 @@ def invert_toggle() -> bool | None:
     # kept: a run without the toggle (a file being replaced) took it off the page, and drawn again
     # from its own default it showed off and sent that back (the next uploads silently not inverted)
     on = st.toggle("Invert a light-background picture (the training images are light on black)",
-                   key="compare_invert", on_change=common.keep_choice("compare_invert", True),
+                   **common.kept("compare_invert", True),
                    help="Product photos are dark on light; the model has only seen the reverse")
     return None if on else False
 

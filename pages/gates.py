@@ -63,8 +63,7 @@ def similarity_section(models: list[dict]) -> None:
                "those images of their features times the gate row: the LSG paper's similarity); over the images "
                "of y the model got right (left) and those it missed (right). A class-specific model is bright "
                "on the diagonal.")
-    one_scale = st.toggle("One colour scale for all models", key="gates_shared",
-                          on_change=common.keep_choice("gates_shared", True),  # kept over a visit to another page
+    one_scale = st.toggle("One colour scale for all models", **common.kept("gates_shared", True),
                           help="Off: each model's own range (its two maps still share one), for a model whose "
                                "features are small, such as minimax's, which look dark on the shared scale")
     similarities = {m["label"]: common.analysis(m, "gate_similarity") for m in models}
@@ -84,16 +83,14 @@ def masking_section(models: list[dict]) -> None:
     """Accuracy with one class's units masked, per model."""
     st.subheader("Class masking")
     reference = models[0]["class_names"]
-    cls = st.selectbox("Mask the units of class", reference, key="gates_mask_class",
-                       on_change=common.keep_choice("gates_mask_class", reference[0], reference))
+    cls = st.selectbox("Mask the units of class", reference, **common.kept("gates_mask_class", reference[0], reference))
     ways = ["gate", "influential"]
-    by = st.radio("Units assigned by", ways, horizontal=True, key="gates_mask_by",
-                  on_change=common.keep_choice("gates_mask_by", ways[0], ways),
+    by = st.radio("Units assigned by", ways, horizontal=True, **common.kept("gates_mask_by", ways[0], ways),
                   help="gate: the units whose gate entry for the class reaches the threshold; influential: the "
                        "class's influential features (the first time per model, a pass over the training split: "
                        "about a minute on a CPU, with a progress bar)")
-    threshold = st.slider("Gate threshold", 0.05, 1.0, step=0.05, key="gates_mask_threshold", disabled=by != "gate",
-                          on_change=common.keep_choice("gates_mask_threshold", 0.5))
+    threshold = st.slider("Gate threshold", 0.05, 1.0, step=0.05, disabled=by != "gate",
+                          **common.kept("gates_mask_threshold", 0.5))
     # every model's result first, then the charts: drawn as each came, the old choice's charts stood
     # beside the new one's while the next model computed
     masks = {meta["label"]: common.analysis(meta, "class_masking", threshold=threshold, by=by)

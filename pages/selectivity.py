@@ -37,7 +37,7 @@ def selectivity_section(models: list[dict]) -> None:
         entropy_rows.append({"model": meta["label"], "entropy": nte["mean"], "bound": nte["bound"]})
     si = pd.DataFrame(si_rows)
     kinds = ["Density", "Histogram"]
-    kind = st.radio("Show", kinds, horizontal=True, key="sel_kind", on_change=common.keep_choice("sel_kind", kinds[0], kinds),
+    kind = st.radio("Show", kinds, horizontal=True, **common.kept("sel_kind", kinds[0], kinds),
                     help="Density: a Gaussian kernel density (Scott's bandwidth) reflected at 0 and 1, so units "
                          "piled near an SI of 1 are not drawn as a density falling off at the edge")
     if kind == "Density":

@@ -88,8 +88,7 @@ def class_across_models(class_url: str | None):
             common.choose("unit_class", class_url)
         else:
             unknown = class_url
-    name = st.selectbox("Class", classes, key="unit_class",  # kept while the other view shows
-                        on_change=common.keep_choice("unit_class", classes[0], classes))
+    name = st.selectbox("Class", classes, **common.kept("unit_class", classes[0], classes))  # kept while the other view shows
     if unknown is not None:
         st.warning(common.plain(f"The link asked for class “{unknown}”, which {models[0]['label']} does not have; "
                                 f"showing {name} instead."))
@@ -143,7 +142,7 @@ def choose_unit(found: dict, url: tuple) -> tuple[dict, dict, int]:
         chosen = common.chosen_models()
         common.choose("unit_model", chosen[0]["label"] if chosen else labels[0])
     left, right = st.columns(2)  # both kept while the class view shows (back, they came at the first model, unit 0)
-    label = left.selectbox("Model", labels, key="unit_model", on_change=common.keep_choice("unit_model", labels[0], labels))
+    label = left.selectbox("Model", labels, **common.kept("unit_model", labels[0], labels))
     meta = found[label] | {"label": label}
     sel = common.analysis(meta, "selectivity")
     k_total = len(sel["per_unit"])
@@ -155,7 +154,7 @@ def choose_unit(found: dict, url: tuple) -> tuple[dict, dict, int]:
         else:
             common.choose("unit_index", unit)
     common.choose("unit_index", min(max(int(st.session_state.get("unit_index_chosen", 0)), 0), k_total - 1))
-    unit = int(right.number_input("Unit", 0, k_total - 1, key="unit_index", on_change=common.keep_choice("unit_index", 0)))
+    unit = int(right.number_input("Unit", 0, k_total - 1, **common.kept("unit_index", 0)))
     for problem in asked:
         st.warning(common.plain(f"The link asked for {problem}; showing {label}, unit {unit} instead."))
     st.query_params.update({"model": label, "unit": str(unit)})
@@ -177,12 +176,12 @@ def unit_figures(meta: dict, sel: dict, unit: int) -> None:
                    "own choice); the top-activating images below are single images and can come from other classes")
     gate_column = [row[unit] for row in gate["gate"]]
     assigned, tied = gate_assignment(gate_column)
+    ties = common.plain(f"tied with {', '.join(classes[c] for c in tied)}") if tied else None
     m3.metric("assigned by gate", "none" if assigned is None else common.plain(classes[assigned]),
-              delta=common.plain(f"tied with {', '.join(classes[c] for c in tied)}") if tied else None,
-              delta_color="off", delta_arrow="off",  # a tie said under the class, not only in the tooltip
+              delta=ties, delta_color="off", delta_arrow="off",  # a tie said under the class, not only in the tooltip
               help="the class whose gate row is largest for this unit" + (
                   "; the gate gives this unit to no class (its column is all zero)" if assigned is None else
-                  common.plain(f"; tied with {', '.join(classes[c] for c in tied)} (the first is shown)") if tied else ""))
+                  f"; {ties} (the first is shown)" if tied else ""))
     unchanged = not any(abl["drop"][unit])  # zeroing it moves no test image to another class
     m4.metric("largest class drop", f"{abl['max_class_drop'][unit]:.2%}",
               help="zeroing this unit changes no class's accuracy" if unchanged else

@@ -145,8 +145,7 @@ def model_choice() -> list[dict]:
     defaults = default_models(labels)
     # kept across pages (each draws the sidebar anew); a model whose file went is dropped from the choice
     choose("app_models", [label for label in st.session_state.get("app_models_chosen", defaults) if label in labels])
-    st.sidebar.multiselect("Models to compare", labels, key="app_models",
-                           on_change=keep_choice("app_models", defaults),
+    st.sidebar.multiselect("Models to compare", labels, **kept("app_models", defaults),
                            help="Bundled checkpoints, runs trained here, and folders in UNITLENS_MODEL_DIRS")
     for error in errors:
         st.sidebar.caption(f"skipped: {plain(error)}")
@@ -190,15 +189,17 @@ def grid(count: int, per_row: int) -> list:
     return [column for _ in range(0, count, per_row) for column in st.columns(per_row)]
 
 
-def keep_choice(key: str, default, options=None):
-    """Give widget `key` the user's last choice on every run; returns the on_change that records a
-    new one. A widget left out of a run (the other source showing, a file being replaced) and drawn
-    again otherwise comes back at its default, and the frontend sends that back as if chosen."""
+def kept(key: str, default, options=None) -> dict:
+    """A widget's `key` and `on_change` (spread into the call) so that it is drawn with the user's
+    last choice on every run, and a new one is recorded. A widget left out of a run (the other
+    view, another page, a file being replaced) and drawn again otherwise comes back at its default,
+    and the frontend sends that back as if chosen. `options`: a kept choice no longer among them
+    falls back to `default`."""
     chosen = f"{key}_chosen"
     if options is not None and st.session_state.get(chosen) not in options:
         st.session_state.pop(chosen, None)
     st.session_state[key] = st.session_state.get(chosen, default)
-    return lambda: st.session_state.update({chosen: st.session_state[key]})
+    return {"key": key, "on_change": lambda: st.session_state.update({chosen: st.session_state[key]})}
 
 
 def choose(key: str, value) -> None:
