@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     parser = OneLineParser(prog="python -m core.analyze", description="Every metric of the papers, cached.")
     parser.add_argument("checkpoints", nargs="+")
     parser.add_argument("--split", default="test", choices=["test", "train"])
-    parser.add_argument("--limit", type=int, default=None, help="only the first N images of the split")
+    parser.add_argument("--limit", type=int, default=None, help="only N images of the split: a seeded, class-balanced sample")
     parser.add_argument("--train-limit", type=int, default=0,
                         help="training images for the gate fit and influential sets (0: all, as the papers)")
     parser.add_argument("--json", action="store_true")

@@ -42,12 +42,13 @@ def describe_analysis_limits() -> str:
 
 
 def describe_limits(counts: list[tuple[int | None, str]], set_by: str) -> str:
-    """Analyses cut short to the first N images of a split ("" on the whole splits): their figures
+    """Analyses cut short to a sample of N images of a split ("" on the whole splits): their figures
     then differ from the shipped ones and from the trainer's accuracy, so the app and core.analyze say so."""
-    parts = [f"the first {n:,} {split} images" for n, split in counts if n]
+    parts = [f"{n:,} {split} images" for n, split in counts if n]
     if not parts:
         return ""
-    return f"The analyses read {' and '.join(parts)} only ({set_by}), so their figures are not the whole splits'."
+    return (f"The analyses read {' and '.join(parts)} only, a seeded class-balanced sample ({set_by}), "
+            "so their figures are not the whole splits'.")
 
 
 def _count_setting(name: str) -> int | None:

@@ -8,6 +8,7 @@ training then slice batches without per-sample Python work.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import math
 import os
 import pickle
@@ -66,10 +67,35 @@ class TensorImageDataset(torch.utils.data.Dataset):
         return self.images[index], int(self.labels[index])
 
     def subset(self, limit: int | None) -> "TensorImageDataset":
-        """The first `limit` images, class-balanced order is not assumed."""
+        """A seeded, class-balanced sample of `limit` images in index order (`balanced_sample`):
+        the first N of a folder read class by class would hold the first classes only."""
         if not limit or limit >= len(self):
             return self
-        return TensorImageDataset(self.images[:limit], self.labels[:limit], self.info)
+        chosen = balanced_sample(self.labels, limit)
+        return TensorImageDataset(self.images[chosen], self.labels[chosen], self.info)
+
+
+SAMPLE_SEED = 0
+
+
+def balanced_sample(labels: torch.Tensor, limit: int, seed: int = SAMPLE_SEED) -> torch.Tensor:
+    """Indices of `limit` images, as many of each class as the classes allow, drawn at random with
+    `seed` and returned in index order. Classes take turns in a shuffled order: each round gives one
+    image of every class that has one left, so a class smaller than its share gives all it has and
+    the others fill the rest."""
+    labels = torch.as_tensor(labels, dtype=torch.long)
+    count = len(labels)
+    if limit >= count:
+        return torch.arange(count)
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
+    shuffled = labels[order]
+    by_class = torch.sort(shuffled, stable=True)
+    sizes = torch.bincount(shuffled)
+    starts = torch.cumsum(sizes, 0) - sizes
+    rank = torch.empty(count, dtype=torch.long)  # each image's turn within its class
+    rank[by_class.indices] = torch.arange(count) - starts[by_class.values]
+    turns = torch.argsort(rank * count + torch.arange(count))  # round by round, shuffled order within
+    return order[turns[:limit]].sort().values
 
 
 def normalise(uint8_images: torch.Tensor, mean, std) -> torch.Tensor:
@@ -370,8 +396,21 @@ def _arrays_made(value):
     return value
 
 
+HELD_OUT_FRACTION = 0.2   # of each class, when an image folder has no train/ and test/ of its own
+SPLIT_SEED = 0
+
+
+def held_out_rank(seed: int, cls: str, name: str) -> str:
+    """A file's place in its class's held-out order: a hash of its name, so the split depends on the
+    files alone, not on the order a disk lists them or on the machine."""
+    return hashlib.sha256(f"{seed}/{cls}/{name}".encode("utf-8", "surrogateescape")).hexdigest()
+
+
 class ImageFolderSource(DatasetSource):
-    """`imagefolder:PATH`: PATH/train/<class>/* and PATH/test/<class>/* (or one tree for both)."""
+    """`imagefolder:PATH`: PATH/train/<class>/* and PATH/test/<class>/*, or one tree PATH/<class>/*
+    split once into training and held-out images: HELD_OUT_FRACTION of each class (at least one),
+    chosen by `held_out_rank` with SPLIT_SEED. The rule and a hash of the held-out list are in
+    `info().extra["split"]`, which the trainer records in the checkpoint."""
     channels, input_size = 3, 64
 
     def __init__(self, root: Path, path: str):
@@ -385,48 +424,102 @@ class ImageFolderSource(DatasetSource):
         self.split_roots = ({"train": split_dirs[0], "test": split_dirs[1]}
                             if all(d.is_dir() for d in split_dirs)
                             else {"train": self.path, "test": self.path})
-        self.class_names = (sorted(d.name for d in self.split_roots["train"].iterdir() if d.is_dir())
+        self.class_names = (sorted(d.name for d in self.split_roots["train"].iterdir()
+                                   if d.is_dir() and not d.name.startswith("."))  # .ipynb_checkpoints is no class
                             if self.split_roots["train"].is_dir() else [])
         self.mean, self.std = [0.5] * 3, [0.25] * 3
 
+    @property
+    def one_tree(self) -> bool:
+        return self.split_roots["train"] == self.split_roots["test"]
+
     def check(self):
         """What can be said without reading every image (the app says it before a run starts):
-        two or more class folders, each with a file named as an image Pillow reads."""
+        two or more class folders, each with a file named as an image Pillow reads (two, when one
+        tree is split into training and held-out images)."""
         if not self.class_names:
             raise DataError(f"{self.path} is not an image folder (expected one sub-folder per class)")
         if len(self.class_names) < 2:
             raise DataError(f"{self.path} has 1 class folder ({self.class_names[0]}); a classifier needs two or more")
         for split in dict.fromkeys(self.split_roots.values()):
             for cls in self.class_names:
-                if not holds_an_image(split / cls):
-                    raise DataError(f"{split / cls} holds no image (.png, .jpg, .tif, …); "
-                                    "an image folder has one sub-folder of images per class")
+                if not holds_an_image(split / cls, 2 if self.one_tree else 1):
+                    need = ("fewer than two images; with no train/ and test/ folders each class needs two or "
+                            "more, one held out" if self.one_tree else "no image (.png, .jpg, .tif, …)")
+                    raise DataError(f"{split / cls} holds {need}; an image folder has one sub-folder "
+                                    "of images per class")
+
+    def files(self, split: str) -> list[tuple[Path, int]]:
+        """(file, label) of every image-named file in the split, class by class."""
+        chosen = []
+        for label, cls in enumerate(self.class_names):
+            names = image_names(self.split_roots[split] / cls)
+            if self.one_tree:
+                held = set(self.held_out(cls, names))
+                names = [n for n in names if (n in held) == (split == "test")]
+            chosen += [(self.split_roots[split] / cls / n, label) for n in names]
+        return chosen
+
+    @staticmethod
+    def held_out(cls: str, names: list[str]) -> list[str]:
+        """The names of one class held out from training: the first HELD_OUT_FRACTION by
+        `held_out_rank`, at least one."""
+        count = max(1, round(HELD_OUT_FRACTION * len(names)))
+        return sorted(names, key=lambda n: held_out_rank(SPLIT_SEED, cls, n))[:count]
+
+    def info(self) -> DatasetInfo:
+        info = super().info()
+        if self.one_tree and self.class_names:
+            held = [f"{cls}/{n}" for cls in self.class_names
+                    for n in self.held_out(cls, image_names(self.path / cls))]
+            info.extra["split"] = {
+                "rule": f"held out {HELD_OUT_FRACTION:.0%} of each class (at least one), by a hash of "
+                        f"the file name with seed {SPLIT_SEED}",
+                "held_out": len(held),
+                "held_out_sha256": hashlib.sha256("\n".join(sorted(held)).encode("utf-8", "surrogateescape")).hexdigest()}
+        else:
+            info.extra["split"] = {"rule": "the folder's own train/ and test/"}
+        return info
 
     def read(self, split):
         self.check()
         info = self.info()
         images, labels = [], []
-        for label, cls in enumerate(self.class_names):
-            for file in sorted((self.split_roots[split] / cls).iterdir()):
-                try:
-                    image = load_image(file)
-                except ImageError:
-                    continue
-                images.append(to_uint8(image, info, invert=False).pixels)
-                labels.append(label)
+        for file, label in self.files(split):
+            try:
+                image = load_image(file)
+            except ImageError:
+                continue
+            images.append(to_uint8(image, info, invert=False).pixels)
+            labels.append(label)
         if not images:
             raise DataError(f"no readable images under {self.split_roots[split]}")
         return torch.stack(images), torch.tensor(labels)
 
 
-def holds_an_image(folder: Path) -> bool:
-    """Whether `folder` holds a file named as an image Pillow reads (the first one found will do)."""
+def image_names(folder: Path) -> list[str]:
+    """The names of the files in `folder` named as an image Pillow reads, sorted."""
     suffixes = tuple(Image.registered_extensions())
     try:
         with os.scandir(folder) as entries:
-            return any(entry.name.lower().endswith(suffixes) and entry.is_file() for entry in entries)
+            return sorted(e.name for e in entries if e.name.lower().endswith(suffixes) and e.is_file())
     except OSError:
-        return False
+        return []
+
+
+def holds_an_image(folder: Path, at_least: int = 1) -> bool:
+    """Whether `folder` holds `at_least` files named as an image Pillow reads (it stops counting there)."""
+    suffixes = tuple(Image.registered_extensions())
+    found = 0
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                found += entry.name.lower().endswith(suffixes) and entry.is_file()
+                if found >= at_least:
+                    return True
+    except OSError:
+        pass
+    return False
 
 
 def get_source(name: str, root: Path | str | None = None) -> DatasetSource:

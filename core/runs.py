@@ -43,9 +43,36 @@ class Run:
     cancelled_at: float = 0.0  # when Cancel was pressed: a process killed before it could say so was cancelled
 
     def files(self) -> list[Path]:
-        """The files this run made (and only those)."""
+        """The files this run made (and only those): named after the run, in its runs folder, so a
+        record that names other files never reaches here (`record_problem`)."""
         folder = runs_dir_of(self)
-        return [folder / f"{self.run_id}.run.json", Path(self.out), Path(self.progress), Path(self.log)]
+        return [folder / f"{self.run_id}{suffix}" for suffix in (".run.json", *RUN_FILES)]
+
+
+RUN_FILES = (".pt", ".progress.jsonl", ".log")  # out, progress, log: what a run writes beside its record
+RECORD_TYPES = {"run_id": str, "pid": int, "method": str, "out": str, "progress": str, "log": str,
+                "args": list, "started": (int, float), "cancelled_at": (int, float)}
+
+
+def record_problem(record, path: Path) -> str | None:
+    """Why a run record cannot be trusted, or None. Its fields have their types, its id is its file's
+    name, and the files it names are the ones `start_runs` makes beside it: Delete removes those, so
+    a crafted record naming files elsewhere must never pass."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    for key, kind in RECORD_TYPES.items():
+        value = record.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return f"{key} missing or of the wrong type"
+    if not all(isinstance(a, str) for a in record["args"]) or record["pid"] <= 0:
+        return "malformed args or pid"
+    if path.name != f"{record['run_id']}.run.json":
+        return "its id is not its file's name"
+    folder = path.parent.resolve()
+    for key, suffix in zip(("out", "progress", "log"), RUN_FILES):
+        if Path(record[key]).resolve() != folder / f"{record['run_id']}{suffix}":
+            return f"its {key} file is not beside it"
+    return None
 
 
 def process_alive(pid: int) -> bool:
@@ -63,10 +90,15 @@ def tail(path: Path | str, lines: int = 5) -> str:
 
 
 def load_run(path: Path) -> Run | None:
+    """The run a record describes, or None for a record that is unreadable or fails `record_problem`."""
+    path = Path(path)
     try:
-        run = Run(**json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError):
+        record = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError):
         return None
+    if record_problem(record, path) or path.is_symlink():
+        return None
+    run = Run(**{key: record[key] for key in RECORD_TYPES})
     run.folder = str(path.parent)
     run.events = read_events(run.progress)
     progress = summarize(run.events)

@@ -2,10 +2,12 @@
 
 DuckDB lets one process hold a file at a time, so every operation opens, works and closes at
 once, retrying while another process holds the lock. The cache never touches what is not ours:
-a path that holds anything but a DuckDB database is a one-line error; only a DuckDB file that
-cannot be opened or read (truncated, damaged) is moved aside and rebuilt, since results are a
-cache; a DuckDB database holding other tables is refused. A cache we may not write is used
-read-only (nothing new is saved, and `notices` says so).
+a path that holds anything but a DuckDB database is a one-line error, and so is a DuckDB database
+without our marker table (`MARKER`; a cache of an earlier version, holding only our tables, gets
+it). A file is ours when we created it or found our marker in it; we then leave `NAME.unitlens`
+beside it, and only such a file is moved aside and rebuilt when it cannot be opened or read
+(truncated, damaged), since results are a cache. A cache we may not write, or a disk that is full,
+is used read-only (nothing new is saved, and `notices` says so once).
 """
 from __future__ import annotations
 
@@ -53,11 +55,25 @@ TABLES = {
         eta_s DOUBLE, message VARCHAR, updated TIMESTAMP DEFAULT current_timestamp""",
 }
 DERIVED = ("models", "units")
+MARKER = "unitlens_cache"   # a table of one row: which program's cache this database is
+MARKER_TEXT = "Unit Lens analysis cache"
+
+
+def ownership_file(path: Path) -> Path:
+    """Left beside a cache we made: the proof, when it is damaged and its tables cannot be read,
+    that moving it aside moves nothing of anyone else's."""
+    return path.with_name(path.name + ".unitlens")
+
+
+def is_disk_full(message: str) -> bool:
+    text = message.lower()
+    return "no space left" in text or "disk is full" in text or "disk full" in text
 
 
 def column_names(definition: str) -> list[str]:
-    parts = [p.strip().split()[0] for p in definition.replace("\n", " ").split(",")]
-    return [p for p in parts if p and p.upper() != "PRIMARY" and not p.endswith(")")]
+    """The columns a table definition declares, in order (its PRIMARY KEY clause names no new one)."""
+    columns = definition.replace("\n", " ").split("PRIMARY KEY (")[0]
+    return [p.strip().split()[0] for p in columns.split(",") if p.strip()]
 
 
 def is_lock_error(message: str) -> bool:
@@ -171,19 +187,31 @@ class Store:
         A database that holds other tables and none of ours is not ours: refused."""
         existing = {row[0] for row in connection.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()}
-        if existing and "results" not in existing:
+        earlier_version = ("results" in existing and existing <= set(TABLES)  # ours, before the marker
+                           and self._columns(connection, "results") == column_names(TABLES["results"]))
+        if existing and MARKER not in existing and not earlier_version:
             raise StoreError(f"{self.path} is a DuckDB database of something else (tables: "
                              f"{', '.join(sorted(existing))[:80]}); it was left untouched: name another file")
         if self.read_only:
             return
+        if MARKER not in existing:
+            connection.execute(f"CREATE TABLE {MARKER} (program VARCHAR)")
+            connection.execute(f"INSERT INTO {MARKER} VALUES (?)", [MARKER_TEXT])
+        try:
+            ownership_file(self.path).touch()
+        except OSError:
+            pass  # then a damaged cache is refused rather than moved
         for table, definition in TABLES.items():
             if table in DERIVED and table in existing:
-                have = [row[0] for row in connection.execute(
-                    "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
-                    "ORDER BY ordinal_position", [table]).fetchall()]
-                if have != column_names(definition):
+                if self._columns(connection, table) != column_names(definition):
                     connection.execute(f"DROP TABLE {table}")
             connection.execute(f"CREATE TABLE IF NOT EXISTS {table} ({definition})")
+
+    @staticmethod
+    def _columns(connection, table: str) -> list[str]:
+        return [row[0] for row in connection.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+            "ORDER BY ordinal_position", [table]).fetchall()]
 
     def _quarantine(self, reason: str) -> None:
         """Move a damaged DuckDB cache aside (never anything else) so it can be rebuilt."""
@@ -193,7 +221,15 @@ class Store:
             raise StoreError(f"{self.path} is not a Unit Lens cache; it was left untouched")
         if self.read_only:
             raise StoreError(f"the read-only cache {self.path} cannot be read: {reason.splitlines()[0][:120]}")
-        aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+        if is_disk_full(reason):
+            raise StoreError(f"the disk holding the cache {self.path} is full; it was left as it was")
+        if not ownership_file(self.path).exists():
+            raise StoreError(f"cannot open the cache {self.path} ({reason.splitlines()[0][:100]}); it was not "
+                             "made by Unit Lens here, so it was left untouched: name another file")
+        stamp, aside = int(time.time()), None
+        while aside is None or aside.exists():  # never over an earlier copy (a retry in the same second)
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+            stamp += 1
         os.replace(self.path, aside)
         wal = self.path.with_name(self.path.name + ".wal")
         if wal.exists():
@@ -215,6 +251,13 @@ class Store:
         except duckdb().Error as exc:
             if is_lock_error(str(exc)):
                 raise StoreError(f"the cache is busy: {str(exc).splitlines()[0][:160]}") from None
+            if is_disk_full(str(exc)):
+                if write:  # what is computed is still shown; it is only not kept
+                    self.read_only = True
+                    self.notices.append(f"The disk holding the cache {self.path.name} is full: new results "
+                                        "are computed but not saved.")
+                    return None
+                raise StoreError(f"the disk holding the cache {self.path} is full") from None
             self._ready = False
             if self.path.exists():
                 self._quarantine(str(exc))

@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="fashion-mnist, cifar10, cifar100, stl10 or imagefolder:PATH")
     parser.add_argument("--arch", default="resnet20", help=f"one of {', '.join(sorted(MODELS))}")
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N train and test images")
+    parser.add_argument("--limit", type=int, default=None, help="use only N training and N test images: a seeded, class-balanced sample of each")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--lr", type=float, default=0.1, help="peak learning rate (linear warm-up over 25%% of steps, then cosine)")
     parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (Nesterov)")

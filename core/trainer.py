@@ -325,7 +325,7 @@ class RunData:
     fill: torch.Tensor          # a black pixel after normalisation: what padding shows
     padding: int
     snapshot_subset: torch.Tensor
-    whole_test_split: bool      # False: --limit kept only the first test images
+    whole_test_split: bool      # False: --limit kept a sample of the test images
 
     def chunk_images(self) -> int:
         """How many images a GPU gathers and augments at once: GPU_CHUNK_IMAGES, fewer for large
@@ -386,6 +386,7 @@ def run_record(config: TrainConfig, objective: Objective, data: RunData, command
         "versions": library_versions(), "device": device.type, "world_size": dist.world_size,
         "num_features": model.num_features, "steps_per_epoch": steps_per_epoch,
         "test_images": len(data.test_labels), "whole_test_split": data.whole_test_split,  # what test_accuracy is over
+        **({"data_split": info.extra["split"]} if "split" in info.extra else {}),  # which images were held out
     }
 
 

@@ -116,9 +116,9 @@ def test_analyze_cli_json_and_errors(tiny_checkpoints, tmp_path):
     table = run_cli("core.analyze", str(tiny_checkpoints["ce"]), "--limit", "300", "--train-limit", "300",
                     "--cache", str(cache))
     assert table.returncode == 0 and "median SI" in table.stdout and "Phi" in table.stdout
-    assert table.stderr.splitlines()[-1] == ("note: The analyses read the first 300 test images and the first 300 "
-                                             "training images only (--limit, --train-limit), so their figures are "
-                                             "not the whole splits'.")
+    assert table.stderr.splitlines()[-1] == ("note: The analyses read 300 test images and 300 training images only, "
+                                             "a seeded class-balanced sample (--limit, --train-limit), so their "
+                                             "figures are not the whole splits'.")
     bad = tmp_path / "bad.pt"
     bad.write_text("not a checkpoint")
     assert "bad.pt" in assert_one_line_error(run_cli("core.analyze", str(bad), "--cache", str(cache)))

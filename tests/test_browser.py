@@ -290,7 +290,7 @@ def test_an_image_unlike_the_data_gets_a_notice(server, tab, tmp_path):
 def test_train_from_the_sidebar(server, tab):
     runs_dir = Path(server.env["UNITLENS_RUNS"])
     tab.goto(server.url)
-    limit = tab.get_by_role("spinbutton", name="Use only the first N images (0: all)")
+    limit = tab.get_by_role("spinbutton", name="Use only N images, a class-balanced sample (0: all)")
     click_until(tab, tab.get_by_text("Train a model"), limit)
     limit.fill("3000")  # about ten steps: long enough for the monitor to show them
     limit.press("Enter")

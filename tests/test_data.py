@@ -148,10 +148,11 @@ def test_cifar100_class_names_are_read_without_building_objects(tmp_path):
 def test_split_indices_count_the_split_whatever_its_size(tmp_path, data_root):
     """Compare's image picker draws from these: all images of the split, or those of one class."""
     from core.data import split_indices
-    for cls, count in (("cat", 2), ("dog", 3)):
-        (tmp_path / cls).mkdir()
-        for i in range(count):
-            Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(tmp_path / cls / f"{i}.png")
+    for split in ("train", "test"):
+        for cls, count in (("cat", 2), ("dog", 3)):
+            (tmp_path / split / cls).mkdir(parents=True)
+            for i in range(count):
+                Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(tmp_path / split / cls / f"{i}.png")
     name = f"imagefolder:{tmp_path}"
     assert split_indices(name, root=data_root) == [0, 1, 2, 3, 4]
     assert split_indices(name, 0, root=data_root) == [0, 1] and split_indices(name, 1, root=data_root) == [2, 3, 4]
@@ -221,3 +222,80 @@ def test_cifar_batches_are_read_as_arrays_and_nothing_else(tmp_path):
         with pytest.raises(DataError, match=reason):
             load_dataset("cifar10", "test", root)
     assert not marker.exists()
+
+
+def image_tree(root, sizes: dict[str, int], side: int = 8):
+    """One folder per class of small PNGs, each a different shade (no train/ or test/)."""
+    for c, (cls, count) in enumerate(sizes.items()):
+        (root / cls).mkdir(parents=True)
+        for i in range(count):
+            Image.new("RGB", (side, side), (i % 256, 60 * c, i // 256)).save(root / cls / f"img{i:03d}.png")
+    return root
+
+
+def test_an_image_folder_without_splits_is_split_once_into_training_and_held_out_images(tmp_path):
+    """No image is in both splits; each class holds out round(20%) (at least one); the split depends on
+    the file names alone (a copy of the folder elsewhere splits the same way) and is described with a
+    hash of the held-out list, which the trainer records in the checkpoint."""
+    from core.data import ImageFolderSource
+    sizes = {"circle": 30, "square": 12, "star": 3}
+    source = ImageFolderSource(tmp_path, str(image_tree(tmp_path / "a", sizes)))
+    train, test = ({(p.parent.name, p.name) for p, _ in source.files(s)} for s in ("train", "test"))
+    assert not train & test and len(train | test) == sum(sizes.values())
+    held = {cls: sum(1 for c, _ in test if c == cls) for cls in sizes}
+    assert held == {"circle": 6, "square": 2, "star": 1}
+    images, labels = source.read("test")
+    assert images.shape == (9, 3, 64, 64) and torch.bincount(labels).tolist() == [6, 2, 1]
+    copy = ImageFolderSource(tmp_path, str(image_tree(tmp_path / "b", sizes)))
+    assert {(p.parent.name, p.name) for p, _ in copy.files("test")} == test
+    split = source.info().extra["split"]
+    assert split["held_out"] == 9 and split["held_out_sha256"] == copy.info().extra["split"]["held_out_sha256"]
+    held_star = next(name for cls, name in test if cls == "star")
+    (tmp_path / "b" / "star" / held_star).unlink()  # another folder, another held-out list
+    assert ImageFolderSource(tmp_path, str(tmp_path / "b")).info().extra["split"]["held_out_sha256"] != split["held_out_sha256"]
+
+
+def test_a_folder_with_train_and_test_is_read_as_it_is(tmp_path):
+    from core.data import ImageFolderSource
+    image_tree(tmp_path / "train", {"a": 4, "b": 4})
+    image_tree(tmp_path / "test", {"a": 1, "b": 2})
+    source = ImageFolderSource(tmp_path, str(tmp_path))
+    assert len(source.files("train")) == 8 and len(source.files("test")) == 3
+    assert source.info().extra["split"] == {"rule": "the folder's own train/ and test/"}
+
+
+def test_hidden_folders_are_no_classes(tmp_path):
+    from core.data import ImageFolderSource
+    image_tree(tmp_path, {"a": 2, "b": 2, ".ipynb_checkpoints": 2})
+    assert ImageFolderSource(tmp_path, str(tmp_path)).class_names == ["a", "b"]
+
+
+def test_a_limit_is_a_seeded_class_balanced_sample():
+    """Counted by hand: 4 classes of 200 read class by class, 500 kept -> 125 each (the first 500 kept
+    200, 200, 100 and 0); a class smaller than its share gives all it has, the others fill the rest."""
+    from core.data import balanced_sample
+    labels = torch.arange(4).repeat_interleave(200)
+    chosen = balanced_sample(labels, 500)
+    assert torch.bincount(labels[chosen]).tolist() == [125, 125, 125, 125]
+    assert chosen.tolist() == sorted(set(chosen.tolist())) and torch.equal(chosen, balanced_sample(labels, 500))
+    assert not torch.equal(chosen, balanced_sample(labels, 500, seed=1))
+    uneven = torch.tensor([0] * 10 + [1] * 200 + [2] * 200)
+    assert torch.bincount(uneven[balanced_sample(uneven, 300)]).tolist() == [10, 145, 145]
+    assert torch.bincount(uneven[balanced_sample(uneven, 7)]).tolist() in ([3, 2, 2], [2, 3, 2], [2, 2, 3])
+    assert balanced_sample(uneven, 1000).tolist() == list(range(410))
+
+
+def test_the_trainers_limit_keeps_every_class_of_an_image_folder(tmp_path):
+    """`--limit 40` on 4 classes x 25 (read class by class): 10 training images of each class, and the
+    held-out split (5 a class) whole. Training records the split in the checkpoint."""
+    from core.checkpoints import load
+    from core.trainer import TrainConfig, load_data, train
+    folder = image_tree(tmp_path / "shapes", {"a": 25, "b": 25, "c": 25, "d": 25})
+    config = TrainConfig(method="ce", dataset=f"imagefolder:{folder}", limit=40, epochs=1, batch_size=8,
+                         out=str(tmp_path / "m.pt"))
+    data = load_data(config, torch.device("cpu"))
+    assert torch.bincount(data.labels).tolist() == [10, 10, 10, 10]
+    assert torch.bincount(data.test_labels).tolist() == [5, 5, 5, 5]
+    train(config)
+    meta = load(tmp_path / "m.pt").meta
+    assert meta["data_split"]["held_out"] == 20 and meta["test_images"] == 20

@@ -328,9 +328,9 @@ def test_limits_from_the_environment(monkeypatch):
     monkeypatch.setenv("UNITLENS_EVAL_LIMIT", " 600 ")
     monkeypatch.setenv("UNITLENS_TRAIN_LIMIT", "0")
     assert analysis_limits() == (600, None)
-    assert describe_analysis_limits().startswith("The analyses read the first 600 test images only")
+    assert describe_analysis_limits().startswith("The analyses read 600 test images only, a seeded class-balanced sample")
     monkeypatch.setenv("UNITLENS_TRAIN_LIMIT", "12000")
-    assert "the first 600 test images and the first 12,000 training images only" in describe_analysis_limits()
+    assert "600 test images and 12,000 training images only" in describe_analysis_limits()
     monkeypatch.delenv("UNITLENS_EVAL_LIMIT")
     monkeypatch.delenv("UNITLENS_TRAIN_LIMIT")
     assert analysis_limits() == (None, None) and describe_analysis_limits() == ""
@@ -341,7 +341,8 @@ def test_a_data_error_during_training_ends_the_run_with_its_reason(tmp_path):
     image: the error reaches the run's progress log, so the app says why, not 'ended without a word'."""
     for cls in ("cat", "dog"):
         (tmp_path / "images" / cls).mkdir(parents=True)
-        (tmp_path / "images" / cls / "1.png").write_text("not an image")
+        for name in ("1.png", "2.png"):
+            (tmp_path / "images" / cls / name).write_text("not an image")
     out = tmp_path / "m.pt"
     with pytest.raises(TrainingError, match="no readable images"):
         run_training(TrainConfig(method="ce", epochs=1, dataset=f"imagefolder:{tmp_path / 'images'}", out=str(out)))
@@ -367,3 +368,40 @@ def test_ctrl_c_while_a_command_still_loads_is_one_line(module, tmp_path):
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130 and stderr.strip() == "error: interrupted", stderr
+
+
+def test_a_run_record_naming_files_elsewhere_is_never_listed_and_nothing_outside_is_deleted(tmp_path):
+    """A record crafted to name another folder's files (or of the wrong types: "started": null) is
+    not a run: it is not listed, the good run beside it is, and Delete on the good run removes its
+    own files only. Every file outside the runs folder is byte for byte as it was."""
+    import hashlib
+    from core import runs
+    folder, elsewhere = tmp_path / "runs", tmp_path / "mine"
+    folder.mkdir()
+    elsewhere.mkdir()
+    for name in ("model.pt", "notes.txt", "m.progress.jsonl"):
+        (elsewhere / name).write_text(f"someone's {name}")
+
+    def record(run_id, **fields):
+        base = {"run_id": run_id, "pid": 999_999, "method": "ce", "args": [], "started": 1.0,
+                "cancelled_at": 0.0, **{k: str(folder / f"{run_id}{s}") for k, s in
+                                        (("out", ".pt"), ("progress", ".progress.jsonl"), ("log", ".log"))}}
+        (folder / f"{run_id}.run.json").write_text(json.dumps({**base, **fields}))
+    record("crafted", out=str(elsewhere / "model.pt"), progress=str(elsewhere / "m.progress.jsonl"),
+           log=str(elsewhere / "notes.txt"))
+    record("nulls", started=None)
+    record("renamed")
+    (folder / "renamed.run.json").rename(folder / "other-name.run.json")
+    record("good")
+    (folder / "good.log").write_text("a log of ours")
+
+    def outside():
+        return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(elsewhere.iterdir())}
+    before = outside()
+    listed = runs.list_runs(folder)
+    assert [r.run_id for r in listed] == ["good"] and listed[0].status == "failed"
+    assert runs.record_problem(json.loads((folder / "crafted.run.json").read_text()),
+                               folder / "crafted.run.json") == "its out file is not beside it"
+    runs.delete_run(listed[0])
+    assert not (folder / "good.log").exists() and not (folder / "good.run.json").exists()
+    assert outside() == before and (folder / "crafted.run.json").exists()

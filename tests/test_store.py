@@ -95,7 +95,29 @@ def test_damaged_duckdb_file_is_moved_aside_and_rebuilt(tmp_path):
     assert list(tmp_path.glob("broken.duckdb.corrupt-*"))
 
 
-@pytest.mark.parametrize("kind", ["text file", "directory", "under a file", "other database"])
+def test_a_cache_of_an_earlier_version_is_ours_and_two_damaged_copies_never_overwrite_each_other(tmp_path):
+    """A cache written before the marker table (our tables only) is used and marked; a file damaged
+    twice in one second is moved aside twice, to two names (a retry overwrote the first copy)."""
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as c:
+        c.execute("CREATE TABLE results (model_hash VARCHAR, analysis VARCHAR, params VARCHAR, split VARCHAR, "
+                  "version INTEGER, created TIMESTAMP, seconds DOUBLE, payload VARCHAR)")
+        c.execute("INSERT INTO results VALUES ('h', 'a', '{}', 'test', 1, now(), 0, '{\"v\": 7}')")
+    assert Store(path).get_result("h", "a", {}, "test", 1) == {"v": 7}
+    with duckdb.connect(str(path), read_only=True) as c:
+        assert c.execute("SELECT * FROM unitlens_cache").fetchall() == [("Unit Lens analysis cache",)]
+    copies = []
+    for _ in range(2):
+        path.write_bytes(path.read_bytes()[:4096] + b"\x00garbage" * 5000)
+        copies.append(path.read_bytes())
+        store = Store(path)
+        assert store.get_result("h", "a", {}, "test", 1) is None and "moved" in store.notices[0]
+    kept = sorted(p.read_bytes() for p in tmp_path.glob("old.duckdb.corrupt-*"))
+    assert len(kept) == 2 and kept == sorted(copies)
+
+
+@pytest.mark.parametrize("kind", ["text file", "directory", "under a file", "other database",
+                                  "another program's results table", "a damaged database we did not make"])
 def test_what_is_not_ours_is_never_moved_or_changed(tmp_path, kind):
     path = tmp_path / "cache.duckdb"
     if kind == "text file":
@@ -106,14 +128,22 @@ def test_what_is_not_ours_is_never_moved_or_changed(tmp_path, kind):
     elif kind == "under a file":
         (tmp_path / "afile").write_text("x")
         path = tmp_path / "afile" / "cache.duckdb"
+    elif kind == "another program's results table":  # a user's own database, named by --cache
+        with duckdb.connect(str(path)) as c:
+            c.execute("CREATE TABLE results (id INTEGER, amount DOUBLE)")
+            c.execute("CREATE TABLE customers (name VARCHAR)")
+    elif kind == "a damaged database we did not make":
+        with duckdb.connect(str(path)) as c:
+            c.execute("CREATE TABLE mine (x INTEGER)")
+        path.write_bytes(path.read_bytes()[:4096] + b"\x00garbage" * 5000)
     else:
         with duckdb.connect(str(path)) as c:
             c.execute("CREATE TABLE mine (x INTEGER)")
-    before = sorted((p.name, p.stat().st_size) for p in tmp_path.rglob("*"))
+    before = sorted((p.name, p.read_bytes() if p.is_file() else b"") for p in tmp_path.rglob("*"))
     with pytest.raises(StoreError) as info:
         Store(path).get_result("h", "a", {}, "test", 1)
     assert "\n" not in str(info.value)
-    assert sorted((p.name, p.stat().st_size) for p in tmp_path.rglob("*")) == before
+    assert sorted((p.name, p.read_bytes() if p.is_file() else b"") for p in tmp_path.rglob("*")) == before
 
 
 def test_read_only_cache_is_read_not_moved(tmp_path):
@@ -126,7 +156,7 @@ def test_read_only_cache_is_read_not_moved(tmp_path):
     store.put_result("h", "b", {}, "test", 1, {"v": 2})      # skipped, no error
     assert store.get_result("h", "b", {}, "test", 1) is None
     assert store.read_only and "read-only" in store.notices[0]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache.duckdb"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache.duckdb", "cache.duckdb.unitlens"]
     if os.getuid() != 0:  # a real read-only folder, where permissions can say so
         tmp_path.chmod(0o555)
         try:

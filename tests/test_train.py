@@ -285,7 +285,10 @@ def test_the_sidebars_start_refuses_an_image_folder_it_could_not_train_on(tmp_pa
             runs.start_runs([("ce", {})], dataset=f"imagefolder:{path}", epochs=1, folder=tmp_path / "runs")
     assert not list(tmp_path.glob("runs/*.run.json"))
     good = image_folder("good", {"cat": "1.png", "dog": "2.png"})
+    with pytest.raises(DataError, match="fewer than two images; with no train/ and test/ folders"):
+        get_source(f"imagefolder:{good}").check()  # one image a class: none to hold out
+    Image.new("L", (8, 8), 90).save(tmp_path / "good" / "cat" / "0.png")
     Image.new("L", (8, 8), 90).save(tmp_path / "good" / "dog" / "3.tif")  # any format Pillow reads
-    (tmp_path / "good" / "dog" / "2.png").unlink()
+    (tmp_path / "good" / "dog" / "2.png").rename(tmp_path / "good" / "dog" / "2.jpeg")
     get_source(f"imagefolder:{good}").check()  # passes
     assert get_source(f"imagefolder: {good} ").name == f"imagefolder:{good}"  # a pasted space is no part of it

@@ -272,7 +272,7 @@ def training_panel() -> None:
             folder = st.text_input("Folder", key="train_folder", placeholder="/path/to/images")
             dataset = f"imagefolder:{folder}"
         epochs = st.number_input("Epochs", 1, 500, 2, key="train_epochs")  # LSG's gated steps begin in epoch 2
-        limit = st.number_input("Use only the first N images (0: all)", 0, 10_000_000, 2000, step=500, key="train_limit",
+        limit = st.number_input("Use only N images, a class-balanced sample (0: all)", 0, 10_000_000, 2000, step=500, key="train_limit",
                                 help="of the training split, and of the test split each epoch is measured on: a "
                                      "quick look; 0 trains on all of it (minutes an epoch on a CPU)")
         if st.button("Start", key="train_start", type="primary", disabled=not methods):

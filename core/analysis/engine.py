@@ -26,6 +26,12 @@ DEFAULT_TRAIN_LIMIT = None  # the whole training split for the gate fit and infl
 REPORT = tuple(name for name, analysis in ANALYSES.items() if not analysis.on_request)
 
 
+def sample_key(limit: int | None) -> str | None:
+    """How a cache key names the images read: None for the whole split, else the sample's rule and
+    size (a stored result of the first-N rule, which dropped classes, is never served for it)."""
+    return f"balanced{limit}" if limit else None
+
+
 class AnalysisError(UserError):
     """The model cannot be analysed at all (e.g. its dataset does not match it); one line."""
 
@@ -149,7 +155,7 @@ class Analyzer:
         key = (split, limit)
         if key in self._features:
             return self._features[key]
-        path = self.feature_dir / f"{self.hash}-{split}-{limit or 'all'}.pt" if self.feature_dir else None
+        path = self.feature_dir / f"{self.hash}-{split}-{sample_key(limit) or 'all'}.pt" if self.feature_dir else None
         cache = None
         if path is not None and self.use_cache and path.exists():
             try:
@@ -179,7 +185,7 @@ class Analyzer:
         if unknown:
             raise ValueError(f"{name} has no parameter {sorted(unknown)[0]!r}")
         full = {**analysis.defaults, **params}
-        full["_limit"], full["_train_limit"] = self.limit, self.train_limit
+        full["_limit"], full["_train_limit"] = sample_key(self.limit), sample_key(self.train_limit)
         return full
 
     def run(self, name: str, **params) -> dict:
