@@ -84,7 +84,7 @@ def test_overview_lists_models_and_skips_the_broken_file(app_env):
     assert any("broken.pt" in shown(c.value) for c in at.sidebar.caption)
     assert any("evil.pt" in shown(c.value) for c in at.sidebar.caption)
     assert any("notes.pt" in shown(c.value) for c in at.sidebar.caption)
-    assert any("read the first 600 test images and the first 600 training images only" in c.value
+    assert any("read 600 test images and 600 training images only, a seeded class-balanced sample" in c.value
                for c in at.sidebar.caption)  # the environment's limits, said
     assert not (app_env.parent / "pwned").exists()
     at.button(key="overview_compute").click().run()

@@ -270,16 +270,17 @@ def test_the_sidebars_start_refuses_an_image_folder_it_could_not_train_on(tmp_pa
     from core.data import DataError, get_source
 
     def image_folder(name: str, classes: dict[str, str]):
-        for cls, file in classes.items():
+        for cls, files in classes.items():
             (tmp_path / name / cls).mkdir(parents=True)
-            if file.endswith(".png"):
-                Image.new("L", (8, 8), 200).save(tmp_path / name / cls / file)
-            else:
-                (tmp_path / name / cls / file).write_text("not an image")
+            for file in files.split():
+                if file.endswith(".png"):
+                    Image.new("L", (8, 8), 200).save(tmp_path / name / cls / file)
+                else:
+                    (tmp_path / name / cls / file).write_text("not an image")
         return tmp_path / name
     cases = [("../..", runs.RunError, "full path"),
              (image_folder("one", {"cat": "1.png"}), DataError, "1 class folder (cat); a classifier needs two or more"),
-             (image_folder("bare", {"cat": "1.png", "dog": "notes.txt"}), DataError, "dog holds no image")]
+             (image_folder("bare", {"cat": "1.png 2.png", "dog": "notes.txt"}), DataError, "dog holds fewer than two images")]
     for path, error, words in cases:
         with pytest.raises(error, match=re.escape(words)):
             runs.start_runs([("ce", {})], dataset=f"imagefolder:{path}", epochs=1, folder=tmp_path / "runs")
