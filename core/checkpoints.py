@@ -20,12 +20,12 @@ import torch
 from . import trajectory
 from .catalog import file_hash, model_label
 from .errors import UserError
-from .models import MODELS, UnitModel, all_finite, create_model
+from .models import MODELS, UnitModel, all_finite, create_model, resolve_arch
 
 FORMAT = "unitlens-checkpoint-v1"
 REQUIRED_META = ("arch", "dataset", "class_names", "channels", "input_size", "mean", "std", "method")
 TOP_KEYS = {"format", "meta_json", "state_dict", "train_state", "trajectory"}
-MAX_FILE_BYTES = 512 * 2**20     # far above any checkpoint Unit Lens writes (resnet18: about 45 MB)
+MAX_FILE_BYTES = 1024 * 2**20    # above the largest model we build (VGG-19: 548 MB in float32)
 MAX_PICKLE_BYTES = 16 * 2**20    # the pickled structure and metadata, without tensor data
 MAX_CLASSES = 1000
 MAX_INPUT_SIZE = 512
@@ -160,6 +160,8 @@ def parse_meta(payload: dict, name: str = "checkpoint") -> dict:
     missing = [key for key in REQUIRED_META if key not in meta]
     if missing:
         raise CheckpointError(f"{name}: metadata lacks {missing[0]!r}")
+    if isinstance(meta["arch"], str) and isinstance(payload.get("state_dict"), dict):
+        meta["arch"] = resolve_arch(meta["arch"], payload["state_dict"])  # an old name of our CIFAR-style networks
     problem = meta_problem(meta)
     if problem:
         raise CheckpointError(f"{name}: metadata: {problem}")
@@ -187,6 +189,8 @@ def meta_problem(meta: dict) -> str | None:
     channels, size = meta["channels"], meta["input_size"]
     if not _is_int(channels) or channels not in (1, 3):
         return "channels must be 1 or 3"
+    if channels not in MODELS[meta["arch"]].channels:
+        return f"{meta['arch']} takes colour images (3 channels), not {channels}"
     if not _is_int(size) or not 8 <= size <= MAX_INPUT_SIZE:
         return f"input size must be a whole number from 8 to {MAX_INPUT_SIZE}"
     for key in ("mean", "std"):

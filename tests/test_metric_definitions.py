@@ -95,7 +95,7 @@ def test_spearman_of_tied_drops_uses_average_ranks():
     with torch.no_grad():  # incoming filters with L1 norms 3, 1, 0.5
         conv.weight.copy_(torch.tensor([[1.0, -2.0], [0.5, 0.5], [0.0, -0.5]]).view(3, 2, 1, 1))
     ctx = SimpleNamespace(test=cache(TIE_FEATURES, TIE_LABELS, TIE_W), W=TIE_W, num_classes=2,
-                          model=SimpleNamespace(last_conv=conv),
+                          model=SimpleNamespace(unit_filters=conv),
                           result=lambda name: {"per_unit": [0.3, 0.2, 0.1]})
     result = unit_ablation(ctx)
     assert result["max_class_drop"] == [1 / 3, 1 / 3, 0.0]
@@ -109,8 +109,8 @@ def test_spearman_of_tied_drops_uses_average_ranks():
     # incoming filter L1 (3, 1, 0.5): ranks (3, 2, 1): rho = sqrt(3) / 2
     assert result["filter_l1_norm"] == [3.0, 1.0, 0.5]
     assert result["spearman_filter_l1"] == pytest.approx(math.sqrt(3) / 2, rel=1e-12)
-    # a last conv that does not output the K units: no filter norm, no rho
-    ctx.model = SimpleNamespace(last_conv=torch.nn.Conv2d(2, 4, 1))
+    # a convolution that does not output the K units: no filter norm, no rho
+    ctx.model = SimpleNamespace(unit_filters=torch.nn.Conv2d(2, 4, 1))
     other = unit_ablation(ctx)
     assert other["filter_l1_norm"] is None and other["spearman_filter_l1"] is None
 

@@ -1,35 +1,90 @@
-"""The one face every model shows."""
+"""The one face every model shows, and torchvision's families under it."""
 import pytest
 import torch
 
 from core.models import MODELS, create_model
+from core.models.base import TorchvisionModel
+
+OURS = sorted(a for a, family in MODELS.items() if not issubclass(family, TorchvisionModel))
+TORCHVISION = sorted(a for a, family in MODELS.items() if issubclass(family, TorchvisionModel))
 
 
-@pytest.mark.parametrize("arch", sorted(MODELS))
-@pytest.mark.parametrize("channels,size", [(1, 28), (3, 32)])
-def test_face(arch, channels, size):
-    model = create_model(arch, num_classes=7, in_channels=channels).eval()
-    x = torch.randn(2, channels, size, size)
+def check_face(model, x):
     with torch.no_grad():
         maps = model.forward_features(x)
-        assert maps.ndim == 4 and maps.shape[:2] == (2, model.num_features)
-        assert (maps >= 0).all()  # after the last ReLU
+        assert maps.ndim == 4 and maps.shape[:2] == (len(x), model.num_features)
         torch.testing.assert_close(model(x), model.forward_head(maps))
         torch.testing.assert_close(model.forward_head(maps), model.fc(maps.mean(dim=(2, 3))))
         parts = model.forward_parts(x)  # one pass, every part of it
         torch.testing.assert_close(parts.maps, maps)
         torch.testing.assert_close(parts.features, maps.mean(dim=(2, 3)))
         torch.testing.assert_close(parts.logits, model(x))
-    assert model.fc.weight.shape == (7, model.num_features)
-    assert model.last_conv.out_channels == model.num_features
+    assert model.fc.weight.shape == (model.num_classes, model.num_features)
+    return maps
+
+
+@pytest.mark.parametrize("arch", OURS)
+@pytest.mark.parametrize("channels,size", [(1, 28), (3, 32)])
+def test_face(arch, channels, size):
+    model = create_model(arch, num_classes=7, in_channels=channels).eval()
+    maps = check_face(model, torch.randn(2, channels, size, size))
+    assert (maps >= 0).all()  # after the last ReLU
+    assert model.unit_filters.out_channels == model.num_features
+
+
+@pytest.mark.parametrize("arch", TORCHVISION)
+def test_torchvision_families_give_torchvisions_logits_from_one_state_dict(arch):
+    """torchvision's model and ours from one random state dict, loaded with its keys unchanged:
+    the same logits (eval, float32, 1e-5), and the face holds (the units' maps pooled, then fc)."""
+    import torchvision
+    torch.manual_seed(0)
+    theirs = getattr(torchvision.models, arch)(weights=None, num_classes=5).eval()
+    with torch.no_grad():  # BN statistics that are not the identity, so the eval path is exercised
+        for module in theirs.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+    ours = create_model(arch, 5, 3).eval()
+    assert list(ours.state_dict()) == list(theirs.state_dict())  # the keys, unchanged and in order
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
+    maps = check_face(ours, x)
+    assert maps.shape[-1] == (1 if not ours.units_have_maps else maps.shape[-1])
+    filters = ours.unit_filters
+    assert filters is None or filters.out_channels == ours.num_features
+
+
+def test_units_of_each_family():
+    """The units are the last linear layer's inputs: 2048 for ResNet-50, 1024 for DenseNet-121,
+    1280 for EfficientNet-B0, 4096 for VGG-16 (a hidden layer's neurons, with no maps)."""
+    counts = {"resnet50": 2048, "wide_resnet50_2": 2048, "densenet121": 1024, "efficientnet_b0": 1280, "vgg16": 4096}
+    for arch, units in counts.items():
+        model = create_model(arch, 3, 3)
+        assert model.num_features == units, arch
+    assert not create_model("vgg16", 3, 3).units_have_maps and create_model("densenet121", 3, 3).unit_filters is None
 
 
 def test_widths():
     assert create_model("resnet20", 10, 1).num_features == 64
     assert create_model("resnet20w", 10, 1).num_features == 128
-    assert create_model("resnet18", 10, 3).num_features == 512
+    assert create_model("resnet18_cifar", 10, 3).num_features == 512
 
 
-def test_unknown_arch():
+def test_unknown_arch_and_grey_images_for_a_colour_family():
     with pytest.raises(ValueError, match="unknown arch"):
         create_model("alexnet", 10, 1)
+    with pytest.raises(ValueError, match="resnet50 takes colour images"):
+        create_model("resnet50", 10, 1)
+
+
+def test_an_old_checkpoint_that_called_our_cifar_network_resnet18_still_loads(tmp_path):
+    """Before torchvision's families, our CIFAR-style network was 'resnet18': its keys say which it is."""
+    from core.checkpoints import load, save_checkpoint
+    model = create_model("resnet18_cifar", 10, 1)
+    meta = {"arch": "resnet18", "dataset": "fashion-mnist", "class_names": [str(i) for i in range(10)],
+            "channels": 1, "input_size": 28, "mean": [0.5], "std": [0.5], "method": "ce"}
+    save_checkpoint(tmp_path / "old.pt", model, meta)
+    loaded = load(tmp_path / "old.pt")
+    assert loaded.meta["arch"] == "resnet18_cifar" and type(loaded.model).__name__ == "ResNet18Cifar"

@@ -25,9 +25,14 @@ class Analysis:
     title: str = ""
     min_classes: int = 2      # below or above these the analysis is skipped with a reason
     max_classes: int | None = None
+    needs_unit_filters: bool = False  # reads the convolution that makes the units (model.unit_filters)
 
-    def unsuited(self, num_classes: int) -> str | None:
-        """Why this analysis cannot run on a model with `num_classes` classes, or None."""
+    def unsuited(self, model) -> str | None:
+        """Why this analysis cannot run on `model`, or None."""
+        num_classes = model.num_classes
+        if self.needs_unit_filters and model.unit_filters is None:
+            return (f"{self.title} does not apply to {model.arch}: no one convolution makes its units "
+                    "(they are concatenated layers' outputs, or a hidden linear layer's neurons)")
         if num_classes < self.min_classes:
             return f"{self.title} needs at least {self.min_classes} classes; this model has {num_classes}"
         if self.max_classes is not None and num_classes > self.max_classes:
@@ -40,10 +45,11 @@ ANALYSES: dict[str, Analysis] = {}
 
 
 def register_analysis(name: str, version: int = 1, depends=(), on_request: bool = False, title: str = "",
-                      min_classes: int = 2, max_classes: int | None = None, **defaults):
+                      min_classes: int = 2, max_classes: int | None = None, needs_unit_filters: bool = False,
+                      **defaults):
     def wrap(fn):
         ANALYSES[name] = Analysis(name, fn, version, defaults, tuple(depends), on_request, title or name,
-                                  min_classes, max_classes)
+                                  min_classes, max_classes, needs_unit_filters)
         return fn
     return wrap
 

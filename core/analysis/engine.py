@@ -144,7 +144,7 @@ class Analyzer:
 
     def skipped_reason(self, name: str) -> str | None:
         """Why `name` cannot run on this model, or None."""
-        return ANALYSES[name].unsuited(self.model.num_classes)
+        return ANALYSES[name].unsuited(self.model)
 
     @classmethod
     def from_path(cls, path: Path | str, store: ResultStore | None = None, **options) -> "Analyzer":
@@ -192,7 +192,7 @@ class Analyzer:
         if name not in ANALYSES:
             raise ValueError(f"unknown analysis {name!r}; choose from {sorted(ANALYSES)}")
         analysis = ANALYSES[name]
-        reason = analysis.unsuited(self.model.num_classes)
+        reason = analysis.unsuited(self.model)
         if reason:
             self.skipped[name] = reason
             raise AnalysisSkipped(reason)

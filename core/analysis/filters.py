@@ -29,9 +29,10 @@ def inter_class_correlation(corr: torch.Tensor, dominant: torch.Tensor) -> tuple
     return mean(between), mean(within)
 
 
-@register_analysis("filter_correlation", version=2, depends=("gate",), title="Filter correlation", m=0)
+@register_analysis("filter_correlation", version=2, depends=("gate",), title="Filter correlation",
+                   needs_unit_filters=True, m=0)
 def filter_correlation_analysis(ctx, m):
-    corr = filter_correlation(ctx.model.last_conv.weight)
+    corr = filter_correlation(ctx.model.unit_filters.weight)
     gate = torch.tensor(ctx.result("gate")["gate"])
     m = m or max(1, ctx.W.shape[1] // ctx.num_classes)
     dominant = dominant_filters(gate, ctx.W, m)

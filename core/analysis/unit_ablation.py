@@ -36,15 +36,12 @@ def drop_matrix(features, logits, labels, weight, num_classes):
 
 
 def filter_l1_norms(model, num_features: int):
-    """(K,) L1 norm of each unit's incoming last-conv filter (`weight[k]` flattened), or None
-    where the last conv's output channels are not the K pooled units."""
-    try:
-        conv_weight = model.last_conv.weight
-    except (AttributeError, IndexError):
+    """(K,) L1 norm of each unit's incoming filter (`weight[k]` flattened), or None where no one
+    convolution makes the K pooled units (model.unit_filters)."""
+    conv = model.unit_filters
+    if conv is None or conv.weight.shape[0] != num_features:
         return None
-    if conv_weight.shape[0] != num_features:
-        return None
-    return conv_weight.detach().cpu().double().abs().flatten(1).sum(dim=1)
+    return conv.weight.detach().cpu().double().abs().flatten(1).sum(dim=1)
 
 
 @register_analysis("unit_ablation", version=2, depends=("selectivity",), title="Single-unit ablation")

@@ -1,0 +1,11 @@
+"""Model families, one file each, every model with the face of `base.UnitModel`:
+
+- `cifar`: our small CIFAR-style networks for 28-64 px inputs (resnet20, resnet20w, resnet18_cifar,
+  vgg11_bn_cifar);
+- `resnet`, `densenet`, `efficientnet`, `vgg`: torchvision's ImageNet classifiers, built with
+  torchvision's own constructors (no weights downloaded), whose state dicts load with their keys
+  unchanged.
+"""
+from .base import (LEGACY_ARCHS, MODELS, Parts, UnitModel, all_finite, create_model, register_model,  # noqa: F401
+                   resolve_arch)
+from . import cifar, densenet, efficientnet, resnet, vgg  # noqa: F401  (each registers its models)
