@@ -54,6 +54,28 @@ class DatasetInfo:
         return len(self.class_names)
 
 
+@dataclass(frozen=True)
+class View:
+    """How a model sees an image folder: the side it takes, its mean and std, and whether a
+    picture is resized then centre-cropped (ImageNet's evaluation, for models made for it) or
+    padded to a square (ours). Recorded in every checkpoint (input_size, mean, std, preprocess)."""
+    input_size: int = 64
+    mean: tuple[float, ...] = (0.5, 0.5, 0.5)
+    std: tuple[float, ...] = (0.25, 0.25, 0.25)
+    crop: bool = False
+
+
+CROP = "resize-centre-crop"  # a checkpoint's "preprocess" for crop views
+
+
+def view_of(meta: dict) -> View | None:
+    """The view a checkpoint's model has of an image folder (None for the fixed datasets, whose
+    images are read as they are)."""
+    if not str(meta.get("dataset", "")).startswith("imagefolder:"):
+        return None
+    return View(int(meta["input_size"]), tuple(meta["mean"]), tuple(meta["std"]), meta.get("preprocess") == CROP)
+
+
 class TensorImageDataset(torch.utils.data.Dataset):
     """`(normalised image, label)` pairs backed by two tensors."""
 
@@ -407,27 +429,30 @@ def held_out_rank(seed: int, cls: str, name: str) -> str:
 
 
 class ImageFolderSource(DatasetSource):
-    """`imagefolder:PATH`: PATH/train/<class>/* and PATH/test/<class>/*, or one tree PATH/<class>/*
+    """`imagefolder:PATH`: PATH/train/<class>/* and PATH/test/<class>/* (or val/), or one tree PATH/<class>/*
     split once into training and held-out images: HELD_OUT_FRACTION of each class (at least one),
     chosen by `held_out_rank` with SPLIT_SEED. The rule and a hash of the held-out list are in
     `info().extra["split"]`, which the trainer records in the checkpoint."""
-    channels, input_size = 3, 64
+    channels = 3
 
-    def __init__(self, root: Path, path: str):
+    def __init__(self, root: Path, path: str, view: View | None = None):
         super().__init__(root)
+        self.view = view or View()
+        self.input_size = self.view.input_size
         path = path.strip()  # a pasted space is not part of a folder's name
         if not path:
             raise DataError("imagefolder: needs a folder, as in imagefolder:/path/to/images")
         self.path = Path(path).expanduser()
         self.name = f"imagefolder:{self.path}"
-        split_dirs = [self.path / s for s in ("train", "test")]
+        held_out = "val" if (self.path / "val").is_dir() and not (self.path / "test").is_dir() else "test"
+        split_dirs = [self.path / "train", self.path / held_out]  # ImageNet's layout has train/ and val/
         self.split_roots = ({"train": split_dirs[0], "test": split_dirs[1]}
                             if all(d.is_dir() for d in split_dirs)
                             else {"train": self.path, "test": self.path})
         self.class_names = (sorted(d.name for d in self.split_roots["train"].iterdir()
                                    if d.is_dir() and not d.name.startswith("."))  # .ipynb_checkpoints is no class
                             if self.split_roots["train"].is_dir() else [])
-        self.mean, self.std = [0.5] * 3, [0.25] * 3
+        self.mean, self.std = list(self.view.mean), list(self.view.std)
 
     @property
     def one_tree(self) -> bool:
@@ -469,6 +494,7 @@ class ImageFolderSource(DatasetSource):
 
     def info(self) -> DatasetInfo:
         info = super().info()
+        info.extra["crop"] = self.view.crop
         if self.one_tree and self.class_names:
             held = [f"{cls}/{n}" for cls in self.class_names
                     for n in self.held_out(cls, image_names(self.path / cls))]
@@ -522,10 +548,11 @@ def holds_an_image(folder: Path, at_least: int = 1) -> bool:
     return False
 
 
-def get_source(name: str, root: Path | str | None = None) -> DatasetSource:
+def get_source(name: str, root: Path | str | None = None, view: View | None = None) -> DatasetSource:
+    """The dataset called `name`; `view` says how an image folder is read (fixed datasets ignore it)."""
     root = Path(root) if root else DEFAULT_DATA_ROOT
     if name.startswith("imagefolder:"):
-        return ImageFolderSource(root, name.split(":", 1)[1])
+        return ImageFolderSource(root, name.split(":", 1)[1], view)
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)} or imagefolder:PATH")
     return DATASETS[name](root)
@@ -534,12 +561,14 @@ def get_source(name: str, root: Path | str | None = None) -> DatasetSource:
 _CACHE: dict[tuple, TensorImageDataset] = {}
 
 
-def load_dataset(name: str = "fashion-mnist", split: str = "train", root=None) -> TensorImageDataset:
-    """The split as `(normalised tensor, int label)` pairs, exactly what a model eats at evaluation."""
+def load_dataset(name: str = "fashion-mnist", split: str = "train", root=None,
+                 view: View | None = None) -> TensorImageDataset:
+    """The split as `(normalised tensor, int label)` pairs, exactly what a model eats at evaluation
+    (an image folder as `view` says: a checkpoint's `view_of(meta)`)."""
     if split not in ("train", "test"):
         raise DataError(f"split must be 'train' or 'test', not {split!r}")
-    source = get_source(name, root)
-    key = (name, split, str(source.root))
+    source = get_source(name, root, view)
+    key = (name, split, str(source.root), view if isinstance(source, ImageFolderSource) else None)
     if key not in _CACHE:
         info = source.info()
         uint8, labels = source.read(split)
@@ -559,7 +588,8 @@ def info_from_meta(meta: dict) -> DatasetInfo:
     source = DATASETS.get(meta["dataset"])
     return DatasetInfo(meta["dataset"], list(meta["class_names"]), int(meta["channels"]),
                        int(meta["input_size"]), list(meta["mean"]), list(meta["std"]),
-                       {"dark_background": bool(source and source.dark_background)})
+                       {"dark_background": bool(source and source.dark_background),
+                        "crop": meta.get("preprocess") == CROP})
 
 
 def denormalise(x: torch.Tensor, info: DatasetInfo) -> np.ndarray:
@@ -632,9 +662,10 @@ def download(name: str, root=None) -> None:
         raise DataError(f"cannot download {name!r}")
 
 
-def dataset_image(name: str, index: int, split: str = "test", root=None) -> tuple[Image.Image, int]:
+def dataset_image(name: str, index: int, split: str = "test", root=None,
+                  view: View | None = None) -> tuple[Image.Image, int]:
     """Image `index` of a split as the PIL image a user could have uploaded, and its label."""
-    dataset = load_dataset(name, split, root)
+    dataset = load_dataset(name, split, root, view)
     array = (denormalise(dataset.images[index], dataset.info) * 255).round().astype(np.uint8)
     return Image.fromarray(array), int(dataset.labels[index])
 
@@ -646,9 +677,10 @@ def first_per_class(labels: torch.Tensor, num_classes: int, per_class: int) -> t
     return torch.cat(picks).sort().values if picks else torch.zeros(0, dtype=torch.long)
 
 
-def split_indices(name: str, label: int | None = None, split: str = "test", root=None) -> list[int]:
+def split_indices(name: str, label: int | None = None, split: str = "test", root=None,
+                  view: View | None = None) -> list[int]:
     """The indices of a split's images of class `label`, or of all its images (their number varies by dataset)."""
-    labels = load_dataset(name, split, root).labels
+    labels = load_dataset(name, split, root, view).labels
     return list(range(len(labels))) if label is None else torch.nonzero(labels == label).flatten().tolist()
 
 

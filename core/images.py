@@ -205,12 +205,34 @@ def is_flat(image: Image.Image) -> bool:
     return max(high - low for low, high in pairs) <= FLAT_RANGE
 
 
+CROP_RATIO = 0.875  # ImageNet's evaluation: 224 px cropped from the picture resized to 256
+
+
+def resize_and_centre_crop(image: Image.Image, size: int, steps: list[str]) -> torch.Tensor:
+    """The shorter side resized to size / CROP_RATIO, then the centre size x size: how torchvision's
+    ImageNet classifiers were evaluated. uint8 (C, size, size)."""
+    width, height = image.size
+    short = round(size / CROP_RATIO)
+    scale = short / min(width, height)
+    resized = (max(size, round(width * scale)), max(size, round(height * scale)))
+    image = image.resize(resized, Image.Resampling.BILINEAR, reducing_gap=3.0)
+    left, top = (resized[0] - size) // 2, (resized[1] - size) // 2
+    image = image.crop((left, top, left + size, top + size))
+    steps.append(f"resized {width}x{height} to {resized[0]}x{resized[1]}, then the centre {size}x{size} "
+                 "(ImageNet's evaluation)")
+    array = np.asarray(image, dtype=np.uint8)
+    array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+    return torch.from_numpy(array.copy())
+
+
 def to_uint8(image: Image.Image, info: Target, invert: bool | None = None,
              steps: list[str] | None = None) -> Picture:
     """`image` made for `info`'s model. `invert`: None decides from the background, True/False forces it."""
     steps = [] if steps is None else steps
     image = to_8bit(image, info.channels, steps)
     flat = is_flat(image)
+    if info.extra.get("crop"):  # a model made for ImageNet's evaluation: as it was measured
+        return Picture(resize_and_centre_crop(image, info.input_size, steps), False, False, flat)
     background = border_brightness(image)
     light = background > LIGHT_BACKGROUND
     dark_dataset = bool(info.extra.get("dark_background"))

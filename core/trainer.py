@@ -95,7 +95,7 @@ def validate(config: TrainConfig) -> Objective:
     except ValueError as exc:
         raise TrainingError(str(exc)) from None
     if config.arch not in MODELS:
-        raise TrainingError(f"unknown arch {config.arch!r}; choose one of {sorted(MODELS)}")
+        raise TrainingError(f"unknown arch {config.arch[:40]!r}; the {len(MODELS)} known are listed by --help")
     checks = [
         (1 <= config.epochs <= trajectory.MAX_EPOCHS, f"epochs must lie in 1..{trajectory.MAX_EPOCHS}, got {config.epochs}"),
         (1 <= config.batch_size <= 65536, f"batch size must lie in 1..65536, got {config.batch_size}"),
@@ -122,6 +122,9 @@ def validate(config: TrainConfig) -> Objective:
         source.check()
     except DataError as exc:
         raise TrainingError(str(exc)) from None
+    if source.channels not in MODELS[config.arch].channels:
+        raise TrainingError(f"{config.arch} takes colour images (3 channels); {config.dataset} has {source.channels}: "
+                            "choose a colour dataset or a CIFAR-style arch (resnet20)")
     out, progress = Path(config.out), config.progress_path()
     if out.absolute() == progress.absolute():
         raise TrainingError("--progress and --out name the same file; give the progress log a path of its own")

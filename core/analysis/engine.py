@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoints import LoadedCheckpoint, load
-from ..data import load_dataset
+from ..data import load_dataset, view_of
 from ..errors import UserError
 from .. import shipped
 from ..store import ResultStore, Store
@@ -109,7 +109,7 @@ class Context:
         """The analysed split's images themselves, in the order of `test`'s features (for
         analyses that perturb them)."""
         a = self._analyzer
-        return load_dataset(self.meta["dataset"], a.split, a.data_root).subset(a.limit).images
+        return load_dataset(self.meta["dataset"], a.split, a.data_root, view_of(self.meta)).subset(a.limit).images
 
 
 class Analyzer:
@@ -163,7 +163,7 @@ class Analyzer:
             except Exception:  # a damaged cache file is recomputed
                 cache = None
         if cache is None:
-            dataset = load_dataset(self.meta["dataset"], split, self.data_root).subset(limit)
+            dataset = load_dataset(self.meta["dataset"], split, self.data_root, view_of(self.meta)).subset(limit)
             if dataset.info.num_classes != self.model.num_classes or dataset.info.channels != self.model.in_channels:
                 raise AnalysisError(f"{self.name}: the model has {self.model.num_classes} classes and "
                                       f"{self.model.in_channels} channel(s), its dataset {dataset.info.name} "

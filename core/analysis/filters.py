@@ -3,6 +3,8 @@ import torch
 
 from .base import register_analysis, tolist
 
+MAX_MATRIX_UNITS = 512  # the K x K matrix is kept up to here (a ResNet-50's would be 4 million numbers)
+
 
 def filter_correlation(weight: torch.Tensor) -> torch.Tensor:
     flat = weight.detach().flatten(1).double()
@@ -18,15 +20,20 @@ def dominant_filters(gate: torch.Tensor, head: torch.Tensor, m: int) -> torch.Te
 
 def inter_class_correlation(corr: torch.Tensor, dominant: torch.Tensor) -> tuple[float, float]:
     """C_IC: mean correlation between dominant filters of different classes (a filter never
-    with itself); and the same mean within each class, for contrast."""
-    between, within = [], []
-    sets = dominant.tolist()
-    for i, di in enumerate(sets):
-        for j, dj in enumerate(sets):
-            pairs = [corr[a, b].item() for a in di for b in dj if a != b]
-            (within if i == j else between).extend(pairs)
-    mean = lambda values: sum(values) / len(values) if values else float("nan")  # noqa: E731
-    return mean(between), mean(within)
+    with itself); and the same mean within each class, for contrast.
+
+    As matrices, not a loop over pairs (C^2 m^2 of them: 4 million at C = 4, K = 2048): with P the
+    (C, K) membership of each class's dominant set, P corr P^T sums every pair of sets, P diag(corr)
+    P^T the pairs of a filter with itself, P P^T counts those. Memory O(CK + K^2), time O(C K^2)."""
+    num_classes, num_filters = dominant.shape[0], corr.shape[0]
+    member = torch.zeros(num_classes, num_filters, dtype=torch.float64)
+    member[torch.arange(num_classes)[:, None], dominant] = 1.0
+    corr = corr.double()
+    sums = member @ corr @ member.T - (member * corr.diagonal()) @ member.T
+    counts = member.sum(1)[:, None] * member.sum(1)[None, :] - member @ member.T
+    same = torch.eye(num_classes, dtype=torch.bool)
+    mean = lambda mask: float(sums[mask].sum() / counts[mask].sum()) if counts[mask].sum() > 0 else float("nan")  # noqa: E731
+    return mean(~same), mean(same)
 
 
 @register_analysis("filter_correlation", version=2, depends=("gate",), title="Filter correlation",
@@ -38,5 +45,6 @@ def filter_correlation_analysis(ctx, m):
     dominant = dominant_filters(gate, ctx.W, m)
     c_ic, within = inter_class_correlation(corr, dominant)
     order = ctx.result("gate")["order"]
-    return {"matrix": tolist(corr[order][:, order]), "order": order, "m": m, "dominant": tolist(dominant),
+    matrix = tolist(corr[order][:, order]) if len(order) <= MAX_MATRIX_UNITS else None
+    return {"matrix": matrix, "order": order, "m": m, "dominant": tolist(dominant),
             "c_ic": c_ic, "within_class": within}

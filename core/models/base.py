@@ -64,6 +64,8 @@ class UnitModel(nn.Module):
     def __init__(self, num_classes: int, in_channels: int, num_features: int):
         super().__init__()
         self.num_classes, self.in_channels, self.num_features = num_classes, in_channels, num_features
+        if self.head_path == "fc" and not isinstance(self, TorchvisionModel):  # a torchvision model brings its own
+            self.fc = nn.Linear(num_features, num_classes)  # first: a seed's draws as they always were
         self.gate: nn.Parameter | None = None
 
     @property
@@ -139,7 +141,7 @@ class UnitModel(nn.Module):
 
 def create_model(arch: str, num_classes: int, in_channels: int) -> UnitModel:
     if arch not in MODELS:
-        raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(sorted(MODELS))}")
+        raise ValueError(f"unknown arch {arch[:40]!r}; the {len(MODELS)} known are listed by python -m core.train --help")
     family = MODELS[arch]
     if in_channels not in family.channels:
         raise ValueError(f"{arch} takes colour images (3 channels), not {in_channels}; "

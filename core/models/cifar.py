@@ -33,7 +33,6 @@ class ResNet(UnitModel):
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1):
         super().__init__(num_classes, in_channels, self.widths[-1])
-        self.fc = nn.Linear(self.num_features, num_classes)  # first: the seed's draws as they always were
         self.stem = nn.Sequential(nn.Conv2d(in_channels, self.widths[0], 3, 1, 1, bias=False),
                                   nn.BatchNorm2d(self.widths[0]), nn.ReLU(inplace=True))
         layers, in_planes = [], self.widths[0]
@@ -92,7 +91,6 @@ class VGG11BNCifar(UnitModel):
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1):
         super().__init__(num_classes, in_channels, 512)
-        self.fc = nn.Linear(512, num_classes)
         layers, channels = [], in_channels
         for item in self.config:
             if item == "M":
