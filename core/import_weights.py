@@ -55,7 +55,11 @@ def import_weights(weights: Path | str, arch: str, out: Path | str, classes: str
         raise WeightsError(f"--out {out}: exists; Unit Lens never overwrites a file it did not write here")
     state = read_weights(weights)
     head = state.get(f"{family.head_path}.weight")
-    names = class_names(classes, head.shape[0] if head is not None and head.ndim == 2 else None)
+    head_rows = head.shape[0] if head is not None and head.ndim == 2 else None
+    names = class_names(classes, head_rows)
+    if head_rows is not None and head_rows != len(names):
+        raise WeightsError(f"{weights.name}: its head has {head_rows} classes, not the {len(names)} given "
+                           "(--classes); give its own class count, or fine-tune a new head with core.train --init")
     channels = 3 if 3 in family.channels else 1
     size = input_size or family.default_input_size or None
     if not dataset:

@@ -133,11 +133,6 @@ def matched_state_dict(state: dict[str, torch.Tensor], model: torch.nn.Module, n
             f"{len(missing)} missing, the first {missing[0]!r}" if missing else "",
             f"{len(unexpected)} unexpected, the first {unexpected[0]!r}" if unexpected else "") if part)
         raise WeightsError(f"{name}: not a state dict of {model.arch} ({detail[:200]})")
-    head = model.head_path + ".weight"
-    if state[head].ndim == 2 and state[head].shape[1] == expected[head].shape[1] \
-            and state[head].shape[0] != expected[head].shape[0]:
-        raise WeightsError(f"{name}: its head has {state[head].shape[0]} classes, not the {expected[head].shape[0]} "
-                           "given (--classes); give its own class count, or fine-tune a new head with core.train --init")
     for key, tensor in expected.items():
         if state[key].shape != tensor.shape:
             raise WeightsError(f"{name}: {key} is {tuple(state[key].shape)} where {model.arch} has {tuple(tensor.shape)}")
