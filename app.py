@@ -114,6 +114,11 @@ def with_method(label: str, meta: dict) -> str:
     return label if label == meta["method"] else f"{label} ({meta['method']})"
 
 
+def dataset_label(name: str) -> str:
+    """A dataset as a column shows it: an image folder by its folder's name."""
+    return f"folder {Path(name.split(':', 1)[1]).name}" if name.startswith("imagefolder:") else name
+
+
 def draw_table(found: dict[str, dict], figures: dict[str, dict], chosen: list[str]) -> None:
     """One row per model, the compared ones first in the sidebar's order; the figures in tabs by
     topic (in one table the columns past Phi were off the page), the CSV with all of them."""
@@ -124,7 +129,7 @@ def draw_table(found: dict[str, dict], figures: dict[str, dict], chosen: list[st
         if values.get("accuracy") is None:
             values["accuracy"] = checkpoint_accuracy(meta)
         rows.append({"model": label, "compared": label in chosen, "method": meta["method"],
-                     "epochs": meta.get("epochs_completed", meta.get("epochs")),
+                     "dataset": dataset_label(meta["dataset"]), "epochs": meta.get("epochs_completed", meta.get("epochs")),
                      **{f.label: values.get(f.key) for f in HEADLINE}})
     frame = pd.DataFrame(rows)
     marked = frame.assign(model=[f"{label} ✓" if label in chosen else label for label in frame["model"]])
@@ -133,7 +138,7 @@ def draw_table(found: dict[str, dict], figures: dict[str, dict], chosen: list[st
         with tab:  # the first tab, with the accuracy, also says how long each model trained
             config = {"model": st.column_config.TextColumn("model"),  # sized to the names: at 1024 px "medium" pushed figures off
                       **number_columns([f.label for f in figures_here])}
-            columns = ["model", "method", *(["epochs"] if i == 0 else []), *(f.label for f in figures_here)]
+            columns = ["model", "method", *(["dataset", "epochs"] if i == 0 else []), *(f.label for f in figures_here)]
             st.dataframe(marked[columns], hide_index=True, width="stretch", column_config=config,
                          placeholder="—", height=min(38 + 35 * len(marked), 738))  # every row up to 20 (auto: 10)
     download_csv(frame, "unit-lens-models", key="overview_csv")

@@ -25,6 +25,7 @@ class Explained:
     steps: list[str]  # what was done to the picture
     ood: dict | None = None  # core.analysis.ood.judge's verdict, for an uploaded picture
     flat: bool = False       # the picture is one colour: its predictions mean nothing
+    units_have_maps: bool = True  # False: the units are a hidden layer's neurons (VGG), their maps 1 x 1
 
 
 def explain_image(model, meta: dict, image: Image.Image, target_name: str, cams, invert: bool | None = None,
@@ -40,7 +41,20 @@ def explain_image(model, meta: dict, image: Image.Image, target_name: str, cams,
         unit["class_name"] = "none" if unit["class"] is None else " = ".join(classes[c] for c in [unit["class"], *unit["tied"]])
     ood = judge(torch.from_numpy(out["features"]), torch.from_numpy(out["logits"]), ood_reference) \
         if ood_reference is not None else None
-    return Explained(meta, out, denormalise(prepared.x[0], info_from_meta(meta)), prepared.steps, ood, prepared.flat)
+    return Explained(meta, out, denormalise(prepared.x[0], info_from_meta(meta)), prepared.steps, ood, prepared.flat,
+                     model.units_have_maps)
+
+
+def same_data(models: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The models that share the first one's dataset, and the others: a test image of one dataset
+    is outside every other's, so it is shown only to the first group."""
+    first = models[0]["dataset"]
+    return [m for m in models if m["dataset"] == first], [m for m in models if m["dataset"] != first]
+
+
+def inverts(models: list[dict]) -> bool:
+    """Whether inverting a light-background upload applies: some model's data is light on black."""
+    return any(info_from_meta(m).extra["dark_background"] for m in models)
 
 
 @dataclass

@@ -17,23 +17,32 @@ def colourise(values: np.ndarray, vmin: float, vmax: float, cmap=MAP_COLOURS) ->
 
 
 def feature_grid(maps: np.ndarray, vmin: float, vmax: float, marked=(), columns: int = 16, cell: int = 40,
-                 gap: int = 2, numbered: bool = True) -> Image.Image:
-    """All K maps in one picture with one colour scale, each with its unit number in the corner;
-    marked units get a red frame."""
+                 gap: int = 2, numbered: bool = True, units=None) -> Image.Image:
+    """The maps in one picture with one colour scale, each with its unit number in the corner
+    (`units`: the numbers of the maps given, when they are not all K in order); marked units get a
+    red frame."""
     k = len(maps)
+    units = range(k) if units is None else units
     rows = -(-k // columns)
     grid = Image.new("RGB", (columns * (cell + gap) + gap, rows * (cell + gap) + gap), (255, 255, 255))
     draw = ImageDraw.Draw(grid)
     marked = set(marked)
-    for unit, m in enumerate(maps):
+    for place, (unit, m) in enumerate(zip(units, maps)):
         tile = Image.fromarray(colourise(m, vmin, vmax)).resize((cell, cell), Image.Resampling.NEAREST)
-        x, y = gap + (unit % columns) * (cell + gap), gap + (unit // columns) * (cell + gap)
+        x, y = gap + (place % columns) * (cell + gap), gap + (place // columns) * (cell + gap)
         grid.paste(tile, (x, y))
         if unit in marked:
             draw.rectangle([x - 1, y - 1, x + cell, y + cell], outline=(230, 30, 30), width=2)
         if numbered:
             draw.text((x + 2, y + 1), str(unit), fill=(255, 255, 255), stroke_width=1, stroke_fill=(0, 0, 0))
     return grid
+
+
+def most_active(maps: np.ndarray, count: int) -> list[int]:
+    """The `count` units whose maps are largest on average, in unit order (a grid of all 2048 of a
+    ResNet-50 would be 256 rows)."""
+    means = np.asarray(maps, dtype=np.float32).reshape(len(maps), -1).mean(axis=1)
+    return sorted(np.argsort(-means, kind="stable")[:count].tolist())
 
 
 def grey_or_rgb(image: np.ndarray) -> np.ndarray:

@@ -13,14 +13,15 @@ import streamlit as st
 
 from core.cam import CAM_METHODS, shared_layers
 from core.charts import FAITHFULNESS_MEASURES, faithfulness_chart, faithfulness_frame, probability_chart
-from core.compare import explain_image, scales, unlike_training
-from core.data import dataset_image, split_indices
+from core.compare import explain_image, inverts, same_data, scales, unlike_training
+from core.data import dataset_image, split_indices, view_of
 from core.explain import DEFAULT_CAMS
 from core.images import FLAT_NOTE, ImageError, load_image
-from core.render import colour_bar, feature_grid, gate_strip, heat_overlay, input_picture
+from core.render import colour_bar, feature_grid, gate_strip, heat_overlay, input_picture, most_active
 from ui import common
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
+GRID_UNITS = 64  # maps drawn per model unless "Show all" (a ResNet-50 has 2048)
 
 
 def remember_upload_on_return():
@@ -72,7 +73,8 @@ def pick_image(reference: dict):
     left, middle, right = st.columns([2, 2, 1])
     options = ["any"] + classes
     cls = left.selectbox("Class", options, **common.kept("compare_class", "any", options))
-    pool = split_indices(reference["dataset"], None if cls == "any" else classes.index(cls))
+    view = view_of(reference)
+    pool = split_indices(reference["dataset"], None if cls == "any" else classes.index(cls), view=view)
     size = len(pool)
     if not size:  # an image folder whose class folder holds no readable test image
         st.info(common.plain(f"The test split holds no readable image of {cls}; pick another class."))
@@ -85,7 +87,7 @@ def pick_image(reference: dict):
                                     help=f"0 to {size - 1}: the n-th test image" +
                                          (" of the chosen class" if cls != "any" else "")))
     dataset_index = pool[index]
-    image, label = dataset_image(reference["dataset"], dataset_index)
+    image, label = dataset_image(reference["dataset"], dataset_index, view=view)
     return image, label, f"test image {dataset_index}"
 
 
@@ -97,7 +99,13 @@ def render():
     names = models[0]["class_names"]
     st.caption(common.plain(caption) + (f" — true class **{common.plain(names[label])}**" if label is not None else ""))
     uploaded = label is None
-    invert = invert_toggle() if uploaded else None
+    if not uploaded:
+        models, others = same_data(models)
+        if others:
+            st.info(common.plain(f"Not shown: {', '.join(m['label'] for m in others)}, trained on another dataset "
+                                 f"than {models[0]['dataset']}, whose test image this is; upload a picture to "
+                                 "compare them all."), icon=":material/info:")
+    invert = invert_toggle() if uploaded and inverts(models) else None
     shown = [explain_image(common.load_model(meta["path"])[0], meta, image, choice["target"], choice["methods"],
                            invert, choice["layer"],
                            np.array(common.analysis(meta, "gate")["gate"]) if choice["gate"] else None,
@@ -175,10 +183,17 @@ def model_column(view, maps, cams) -> None:
             st.text(step)
     common.chart(probability_chart(out["probabilities"], classes), f"{meta['label']}-probabilities",
                  f"compare_prob_{meta['label']}")
-    grid = feature_grid(out["maps"], 0.0, maps.top, marked=out["class_units"], columns=8, cell=36)
-    st.image(grid, caption=f"{len(out['maps'])} penultimate maps ({maps.text}); red: top units for {target}",
-             width="stretch")
-    common.download_png(grid, f"{meta['label']}-maps", key=f"compare_png_{meta['label']}")
+    count = len(out["maps"])
+    if not view.units_have_maps:
+        st.caption(f"{meta['arch']}'s {count} units are a hidden layer's neurons, with no maps of their own; "
+                   "the CAMs below explain its last convolutional block.")
+    else:
+        every = count <= GRID_UNITS or st.toggle(f"Show all {count} maps", key=f"compare_all_maps_{meta['label']}")
+        units = list(range(count)) if every else most_active(out["maps"], GRID_UNITS)
+        grid = feature_grid(out["maps"][units], 0.0, maps.top, marked=out["class_units"], columns=8, cell=36, units=units)
+        shown = f"{count} penultimate maps" if every else f"the {GRID_UNITS} most active of {count} penultimate maps"
+        st.image(grid, caption=f"{shown} ({maps.text}); red: top units for {target}", width="stretch")
+        common.download_png(grid, f"{meta['label']}-maps", key=f"compare_png_{meta['label']}")
     cam_columns = st.columns(2)
     for j, (name, saliency) in enumerate(out["cams"].items()):
         cam = cams[name]

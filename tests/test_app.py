@@ -71,7 +71,7 @@ def overview_table(at):
     joined = frames[0]
     for frame in frames[1:]:
         joined = joined.merge(frame, on=["model", "method"], validate="one_to_one")
-    assert sorted(joined.columns) == sorted(["model", "method", "epochs", *(f.label for f in HEADLINE)])
+    assert sorted(joined.columns) == sorted(["model", "method", "dataset", "epochs", *(f.label for f in HEADLINE)])
     return joined
 
 
@@ -420,3 +420,37 @@ def test_a_gate_tie_is_said_under_the_assigned_class(app_env):
     assert shown(shown_metric.delta) == "tied with " + ", ".join(names[c] for c in tied)
     at.number_input(key="unit_index").set_value(untied).run()
     assert not next(m for m in at.metric if m.label == "assigned by gate").delta
+
+
+@pytest.mark.slow
+def test_every_page_draws_an_imported_torchvision_resnet50_beside_our_own(app_env, tmp_path):
+    """A random-weight torchvision ResNet-50 imported on a folder of colour photos at 224 px (2048
+    units, ImageNet's crop): compared with a bundled-style CE model, every page draws without an
+    error, and Compare shows the photo as the ResNet sees it (224 x 224, cropped)."""
+    import torch
+    import torchvision
+
+    from core.import_weights import import_weights
+    from .test_import_weights import photo_folder
+    torch.save(torchvision.models.resnet50(num_classes=3).state_dict(), tmp_path / "r50.pth")
+    folder = photo_folder(tmp_path / "photos")
+    out = app_env / "r50.pt"
+    import_weights(tmp_path / "r50.pth", "resnet50", out, dataset=f"imagefolder:{folder}")
+    try:
+        at = new_app()
+        at.sidebar.multiselect[0].set_value(["r50", "ce"]).run()
+        no_errors(at)
+        for page in PAGES:
+            at.switch_page(page).run()
+            no_errors(at)
+        at.switch_page("pages/compare.py").run()
+        steps = [t.value for t in at.text]
+        assert any("then the centre 224x224 (ImageNet's evaluation)" in step for step in steps), steps
+        # a test image of the photos is not fed to the Fashion-MNIST model, and the page says so
+        assert [shown(i.value) for i in at.info if "Not shown" in i.value] == [
+            "Not shown: ce, trained on another dataset than imagefolder:" + str(folder) +
+            ", whose test image this is; upload a picture to compare them all."]
+        assert [s.value for s in at.subheader][:1] == ["r50"] and "ce" not in [s.value for s in at.subheader]
+        assert not [t for t in at.toggle if "Invert" in t.label]  # colour photos: nothing to invert
+    finally:
+        out.unlink()
