@@ -66,6 +66,7 @@ class View:
 
 
 CROP = "resize-centre-crop"  # a checkpoint's "preprocess" for crop views
+IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]  # torchvision's families were made with them
 
 
 def view_of(meta: dict) -> View | None:

@@ -11,12 +11,11 @@ import time
 from pathlib import Path
 
 from .checkpoints import MAX_INPUT_SIZE, meta_problem, save_checkpoint
-from .data import CROP, DataError, View, get_source
+from .data import CROP, IMAGENET_MEAN, IMAGENET_STD, DataError, View, get_source
 from .errors import UserError
 from .models import MODELS, create_model
 from .weights import WeightsError, matched_state_dict, read_weights, sha256
 
-IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
 def class_names(spec: str | None, head_rows: int | None) -> list[str]:

@@ -32,6 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", default="fashion-mnist",
                         help="fashion-mnist, cifar10, cifar100, stl10 or imagefolder:PATH")
     parser.add_argument("--arch", default="resnet20", help=f"one of {', '.join(sorted(MODELS))}")
+    parser.add_argument("--init", default="", help="start from these weights: a .pth/.pt/.safetensors state dict "
+                        "or a Unit Lens checkpoint of the same arch (a head of another class count is trained anew)")
+    parser.add_argument("--input-size", type=int, default=None,
+                        help="read an image folder at this size (default 64, or 224 for torchvision's families)")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--limit", type=int, default=None, help="use only N training and N test images: a seeded, class-balanced sample of each")
     parser.add_argument("--batch-size", type=int, default=256)
@@ -82,7 +86,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                        progress=args.progress, resume=args.resume, compile=args.compile, cuda_graphs=not args.no_cuda_graphs,
                        augment=not args.no_augment, snapshot_per_class=args.snapshot_per_class,
                        log_interval_s=args.log_interval,
-                       data_root=args.data_root, after_pids=tuple(args.after))
+                       data_root=args.data_root, after_pids=tuple(args.after), init=args.init,
+                       input_size=args.input_size)
 
 
 def main(argv=None) -> int:

@@ -30,7 +30,7 @@ from .analysis.features import extract
 from .checkpoints import CheckpointError, parse_meta, read_payload, save_checkpoint
 from .augment import augment_batch
 from .cli import TerminalLine
-from .data import DataError, DatasetInfo, black_value, get_source, load_dataset
+from .data import CROP, IMAGENET_MEAN, IMAGENET_STD, DataError, DatasetInfo, View, black_value, get_source, load_dataset
 from .errors import UserError
 from .graphed_step import StepRunner, portable_state
 from .losses import Objective, create_objective
@@ -38,6 +38,7 @@ from .models import MODELS, all_finite, create_model
 from .processes import training_process_start
 from .progress import ProgressLog, format_seconds, is_progress_log
 from .sgd import SGD, Schedule, warmup_cosine
+from .weights import initial_state
 
 
 # On a GPU, batches are gathered and augmented up to this many images, and this many bytes of
@@ -77,10 +78,28 @@ class TrainConfig:
     data_root: str | None = None
     log_interval_s: float = 1.0
     after_pids: tuple[int, ...] = ()  # wait for these earlier runs' processes to end (the app's queue on a CPU)
+    init: str = ""                    # start from these weights (a weights file or a checkpoint of the arch)
+    input_size: int | None = None     # an image folder read at this size (default: 64, or the arch's own)
 
     # what decides the weights: recorded in the checkpoint and compared on --resume
     RECORDED = ("method", "options", "arch", "epochs", "batch_size", "lr", "momentum", "weight_decay",
                 "seed", "limit", "augment", "snapshot_per_class")
+    RECORDED_IF_SET = ("init", "input_size")  # absent from checkpoints made before them, which still resume
+
+    def recorded_options(self) -> dict:
+        return {**{key: getattr(self, key) for key in self.RECORDED},
+                **{key: getattr(self, key) for key in self.RECORDED_IF_SET if getattr(self, key)}}
+
+    def view(self) -> View | None:
+        """How an image folder is read for this run: at --input-size, and for torchvision's
+        families as they were made (ImageNet's mean and std, resize then centre crop)."""
+        if not self.dataset.startswith("imagefolder:"):
+            return None
+        family = MODELS.get(self.arch)
+        size = self.input_size or (family.default_input_size if family else 0) or View.input_size
+        if family is not None and family.imagenet_norm:
+            return View(size, tuple(IMAGENET_MEAN), tuple(IMAGENET_STD), crop=True)
+        return View(size)
 
     def progress_path(self) -> Path:
         return Path(self.progress) if self.progress else Path(self.out).with_suffix(".progress.jsonl")
@@ -122,6 +141,10 @@ def validate(config: TrainConfig) -> Objective:
         source.check()
     except DataError as exc:
         raise TrainingError(str(exc)) from None
+    if config.init and not Path(config.init).expanduser().is_file():
+        raise TrainingError(f"--init {config.init}: no such file")
+    if config.input_size is not None and not 8 <= config.input_size <= 512:
+        raise TrainingError(f"--input-size must lie in 8..512, got {config.input_size}")
     if source.channels not in MODELS[config.arch].channels:
         raise TrainingError(f"{config.arch} takes colour images (3 channels); {config.dataset} has {source.channels}: "
                             "choose a colour dataset or a CIFAR-style arch (resnet20)")
@@ -181,8 +204,7 @@ def resumable_payload(out: Path, expected: dict) -> dict:
 
 def recorded(config: TrainConfig, objective: Objective, dataset: str) -> dict:
     """What decides the weights: compared on --resume (the checkpoint's metadata holds the same)."""
-    return {"dataset": dataset, **{key: getattr(config, key) for key in TrainConfig.RECORDED},
-            "options": objective.values}
+    return {"dataset": dataset, **config.recorded_options(), "options": objective.values}
 
 
 def check_writable(folder: Path) -> None:
@@ -355,8 +377,9 @@ class RunData:
 
 
 def load_data(config: TrainConfig, device: torch.device) -> RunData:
-    train_set = load_dataset(config.dataset, "train", config.data_root).subset(config.limit)
-    whole_test = load_dataset(config.dataset, "test", config.data_root)
+    view = config.view()
+    train_set = load_dataset(config.dataset, "train", config.data_root, view).subset(config.limit)
+    whole_test = load_dataset(config.dataset, "test", config.data_root, view)
     test_set = whole_test.subset(config.limit)
     info = train_set.info
     return RunData(info, train_set.images.to(device), train_set.labels.to(device), test_set.images.to(device),
@@ -369,6 +392,12 @@ def build(config: TrainConfig, objective: Objective, info: DatasetInfo, device: 
     """The model (seeded), its SGD optimiser, and the objective's own optimiser (the LSG gate's) or None."""
     torch.manual_seed(config.seed)
     model = create_model(config.arch, info.num_classes, info.channels)
+    if config.init:
+        try:
+            state, _ = initial_state(config.init, model)
+        except UserError as exc:
+            raise TrainingError(f"--init: {exc}") from None
+        model.load_state_dict(state, strict=True)
     model = model.to(device).to(memory_format=torch.channels_last)
     extra_optimizer = objective.attach(model)
     net_params = [p for n, p in model.named_parameters() if n != "gate"]
@@ -382,7 +411,7 @@ def run_record(config: TrainConfig, objective: Objective, data: RunData, command
     """The checkpoint's metadata: every recorded option, the data, the command and the machine."""
     info = data.info
     return {
-        **{key: getattr(config, key) for key in TrainConfig.RECORDED}, "options": objective.values,
+        **config.recorded_options(), "options": objective.values,
         "dataset": info.name, "class_names": info.class_names, "channels": info.channels,
         "input_size": info.input_size, "mean": info.mean, "std": info.std,
         "schedule": "sgd-nesterov, linear warm-up 25% then cosine", "command": command,
@@ -390,6 +419,7 @@ def run_record(config: TrainConfig, objective: Objective, data: RunData, command
         "num_features": model.num_features, "steps_per_epoch": steps_per_epoch,
         "test_images": len(data.test_labels), "whole_test_split": data.whole_test_split,  # what test_accuracy is over
         **({"data_split": info.extra["split"]} if "split" in info.extra else {}),  # which images were held out
+        **({"preprocess": CROP} if info.extra.get("crop") else {}),
     }
 
 

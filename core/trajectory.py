@@ -43,7 +43,9 @@ def record(trajectory: dict | None, epoch: int, cache, model, subset: torch.Tens
         "class_means": class_means(cache.features, cache.labels, num_classes).float()[None],
         "weight": model.fc.weight.detach().float().cpu()[None],
         "bias": model.fc.bias.detach().float().cpu()[None],
-        "features": cache.features[subset].half()[None],
+        # float16 ends at 65504: a larger feature (an ImageNet network early in fine-tuning) is kept
+        # at that bound, not as infinity, which no page could draw
+        "features": cache.features[subset].clamp(-65504, 65504).half()[None],
     }
     if model.gate is not None:
         snapshot["gate"] = model.gate.detach().float().cpu()[None]

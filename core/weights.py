@@ -123,6 +123,25 @@ def read_weights(path: Path | str) -> dict[str, torch.Tensor]:
     return state
 
 
+def initial_state(path: Path | str, model: torch.nn.Module) -> tuple[dict, bool]:
+    """The weights a run starts from (`core.train --init`): a weights file or a Unit Lens
+    checkpoint of the same architecture, fitted to `model`; a head of another class count is left
+    out, so the model's new one trains. Returns (state, whether the head was kept)."""
+    from .checkpoints import CheckpointError, read_payload
+    path = Path(path).expanduser()
+    try:
+        payload = read_payload(path)  # one of ours: its state dict, the LSG gate left to the objective
+        state = {k: v for k, v in payload["state_dict"].items() if k != "gate"}
+    except CheckpointError:
+        state = read_weights(path)
+    head = [f"{model.head_path}.weight", f"{model.head_path}.bias"]
+    expected = model.state_dict()
+    kept = all(k in state and state[k].shape == expected[k].shape for k in head)
+    if not kept:
+        state = {**{k: v for k, v in state.items() if k not in head}, **{k: expected[k] for k in head}}
+    return matched_state_dict(state, model, path.name), kept
+
+
 def matched_state_dict(state: dict[str, torch.Tensor], model: torch.nn.Module, name: str) -> dict:
     """`state` as `model` takes it, float32; WeightsError naming the first key that does not fit."""
     expected = model.state_dict()

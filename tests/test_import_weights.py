@@ -153,3 +153,42 @@ def test_a_torchscript_archive_is_refused_from_its_directory_before_anything_is_
     assert any(n.endswith("constants.pkl") for n in zipfile.ZipFile(tmp_path / "s.pt").namelist())
     with pytest.raises(WeightsError, match="TorchScript"):
         read_weights(tmp_path / "s.pt")
+
+
+@pytest.fixture(scope="module")
+def resnet18_file(tmp_path_factory):
+    """torchvision's ResNet-18 with an ImageNet-sized head, as a downloaded file would be."""
+    import torchvision
+    path = tmp_path_factory.mktemp("r18") / "r18.pth"
+    torch.manual_seed(1)
+    torch.save(torchvision.models.resnet18(num_classes=1000).state_dict(), path)
+    return path
+
+
+def test_a_run_starts_from_the_weights_with_a_new_head_for_its_classes(resnet18_file, weights):
+    """--init: every weight but the head is the file's; the 1000-class head is replaced by one of
+    the folder's 3 classes (seeded); the LSG gate has the real unit count (512)."""
+    from core.losses import create_objective
+    from core.trainer import TrainConfig, build, load_data
+    config = TrainConfig(method="lsg", arch="resnet18", dataset=f"imagefolder:{weights / 'photos'}",
+                         init=str(resnet18_file), input_size=32, out="unused.pt")
+    data = load_data(config, torch.device("cpu"))
+    assert data.images.shape[1:] == (3, 32, 32) and data.info.extra["crop"]
+    model, _, _ = build(config, create_objective("lsg"), data.info, torch.device("cpu"))
+    source = torch.load(resnet18_file, weights_only=True)
+    assert torch.equal(model.conv1.weight, source["conv1.weight"]) and model.fc.weight.shape == (3, 512)
+    assert model.gate.shape == (3, 512)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["ce", "minimax", "lsg", "maxnte", "label_smoothing", "confidence_penalty",
+                                    "selectivity"])
+def test_fine_tuning_an_imported_resnet18_works_with_every_objective(method, resnet18_file, weights, tmp_path):
+    from core.trainer import TrainConfig, train
+    options = {"warmup_epochs": 0, "period": 1} if method == "lsg" else {}
+    out = tmp_path / f"{method}.pt"
+    train(TrainConfig(method=method, options=options, arch="resnet18", dataset=f"imagefolder:{weights / 'photos'}",
+                      init=str(resnet18_file), input_size=32, epochs=1, batch_size=4, lr=0.01, out=str(out)))
+    loaded = load(out)
+    assert loaded.meta["init"] == str(resnet18_file) and loaded.meta["preprocess"] == "resize-centre-crop"
+    assert loaded.model.num_classes == 3 and loaded.meta["test_images"] == 3
