@@ -148,7 +148,8 @@ def sharing_the_cpu(folder: Path | None = None) -> list[Run]:
 
 def start_runs(choices: list[tuple[str, dict]], dataset: str = "fashion-mnist", arch: str = "resnet20",
                epochs: int = 1, limit: int | None = None, batch_size: int = 256, lr: float = 0.1,
-               seed: int = 0, device: str = "auto", folder: Path | None = None) -> list[Run]:
+               seed: int = 0, device: str = "auto", folder: Path | None = None, init: str = "",
+               input_size: int | None = None) -> list[Run]:
     """Launch one run per (method, options), on the same data. On a GPU they all train at once
     (their start-ups overlap; bench/RESULTS.md); on a CPU one at a time: each process waits
     (`--after`, once per process) until every CPU run started before it has ended, so a run
@@ -158,6 +159,10 @@ def start_runs(choices: list[tuple[str, dict]], dataset: str = "fashion-mnist", 
         raise RunError("give the image folder's full path (as /home/me/photos or ~/photos): a relative one "
                        "would be read from the server's working folder")
     source.check()  # a missing dataset or folder is said now, not after launch
+    if init and not Path(init).is_absolute():
+        raise RunError("give the weights file's full path: a relative one would be read from the server's folder")
+    if init and not Path(init).is_file():
+        raise RunError(f"{init}: no such file")
     for method, options in choices:  # and so are options that cannot work (before any run starts)
         try:
             create_objective(method, **options).validate_run(epochs)
@@ -178,6 +183,10 @@ def start_runs(choices: list[tuple[str, dict]], dataset: str = "fashion-mnist", 
                 "--device", device, "--out", str(out), "--progress", str(progress)]
         if limit:
             args += ["--limit", str(limit)]
+        if init:
+            args += ["--init", init]
+        if input_size:
+            args += ["--input-size", str(input_size)]
         for key, value in options.items():
             args += [f"--{key.replace('_', '-')}", str(value)]
         for pid in before:
@@ -187,6 +196,29 @@ def start_runs(choices: list[tuple[str, dict]], dataset: str = "fashion-mnist", 
         if queue:
             before.append(run.pid)
     return started
+
+
+def import_model(weights: str, arch: str, dataset: str, classes: str = "", folder: Path | None = None) -> dict:
+    """core.import_weights from the sidebar: full paths only (a relative one would be read from the
+    server's folder); the checkpoint goes to the runs folder under a name not yet taken."""
+    weights, dataset, classes = weights.strip(), dataset.strip(), classes.strip()
+    dataset = dataset if dataset.startswith("imagefolder:") or not dataset.startswith(("/", "~", ".")) \
+        else f"imagefolder:{dataset}"
+    for path in (weights, dataset.removeprefix("imagefolder:") if dataset.startswith("imagefolder:") else "/"):
+        if not Path(path).expanduser().is_absolute():
+            raise RunError("give full paths (as /home/me/weights.pth): a relative one would be read from the "
+                           "server's working folder")
+    from .import_weights import import_weights
+    folder = Path(folder or runs_dir())
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"{Path(weights).stem}-{arch}"
+    out, n = folder / f"{stem}.pt", 1
+    while out.exists():
+        n += 1
+        out = folder / f"{stem}-{n}.pt"
+    meta = import_weights(weights, arch, out, classes or None, dataset,
+                          command=f"imported from the app's sidebar: {weights}")
+    return {**meta, "path": str(out)}
 
 
 def launch(run: Run, folder: Path) -> Run:

@@ -454,3 +454,36 @@ def test_every_page_draws_an_imported_torchvision_resnet50_beside_our_own(app_en
         assert not [t for t in at.toggle if "Invert" in t.label]  # colour photos: nothing to invert
     finally:
         out.unlink()
+
+
+def test_a_weights_file_is_added_from_the_sidebar(app_env, tmp_path):
+    """'Add a model from a weights file': a torchvision ResNet-18 state dict becomes a model in the
+    runs folder and is offered in the model choice; a relative path and a pickled whole model are
+    one line each, and write nothing."""
+    import os
+    import torch
+    import torchvision
+
+    from .test_import_weights import photo_folder
+    torch.save(torchvision.models.resnet18(num_classes=3).state_dict(), tmp_path / "mine.pth")
+    torch.save(torchvision.models.resnet18(num_classes=3), tmp_path / "whole.pth")
+    folder = photo_folder(tmp_path / "photos")
+    runs_folder = __import__("pathlib").Path(os.environ["UNITLENS_RUNS"])
+    at = new_app()
+    for weights, words in (("mine.pth", "give full paths"), (str(tmp_path / "whole.pth"), "pickled whole model")):
+        at.text_input(key="import_weights").set_value(weights)
+        at.selectbox(key="import_arch").set_value("resnet18")
+        at.text_input(key="import_dataset").set_value(str(folder)).run()
+        at.button(key="import_add").click().run()
+        assert any(words in w.value for w in at.warning), [w.value for w in at.warning]
+        assert not list(runs_folder.glob("*resnet18*.pt"))
+    at.text_input(key="import_weights").set_value(str(tmp_path / "mine.pth")).run()
+    at.button(key="import_add").click().run()
+    no_errors(at)
+    added = runs_folder / "mine-resnet18.pt"
+    try:
+        assert added.exists()
+        at = new_app()
+        assert "mine-resnet18" in at.sidebar.multiselect[0].options
+    finally:
+        added.unlink()

@@ -128,6 +128,7 @@ def app_frame() -> None:
     """The sidebar every page shares; app.py calls it before the page runs."""
     guarded(model_choice)
     guarded(training_panel)
+    guarded(import_panel)
     guarded(where_it_runs)
 
 
@@ -271,18 +272,45 @@ def training_panel() -> None:
         if dataset == "image folder":
             folder = st.text_input("Folder", key="train_folder", placeholder="/path/to/images")
             dataset = f"imagefolder:{folder}"
+        init = st.text_input("Start from weights (optional)", key="train_init", placeholder="/path/to/weights.pth",
+                             help="a .pth/.pt/.safetensors state dict of the architecture, or a Unit Lens "
+                                  "checkpoint of it; a head of another class count is trained anew")
+        input_size = st.number_input("Input size of an image folder (0: 64, or 224 for torchvision's families)",
+                                     0, 512, 0, key="train_input_size")
         epochs = st.number_input("Epochs", 1, 500, 2, key="train_epochs")  # LSG's gated steps begin in epoch 2
         limit = st.number_input("Use only N images, a class-balanced sample (0: all)", 0, 10_000_000, 2000, step=500, key="train_limit",
                                 help="of the training split, and of the test split each epoch is measured on: a "
                                      "quick look; 0 trains on all of it (minutes an epoch on a CPU)")
         if st.button("Start", key="train_start", type="primary", disabled=not methods):
             try:
-                started = runs.start_runs(list(options.items()), dataset, arch, int(epochs), int(limit) or None)
+                started = runs.start_runs(list(options.items()), dataset, arch, int(epochs), int(limit) or None,
+                                          init=init.strip(), input_size=int(input_size) or None)
                 st.toast(f"started {plain(', '.join(run.run_id for run in started))}")  # the monitor shows the rest
             except UserError as exc:
                 st.warning(plain(exc))
         # refreshes itself every second only while a run trains (an idle page stays idle)
         st.fragment(guarded_run_monitor, run_every=1 if runs.active_run() else None)()
+
+
+def import_panel() -> None:
+    """The sidebar's face of core.import_weights: a weights file on this machine becomes a model
+    in the runs folder, listed with the others."""
+    with st.sidebar.expander("Add a model from a weights file", expanded=False):
+        weights = st.text_input("Weights file", key="import_weights", placeholder="/path/to/resnet50.pth",
+                                help=".pth/.pt (a state dict, read with weights_only) or .safetensors")
+        arch = st.selectbox("Architecture", sorted(MODELS), index=sorted(MODELS).index("resnet50"), key="import_arch")
+        folder = st.text_input("Images its figures are computed on", key="import_dataset",
+                               placeholder="/path/to/images, or cifar10",
+                               help="an image folder (one sub-folder per class, with train/ and test/ or val/, or one "
+                                    "tree split once) or a dataset's name")
+        classes = st.text_input("Classes (optional)", key="import_classes", placeholder="imagenet, a count, or a file",
+                                help="default: the head's count, named after the image folder's class folders")
+        if st.button("Add", key="import_add", disabled=not weights.strip() or not folder.strip()):
+            try:
+                meta = runs.import_model(weights, arch, folder, classes)
+                st.toast(f"added {plain(Path(meta['path']).stem)}")
+            except UserError as exc:
+                st.warning(plain(exc))
 
 
 def guarded_run_monitor() -> None:
