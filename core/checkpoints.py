@@ -205,6 +205,19 @@ def meta_problem(meta: dict) -> str | None:
             return f"{key} must be a whole number"
     if "options" in meta and not isinstance(meta["options"], dict):
         return "options must be a JSON object"
+    accuracy = meta.get("test_accuracy")
+    if accuracy is not None and not (isinstance(accuracy, (int, float)) and not isinstance(accuracy, bool)
+                                     and math.isfinite(accuracy) and 0 <= accuracy <= 1):
+        return "test accuracy must be a number from 0 to 1"
+    for key in ("test_images", "limit"):
+        if meta.get(key) is not None and (not _is_int(meta[key]) or meta[key] < 0):
+            return f"{key.replace('_', ' ')} must be a whole number"
+    if "whole_test_split" in meta and not isinstance(meta["whole_test_split"], bool):
+        return "whole_test_split must be true or false"
+    for key, kind in (("data_split", dict), ("source", dict), ("init", str), ("preprocess", str),
+                      ("command", str), ("label", str)):
+        if key in meta and not isinstance(meta[key], kind):
+            return f"{key} must be a {'JSON object' if kind is dict else 'text'}"
     return None
 
 
@@ -253,8 +266,11 @@ def load(path: Path | str) -> LoadedCheckpoint:
         raise CheckpointError(f"{path.name}: refused, its training state is larger than the model needs")
     history = payload.get("trajectory")
     if history is not None:
-        problem = trajectory.check(history, model.num_classes, model.num_features,
-                                   int(meta.get("epochs", trajectory.MAX_EPOCHS)))
+        try:
+            problem = trajectory.check(history, model.num_classes, model.num_features,
+                                       int(meta.get("epochs", trajectory.MAX_EPOCHS)))
+        except Exception as exc:  # noqa: BLE001 - whatever a crafted entry makes torch raise: this file only
+            problem = f"its trajectory is malformed ({type(exc).__name__})"
         if problem:
             raise CheckpointError(f"{path.name}: refused, {problem}")
         history = {k: v.clone() for k, v in history.items()}  # off the memory map

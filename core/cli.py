@@ -44,8 +44,36 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message}\n")
 
 
+# every control character but newline, tab and carriage return (the progress bar's), C1 included
+CONTROL = dict.fromkeys([*range(0x00, 0x09), 0x0b, 0x0c, *range(0x0e, 0x20), *range(0x7f, 0xa0)], "?")
+
+
+class PrintableStream:
+    """A text stream that writes control characters as '?': class names, file names and messages
+    from files we did not write reach a terminal, where an escape sequence would act (retitle the
+    window, hide lines, rewrite what was printed)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self.stream.write(text.translate(CONTROL))
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
 def run_main(main, argv=None) -> int:
     """Run a command's main; a user error or an unexpected one becomes one line on stderr."""
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = PrintableStream(sys.stdout), PrintableStream(sys.stderr)
+    try:
+        return _run_main(main, argv)
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _run_main(main, argv=None) -> int:
     try:  # Ctrl-C is KeyboardInterrupt again (core/__init__.py quieted it while the command loaded)
         signal.signal(signal.SIGINT, signal.default_int_handler)
     except ValueError:  # not the main thread: nothing was changed there either

@@ -336,9 +336,8 @@ class ArrayUnpickler(PlainUnpickler):
     def find_class(self, module, name):
         if (module, name) not in self.allowed:
             return super().find_class(module, name)
-        import codecs
         return {"_reconstruct": _PickledArray, "_frombuffer": _shaped, "ndarray": _NDARRAY,
-                "dtype": _PickledDtype, "encode": codecs.encode}[name]
+                "dtype": _PickledDtype, "encode": _latin1_bytes}[name]
 
     def load(self):
         return _arrays_made(super().load())
@@ -404,19 +403,38 @@ class _PickledArray:
         self.array = _shaped(data, dtype, shape, "F" if fortran else "C")
 
 
-def _arrays_made(value):
-    """The unpickled structure with every array stand-in replaced by its checked array."""
+def _arrays_made(value, made: dict | None = None):
+    """The unpickled structure with every array stand-in replaced by its checked array. A pickle
+    may share one list many times over (its memo): each is rebuilt once (`made`, by identity), or
+    800 bytes of nested sharing unfold into gigabytes."""
+    made = {} if made is None else made
+    if id(value) in made:
+        return made[id(value)]
     if isinstance(value, _PickledArray):
         if value.array is None:
             raise DataError("refused an array without its data")
-        return value.array
-    if isinstance(value, _PickledDtype):
+        result = value.array
+    elif isinstance(value, _PickledDtype):
         raise DataError("refused a bare numpy dtype")
-    if isinstance(value, dict):
-        return {key: _arrays_made(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_arrays_made(item) for item in value)
-    return value
+    elif isinstance(value, dict):
+        result = {key: _arrays_made(item, made) for key, item in value.items()}
+    elif isinstance(value, (list, tuple)):
+        result = type(value)(_arrays_made(item, made) for item in value)
+    else:
+        return value
+    made[id(value)] = result
+    return result
+
+
+LATIN1 = ("latin1", "latin-1", "iso-8859-1", "iso8859-1", "l1")
+
+
+def _latin1_bytes(text, encoding="latin1"):
+    """`_codecs.encode` as a Python 2 pickle uses it for byte strings: latin-1 only (another codec,
+    punycode say, takes time quadratic in the text)."""
+    if not isinstance(text, str) or str(encoding).lower() not in LATIN1:
+        raise DataError("refused a text encoding other than latin-1")
+    return text.encode("latin1")
 
 
 HELD_OUT_FRACTION = 0.2   # of each class, when an image folder has no train/ and test/ of its own
@@ -521,7 +539,13 @@ class ImageFolderSource(DatasetSource):
             labels.append(label)
         if not images:
             raise DataError(f"no readable images under {self.split_roots[split]}")
-        return torch.stack(images), torch.tensor(labels)
+        labels = torch.tensor(labels)
+        counts = torch.bincount(labels, minlength=len(self.class_names))
+        if split == "train" and bool((counts == 0).any()):  # it trained on the others and reported 100%
+            empty = self.class_names[int(torch.nonzero(counts == 0)[0])]
+            raise DataError(f"{self.split_roots[split] / empty} holds no image Pillow can read; "
+                            "a class without training images cannot be learnt")
+        return torch.stack(images), labels
 
 
 def image_names(folder: Path) -> list[str]:

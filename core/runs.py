@@ -174,9 +174,7 @@ def start_runs(choices: list[tuple[str, dict]], dataset: str = "fashion-mnist", 
     before = [r.pid for r in sharing_the_cpu(folder)] if queue else []
     started = []
     for method, options in choices:
-        run_id = f"{method}-{time.strftime('%Y%m%d-%H%M%S')}"
-        while (folder / f"{run_id}.run.json").exists():
-            run_id += "x"
+        run_id = claim_run_id(folder, f"{method}-{time.strftime('%Y%m%d-%H%M%S')}")
         out, progress, log = (folder / f"{run_id}{suffix}" for suffix in (".pt", ".progress.jsonl", ".log"))
         args = [sys.executable, "-m", "core.train", "--method", method, "--dataset", dataset, "--arch", arch,
                 "--epochs", str(epochs), "--batch-size", str(batch_size), "--lr", str(lr), "--seed", str(seed),
@@ -219,6 +217,18 @@ def import_model(weights: str, arch: str, dataset: str, classes: str = "", folde
     meta = import_weights(weights, arch, out, classes or None, dataset,
                           command=f"imported from the app's sidebar: {weights}")
     return {**meta, "path": str(out)}
+
+
+def claim_run_id(folder: Path, base: str) -> str:
+    """`base`, or `base` with x's added, whose record file this process created: two tabs pressing
+    Start in the same second both saw the name free and wrote one run (one checkpoint, two trainers)."""
+    run_id = base
+    while True:
+        try:
+            with open(folder / f"{run_id}.run.json", "x"):
+                return run_id
+        except FileExistsError:
+            run_id += "x"
 
 
 def launch(run: Run, folder: Path) -> Run:

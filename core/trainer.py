@@ -27,7 +27,7 @@ import torch
 
 from . import lsg, trajectory
 from .analysis.features import extract
-from .checkpoints import CheckpointError, parse_meta, read_payload, save_checkpoint
+from .checkpoints import MAX_CLASSES, MAX_TEXT, CheckpointError, parse_meta, read_payload, save_checkpoint
 from .augment import augment_batch
 from .cli import TerminalLine
 from .data import CROP, IMAGENET_MEAN, IMAGENET_STD, DataError, DatasetInfo, View, black_value, get_source, load_dataset
@@ -130,6 +130,7 @@ def validate(config: TrainConfig) -> Objective:
         (config.device != "cuda" or torch.cuda.is_available(), "--device cuda asked for, but no CUDA device is available"),
         (bool(config.out), "an output path (--out) is required"),
         (all(pid > 0 for pid in config.after_pids), f"--after takes process ids, got {list(config.after_pids)}"),
+        (os.getpid() not in config.after_pids, "--after names this very process: it would wait for itself forever"),
         (math.isfinite(config.log_interval_s) and 0 <= config.log_interval_s <= 3600,
          f"log interval must be 0 to 3600 seconds, got {config.log_interval_s}"),
     ]
@@ -145,6 +146,13 @@ def validate(config: TrainConfig) -> Objective:
         raise TrainingError(f"--init {config.init}: no such file")
     if config.input_size is not None and not 8 <= config.input_size <= 512:
         raise TrainingError(f"--input-size must lie in 8..512, got {config.input_size}")
+    names = source.info().class_names  # refused now, not in a checkpoint the app would refuse after the run
+    if not 2 <= len(names) <= MAX_CLASSES:
+        raise TrainingError(f"{config.dataset} has {len(names)} classes; Unit Lens takes 2 to {MAX_CLASSES}")
+    odd = next((n for n in names if not n.strip() or len(n) > MAX_TEXT), None)
+    if odd is not None:
+        raise TrainingError(f"a class name must be a visible text of at most {MAX_TEXT} characters, not "
+                            f"{odd[:40]!r}{'…' if len(odd) > 40 else ''}")
     if source.channels not in MODELS[config.arch].channels:
         raise TrainingError(f"{config.arch} takes colour images (3 channels); {config.dataset} has {source.channels}: "
                             "choose a colour dataset or a CIFAR-style arch (resnet20)")

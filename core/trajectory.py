@@ -26,6 +26,7 @@ MAX_SUBSET = 2000      # images kept per epoch whatever the number of classes
 MAX_EPOCHS = 1000
 KEYS = {"epoch", "test_correct", "test_total", "class_means", "weight", "bias", "gate",
         "subset", "subset_labels", "features"}
+INTEGER_KEYS = {"epoch", "test_correct", "test_total", "subset", "subset_labels"}
 
 
 def subset_indices(labels: torch.Tensor, num_classes: int, per_class: int = PER_CLASS) -> torch.Tensor:
@@ -64,9 +65,17 @@ def check(trajectory, num_classes: int, num_features: int, epochs: int) -> str |
         return f"trajectory has an unknown entry {sorted(unknown)[0]!r}"
     if any(not isinstance(v, torch.Tensor) for v in trajectory.values()):
         return "trajectory entries must be tensors"
+    if any(v.layout != torch.strided or v.is_meta or v.device.type != "cpu" for v in trajectory.values()):
+        return "trajectory entries must be plain tensors (not sparse, meta or on a device)"
     missing = (KEYS - {"gate"}) - set(trajectory)
     if missing:
         return f"trajectory lacks {sorted(missing)[0]!r}"
+    for key, value in trajectory.items():
+        integral = key in INTEGER_KEYS
+        if integral != (not value.is_floating_point() and not value.is_complex() and value.dtype != torch.bool):
+            return f"trajectory entry {key!r} must hold {'whole numbers' if integral else 'real numbers'}"
+    if trajectory["epoch"].ndim != 1 or trajectory["subset"].ndim != 1:
+        return "trajectory's epochs and subset must be lists"
     e = len(trajectory["epoch"])
     s = len(trajectory["subset"])
     if not 1 <= e <= min(epochs, MAX_EPOCHS) or s > MAX_SUBSET:
@@ -80,4 +89,13 @@ def check(trajectory, num_classes: int, num_features: int, epochs: int) -> str |
             return f"trajectory entry {key!r} has shape {tuple(value.shape)}, expected {shapes[key]}"
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             return f"trajectory entry {key!r} holds non-finite values"
+    total, correct, epochs_seen = int(trajectory["test_total"]), trajectory["test_correct"], trajectory["epoch"]
+    if total < 1 or bool((correct < 0).any()) or bool((correct > total).any()):
+        return "trajectory's test counts are out of range (0 <= correct <= total, total >= 1)"
+    if bool((epochs_seen < 0).any()) or bool((epochs_seen[1:] <= epochs_seen[:-1]).any()):
+        return "trajectory's epochs must increase"
+    subset, labels = trajectory["subset"], trajectory["subset_labels"]
+    if s and (bool((subset < 0).any()) or bool((subset >= total).any()) or bool((labels < 0).any())
+              or bool((labels >= c).any())):
+        return "trajectory's subset indices or labels are out of range"
     return None

@@ -299,3 +299,33 @@ def test_the_trainers_limit_keeps_every_class_of_an_image_folder(tmp_path):
     train(config)
     meta = load(tmp_path / "m.pt").meta
     assert meta["data_split"]["held_out"] == 20 and meta["test_images"] == 20
+
+
+def test_a_cifar_batch_that_shares_one_list_deeply_or_asks_for_another_codec_is_cheap(tmp_path):
+    """800 bytes of pickle that share one list 2^30 ways (the memo), rebuilt once each; a byte
+    string spelt through a codec other than latin-1 (punycode: quadratic time) is refused."""
+    import pickle
+    import time as clock
+
+    from core.data import ArrayUnpickler, DataError
+    nested = []
+    for _ in range(30):
+        nested = [nested, nested]
+    data = pickle.dumps({"data": nested, "labels": []}, protocol=2)
+    assert len(data) < 1000
+    started = clock.perf_counter()
+    loaded = ArrayUnpickler(io.BytesIO(data), encoding="latin1").load()
+    assert clock.perf_counter() - started < 5 and loaded["data"][0] is loaded["data"][1]
+    puny = b"\x80\x02c_codecs\nencode\nq\x00X\x03\x00\x00\x00abcq\x01X\x08\x00\x00\x00punycodeq\x02\x86q\x03Rq\x04."
+    with pytest.raises(DataError, match="latin-1"):
+        ArrayUnpickler(io.BytesIO(puny), encoding="latin1").load()
+
+
+def test_a_class_folder_whose_images_cannot_be_read_is_said_not_learnt(tmp_path):
+    """It trained on the other classes and reported 100%."""
+    from core.data import ImageFolderSource
+    image_tree(tmp_path, {"a": 5, "b": 5})
+    for i in range(5):
+        (tmp_path / "b" / f"img{i:03d}.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match="b holds no image Pillow can read"):
+        ImageFolderSource(tmp_path, str(tmp_path)).read("train")

@@ -75,7 +75,35 @@ HOSTILE = {
     "nan-weights.pt": lambda p: torch.save(nan_weights(), p),
     "bad-trajectory.pt": lambda p: torch.save(payload_of(trajectory={"epoch": torch.zeros(5, 5)}), p),
     "fat-train-state.pt": lambda p: torch.save(payload_of(train_state={"optimizer": torch.zeros(10_000_000)}), p),
+    # a trajectory of odd but finite values: each made a page an internal error, or dropped every model
+    **{f"trajectory-{name}.pt": (lambda change: lambda p: torch.save(payload_of(meta={**META, "epochs": 2}, trajectory={**good_trajectory(), **change}), p))(change)
+       for name, change in {
+           "zero-total": {"test_total": torch.tensor(0)},
+           "counts-above-total": {"test_correct": torch.tensor([900, 901])},
+           "labels-out-of-range": {"subset_labels": torch.tensor([0, 10, 3])},
+           "float-subset": {"subset": torch.tensor([0.0, 1.0, 2.0])},
+           "int8-features": {"features": torch.zeros(2, 3, 64, dtype=torch.int8)},
+           "0-d-epoch": {"epoch": torch.tensor(3)},
+           "epochs-backwards": {"epoch": torch.tensor([1, 0])},
+           "sparse-means": {"class_means": torch.zeros(2, 10, 64).to_sparse()},
+           "meta-tensor": {"bias": torch.zeros(2, 10, device="meta")},
+       }.items()},
+    "accuracy-text.pt": lambda p: torch.save(with_meta(test_accuracy="0.9"), p),
+    "split-list.pt": lambda p: torch.save(with_meta(data_split=[1, 2]), p),
 }
+
+
+def good_trajectory() -> dict:
+    """Two epochs of a 10-class, 64-unit model, 3 snapshot images of a 500-image test split."""
+    return {"epoch": torch.tensor([0, 1]), "test_correct": torch.tensor([300, 400]), "test_total": torch.tensor(500),
+            "class_means": torch.rand(2, 10, 64), "weight": torch.zeros(2, 10, 64), "bias": torch.zeros(2, 10),
+            "subset": torch.tensor([0, 7, 9]), "subset_labels": torch.tensor([0, 1, 3]),
+            "features": torch.zeros(2, 3, 64, dtype=torch.float16)}
+
+
+def test_a_good_trajectory_loads(tmp_path):
+    torch.save(payload_of(meta={**META, "epochs": 2}, trajectory=good_trajectory()), tmp_path / "good.pt")
+    assert load(tmp_path / "good.pt").trajectory["test_total"] == 500
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
@@ -405,3 +433,59 @@ def test_a_run_record_naming_files_elsewhere_is_never_listed_and_nothing_outside
     runs.delete_run(listed[0])
     assert not (folder / "good.log").exists() and not (folder / "good.run.json").exists()
     assert outside() == before and (folder / "crafted.run.json").exists()
+
+
+def test_a_read_only_feature_cache_folder_computes_without_saving(tiny_checkpoints, tmp_path):
+    """core.analyze: the figures, and one notice that the forward pass was not kept (it ended in an
+    internal error, OSError)."""
+    import os
+    features = tmp_path / "features"
+    features.mkdir()
+    os.chmod(features, 0o500)
+    try:
+        if os.access(features, os.W_OK):  # root ignores the bits: a file where the folder should be
+            os.chmod(features, 0o700)
+            features.rmdir()
+            features.write_text("not a folder")
+        result = run_cli("core.analyze", str(tiny_checkpoints["ce"]), "--limit", "100", "--train-limit", "100",
+                         "--cache", str(tmp_path / "c.duckdb"))
+        assert result.returncode == 0 and "median SI" in result.stdout, result.stderr
+        assert result.stderr.count("could not be written") == 1 and "internal error" not in result.stderr
+    finally:
+        if features.is_dir():
+            os.chmod(features, 0o700)
+
+
+def test_two_starts_in_one_second_get_two_run_ids(tmp_path):
+    from core.runs import claim_run_id
+    first, second = claim_run_id(tmp_path, "ce-20261206-120000"), claim_run_id(tmp_path, "ce-20261206-120000")
+    assert (first, second) == ("ce-20261206-120000", "ce-20261206-120000x")
+
+
+def test_after_its_own_pid_and_odd_class_names_are_refused_before_training(tmp_path):
+    import os
+    from PIL import Image
+    from core.trainer import TrainConfig, TrainingError, validate
+    with pytest.raises(TrainingError, match="wait for itself"):
+        validate(TrainConfig(out=str(tmp_path / "m.pt"), after_pids=(os.getpid(),)))
+    for cls in (" ", "b"):
+        (tmp_path / "blank" / cls).mkdir(parents=True)
+        for i in range(2):
+            Image.new("L", (8, 8), 30 * i).save(tmp_path / "blank" / cls / f"{i}.png")
+    with pytest.raises(TrainingError, match="class name must be a visible text"):
+        validate(TrainConfig(dataset=f"imagefolder:{tmp_path / 'blank'}", arch="resnet20",
+                             out=str(tmp_path / "m.pt")))
+
+
+def test_class_names_reach_a_terminal_without_their_escape_sequences(tmp_path, capsys):
+    """A class name or file name with an escape sequence prints as '?' (it would retitle the
+    terminal or rewrite what was printed)."""
+    from core.cli import run_main
+
+    def main(argv):
+        print("class \x1b]0;pwned\x07name\x9b31m")
+        print("error \x1b[2K", file=__import__("sys").stderr)
+        return 0
+    assert run_main(main) == 0
+    out, err = capsys.readouterr()
+    assert out == "class ?]0;pwned?name?31m\n" and err == "error ?[2K\n"

@@ -77,6 +77,9 @@ def available_models() -> tuple[dict[str, dict], list[str]]:
             found[label] = record(str(path)).checkpoint.meta
         except CheckpointError as exc:
             errors.append(str(exc))
+        except Exception as exc:  # noqa: BLE001 - one file the checks missed is refused, never every model
+            log.exception("reading %s", path)
+            errors.append(f"{Path(path).name}: not readable as a model ({type(exc).__name__})")
     return found, errors
 
 

@@ -7,6 +7,7 @@ reads the checkpoint first (the command line); the app passes the record it alre
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -171,12 +172,25 @@ class Analyzer:
             report = (lambda done, total: self.progress(f"forward pass ({split})", done, total)) if self.progress else None
             cache = extract(self.device_model(), dataset.images, dataset.labels, progress=report)
             if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
-                torch.save({"features": cache.features, "logits": cache.logits, "labels": cache.labels}, tmp)
-                tmp.replace(path)
+                self.save_features(path, cache)
         self._features[key] = cache
         return cache
+
+    def save_features(self, path: Path, cache: FeatureCache) -> None:
+        """Keep a forward pass for the next run; a folder we may not write (or a full disk) only
+        means the next run computes it again, said once."""
+        tmp = path.with_suffix(".tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"features": cache.features, "logits": cache.logits, "labels": cache.labels}, tmp)
+            tmp.replace(path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)  # a half-written file of ours, where there is one
+            notice = (f"The feature cache {path.parent} could not be written ({exc.strerror or exc}): "
+                      "the figures are computed, the forward pass is not kept.")
+            if notice not in self.store.notices:
+                self.store.notices.append(notice)
 
     # ------------------------------------------------------------------ analyses
     def params_for(self, name: str, params: dict) -> dict:
