@@ -50,6 +50,22 @@ def gate_density(gate: torch.Tensor) -> torch.Tensor:
     return gate.abs().sum() / gate.numel()
 
 
+def least_density(num_classes: int) -> float:
+    """The lowest density a gate can have under its constraint: every column is scaled to a
+    maximum of 1, so at least one entry in C is 1 (a target below 1/C cannot be reached)."""
+    return 1.0 / num_classes
+
+
+def fit_verdict(converged: bool | None, target: float, num_classes: int) -> str:
+    """What the Gates page says of a fit: converged, stopped at the cap, or converged on a density
+    target the constraint cannot reach (with 4 classes 0.2 < 1/4: the density term never vanishes)."""
+    if not converged:
+        return "no: stopped at the step cap"
+    if target < least_density(num_classes):
+        return f"yes, but the density target {target:g} is below the least possible 1/{num_classes}"
+    return "yes"
+
+
 def single_class_fraction(gate: torch.Tensor, threshold: float = 0.5) -> float:
     """Fraction of units whose column has exactly one entry >= threshold."""
     return float(((gate >= threshold).sum(dim=0) == 1).float().mean())

@@ -10,7 +10,11 @@ import streamlit as st
 
 from ui import common
 from core.charts import heatmap, shared_range
+from core import lsg
+from core.analysis import ANALYSES
 from core.headline import LABELS, figure_columns
+
+GATE_RHO = ANALYSES["gate"].defaults["rho"]  # the density target Phi's fit aims at
 
 
 def render():
@@ -35,7 +39,7 @@ def phi_section(models: list[dict]) -> None:
         summary.append({"model": meta["label"], "method": meta["method"], "gate": gate["source"],
                         **figure_columns({"gate": gate}), "gated CE": gate["gated_ce"],
                         "single-class units": gate["single_class_fraction"], "fit steps": gate.get("steps"),
-                        "converged": gate.get("converged")})
+                        "converged": lsg.fit_verdict(gate.get("converged"), GATE_RHO, len(meta["class_names"]))})
     table = pd.DataFrame(summary)
     st.dataframe(table, hide_index=True, column_config=common.number_columns(
         [LABELS["phi"], LABELS["gate_density"], "gated CE", "single-class units"]))

@@ -114,3 +114,13 @@ def test_gate_assignment_by_hand():
     assert gate_assignment([0.0, 0.0, 0.0]) == (None, [])
     from core.lsg import gate_classes  # every column of a (C, K) gate: units 0..3
     assert gate_classes([[0.2, 0.0, 0.0, 1.0], [1.0, 0.0, 0.3, 1.0], [0.0, 0.0, 0.7, 0.0]]) == [1, None, 2, 0]
+
+
+def test_a_fit_converged_on_an_unreachable_density_target_says_so():
+    """Every column's maximum is 1, so the density is at least 1/C: with 4 classes the target 0.2
+    cannot be reached, and the Gates page said 'converged' as for 10 classes."""
+    from core.lsg import fit_verdict, least_density
+    assert least_density(4) == 0.25
+    assert fit_verdict(True, 0.2, 10) == "yes"
+    assert fit_verdict(True, 0.2, 4) == "yes, but the density target 0.2 is below the least possible 1/4"
+    assert fit_verdict(False, 0.2, 10) == "no: stopped at the step cap"
