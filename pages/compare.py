@@ -13,7 +13,7 @@ import streamlit as st
 
 from core.cam import CAM_METHODS, shared_layers
 from core.charts import FAITHFULNESS_MEASURES, faithfulness_chart, faithfulness_frame, probability_chart
-from core.compare import explain_image, inverts, same_data, scales, unlike_training
+from core.compare import NOTICE_RATES, SILENCE, explain_image, inverts, same_data, scales, unlike_training
 from core.data import dataset_image, split_indices, view_of
 from core.explain import DEFAULT_CAMS
 from core.images import FLAT_NOTE, ImageError, load_image
@@ -121,8 +121,11 @@ def render():
     if any(view.flat for view in shown):
         st.warning(f"The picture is {FLAT_NOTE}.", icon=":material/warning:")
     elif unlike:
-        st.warning("Unlike the training data, so treat these predictions with care. " + "; ".join(unlike) + ".",
-                   icon=":material/warning:")
+        st.warning(f"Unlike the training data for {len(unlike)} of {len(shown)} models, so treat these predictions "
+                   "with care. " + "; ".join(unlike) + ".", icon=":material/warning:")
+        st.caption(NOTICE_RATES)
+    elif uploaded:
+        st.caption(SILENCE + " " + NOTICE_RATES)
     for i, (column, view) in enumerate(zip(common.grid(len(shown), 4), shown)):
         with column:
             model_column(view, scale.maps[i], scale.cams[i])

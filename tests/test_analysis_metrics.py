@@ -222,3 +222,22 @@ def test_lines_coincide_only_where_two_or_more_models_share_every_value():
     assert not lines_coincide(same.assign(dead=[0, 0, 0, 1]), "epoch", "dead")
     assert not lines_coincide(same.assign(dead=[0, None, 0, None]), "epoch", "dead")  # one model has no value
     assert not lines_coincide(same[same.model == "a"], "epoch", "dead")  # one model alone
+
+
+def test_nll_and_ece_by_hand():
+    """Four images. Top probabilities 0.9 (right), 0.9 (wrong), 0.6 (right), 0.55 (right):
+    bins of width 1/15: 0.9 -> (0.867, 0.933], 0.6 -> (0.533, 0.6], 0.55 -> (0.533, 0.6] as well.
+    ECE = 2/4 |1/2 - 0.9| + 2/4 |1 - 0.575| = 0.2 + 0.2125 = 0.4125."""
+    from core.analysis.calibration import expected_calibration_error
+    probabilities = torch.tensor([[0.9, 0.1], [0.9, 0.1], [0.4, 0.6], [0.55, 0.45]], dtype=torch.float64)
+    labels = torch.tensor([0, 1, 1, 0])
+    assert expected_calibration_error(probabilities, labels) == pytest.approx(0.4125, abs=1e-12)
+    from core.analysis.calibration import calibration
+    from types import SimpleNamespace
+    from core.analysis.base import FeatureCache
+    logits = probabilities.log().float()
+    ctx = SimpleNamespace(test=FeatureCache(torch.zeros(4, 1), logits, labels))
+    result = calibration(ctx, bins=15)
+    nll = -(math.log(0.9) + math.log(0.1) + math.log(0.6) + math.log(0.55)) / 4
+    assert result["nll"] == pytest.approx(nll, rel=1e-6) and result["ece"] == pytest.approx(0.4125, abs=1e-6)
+    assert result["mean_confidence"] == pytest.approx((0.9 + 0.9 + 0.6 + 0.55) / 4, rel=1e-6)
