@@ -185,6 +185,7 @@ else:
     page = st.navigation([
         st.Page(run_overview, title="Overview", url_path="overview", default=True),
         st.Page("pages/compare.py", title="Compare on an image"),
+        st.Page("pages/tradeoffs.py", title="Specificity and cost"),
         st.Page("pages/selectivity.py", title="Selectivity"),
         st.Page("pages/gates.py", title="Gates"),
         st.Page("pages/ablations.py", title="Ablations"),

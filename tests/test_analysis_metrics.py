@@ -241,3 +241,22 @@ def test_nll_and_ece_by_hand():
     nll = -(math.log(0.9) + math.log(0.1) + math.log(0.6) + math.log(0.55)) / 4
     assert result["nll"] == pytest.approx(nll, rel=1e-6) and result["ece"] == pytest.approx(0.4125, abs=1e-6)
     assert result["mean_confidence"] == pytest.approx((0.9 + 0.9 + 0.6 + 0.55) / 4, rel=1e-6)
+
+
+def test_models_that_differ_only_in_their_seed_share_a_row_with_mean_and_spread():
+    """Two CE seeds (median SI 0.7 and 0.8) and one minimax: two rows; the CE row's mean 0.75, sample
+    spread 0.0707; a missing analysis is a dash. The faithfulness margin is CAM's against the random
+    map as a share of the random map's area."""
+    from core.tradeoffs import cell, summarise, values
+    def model(method, seed, si):
+        meta = {"label": f"{method}-{seed}", "method": method, "options": {}, "arch": "resnet20",
+                "dataset": "fashion-mnist", "epochs": 40, "seed": seed}
+        return meta, {"selectivity": {"median": si}}
+    rows = summarise([model("ce", 0, 0.7), model("ce", 1, 0.8), model("minimax", 0, 0.9)])
+    assert [r["model"] for r in rows] == ["ce-0 (+1 seeds)", "minimax-0"] and rows[0]["seeds"] == 2
+    assert cell(rows[0], "median_si") == "0.750 ± 0.071" and cell(rows[1], "median_si") == "0.900"
+    assert cell(rows[0], "phi") == "—"
+    faithfulness = {"methods": {"cam": {"deletion": {"mean": 0.2}, "insertion": {"mean": 0.6}},
+                                "random": {"deletion": {"mean": 0.4}, "insertion": {"mean": 0.3}}}}
+    got = values({"faithfulness": faithfulness})
+    assert got["deletion_margin"] == pytest.approx(0.5) and got["insertion_margin"] == pytest.approx(1.0)

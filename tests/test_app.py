@@ -12,7 +12,8 @@ from PIL import Image
 from . import ui_env
 from .conftest import ROOT
 
-PAGES = ["pages/compare.py", "pages/selectivity.py", "pages/gates.py", "pages/ablations.py", "pages/unit.py"]
+PAGES = ["pages/compare.py", "pages/tradeoffs.py", "pages/selectivity.py", "pages/gates.py", "pages/ablations.py",
+         "pages/unit.py"]
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +106,7 @@ def test_every_page_renders_without_error(app_env, page):
     no_errors(at)
     found = kinds(at)
     if page != "pages/compare.py":
-        assert found["vega_lite_chart"] >= 2, found
+        assert found["vega_lite_chart"] >= (1 if page == "pages/tradeoffs.py" else 2), found
     else:
         assert found["image"] >= 3 * 5, found  # per model: input, maps, CAM, LayerCAM, gate row
 
@@ -487,3 +488,26 @@ def test_a_weights_file_is_added_from_the_sidebar(app_env, tmp_path):
         assert "mine-resnet18" in at.sidebar.multiselect[0].options
     finally:
         added.unlink()
+
+
+def test_the_specificity_and_cost_view_shows_each_models_own_figures(app_env):
+    """Its cells are the analyses' own numbers (median SI, Phi, accuracy, NLL, ECE), three decimals,
+    one row per compared model (one seed each: no spread)."""
+    from core.analysis.engine import Analyzer
+    from core.catalog import analysis_limits
+    from core.checkpoints import load
+    at = new_app()
+    at.switch_page("pages/tradeoffs.py").run()
+    no_errors(at)
+    specificity, cost = at.dataframe[0].value, at.dataframe[1].value
+    assert list(specificity["model"]) == ["ce", "minimax", "lsg"]
+    test_limit, train_limit = analysis_limits()
+    engine = Analyzer(load(app_env / "minimax.pt"), limit=test_limit, train_limit=train_limit)
+    row = specificity.set_index("model").loc["minimax"]
+    assert row["median SI ↑ better"] == f"{engine.run('selectivity')['median']:.3f}"
+    assert row["Phi ↓ better"] == f"{engine.run('gate')['phi']:.3f}"
+    costs = cost.set_index("model").loc["minimax"]
+    calibration = engine.run("calibration")
+    assert costs["NLL ↓ better"] == f"{calibration['nll']:.3f}" and costs["ECE ↓ better"] == f"{calibration['ece']:.3f}"
+    assert costs["accuracy ↑ better"] == f"{engine.run('accuracy')['accuracy']:.3f}"
+    assert any("Selectivity and Phi can disagree" in m.value for m in at.markdown)

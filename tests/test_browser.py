@@ -18,7 +18,7 @@ from .conftest import ROOT
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
 ERROR_SELECTORS = '[data-testid="stException"], [data-testid="stAlertContentError"]'
-PAGES = ("Overview", "Compare on an image", "Selectivity", "Gates", "Ablations", "Unit")
+PAGES = ("Overview", "Compare on an image", "Specificity and cost", "Selectivity", "Gates", "Ablations", "Unit")
 HELPERS = ("common", "charts", "app")  # module names that must never appear as pages
 FOOTWEAR = ("Sandal", "Sneaker", "Ankle boot")
 TRACKER = "127.0.0.1:8799"  # where a hostile class name would send the viewer's browser
@@ -47,8 +47,8 @@ def model_folder(tiny_checkpoints, tmp_path_factory):
 
 
 class Server:
-    def __init__(self, models: Path, work: Path, name: str):
-        self.env = ui_env.app_environment(models, work)
+    def __init__(self, models: Path, work: Path, name: str, extra: dict | None = None):
+        self.env = ui_env.app_environment(models, work, extra)
         self.port = free_port()
         self.log = ARTIFACTS / f"server-{name}.log"
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -398,3 +398,25 @@ def test_the_unit_picked_is_kept_while_the_class_view_showed(server, tab):
     expect(tab.locator('[data-testid="stMain"]').get_by_role("combobox", name="Model")).to_have_value("minimax")
     assert "model=minimax" in tab.url and "unit=20" in tab.url
     assert_clean(tab, server)
+
+
+def test_the_specificity_and_cost_view_answers_on_the_bundled_trio(tmp_path, tab):
+    """The bundled ce, minimax and lsg with their shipped results (whole splits): the page puts each
+    class-specificity figure beside each cost, says which way is better, and why selectivity and Phi
+    can disagree."""
+    bundled = Server(ROOT / "checkpoints", tmp_path, "bundled-tradeoffs",
+                     {"UNITLENS_EVAL_LIMIT": "0", "UNITLENS_TRAIN_LIMIT": "0"})
+    try:
+        tab.goto(bundled.url + "/tradeoffs")
+        tab.get_by_role("heading", name="Class specificity and its cost").first.wait_for(timeout=180_000)
+        tab.get_by_text("Selectivity and Phi can disagree", exact=False).first.wait_for(timeout=180_000)
+        wait_until_idle(tab)
+        body = tab.inner_text("body")
+        for words in ("Class specificity", "Cost", "median SI (↑ better)", "Phi (↓ better)", "NLL (↓ better)",
+                      "ECE (↓ better)", "accuracy (↑ better)"):
+            assert words in body, words
+        grids = tab.locator('[data-testid="stDataFrame"]')
+        assert grids.count() >= 2
+        assert_clean(tab, bundled)
+    finally:
+        bundled.stop()
