@@ -14,6 +14,7 @@ from .analysis.ood import judge, unlike_text
 from .data import black_value, denormalise, info_from_meta
 from .explain import explain
 from .inputs import prepare
+from .threads import one_image_threads
 
 
 @dataclass
@@ -36,7 +37,8 @@ def explain_image(model, meta: dict, image: Image.Image, target_name: str, cams,
     prepared = prepare(image, meta, invert)
     classes = list(meta["class_names"])
     target = classes.index(target_name) if target_name in classes else None
-    out = explain(model, prepared.x, target, gate, cams, black_value(info_from_meta(meta)), layer=layer)
+    with one_image_threads():
+        out = explain(model, prepared.x, target, gate, cams, black_value(info_from_meta(meta)), layer=layer)
     for unit in out["top_units"]:  # "none", a class, or "A = B" where the gate gives the unit to several alike
         unit["class_name"] = "none" if unit["class"] is None else " = ".join(classes[c] for c in [unit["class"], *unit["tied"]])
     ood = judge(torch.from_numpy(out["features"]), torch.from_numpy(out["logits"]), ood_reference) \
