@@ -5,6 +5,7 @@ import json
 import os
 import sys
 
+from .analysis import ANALYSES
 from .analysis.engine import REPORT, Analyzer, StepClock, summary
 from .catalog import describe_limits
 from .headline import HEADLINE, format_value
@@ -40,6 +41,30 @@ def table(rows: list[dict]) -> str:
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells)
 
 
+def faithfulness_table(rows: list[dict]) -> str:
+    """Each model's faithfulness per CAM method (mean over its images): deletion AUC (lower is better),
+    insertion AUC (higher), ROAD MoRF (more negative) and LeRF (nearer 0)."""
+    lines = ["faithfulness: deletion (lower better), insertion (higher), ROAD MoRF (lower), ROAD LeRF (nearer 0)"]
+    for row in rows:
+        for method in (row.get("faithfulness") or {}).values():
+            cells = "  ".join(f"{method[k]['mean']:9.3f}" for k in ("deletion", "insertion", "road_morf", "road_lerf"))
+            lines.append(f"  {row['name']:<16} {method['label']:<24} {cells}")
+    return "\n".join(lines)
+
+
+def say_faithfulness_cost(analyzer: Analyzer) -> None:
+    """Before the faithfulness analysis starts: what it will take, measured on one test image here."""
+    from .analysis.faithfulness import image_count, seconds_needed
+    from .data import load_dataset, view_of
+    from .progress import format_seconds
+    params = ANALYSES["faithfulness"].defaults
+    test = load_dataset(analyzer.meta["dataset"], "test", analyzer.data_root, view_of(analyzer.meta))
+    count = image_count(test.labels, analyzer.model.num_classes, params["per_class"])
+    seconds = seconds_needed(analyzer.model, analyzer.meta, test.images[0], count, params["steps"])
+    say_note(f"{analyzer.name}: the faithfulness of the maps takes about {format_seconds(seconds)} here "
+             f"({count} images; measured on one now)")
+
+
 def main(argv=None) -> int:
     parser = OneLineParser(prog="python -m core.analyze", description="Every metric of the papers, cached.")
     parser.add_argument("checkpoints", nargs="+")
@@ -70,6 +95,9 @@ def main(argv=None) -> int:
                                           train_limit=args.train_limit or None, data_root=args.data_root,
                                           use_cache=not args.no_cache, progress=bar)
             extra = ("iam",) * args.iam + ("faithfulness",) * args.faithfulness
+            if args.faithfulness and (args.no_cache or analyzer.cached("faithfulness") is None) \
+                    and not analyzer.skipped_reason("faithfulness"):
+                say_faithfulness_cost(analyzer)
             results = analyzer.report((*REPORT, *extra))
             rows.append(summary(results, analyzer.meta, analyzer.skipped))
             bar.close()
@@ -97,6 +125,8 @@ def main(argv=None) -> int:
             print(json.dumps(rows[0] if len(args.checkpoints) == 1 else rows, indent=1, allow_nan=False))
         else:
             print(table(rows))
+            if any(row.get("faithfulness") for row in rows):
+                print(faithfulness_table(rows))
     limits = describe_limits([(args.limit, "training" if args.split == "train" else "test"),
                               (args.train_limit, "training")], "--limit, --train-limit")
     if rows and limits:

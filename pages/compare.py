@@ -14,7 +14,8 @@ import streamlit as st
 from core.cam import CAM_METHODS, shared_layers
 from core.charts import FAITHFULNESS_MEASURES, faithfulness_chart, faithfulness_frame, probability_chart
 from core.compare import NOTICE_RATES, SILENCE, explain_image, inverts, same_data, scales, unlike_training
-from core.data import dataset_image, split_indices, view_of
+from core.data import dataset_image, load_dataset, split_indices, view_of
+from core.progress import format_seconds
 from core.explain import DEFAULT_CAMS
 from core.images import FLAT_NOTE, ImageError, load_image
 from core.render import colour_bar, feature_grid, gate_strip, heat_overlay, input_picture, most_active
@@ -226,13 +227,29 @@ def model_column(view, maps, cams) -> None:
                      icon=":material/search:")
 
 
+@st.cache_data(show_spinner=False, max_entries=256)
+def faithfulness_seconds(path: str, content_hash: str) -> float:
+    """The faithfulness analysis's time for one model, measured on one of its test images (its cost
+    grows with the image's area: 30 s for a 28 px model, minutes for a 64 px colour one)."""
+    from core.analysis import ANALYSES
+    from core.analysis.faithfulness import image_count, seconds_needed
+    model, meta = common.load_model(path)
+    params = ANALYSES["faithfulness"].defaults
+    test = load_dataset(meta["dataset"], "test", view=view_of(meta))
+    count = image_count(test.labels, model.num_classes, params["per_class"])
+    return seconds_needed(model, meta, test.images[0], count, params["steps"])
+
+
 def faithfulness_section(models: list[dict]):
     """Over a fixed test subset, per objective: are its maps faithful? Shipped for the bundle."""
     st.subheader("Faithfulness of the maps over 100 test images")
     cached = {m["label"]: common.analyzer(m)[0].cached("faithfulness") for m in models}
     missing = [m for m in models if cached[m["label"]] is None]
-    if missing and st.button(f"Compute for {len(missing)} model(s) (about 30 s each on a 2-core CPU)",
-                             key="compare_faithfulness"):
+    if missing:
+        with st.spinner("Measuring what it takes, on one test image…"):
+            seconds = sum(faithfulness_seconds(m["path"], m["content_hash"]) for m in missing)
+    if missing and st.button(f"Compute for {len(missing)} model(s) (about {format_seconds(seconds)} here, "
+                             "measured on one image)", key="compare_faithfulness"):
         for meta in missing:
             cached[meta["label"]] = common.analysis(meta, "faithfulness")
     done = {label: result for label, result in cached.items() if result is not None}

@@ -1,5 +1,6 @@
 """The engine on real tiny checkpoints: cache hits, recomputation, the CLIs."""
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -331,3 +332,13 @@ def test_time_left_reads_as_a_progress_line_s_ending():
     assert clock.text("IAM", 0, 100) == ""                        # no guess yet: nothing said
     assert clock.text("IAM", 20, 100) == " · about 0m12s left"    # 20 in 3 s, 80 left
     assert clock.text("forward pass (test)", 0, 10) == ""
+
+
+def test_faithfulness_from_the_command_line_says_its_cost_first_and_prints_its_table(tiny_checkpoints, tmp_path):
+    """`--faithfulness` printed nothing without --json, after a wait it had not announced."""
+    result = run_cli("core.analyze", str(tiny_checkpoints["ce"]), "--faithfulness", "--limit", "100",
+                     "--train-limit", "100", "--cache", str(tmp_path / "c.duckdb"))
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"the faithfulness of the maps takes about \d+m\d\ds here \(\d+ images; measured on one now\)",
+                     result.stderr), result.stderr
+    assert "faithfulness: deletion (lower better)" in result.stdout and "random map (baseline)" in result.stdout

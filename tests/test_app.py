@@ -511,3 +511,12 @@ def test_the_specificity_and_cost_view_shows_each_models_own_figures(app_env):
     assert costs["NLL ↓ better"] == f"{calibration['nll']:.3f}" and costs["ECE ↓ better"] == f"{calibration['ece']:.3f}"
     assert costs["accuracy ↑ better"] == f"{engine.run('accuracy')['accuracy']:.3f}"
     assert any("Selectivity and Phi can disagree" in m.value for m in at.markdown)
+
+
+def test_the_faithfulness_button_says_its_measured_cost(app_env):
+    """It promised 'about 30 s each on a 2-core CPU' whatever the model (402 s on a 64 px colour one)."""
+    at = new_app()
+    at.switch_page("pages/compare.py").run()
+    no_errors(at)
+    label = next(b.label for b in at.button if b.key == "compare_faithfulness")
+    assert re.fullmatch(r"Compute for 3 model\(s\) \(about \d+m\d\ds here, measured on one image\)", label), label

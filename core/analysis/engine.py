@@ -319,6 +319,7 @@ def summary(results: dict, meta: dict, skipped: dict | None = None) -> dict:
         "unit_ablation": part("unit_ablation", "drop", "overall_drop", "spearman_selectivity", "spearman_l1",
                               "spearman_filter_l1"),
         "filter_correlation": part("filter_correlation", "c_ic"),
+        "calibration": part("calibration", "nll", "ece", "mean_confidence"),
         "trajectory": (results.get("trajectory") or {}).get("epochs"),
     }
     if "iam" in results:

@@ -14,6 +14,8 @@ network in large batches.
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 
@@ -74,6 +76,38 @@ def spread(values) -> dict:
     return {"mean": float(values.mean()), "std": float(values.std()) if len(values) > 1 else 0.0}
 
 
+def measured(model, x: torch.Tensor, predicted: torch.Tensor, background: torch.Tensor, steps: int, generator,
+             progress=lambda step, done, total: None) -> dict:
+    """Every method's (and a random map's) deletion, insertion and ROAD values on the images x."""
+    maps = {}
+    for i, name in enumerate(METHODS):
+        progress(f"faithfulness: {CAM_METHODS[name].label} maps", i, 2 * len(METHODS) + 2)
+        maps[name] = create_cam(name, model)(x, predicted.tolist())
+    maps["random"] = torch.rand(x.shape[0], *x.shape[-2:], generator=generator).numpy()
+    methods = {}
+    for i, (name, saliency) in enumerate(maps.items()):
+        progress(f"faithfulness: deleting and imputing pixels ({name})", len(METHODS) + i, 2 * len(METHODS) + 2)
+        deletion, insertion = deletion_insertion(model, x, saliency, predicted, background, steps)
+        morf, lerf = road(model, x, saliency, predicted)
+        methods[name] = {"deletion": deletion, "insertion": insertion, "road_morf": morf, "road_lerf": lerf}
+    return methods
+
+
+def seconds_needed(model, meta: dict, image: torch.Tensor, images: int, steps: int = 10) -> float:
+    """What the analysis will take, measured now on one test image (`image`, normalised (C, H, W)):
+    its time grows with the image's area (ROAD solves a system over every pixel), so no constant
+    would do, and is about linear in the number of images."""
+    with torch.inference_mode():
+        predicted = model(image[None]).argmax(1)
+    started = time.perf_counter()
+    measured(model, image[None], predicted, black_value(info_from_meta(meta)), steps, torch.Generator().manual_seed(0))
+    return (time.perf_counter() - started) * images
+
+
+def image_count(labels: torch.Tensor, num_classes: int, per_class: int) -> int:
+    return len(first_per_class(labels, num_classes, per_class))
+
+
 @register_analysis("faithfulness", version=1, on_request=True, title="Faithfulness of the explanations",
                    per_class=10, steps=10, seed=0, max_classes=100)
 def faithfulness(ctx, per_class, steps, seed):
@@ -81,18 +115,8 @@ def faithfulness(ctx, per_class, steps, seed):
     x = ctx.images()[chosen]
     predicted = ctx.test.predictions[chosen]  # from the cached forward pass
     background = black_value(info_from_meta(ctx.meta))
-    generator = torch.Generator().manual_seed(seed)
-    maps = {}
-    for i, name in enumerate(METHODS):
-        ctx.progress(f"faithfulness: {CAM_METHODS[name].label} maps", i, 2 * len(METHODS) + 2)
-        maps[name] = create_cam(name, ctx.model)(x, predicted.tolist())
-    maps["random"] = torch.rand(x.shape[0], *x.shape[-2:], generator=generator).numpy()
-    methods = {}
-    for i, (name, saliency) in enumerate(maps.items()):
-        ctx.progress(f"faithfulness: deleting and imputing pixels ({name})", len(METHODS) + i, 2 * len(METHODS) + 2)
-        deletion, insertion = deletion_insertion(ctx.model, x, saliency, predicted, background, steps)
-        morf, lerf = road(ctx.model, x, saliency, predicted)
-        methods[name] = {"label": CAM_METHODS[name].label if name in CAM_METHODS else "random map (baseline)",
-                         "deletion": spread(deletion), "insertion": spread(insertion),
-                         "road_morf": spread(morf), "road_lerf": spread(lerf)}
+    found = measured(ctx.model, x, predicted, background, steps, torch.Generator().manual_seed(seed), ctx.progress)
+    methods = {name: {"label": CAM_METHODS[name].label if name in CAM_METHODS else "random map (baseline)",
+                      **{measure: spread(values) for measure, values in result.items()}}
+               for name, result in found.items()}
     return {"images": len(chosen), "indices": tolist(chosen), "percentiles": list(ROAD_PERCENTILES), "methods": methods}
