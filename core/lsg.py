@@ -7,6 +7,7 @@ Because the head is linear after global average pooling, gating the maps before 
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -56,11 +57,12 @@ def least_density(num_classes: int) -> float:
     return 1.0 / num_classes
 
 
-def fit_verdict(converged: bool | None, target: float, num_classes: int) -> str:
-    """What the Gates page says of a fit: converged, stopped at the cap, or converged on a density
-    target the constraint cannot reach (with 4 classes 0.2 < 1/4: the density term never vanishes)."""
+def fit_verdict(converged: bool | None, target: float, num_classes: int, stopped: str = "step cap") -> str:
+    """What the Gates page says of a fit: converged, stopped at its step cap or time budget (Phi is
+    then an upper bound), or converged on a density target the constraint cannot reach (with 4
+    classes 0.2 < 1/4: the density term never vanishes)."""
     if not converged:
-        return "no: stopped at the step cap"
+        return f"no: stopped at its {stopped} (Phi is an upper bound)"
     if target < least_density(num_classes):
         return f"yes, but the density target {target:g} is below the least possible 1/{num_classes}"
     return "yes"
@@ -87,7 +89,8 @@ class _GatedCE:
     `Z_c = (W * G[c]) @ A_c^T + b` (C x N_c). Classes of similar size (within 2x) are stacked as
     zero-padded blocks, so a few batched products cover many classes at once: a handful of
     operations per evaluation instead of a dozen per class, which on a GPU is what costs.
-    `group_elements` bounds the logits one group holds. Full batch, fixed order: the same inputs
+    `group_elements` bounds the logits and gated weights one group holds (at 1000 classes of one
+    image and 512 units, all in one group took 8 GB). Full batch, fixed order: the same inputs
     give the same bits every time.
     """
 
@@ -104,8 +107,9 @@ class _GatedCE:
         members, current = [], []
         for c in sorted(range(num_classes), key=counts.__getitem__):  # equal sizes keep class order
             width = max(1, counts[c])
+            # a group holds its logits (classes x C x width) and its gated weights (classes x C x K)
             if current and (width > 2 * max(1, counts[current[0]])
-                            or (len(current) + 1) * num_classes * width > group_elements):
+                            or (len(current) + 1) * num_classes * max(width, features.shape[1]) > group_elements):
                 members.append(current)
                 current = []
             current.append(c)
@@ -213,7 +217,8 @@ def is_feasible(gate: torch.Tensor) -> bool:
 
 def fit_gate(features: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor,
              bias: torch.Tensor | None, init: torch.Tensor | None = None, rho: float = 0.2,
-             max_steps: int = 5000, tol: float = 1e-9, window: int = 10, device="cpu") -> dict:
+             max_steps: int = 5000, tol: float = 1e-9, window: int = 10, device="cpu",
+             max_seconds: float | None = None) -> dict:
     """Phi = min over G of CE(gated) + |density(G) - rho| with the network frozen, G under the
     normalise-and-clip constraint (entries in [0, 1], each column's max 1); starts from `init`
     (an LSG model's trained gate) or 0.5. Follows SPEC (Phi), not a fixed step count.
@@ -224,8 +229,11 @@ def fit_gate(features: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor,
     iterate satisfies the constraint and the objective never increases. Stops when the
     objective's relative improvement over the last `window` steps is at most `tol`, or when
     even a plain step cannot lower it; `max_steps` caps gradient evaluations (`converged`
-    False then). No randomness and a fixed order of every sum: the same inputs give the same
-    bits in any run, whatever the caller's thread count (the fit runs on one thread).
+    False then), and so does `max_seconds`: each step costs O(N C K), so at 1000 classes a CPU
+    needs hours, and the fit then stops at its time budget with the Phi reached so far (an upper
+    bound; `converged` False, `stopped` says why). No randomness and a fixed order of every sum:
+    the same inputs give the same bits in any run, whatever the caller's thread count (the fit
+    runs on one thread), as long as it converges within its budget.
 
     `device`: where the cross-entropy over the features is computed (the gate's small steps
     stay on the CPU; on a GPU the fit was most of a bundled model's analysis time, see
@@ -244,10 +252,11 @@ def fit_gate(features: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor,
     if int(labels.min()) < 0 or int(labels.max()) >= weight.shape[0]:
         raise ValueError("fit_gate: a label is outside the head's classes")
     with single_threaded():
-        return _fit_gate(features, labels, weight, bias, init, rho, max_steps, tol, window, device)
+        return _fit_gate(features, labels, weight, bias, init, rho, max_steps, tol, window, device, max_seconds)
 
 
-def _fit_gate(features, labels, weight, bias, init, rho, max_steps, tol, window, device) -> dict:
+def _fit_gate(features, labels, weight, bias, init, rho, max_steps, tol, window, device, max_seconds) -> dict:
+    deadline = time.monotonic() + max_seconds if max_seconds else None
     num_classes, num_features = weight.shape
     size = num_classes * num_features
     ce = _GatedCE(features, labels, weight, bias, device)
@@ -261,8 +270,11 @@ def _fit_gate(features, labels, weight, bias, init, rho, max_steps, tol, window,
     must_enter = not is_feasible(gate)  # the first step lands on the feasible set, whatever it costs
     history = [value]
     point, previous, momentum, step = gate, gate, 1.0, 1.0
-    steps, converged = 0, False
+    steps, converged, stopped = 0, False, "step cap"
     while steps < max_steps:
+        if deadline is not None and time.monotonic() > deadline:
+            stopped = "time budget"
+            break
         steps += 1
         ce_point, grad = ce(point, grad=True)
         while True:  # backtracking: the quadratic model must bound CE at the new point
@@ -295,7 +307,8 @@ def _fit_gate(features, labels, weight, bias, init, rho, max_steps, tol, window,
     ce_value = ce(exact)
     density = float(gate_density(exact))
     return {"gate": gate, "phi": ce_value + abs(density - rho), "gated_ce": ce_value, "density": density,
-            "single_class_fraction": single_class_fraction(gate), "steps": steps, "converged": converged}
+            "single_class_fraction": single_class_fraction(gate), "steps": steps, "converged": converged,
+            **({} if converged else {"stopped": stopped})}
 
 
 def phi_objective(features, labels, gate, weight, bias, rho: float) -> torch.Tensor:

@@ -39,7 +39,8 @@ def phi_section(models: list[dict]) -> None:
         summary.append({"model": meta["label"], "method": meta["method"], "gate": gate["source"],
                         **figure_columns({"gate": gate}), "gated CE": gate["gated_ce"],
                         "single-class units": gate["single_class_fraction"], "fit steps": gate.get("steps"),
-                        "converged": lsg.fit_verdict(gate.get("converged"), GATE_RHO, len(meta["class_names"]))})
+                        "converged": lsg.fit_verdict(gate.get("converged"), GATE_RHO, len(meta["class_names"]),
+                                                     gate.get("stopped") or "step cap")})
     table = pd.DataFrame(summary)
     st.dataframe(table, hide_index=True, column_config=common.number_columns(
         [LABELS["phi"], LABELS["gate_density"], "gated CE", "single-class units"]))

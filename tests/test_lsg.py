@@ -123,4 +123,5 @@ def test_a_fit_converged_on_an_unreachable_density_target_says_so():
     assert least_density(4) == 0.25
     assert fit_verdict(True, 0.2, 10) == "yes"
     assert fit_verdict(True, 0.2, 4) == "yes, but the density target 0.2 is below the least possible 1/4"
-    assert fit_verdict(False, 0.2, 10) == "no: stopped at the step cap"
+    assert fit_verdict(False, 0.2, 10) == "no: stopped at its step cap (Phi is an upper bound)"
+    assert fit_verdict(False, 0.2, 10, "time budget") == "no: stopped at its time budget (Phi is an upper bound)"

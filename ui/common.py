@@ -275,7 +275,7 @@ def training_panel() -> None:
         if dataset == "image folder":
             folder = st.text_input("Folder", key="train_folder", placeholder="/path/to/images")
             dataset = f"imagefolder:{folder}"
-        init = st.text_input("Start from weights (optional)", key="train_init", placeholder="/path/to/weights.pth",
+        init = st.text_input("Initial weights (optional)", key="train_init", placeholder="/path/to/weights.pth",
                              help="a .pth/.pt/.safetensors state dict of the architecture, or a Unit Lens "
                                   "checkpoint of it; a head of another class count is trained anew")
         input_size = st.number_input("Input size of an image folder (0: 64, or 224 for torchvision's families)",

@@ -1,6 +1,24 @@
 """Phi (filter ambiguity, LSG paper Eq. 2) and the gate rows of every model."""
+import os
+
 from .. import lsg
+from ..errors import UserError
 from .base import register_analysis, tolist
+
+PHI_SECONDS = 300.0  # the fit's time budget: far above what 10-100 classes need, an upper bound at 1000 on a CPU
+
+
+def phi_seconds() -> float:
+    """UNITLENS_PHI_SECONDS, or PHI_SECONDS: a budget, not a parameter of the figure (a fit that
+    converges within it gives the same bits whatever it is), so it is not part of the cache key."""
+    text = os.environ.get("UNITLENS_PHI_SECONDS", "").strip()
+    try:
+        value = float(text) if text else PHI_SECONDS
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise UserError(f"UNITLENS_PHI_SECONDS must be a positive number of seconds, not {text!r}")
+    return value
 
 
 @register_analysis("gate", version=3, title="Gate and Phi", rho=0.2, max_steps=5000, tol=1e-9)
@@ -16,13 +34,13 @@ def gate(ctx, rho, max_steps, tol):
     train = ctx.train
     trained = ctx.model.gate.detach().clone() if ctx.model.gate is not None else None
     fit = lsg.fit_gate(train.features, train.labels, ctx.W, ctx.b, init=trained, rho=rho,
-                       max_steps=max_steps, tol=tol, device=ctx.device)
+                       max_steps=max_steps, tol=tol, device=ctx.device, max_seconds=phi_seconds())
     shown = trained if trained is not None else fit["gate"]
     assigned = lsg.gate_classes(shown.tolist())
     return {
         "phi": fit["phi"], "gated_ce": fit["gated_ce"], "density": fit["density"],
         "single_class_fraction": fit["single_class_fraction"],
-        "steps": fit["steps"], "converged": fit["converged"],
+        "steps": fit["steps"], "converged": fit["converged"], "stopped": fit.get("stopped"),
         "fitted_gate": tolist(fit["gate"]), "gate": tolist(shown),
         "source": "trained" if trained is not None else "post-hoc",
         "trained_density": float(lsg.gate_density(trained)) if trained is not None else None,

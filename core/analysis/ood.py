@@ -12,9 +12,13 @@ from .base import register_analysis, tolist
 
 
 def distances(features: torch.Tensor, means: torch.Tensor, precision: torch.Tensor) -> torch.Tensor:
-    """(N,) squared Mahalanobis distance to the nearest class mean."""
-    diff = features[:, None, :].double() - means[None].double()
-    return torch.einsum("nck,kl,ncl->nc", diff, precision.double(), diff).min(dim=1).values.float()
+    """(N,) squared Mahalanobis distance to the nearest class mean, expanded as
+    x'Px - 2 x'P mu_c + mu_c'P mu_c: memory O(N C + C K), time O(N K^2 + N C K). (The differences
+    x - mu_c for every pair took N C K numbers: 4 GB at 1000 images, 1000 classes, 512 units.)"""
+    x, mu, p = features.double(), means.double(), precision.double()
+    px = x @ p
+    squared = (px * x).sum(1, keepdim=True) - 2 * px @ mu.T + ((mu @ p) * mu).sum(1)[None]
+    return squared.clamp_min(0.0).min(dim=1).values.float()
 
 
 @register_analysis("ood_reference", title="In-distribution reference", quantile=0.99, ridge=1e-3)
