@@ -15,6 +15,7 @@ from core.analysis import ANALYSES
 from core.headline import LABELS, figure_columns
 
 GATE_RHO = ANALYSES["gate"].defaults["rho"]  # the density target Phi's fit aims at
+HEATMAP_CLASSES, HEATMAP_UNITS = 50, 256  # cells drawn at once; a 1000-class ResNet-50's gate has 2 million
 
 
 def render():
@@ -48,10 +49,15 @@ def phi_section(models: list[dict]) -> None:
 
     for meta in models:
         gate = common.analysis(meta, "gate")
-        classes = meta["class_names"]
-        units = [str(u) for u in range(len(gate["gate"][0]))]
-        order = [str(u) for u in gate["order"]]
-        chart, frame = heatmap(gate["gate"], classes, units, "class", "unit (by assigned class; click one to open it)",
+        rows = common.window(f"{meta['label']}: classes", len(meta["class_names"]), HEATMAP_CLASSES,
+                             f"gates_rows_{meta['label']}")
+        columns = gate["order"][common.window(f"{meta['label']}: units, by assigned class", len(gate["order"]),
+                                              HEATMAP_UNITS, f"gates_cols_{meta['label']}")]
+        classes = meta["class_names"][rows]
+        units = [str(u) for u in columns]
+        order = units
+        matrix = [[line[u] for u in columns] for line in gate["gate"][rows]]
+        chart, frame = heatmap(matrix, classes, units, "class", "unit (by assigned class; click one to open it)",
                                f"{meta['label']}: {gate['source']} gate, Phi {gate['phi']:.3f}, "
                                f"{LABELS['gate_density']} {gate['density']:.3f}", domain=[0, 1], col_order=order,
                                value_title="gate entry", pick=True)
@@ -76,10 +82,12 @@ def similarity_section(models: list[dict]) -> None:
     for meta in models:
         sim = similarities[meta["label"]]
         domain = shared if one_scale else shared_range(sim[key] for key in ("tp", "fn"))
-        classes = meta["class_names"]
+        window = common.window(f"{meta['label']}: classes", len(meta["class_names"]), HEATMAP_CLASSES,
+                               f"gates_sim_rows_{meta['label']}")
+        classes = meta["class_names"][window]
         left, right = st.columns(2)
         for column, key, name in ((left, "tp", "true positives"), (right, "fn", "false negatives")):
-            chart, _ = heatmap(sim[key], classes, classes, "true class y", "gate row c",
+            chart, _ = heatmap([line[window] for line in sim[key][window]], classes, classes, "true class y", "gate row c",
                                f"{meta['label']}: {name}", scheme="viridis", domain=domain, value_title="similarity")
             common.chart(chart, f"{meta['label']}-similarity-{key}", f"gates_sim_{meta['label']}_{key}", column)
 

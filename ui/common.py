@@ -316,6 +316,16 @@ def import_panel() -> None:
                 st.warning(plain(exc))
 
 
+def window(label: str, total: int, size: int, key: str) -> slice:
+    """All of `total` items, or `size` of them from where the user asks: a 1000 x 2048 heatmap is
+    2 million cells, more than a browser draws."""
+    if total <= size:
+        return slice(0, total)
+    start = int(st.number_input(f"{label}: from (of {total}, {size} at a time)", 0, total - 1,
+                                **kept(key, 0), step=size))
+    return slice(start, min(total, start + size))
+
+
 def guarded_run_monitor() -> None:
     """The monitor redraws itself apart from the page: it needs its own one-line errors."""
     guarded(run_monitor)
