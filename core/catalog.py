@@ -75,6 +75,18 @@ def discover(extra=(), include_runs: bool = True) -> list[Path]:
     return list(found.values())
 
 
+WEIGHT_SUFFIXES = (".pth", ".safetensors")
+
+
+def weight_files(extra=()) -> list[Path]:
+    """Weights files lying in the model folders (a user's .pth or .safetensors put beside the
+    checkpoints): not models until imported, and the sidebar says so instead of ignoring them."""
+    folders = [bundled_dir(), *(Path(d).expanduser() for d in extra)]
+    return sorted(p for folder in folders if folder.is_dir() for suffix in WEIGHT_SUFFIXES
+                  for p in folder.rglob(f"*{suffix}")
+                  if not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
 def labelled(paths) -> dict[str, Path]:
     """label -> path: the file stem, with its folder added when two files share a stem."""
     out: dict[str, Path] = {}

@@ -141,7 +141,10 @@ def read_payload(path: Path | str) -> dict:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{name}: not a readable checkpoint (truncated or corrupt: {text[:160]})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{name}: not a Unit Lens checkpoint")
+        plain = isinstance(payload, dict) and payload and all(isinstance(v, torch.Tensor) for v in payload.values())
+        raise CheckpointError(f"{name}: not a Unit Lens checkpoint" + (
+            " but a state dict: make it one with python -m core.import_weights (or the sidebar's "
+            "'Add a model from a weights file')" if plain else ""))
     unknown = set(payload) - TOP_KEYS
     if unknown:
         raise CheckpointError(f"{name}: refused, it carries an entry a checkpoint does not have "

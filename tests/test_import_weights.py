@@ -192,3 +192,18 @@ def test_fine_tuning_an_imported_resnet18_works_with_every_objective(method, res
     loaded = load(out)
     assert loaded.meta["init"] == str(resnet18_file) and loaded.meta["preprocess"] == "resize-centre-crop"
     assert loaded.model.num_classes == 3 and loaded.meta["test_images"] == 3
+
+
+def test_a_weights_file_among_the_models_is_named_not_ignored(weights, tmp_path):
+    """A .pth in a model folder is listed as a weights file to add; a state dict saved as .pt is
+    refused as 'not a Unit Lens checkpoint but a state dict', with the way to import it."""
+    import shutil
+
+    from core.catalog import weight_files
+    from core.checkpoints import CheckpointError
+    shutil.copy(weights / "r50.pth", tmp_path / "r50.pth")
+    shutil.copy(weights / "r50.pth", tmp_path / "r50.pt")
+    assert [p.name for p in weight_files([tmp_path])] == ["r50.pth"]
+    with pytest.raises(CheckpointError, match="not a Unit Lens checkpoint but a state dict: make it one with "
+                                              "python -m core.import_weights"):
+        load(tmp_path / "r50.pt")

@@ -15,7 +15,7 @@ import streamlit as st
 from core import runs
 from core.analysis.engine import DEFAULT_TRAIN_LIMIT, Analyzer, AnalysisSkipped, StepClock
 from core.analysis.features import describe_analysis_device
-from core.catalog import analysis_limits, describe_analysis_limits, discover, extra_dirs, labelled
+from core.catalog import analysis_limits, describe_analysis_limits, discover, extra_dirs, labelled, weight_files
 from core.checkpoints import CheckpointError, LoadedCheckpoint, load
 from core.charts import training_curve
 from core.data import DATASETS, on_this_machine
@@ -80,6 +80,8 @@ def available_models() -> tuple[dict[str, dict], list[str]]:
         except Exception as exc:  # noqa: BLE001 - one file the checks missed is refused, never every model
             log.exception("reading %s", path)
             errors.append(f"{Path(path).name}: not readable as a model ({type(exc).__name__})")
+    errors += [f"{path.name}: a weights file, not yet a model: add it with 'Add a model from a weights file' "
+               "or python -m core.import_weights" for path in weight_files(extra_dirs())]
     return found, errors
 
 
