@@ -149,7 +149,7 @@ def sharing_the_cpu(folder: Path | None = None) -> list[Run]:
 def start_runs(choices: list[tuple[str, dict]], dataset: str = "fashion-mnist", arch: str = "resnet20",
                epochs: int = 1, limit: int | None = None, batch_size: int = 256, lr: float = 0.1,
                seed: int = 0, device: str = "auto", folder: Path | None = None, init: str = "",
-               input_size: int | None = None) -> list[Run]:
+               input_size: int | None = None, head_only_epochs: int = 0) -> list[Run]:
     """Launch one run per (method, options), on the same data. On a GPU they all train at once
     (their start-ups overlap; bench/RESULTS.md); on a CPU one at a time: each process waits
     (`--after`, once per process) until every CPU run started before it has ended, so a run
@@ -163,6 +163,8 @@ def start_runs(choices: list[tuple[str, dict]], dataset: str = "fashion-mnist", 
         raise RunError("give the weights file's full path: a relative one would be read from the server's folder")
     if init and not Path(init).is_file():
         raise RunError(f"{init}: no such file")
+    if not 0 <= head_only_epochs <= epochs:
+        raise RunError(f"the head-only epochs ({head_only_epochs}) are more than the epochs ({epochs})")
     for method, options in choices:  # and so are options that cannot work (before any run starts)
         try:
             create_objective(method, **options).validate_run(epochs)
@@ -185,6 +187,8 @@ def start_runs(choices: list[tuple[str, dict]], dataset: str = "fashion-mnist", 
             args += ["--init", init]
         if input_size:
             args += ["--input-size", str(input_size)]
+        if head_only_epochs:
+            args += ["--head-only-epochs", str(head_only_epochs)]
         for key, value in options.items():
             args += [f"--{key.replace('_', '-')}", str(value)]
         for pid in before:

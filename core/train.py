@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--arch", default="resnet20", help=f"one of {', '.join(sorted(MODELS))}")
     parser.add_argument("--init", default="", help="start from these weights: a .pth/.pt/.safetensors state dict "
                         "or a Unit Lens checkpoint of the same arch (a head of another class count is trained anew)")
+    parser.add_argument("--head-only-epochs", type=int, default=0,
+                        help="train only the last linear layer for the first N epochs (a new head on --init "
+                             "weights before the body moves; N = --epochs is a linear probe)")
     parser.add_argument("--input-size", type=int, default=None,
                         help="read an image folder at this size (default 64, or 224 for torchvision's families)")
     parser.add_argument("--epochs", type=int, default=10)
@@ -87,7 +90,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                        augment=not args.no_augment, snapshot_per_class=args.snapshot_per_class,
                        log_interval_s=args.log_interval,
                        data_root=args.data_root, after_pids=tuple(args.after), init=args.init,
-                       input_size=args.input_size)
+                       input_size=args.input_size, head_only_epochs=args.head_only_epochs)
 
 
 def main(argv=None) -> int:

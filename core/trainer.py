@@ -80,11 +80,12 @@ class TrainConfig:
     after_pids: tuple[int, ...] = ()  # wait for these earlier runs' processes to end (the app's queue on a CPU)
     init: str = ""                    # start from these weights (a weights file or a checkpoint of the arch)
     input_size: int | None = None     # an image folder read at this size (default: 64, or the arch's own)
+    head_only_epochs: int = 0         # the first epochs train the last linear layer alone (a new head on --init)
 
     # what decides the weights: recorded in the checkpoint and compared on --resume
     RECORDED = ("method", "options", "arch", "epochs", "batch_size", "lr", "momentum", "weight_decay",
                 "seed", "limit", "augment", "snapshot_per_class")
-    RECORDED_IF_SET = ("init", "input_size")  # absent from checkpoints made before them, which still resume
+    RECORDED_IF_SET = ("init", "input_size", "head_only_epochs")  # absent from checkpoints made before them, which still resume
 
     def recorded_options(self) -> dict:
         return {**{key: getattr(self, key) for key in self.RECORDED},
@@ -131,6 +132,8 @@ def validate(config: TrainConfig) -> Objective:
         (bool(config.out), "an output path (--out) is required"),
         (all(pid > 0 for pid in config.after_pids), f"--after takes process ids, got {list(config.after_pids)}"),
         (os.getpid() not in config.after_pids, "--after names this very process: it would wait for itself forever"),
+        (0 <= config.head_only_epochs <= config.epochs,
+         f"head-only epochs must lie in 0..{config.epochs} (the epochs), got {config.head_only_epochs}"),
         (math.isfinite(config.log_interval_s) and 0 <= config.log_interval_s <= 3600,
          f"log interval must be 0 to 3600 seconds, got {config.log_interval_s}"),
     ]
@@ -431,6 +434,20 @@ def run_record(config: TrainConfig, objective: Objective, data: RunData, command
     }
 
 
+def train_only_the_head(model, only: bool) -> None:
+    """Freeze (or free) every parameter but the last linear layer's and the LSG gate, and keep the
+    body's batch-norm statistics as they are while frozen: fitting a new head to weights from
+    elsewhere before the body moves, as fine-tuning is usually begun."""
+    head = {f"{model.head_path}.weight", f"{model.head_path}.bias", "gate"}
+    for name, parameter in model.named_parameters():
+        if name not in head:
+            parameter.requires_grad_(not only)
+    if only:
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.eval()
+
+
 def step_function(net, objective: Objective, optimizer, meter: EpochMeter, device: torch.device):
     def one_step(kind, x, y):
         """Forward, loss, backward, optimiser steps, the epoch's running sums: no host sync, so
@@ -600,7 +617,11 @@ def run_training(config: TrainConfig, objective: Objective, command: str, device
     # --- the step: compiled on request, replayed from CUDA graphs on one GPU
     net = torch.compile(model, dynamic=False) if config.compile else model
     net = dist.wrap(net, objective.uses_gate, device)
-    graphs = on_gpu and config.cuda_graphs and not dist.active
+    if config.head_only_epochs and dist.active:
+        raise TrainingError("--head-only-epochs trains one process only (DistributedDataParallel needs every "
+                            "parameter in every step)")
+    # freezing the body between epochs changes the step: replaying a graph captured before would not
+    graphs = on_gpu and config.cuda_graphs and not dist.active and not config.head_only_epochs
     meter = EpochMeter(device)
     run_step = StepRunner(step_function(net, objective, optimizer, meter, device), [optimizer], enabled=graphs)
     per_chunk = max(1, data.chunk_images() // batch_size) if on_gpu else 1
@@ -612,6 +633,7 @@ def run_training(config: TrainConfig, objective: Objective, command: str, device
     for epoch in range(start_epoch, config.epochs):
         # --- one epoch: every step on the device, nothing read back but at logging time
         model.train()
+        train_only_the_head(model, epoch < config.head_only_epochs)
         order = dist.shard(torch.randperm(len(data.labels), generator=generator, device=device))
         meter.reset()
         batches = data.batches(order, steps_per_epoch, batch_size, config.augment, generator, per_chunk)

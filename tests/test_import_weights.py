@@ -207,3 +207,17 @@ def test_a_weights_file_among_the_models_is_named_not_ignored(weights, tmp_path)
     with pytest.raises(CheckpointError, match="not a Unit Lens checkpoint but a state dict: make it one with "
                                               "python -m core.import_weights"):
         load(tmp_path / "r50.pt")
+
+
+def test_head_only_epochs_train_the_new_head_and_leave_the_body_as_the_file_had_it(resnet18_file, weights, tmp_path):
+    from core.trainer import TrainConfig, train
+    out = tmp_path / "probe.pt"
+    train(TrainConfig(method="ce", arch="resnet18", dataset=f"imagefolder:{weights / 'photos'}", init=str(resnet18_file),
+                      input_size=32, epochs=1, head_only_epochs=1, batch_size=4, lr=0.05, out=str(out)))
+    source = torch.load(resnet18_file, weights_only=True)
+    state = load(out).model.state_dict()
+    for key in ("conv1.weight", "layer4.1.conv2.weight", "bn1.running_mean", "layer1.0.bn1.running_var"):
+        assert torch.equal(state[key], source[key]), key
+    assert load(out).meta["head_only_epochs"] == 1
+    with pytest.raises(Exception, match="head-only epochs must lie in 0..1"):
+        train(TrainConfig(method="ce", epochs=1, head_only_epochs=2, out=str(tmp_path / "x.pt")))

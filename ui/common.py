@@ -283,13 +283,16 @@ def training_panel() -> None:
         input_size = st.number_input("Input size of an image folder (0: 64, or 224 for torchvision's families)",
                                      0, 512, 0, key="train_input_size")
         epochs = st.number_input("Epochs", 1, 500, 2, key="train_epochs")  # LSG's gated steps begin in epoch 2
+        head_only = st.number_input("Of which, epochs training only the last layer", 0, 500, 0, key="train_head_only",
+                                    help="fit a new head to the initial weights before the rest moves") if init.strip() else 0
         limit = st.number_input("Use only N images, a class-balanced sample (0: all)", 0, 10_000_000, 2000, step=500, key="train_limit",
                                 help="of the training split, and of the test split each epoch is measured on: a "
                                      "quick look; 0 trains on all of it (minutes an epoch on a CPU)")
         if st.button("Start", key="train_start", type="primary", disabled=not methods):
             try:
                 started = runs.start_runs(list(options.items()), dataset, arch, int(epochs), int(limit) or None,
-                                          init=init.strip(), input_size=int(input_size) or None)
+                                          init=init.strip(), input_size=int(input_size) or None,
+                                          head_only_epochs=int(head_only))
                 st.toast(f"started {plain(', '.join(run.run_id for run in started))}")  # the monitor shows the rest
             except UserError as exc:
                 st.warning(plain(exc))
