@@ -420,3 +420,28 @@ def test_the_specificity_and_cost_view_answers_on_the_bundled_trio(tmp_path, tab
         assert_clean(tab, bundled)
     finally:
         bundled.stop()
+
+
+def test_compare_opens_an_imported_resnet50_on_a_224_px_colour_photo(tmp_path, tab):
+    """A random-weight torchvision ResNet-50 imported on a folder of colour photos: Compare shows its
+    test photo as the model sees it (224 px, ImageNet's crop) and the 64 most active of its 2048 maps."""
+    import torchvision
+
+    from core.import_weights import import_weights
+    from .test_import_weights import photo_folder
+    models = tmp_path / "models"
+    models.mkdir()
+    torch.save(torchvision.models.resnet50(num_classes=3).state_dict(), tmp_path / "r50.pth")
+    folder = photo_folder(tmp_path / "photos", size=(300, 200))
+    import_weights(tmp_path / "r50.pth", "resnet50", models / "r50.pt", dataset=f"imagefolder:{folder}")
+    server = Server(models, tmp_path / "work", "resnet50-compare")
+    try:
+        tab.goto(server.url + "/compare")
+        tab.get_by_text("the 64 most active of 2048 penultimate maps", exact=False).first.wait_for(timeout=240_000)
+        wait_until_idle(tab)
+        tab.get_by_text("input as the model sees it").first.wait_for()
+        click_until(tab, tab.get_by_text("What was done to the image").first,
+                    tab.get_by_text("then the centre 224x224 (ImageNet's evaluation)", exact=False).first)
+        assert_clean(tab, server)
+    finally:
+        server.stop()
