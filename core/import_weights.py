@@ -59,7 +59,11 @@ def import_weights(weights: Path | str, arch: str, out: Path | str, classes: str
     if head_rows is not None and head_rows != len(names):
         raise WeightsError(f"{weights.name}: its head has {head_rows} classes, not the {len(names)} given "
                            "(--classes); give its own class count, or fine-tune a new head with core.train --init")
-    channels = 3 if 3 in family.channels else 1
+    first_conv = next((v for v in state.values() if v.ndim == 4), None)  # the stem: its input channels
+    channels = int(first_conv.shape[1]) if first_conv is not None else 3
+    if channels not in family.channels:
+        raise WeightsError(f"{weights.name}: its first convolution takes {channels} channel(s); {arch} takes "
+                           f"{' or '.join(map(str, family.channels))}")
     size = input_size or family.default_input_size or None
     if not dataset:
         raise WeightsError("give --dataset: the images its figures are computed on")

@@ -221,3 +221,12 @@ def test_head_only_epochs_train_the_new_head_and_leave_the_body_as_the_file_had_
     assert load(out).meta["head_only_epochs"] == 1
     with pytest.raises(Exception, match="head-only epochs must lie in 0..1"):
         train(TrainConfig(method="ce", epochs=1, head_only_epochs=2, out=str(tmp_path / "x.pt")))
+
+
+def test_our_own_grey_network_imports_with_its_channel_count(tmp_path, data_root):
+    """A resnet20 state dict of a Fashion-MNIST model (one channel), as another script saved it."""
+    from core.models import create_model
+    torch.save(create_model("resnet20", 10, 1).state_dict(), tmp_path / "mine.pth")
+    meta = import_weights(tmp_path / "mine.pth", "resnet20", tmp_path / "mine.pt", dataset="fashion-mnist",
+                          mean=[0.286], std=[0.353])
+    assert meta["channels"] == 1 and meta["input_size"] == 28 and load(tmp_path / "mine.pt").model.in_channels == 1
