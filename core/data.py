@@ -593,7 +593,7 @@ def load_dataset(name: str = "fashion-mnist", split: str = "train", root=None,
     if split not in ("train", "test"):
         raise DataError(f"split must be 'train' or 'test', not {split!r}")
     source = get_source(name, root, view)
-    key = (name, split, str(source.root), view if isinstance(source, ImageFolderSource) else None)
+    key = (name, split, str(source.root), source.view if isinstance(source, ImageFolderSource) else None)
     if key not in _CACHE:
         info = source.info()
         uint8, labels = source.read(split)

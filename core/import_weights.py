@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from .checkpoints import MAX_INPUT_SIZE, meta_problem, save_checkpoint
+from .checkpoints import MAX_CLASSES, MAX_INPUT_SIZE, meta_problem, save_checkpoint
 from .data import CROP, IMAGENET_MEAN, IMAGENET_STD, DataError, View, get_source
 from .errors import UserError
 from .models import MODELS, create_model
@@ -24,11 +24,13 @@ def class_names(spec: str | None, head_rows: int | None) -> list[str]:
     if spec is None:
         if head_rows is None:
             raise WeightsError("cannot tell the class count from the file; give --classes")
-        return [f"class {i}" for i in range(head_rows)]
+        return class_names(str(head_rows), None)
     if spec == "imagenet":
         from torchvision.models._meta import _IMAGENET_CATEGORIES
         return list(_IMAGENET_CATEGORIES)
     if spec.isascii() and spec.isdigit():
+        if not 2 <= int(spec) <= MAX_CLASSES:
+            raise WeightsError(f"--classes {spec[:20]}: Unit Lens shows 2 to {MAX_CLASSES} classes")
         return [f"class {i}" for i in range(int(spec))]
     path = Path(spec).expanduser()
     if not path.is_file():
@@ -59,8 +61,8 @@ def import_weights(weights: Path | str, arch: str, out: Path | str, classes: str
     if head_rows is not None and head_rows != len(names):
         raise WeightsError(f"{weights.name}: its head has {head_rows} classes, not the {len(names)} given "
                            "(--classes); give its own class count, or fine-tune a new head with core.train --init")
-    first_conv = next((v for v in state.values() if v.ndim == 4), None)  # the stem: its input channels
-    channels = int(first_conv.shape[1]) if first_conv is not None else 3
+    stem = family.adapt_state_dict(state).get(family.stem_key)
+    channels = int(stem.shape[1]) if stem is not None and stem.ndim == 4 else family.channels[-1]
     if channels not in family.channels:
         raise WeightsError(f"{weights.name}: its first convolution takes {channels} channel(s); {arch} takes "
                            f"{' or '.join(map(str, family.channels))}")

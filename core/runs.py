@@ -163,6 +163,8 @@ def start_runs(choices: list[tuple[str, dict]], dataset: str = "fashion-mnist", 
         raise RunError("give the weights file's full path: a relative one would be read from the server's folder")
     if init and not Path(init).is_file():
         raise RunError(f"{init}: no such file")
+    if input_size and not dataset.startswith("imagefolder:"):
+        raise RunError(f"the input size applies to an image folder; {dataset}'s images have their own size")
     if not 0 <= head_only_epochs <= epochs:
         raise RunError(f"the head-only epochs ({head_only_epochs}) are more than the epochs ({epochs})")
     for method, options in choices:  # and so are options that cannot work (before any run starts)
@@ -204,6 +206,8 @@ def import_model(weights: str, arch: str, dataset: str, classes: str = "", folde
     """core.import_weights from the sidebar: full paths only (a relative one would be read from the
     server's folder); the checkpoint goes to the runs folder under a name not yet taken."""
     weights, dataset, classes = weights.strip(), dataset.strip(), classes.strip()
+    if classes and not (classes == "imagenet" or classes.isdigit() or Path(classes).expanduser().is_absolute()):
+        raise RunError("give the class names file's full path: a relative one would be read from the server's folder")
     dataset = dataset if dataset.startswith("imagefolder:") or not dataset.startswith(("/", "~", ".")) \
         else f"imagefolder:{dataset}"
     for path in (weights, dataset.removeprefix("imagefolder:") if dataset.startswith("imagefolder:") else "/"):

@@ -69,10 +69,17 @@ MEASURES: tuple[Measure, ...] = (
 ON_REQUEST = {"faithfulness"}  # shown where computed, never computed by opening the page
 
 
+SEEDLESS = ("seed", "path", "content_hash", "label", "command", "time", "versions", "device", "test_accuracy",
+            "epochs_completed", "complete", "gate_density", "world_size", "steps_per_epoch")
+
+
 def same_but_seed(meta: dict) -> str:
-    """Models that differ only in their seed share this key (and so one row, mean +- spread)."""
-    return json.dumps([meta.get("method"), meta.get("options", {}), meta.get("arch"), meta.get("dataset"),
-                       meta.get("epochs"), meta.get("lr"), meta.get("batch_size")], sort_keys=True, default=str)
+    """Models that differ only in their seed share this key (and so one row, mean +- spread): every
+    recorded option but the seed and what a run reports of itself. A model our trainer did not make
+    (an imported one) has no seed and shares its row with nothing."""
+    if "seed" not in meta:
+        return json.dumps(["alone", meta.get("path"), meta.get("content_hash")])
+    return json.dumps({k: v for k, v in meta.items() if k not in SEEDLESS}, sort_keys=True, default=str)
 
 
 def values(results: dict[str, dict]) -> dict[str, float | None]:

@@ -147,8 +147,12 @@ def validate(config: TrainConfig) -> Objective:
         raise TrainingError(str(exc)) from None
     if config.init and not Path(config.init).expanduser().is_file():
         raise TrainingError(f"--init {config.init}: no such file")
-    if config.input_size is not None and not 8 <= config.input_size <= 512:
-        raise TrainingError(f"--input-size must lie in 8..512, got {config.input_size}")
+    if config.input_size is not None:
+        least = max(8, MODELS[config.arch].min_input_size)
+        if not config.dataset.startswith("imagefolder:"):
+            raise TrainingError(f"--input-size applies to an image folder; {config.dataset}'s images have their own size")
+        if not least <= config.input_size <= 512:
+            raise TrainingError(f"--input-size must lie in {least}..512 for {config.arch}, got {config.input_size}")
     names = source.info().class_names  # refused now, not in a checkpoint the app would refuse after the run
     if not 2 <= len(names) <= MAX_CLASSES:
         raise TrainingError(f"{config.dataset} has {len(names)} classes; Unit Lens takes 2 to {MAX_CLASSES}")

@@ -24,6 +24,7 @@ from .errors import UserError
 MAX_WEIGHTS_BYTES = 2 * 2**30     # above any torchvision classifier (VGG-19: 548 MB)
 WRAPPERS = ("state_dict", "model", "model_state_dict", "module", "net")  # {"state_dict": {...}, "epoch": 3}
 PREFIXES = ("module.", "model.")  # DataParallel's and Lightning's names
+LEGACY_MAGIC = b"\x80\x02\x8a\x0a"  # torch.save before 1.6: a pickled 10-byte magic number first
 
 
 class WeightsError(UserError):
@@ -44,17 +45,22 @@ class TorchStateDict(WeightFormat):
     def read(self, path):
         try:
             with zipfile.ZipFile(path) as archive:
-                names = archive.namelist()
-        except zipfile.BadZipFile:
-            raise WeightsError(f"{path.name}: not a PyTorch weights file (not a zip archive: a legacy "
-                               "pickle or another format; save it again with torch.save(model.state_dict()))") from None
+                names, zipped = archive.namelist(), True
+        except OSError as exc:
+            raise WeightsError(f"{path.name}: cannot be read ({exc.strerror or exc})") from None
+        except (zipfile.BadZipFile, NotImplementedError, ValueError):
+            with open(path, "rb") as f:
+                if f.read(4) != LEGACY_MAGIC:
+                    raise WeightsError(f"{path.name}: not a PyTorch weights file (neither its zip archive nor "
+                                       "its format before 1.6); save it with torch.save(model.state_dict())") from None
+            names, zipped = [], False  # PyTorch's legacy format, which weights_only reads too
         if any(n.endswith("constants.pkl") or "/code/" in n for n in names):
             raise WeightsError(f"{path.name}: a TorchScript archive, refused; save its state_dict() instead "
                                "(torch.save(torch.jit.load(f).state_dict(), 'weights.pth'))")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+                return torch.load(path, map_location="cpu", weights_only=True, mmap=zipped)
         except pickle.UnpicklingError as exc:
             first = (str(exc).strip().splitlines() or [""])[0]
             what = first.split("GLOBAL ")[-1].split(" ")[0] if "GLOBAL" in first else "a Python object"
@@ -145,6 +151,9 @@ def initial_state(path: Path | str, model: torch.nn.Module) -> tuple[dict, bool]
 def matched_state_dict(state: dict[str, torch.Tensor], model: torch.nn.Module, name: str) -> dict:
     """`state` as `model` takes it, float32; WeightsError naming the first key that does not fit."""
     expected = model.state_dict()
+    state = type(model).adapt_state_dict(state)
+    # batch norm's step counters: absent from older files, never read in eval mode
+    state = {**{k: v for k, v in expected.items() if k.endswith("num_batches_tracked") and k not in state}, **state}
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     if missing or unexpected:

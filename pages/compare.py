@@ -193,9 +193,10 @@ def model_column(view, maps, cams) -> None:
                    "the CAMs below explain its last convolutional block.")
     else:
         every = count <= GRID_UNITS or st.toggle(f"Show all {count} maps", key=f"compare_all_maps_{meta['label']}")
-        units = list(range(count)) if every else most_active(out["maps"], GRID_UNITS)
+        units = list(range(count)) if every else sorted({*most_active(out["maps"], GRID_UNITS), *out["class_units"]})
         grid = feature_grid(out["maps"][units], 0.0, maps.top, marked=out["class_units"], columns=8, cell=36, units=units)
-        shown = f"{count} penultimate maps" if every else f"the {GRID_UNITS} most active of {count} penultimate maps"
+        shown = f"{count} penultimate maps" if every else (f"the {GRID_UNITS} most active of {count} penultimate maps "
+                                                            f"and the top units for {target}")
         st.image(grid, caption=f"{shown} ({maps.text}); red: top units for {target}", width="stretch")
         common.download_png(grid, f"{meta['label']}-maps", key=f"compare_png_{meta['label']}")
     cam_columns = st.columns(2)
@@ -244,7 +245,11 @@ def faithfulness_section(models: list[dict]):
     """Over a fixed test subset, per objective: are its maps faithful? Shipped for the bundle."""
     st.subheader("Faithfulness of the maps over 100 test images")
     cached = {m["label"]: common.analyzer(m)[0].cached("faithfulness") for m in models}
-    missing = [m for m in models if cached[m["label"]] is None]
+    unsuited = {m["label"]: common.analyzer(m)[0].skipped_reason("faithfulness") for m in models}
+    for label, reason in unsuited.items():
+        if reason:
+            st.caption(common.plain(f"{label}: {reason}."))
+    missing = [m for m in models if cached[m["label"]] is None and not unsuited[m["label"]]]
     if missing:
         with st.spinner("Measuring what it takes, on one test image…"):
             seconds = sum(faithfulness_seconds(m["path"], m["content_hash"]) for m in missing)

@@ -20,7 +20,8 @@ def render():
     collected = []
     for meta in models:
         engine = common.analyzer(meta)[0]
-        results = {name: (engine.cached(name) if name in ON_REQUEST else common.analysis(meta, name))
+        results = {name: None if engine.skipped_reason(name) else  # e.g. non-target entropy of 2 classes
+                   engine.cached(name) if name in ON_REQUEST else common.analysis(meta, name)
                    for name in needed}
         collected.append((meta, {k: v for k, v in results.items() if v is not None}))
     rows = summarise(collected)

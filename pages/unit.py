@@ -16,7 +16,7 @@ import streamlit as st
 from core.analysis.selectivity import unit_for_class
 from core.charts import epoch_axis
 from core.lsg import gate_assignment
-from core.data import dataset_image
+from core.data import dataset_image, view_of
 from core.render import input_picture
 from ui import common
 
@@ -39,7 +39,7 @@ def top_pictures(meta: dict, top: dict, unit: int, count: int, size: int):
     """The unit's `count` top-activating test images as pictures, with their captions."""
     pictures, captions = [], []
     for index, activation, lab in list(zip(top["index"][unit], top["activation"][unit], top["labels"][unit]))[:count]:
-        image, _ = dataset_image(meta["dataset"], index)
+        image, _ = dataset_image(meta["dataset"], index, view=view_of(meta))
         pictures.append(input_picture(image, size))
         captions.append(f"#{index} {common.plain(meta['class_names'][lab])} ({activation:.2f})")
     return pictures, captions

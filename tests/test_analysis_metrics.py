@@ -260,3 +260,12 @@ def test_models_that_differ_only_in_their_seed_share_a_row_with_mean_and_spread(
                                 "random": {"deletion": {"mean": 0.4}, "insertion": {"mean": 0.3}}}}
     got = values({"faithfulness": faithfulness})
     assert got["deletion_margin"] == pytest.approx(0.5) and got["insertion_margin"] == pytest.approx(1.0)
+
+
+def test_models_our_trainer_did_not_make_or_that_differ_in_more_than_the_seed_are_never_folded():
+    from core.tradeoffs import summarise
+    imported = [({"label": f"r50-{i}", "method": "imported", "arch": "resnet50", "dataset": "x", "path": f"{i}.pt"},
+                 {"accuracy": {"accuracy": 0.5 + i / 10}}) for i in range(2)]
+    other_lr = [({"label": f"ce-{lr}", "method": "ce", "seed": 0, "lr": lr, "arch": "resnet20"},
+                 {"accuracy": {"accuracy": 0.9}}) for lr in (0.1, 0.05)]
+    assert [r["seeds"] for r in summarise(imported + other_lr)] == [1, 1, 1, 1]

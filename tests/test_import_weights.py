@@ -230,3 +230,23 @@ def test_our_own_grey_network_imports_with_its_channel_count(tmp_path, data_root
     meta = import_weights(tmp_path / "mine.pth", "resnet20", tmp_path / "mine.pt", dataset="fashion-mnist",
                           mean=[0.286], std=[0.353])
     assert meta["channels"] == 1 and meta["input_size"] == 28 and load(tmp_path / "mine.pt").model.in_channels == 1
+
+
+def test_torchvisions_published_densenet_keys_and_the_legacy_format_import(tmp_path):
+    """torchvision's hosted DenseNet weights spell 'norm.1' for 'norm1' (its own loader renames them),
+    files written before PyTorch 1.6 are not zip archives, and older files lack batch norm's
+    num_batches_tracked: all three load, to the same logits."""
+    import re
+    import torchvision
+    torch.manual_seed(0)
+    reference = torchvision.models.densenet121(num_classes=3).eval()
+    old = {re.sub(r"(denselayer\d+\.(?:norm|relu|conv))(\d)\.", r"\1.\2.", k): v
+           for k, v in reference.state_dict().items() if not k.endswith("num_batches_tracked")}
+    assert "features.denseblock1.denselayer1.norm.1.weight" in old
+    torch.save(old, tmp_path / "d121.pth", _use_new_zipfile_serialization=False)
+    meta = import_weights(tmp_path / "d121.pth", "densenet121", tmp_path / "d121.pt", classes="3",
+                          dataset=f"imagefolder:{photo_folder(tmp_path / 'p')}")
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(load(tmp_path / "d121.pt").model(x), reference(x), rtol=1e-5, atol=1e-5)
+    assert meta["num_features"] == 1024

@@ -80,8 +80,9 @@ def available_models() -> tuple[dict[str, dict], list[str]]:
         except Exception as exc:  # noqa: BLE001 - one file the checks missed is refused, never every model
             log.exception("reading %s", path)
             errors.append(f"{Path(path).name}: not readable as a model ({type(exc).__name__})")
+    imported = {meta.get("source", {}).get("file") for meta in found.values()}
     errors += [f"{path.name}: a weights file, not yet a model: add it with 'Add a model from a weights file' "
-               "or python -m core.import_weights" for path in weight_files(extra_dirs())]
+               "or python -m core.import_weights" for path in weight_files(extra_dirs()) if path.name not in imported]
     return found, errors
 
 
@@ -280,8 +281,8 @@ def training_panel() -> None:
         init = st.text_input("Initial weights (optional)", key="train_init", placeholder="/path/to/weights.pth",
                              help="a .pth/.pt/.safetensors state dict of the architecture, or a Unit Lens "
                                   "checkpoint of it; a head of another class count is trained anew")
-        input_size = st.number_input("Input size of an image folder (0: 64, or 224 for torchvision's families)",
-                                     0, 512, 0, key="train_input_size")
+        input_size = st.number_input("Input size of the images (0: 64, or 224 for torchvision's families)",
+                                     0, 512, 0, key="train_input_size") if dataset.startswith("imagefolder:") else 0
         epochs = st.number_input("Epochs", 1, 500, 2, key="train_epochs")  # LSG's gated steps begin in epoch 2
         head_only = st.number_input("Of which, epochs training only the last layer", 0, 500, 0, key="train_head_only",
                                     help="fit a new head to the initial weights before the rest moves") if init.strip() else 0

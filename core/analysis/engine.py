@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoints import LoadedCheckpoint, load
-from ..data import load_dataset, view_of
+from ..data import balanced_sample, load_dataset, view_of
 from ..errors import UserError
 from .. import shipped
 from ..store import ResultStore, Store
@@ -105,6 +105,16 @@ class Context:
         """Tell the caller (the app's bar, the terminal's) how far a long analysis is."""
         if self._analyzer.progress:
             self._analyzer.progress(step, done, total)
+
+    def split_indices(self, positions: torch.Tensor) -> torch.Tensor:
+        """Positions among the analysed images as indices into the whole split, by which the pages
+        read the pictures: under a limit the analysed images are a class-balanced sample, not the
+        split's first N."""
+        a = self._analyzer
+        if not a.limit:
+            return positions
+        whole = load_dataset(self.meta["dataset"], a.split, a.data_root, view_of(self.meta))
+        return positions if a.limit >= len(whole) else balanced_sample(whole.labels, a.limit)[positions]
 
     def images(self) -> torch.Tensor:
         """The analysed split's images themselves, in the order of `test`'s features (for
@@ -221,7 +231,8 @@ class Analyzer:
             kwargs = {k: v for k, v in full.items() if not k.startswith("_")}
             result = json_safe(analysis.compute(Context(self), **kwargs))
             seconds = time.perf_counter() - started
-            self.store.put_result(self.hash, name, full, self.split, analysis.version, result, seconds)
+            if not result.get("stopped") == "time budget":  # machine-dependent: kept for this process only
+                self.store.put_result(self.hash, name, full, self.split, analysis.version, result, seconds)
             self.computed.append(name)
             if self.progress:
                 self.progress(analysis.title, 1, 1)

@@ -13,5 +13,5 @@ def pca(ctx, components, sample, seed):
     variance = s.square()
     coords = x @ v[:components].T
     pick = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:sample].sort().values
-    return {"coords": tolist(coords[pick].float()), "labels": tolist(test.labels[pick]), "index": tolist(pick),
+    return {"coords": tolist(coords[pick].float()), "labels": tolist(test.labels[pick]), "index": tolist(ctx.split_indices(pick)),
             "explained": tolist(variance[:components] / variance.sum())}

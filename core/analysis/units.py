@@ -5,4 +5,5 @@ from .base import register_analysis, tolist
 @register_analysis("top_images", title="Top-activating images", top=9)
 def top_images(ctx, top):
     values, index = ctx.test.features.topk(min(top, len(ctx.test.labels)), dim=0)   # (top, K)
-    return {"index": tolist(index.T), "activation": tolist(values.T), "labels": tolist(ctx.test.labels[index.T])}
+    return {"index": tolist(ctx.split_indices(index.T)), "activation": tolist(values.T),
+            "labels": tolist(ctx.test.labels[index.T])}

@@ -60,6 +60,13 @@ class UnitModel(nn.Module):
     default_input_size = 0  # the size it was made for (0: the dataset's)
     imagenet_norm = False   # made for ImageNet's mean and std
     units_have_maps = True  # False: the units are a hidden layer's neurons, their maps 1 x 1
+    stem_key = "stem.0.weight"  # the first convolution's weight: its input channels are the model's
+
+    @classmethod
+    def adapt_state_dict(cls, state: dict) -> dict:
+        """A state dict as the family's weights files spell it, made this model's (the identity
+        but where a family renamed its keys since its weights were published)."""
+        return state
 
     def __init__(self, num_classes: int, in_channels: int, num_features: int):
         super().__init__()

@@ -87,6 +87,7 @@ class VGG11BNCifar(UnitModel):
     """VGG-11 with batch norm and no hidden linear layers; the last max-pool is dropped so the
     last block keeps its maps. Not torchvision's vgg11_bn (checkpoints that call it so still load)."""
     arch = "vgg11_bn_cifar"
+    stem_key = "features.0.weight"
     config = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512)
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1):

@@ -8,6 +8,7 @@ from .base import TorchvisionModel, register_model
 
 class TorchvisionEfficientNet(TorchvisionModel):
     head_path = "classifier.1"
+    stem_key = "features.0.0.weight"
 
     def forward_features(self, x):
         return self.features(x)

@@ -6,6 +6,8 @@ from .base import TorchvisionModel, register_model
 
 
 class TorchvisionResNet(TorchvisionModel):
+    stem_key = "conv1.weight"
+
     def forward_features(self, x):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))

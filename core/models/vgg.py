@@ -12,6 +12,7 @@ from .base import TorchvisionModel, register_model
 
 class TorchvisionVGG(TorchvisionModel):
     head_path = "classifier.6"
+    stem_key = "features.0.weight"
     units_have_maps = False
 
     def forward_features(self, x):
