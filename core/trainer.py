@@ -28,7 +28,7 @@ import torch
 from . import lsg, trajectory
 from .analysis.features import extract
 from .checkpoints import MAX_CLASSES, MAX_TEXT, CheckpointError, parse_meta, read_payload, save_checkpoint
-from .augment import augment_batch
+from .augment import augment_batch, random_resized_crop
 from .cli import TerminalLine
 from .data import CROP, IMAGENET_MEAN, IMAGENET_STD, DataError, DatasetInfo, View, black_value, get_source, load_dataset
 from .errors import UserError
@@ -366,6 +366,7 @@ class RunData:
     padding: int
     snapshot_subset: torch.Tensor
     whole_test_split: bool      # False: --limit kept a sample of the test images
+    resized_crop: bool = False  # augment by random resized crops (ImageNet's) instead of padded crops
 
     def chunk_images(self) -> int:
         """How many images a GPU gathers and augments at once: GPU_CHUNK_IMAGES, fewer for large
@@ -385,7 +386,10 @@ class RunData:
             idx = order[first * batch_size:(first + count) * batch_size]
             x, y = self.images[idx], self.labels[idx]
             if augment:
-                x = augment_batch(x, self.padding, True, generator, self.fill)
+                if self.resized_crop:  # torchvision's families, trained as on ImageNet
+                    x = augment_batch(random_resized_crop(x, generator), 0, True, generator)
+                else:
+                    x = augment_batch(x, self.padding, True, generator, self.fill)
             x = x.contiguous(memory_format=torch.channels_last)
             for i in range(0, count * batch_size, batch_size):
                 yield x[i:i + batch_size], y[i:i + batch_size]
@@ -400,7 +404,7 @@ def load_data(config: TrainConfig, device: torch.device) -> RunData:
     return RunData(info, train_set.images.to(device), train_set.labels.to(device), test_set.images.to(device),
                    test_set.labels, black_value(info).to(device), int(info.extra.get("crop_padding", 4)),
                    trajectory.subset_indices(test_set.labels, info.num_classes, config.snapshot_per_class),
-                   whole_test_split=len(test_set) == len(whole_test))
+                   whole_test_split=len(test_set) == len(whole_test), resized_crop=bool(info.extra.get("crop")))
 
 
 def build(config: TrainConfig, objective: Objective, info: DatasetInfo, device: torch.device):

@@ -329,3 +329,14 @@ def test_a_class_folder_whose_images_cannot_be_read_is_said_not_learnt(tmp_path)
         (tmp_path / "b" / f"img{i:03d}.png").write_bytes(b"not a png")
     with pytest.raises(DataError, match="b holds no image Pillow can read"):
         ImageFolderSource(tmp_path, str(tmp_path)).read("train")
+
+
+def test_a_random_resized_crop_of_the_whole_image_at_its_own_aspect_is_the_image():
+    """Area 1 and aspect 1 give the identity box: every pixel sampled at its own centre."""
+    from core.augment import random_resized_crop
+    x = torch.rand(3, 3, 8, 8)
+    torch.testing.assert_close(random_resized_crop(x, torch.Generator().manual_seed(0), (1.0, 1.0), (1.0, 1.0)), x)
+    theta_free = random_resized_crop(x, torch.Generator().manual_seed(0))
+    assert theta_free.shape == x.shape and torch.isfinite(theta_free).all()
+    again = random_resized_crop(x, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(theta_free, again)  # seeded: the same crops
