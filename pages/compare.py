@@ -269,7 +269,10 @@ def faithfulness_section(models: list[dict]):
     common.download_csv(frame, "faithfulness", key="compare_faith_csv")
     st.caption("Explaining each image's predicted class; bars: mean over the images, lines: one standard deviation. "
                "The random map is the baseline every method should beat; where a method's bar is no better than "
-               "the random map's, its maps are no more faithful than chance on that measure.")
+               "the random map's, its maps are no more faithful than chance on that measure. Deletion and insertion "
+               "AUCs scale with the model's confidence (minimax's is capped near p_t), so compare a method with the "
+               "random map of the same model; 'Specificity and cost' gives CAM's margin over it as a share, which "
+               "compares across objectives.")
 
 
 common.guarded(render)

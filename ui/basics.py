@@ -30,11 +30,14 @@ def download_csv(frame, name: str, key: str, label: str = "Download CSV") -> Non
                        on_click="ignore")
 
 
+METRICS_DOC = "definitions: docs/metrics.md in the project"  # every figure's formula, in one place
+
+
 def number_columns(columns) -> dict:
     """Streamlit column settings for a table's numbers: a headline figure keeps its Overview format
     and its explanation on hover; any other number shows three decimals."""
     figures = {f.label: f for f in HEADLINE}
-    return {column: st.column_config.NumberColumn(column, help=figures[column].help,
+    return {column: st.column_config.NumberColumn(column, help=f"{figures[column].help} ({METRICS_DOC})",
                                                   format="%d" if figures[column].sql == "INTEGER" else "%.3f")
             if column in figures else st.column_config.NumberColumn(format="%.3f") for column in columns}
 
