@@ -5,11 +5,13 @@ Metadata is a JSON string so nothing but tensors and plain containers is ever un
 """
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
 import pickle
 import tempfile
+import time
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -63,6 +65,7 @@ def save_checkpoint(path: Path | str, model: UnitModel, meta: dict, train_state:
     if trajectory is not None:
         payload["trajectory"] = trajectory
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -73,6 +76,21 @@ def save_checkpoint(path: Path | str, model: UnitModel, meta: dict, train_state:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+STALE_TMP_S = 24 * 3600  # a write never takes a day: an older temporary is a killed writer's
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """The temporaries a writer of `path` killed mid-write left (SIGKILL skips the clean-up): files
+    named as ours (`.NAME.<random>.tmp`, made by mkstemp beside `path`), regular, and a day old."""
+    now = time.time()
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            if stale.is_file() and not stale.is_symlink() and now - stale.stat().st_mtime > STALE_TMP_S:
+                stale.unlink()
+        except OSError:
+            pass  # another writer's, or gone: never a reason to fail a save
 
 
 def check_archive(path: Path) -> None:

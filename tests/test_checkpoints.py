@@ -89,3 +89,23 @@ def test_discover_lists_extra_folders_but_not_temporaries(tmp_path):
     found = discover([tmp_path], include_runs=False)
     assert tmp_path / "x.pt" in found
     assert all(not p.name.startswith(".") for p in found)
+
+
+def test_a_killed_writers_day_old_temporaries_are_cleared_and_nothing_else(tmp_path):
+    """SIGKILL mid-write leaves `.NAME.<random>.tmp`; the next save of NAME removes those a day old,
+    never a fresh one (a writer at work) nor any other file."""
+    import os
+    import time
+    from core.checkpoints import save_checkpoint
+    old, fresh = tmp_path / ".m.pt.abc123.tmp", tmp_path / ".m.pt.def456.tmp"
+    others = [tmp_path / ".other.pt.abc.tmp", tmp_path / "m.pt.notes.tmp", tmp_path / "notes.txt"]
+    for path in (old, fresh, *others):
+        path.write_text("x")
+    day_ago = time.time() - 2 * 24 * 3600
+    for path in (old, *others):
+        os.utime(path, (day_ago, day_ago))
+    model = create_model("resnet20", 10, 1)
+    save_checkpoint(tmp_path / "m.pt", model, {"arch": "resnet20", "dataset": "fashion-mnist", "method": "ce",
+                                               "class_names": [str(i) for i in range(10)], "channels": 1,
+                                               "input_size": 28, "mean": [0.5], "std": [0.5]})
+    assert not old.exists() and fresh.exists() and all(p.exists() for p in others)
