@@ -5,7 +5,6 @@ import json
 import os
 import sys
 
-from .analysis import ANALYSES
 from .analysis.engine import REPORT, Analyzer, StepClock, summary
 from .catalog import describe_limits
 from .headline import HEADLINE, format_value
@@ -54,13 +53,8 @@ def faithfulness_table(rows: list[dict]) -> str:
 
 def say_faithfulness_cost(analyzer: Analyzer) -> None:
     """Before the faithfulness analysis starts: what it will take, measured on one test image here."""
-    from .analysis.faithfulness import image_count, seconds_needed
-    from .data import load_dataset, view_of
     from .progress import format_seconds
-    params = ANALYSES["faithfulness"].defaults
-    test = load_dataset(analyzer.meta["dataset"], "test", analyzer.data_root, view_of(analyzer.meta))
-    count = image_count(test.labels, analyzer.model.num_classes, params["per_class"])
-    seconds = seconds_needed(analyzer.model, analyzer.meta, test.images[0], count, params["steps"])
+    seconds, count = analyzer.faithfulness_seconds()
     say_note(f"{analyzer.name}: the faithfulness of the maps takes about {format_seconds(seconds)} here "
              f"({count} images; measured on one now)")
 

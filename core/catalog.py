@@ -61,18 +61,19 @@ def _count_setting(name: str) -> int | None:
 def discover(extra=(), include_runs: bool = True) -> list[Path]:
     """Every `*.pt` in checkpoints/, runs/ and folders the user names (recursive, but never into
     hidden files or folders), sorted, de-duplicated."""
-    folders = [bundled_dir(), *(Path(d).expanduser() for d in extra)]
-    if include_runs:
-        folders.append(runs_dir())
+    folders = [bundled_dir(), *(Path(d).expanduser() for d in extra), *[runs_dir()] * include_runs]
     found: dict[str, Path] = {}
-    for folder in folders:
-        if not folder.is_dir():
-            continue
-        for path in sorted(folder.rglob("*.pt")):
-            if any(part.startswith(".") for part in path.relative_to(folder).parts):
-                continue  # hidden files and folders: temporaries, unfinished runs
-            found.setdefault(str(path.resolve()) if path.exists() else str(path), path)
+    for path in visible_files(folders, ".pt"):
+        found.setdefault(str(path.resolve()) if path.exists() else str(path), path)
     return list(found.values())
+
+
+def visible_files(folders, *suffixes: str) -> list[Path]:
+    """Files of these suffixes in the folders (recursive, sorted per folder), never in hidden
+    files or folders: temporaries, unfinished runs, .ipynb_checkpoints."""
+    return [path for folder in folders if folder.is_dir() for suffix in suffixes
+            for path in sorted(folder.rglob(f"*{suffix}"))
+            if not any(part.startswith(".") for part in path.relative_to(folder).parts)]
 
 
 WEIGHT_SUFFIXES = (".pth", ".safetensors")
@@ -81,10 +82,7 @@ WEIGHT_SUFFIXES = (".pth", ".safetensors")
 def weight_files(extra=()) -> list[Path]:
     """Weights files lying in the model folders (a user's .pth or .safetensors put beside the
     checkpoints): not models until imported, and the sidebar says so instead of ignoring them."""
-    folders = [bundled_dir(), *(Path(d).expanduser() for d in extra)]
-    return sorted(p for folder in folders if folder.is_dir() for suffix in WEIGHT_SUFFIXES
-                  for p in folder.rglob(f"*{suffix}")
-                  if not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    return sorted(visible_files([bundled_dir(), *(Path(d).expanduser() for d in extra)], *WEIGHT_SUFFIXES))
 
 
 def labelled(paths) -> dict[str, Path]:

@@ -7,7 +7,9 @@ training then slice batches without per-sample Python work.
 """
 from __future__ import annotations
 
+import functools
 import gzip
+import itertools
 import hashlib
 import math
 import os
@@ -499,24 +501,26 @@ class ImageFolderSource(DatasetSource):
         for label, cls in enumerate(self.class_names):
             names = image_names(self.split_roots[split] / cls)
             if self.one_tree:
-                held = set(self.held_out(cls, names))
-                names = [n for n in names if (n in held) == (split == "test")]
+                names = [n for n in names if (n in self.held_out[cls]) == (split == "test")]
             chosen += [(self.split_roots[split] / cls / n, label) for n in names]
         return chosen
 
-    @staticmethod
-    def held_out(cls: str, names: list[str]) -> list[str]:
-        """The names of one class held out from training: the first HELD_OUT_FRACTION by
-        `held_out_rank`, at least one."""
-        count = max(1, round(HELD_OUT_FRACTION * len(names)))
-        return sorted(names, key=lambda n: held_out_rank(SPLIT_SEED, cls, n))[:count]
+    @functools.cached_property
+    def held_out(self) -> dict[str, set[str]]:
+        """Per class of one tree, the names held out from training: the first HELD_OUT_FRACTION by
+        `held_out_rank`, at least one. Hashed once per source (info and both splits read it)."""
+        held = {}
+        for cls in self.class_names:
+            names = image_names(self.path / cls)
+            count = max(1, round(HELD_OUT_FRACTION * len(names)))
+            held[cls] = set(sorted(names, key=lambda n: held_out_rank(SPLIT_SEED, cls, n))[:count])
+        return held
 
     def info(self) -> DatasetInfo:
         info = super().info()
         info.extra["crop"] = self.view.crop
         if self.one_tree and self.class_names:
-            held = [f"{cls}/{n}" for cls in self.class_names
-                    for n in self.held_out(cls, image_names(self.path / cls))]
+            held = [f"{cls}/{n}" for cls, names in self.held_out.items() for n in names]
             info.extra["split"] = {
                 "rule": f"held out {HELD_OUT_FRACTION:.0%} of each class (at least one), by a hash of "
                         f"the file name with seed {SPLIT_SEED}",
@@ -548,29 +552,27 @@ class ImageFolderSource(DatasetSource):
         return torch.stack(images), labels
 
 
-def image_names(folder: Path) -> list[str]:
-    """The names of the files in `folder` named as an image Pillow reads, sorted."""
+def image_entries(folder: Path):
+    """The names of the files in `folder` named as an image Pillow reads, as the disk lists them
+    (nothing for a folder that cannot be read)."""
     suffixes = tuple(Image.registered_extensions())
-    try:
-        with os.scandir(folder) as entries:
-            return sorted(e.name for e in entries if e.name.lower().endswith(suffixes) and e.is_file())
-    except OSError:
-        return []
-
-
-def holds_an_image(folder: Path, at_least: int = 1) -> bool:
-    """Whether `folder` holds `at_least` files named as an image Pillow reads (it stops counting there)."""
-    suffixes = tuple(Image.registered_extensions())
-    found = 0
     try:
         with os.scandir(folder) as entries:
             for entry in entries:
-                found += entry.name.lower().endswith(suffixes) and entry.is_file()
-                if found >= at_least:
-                    return True
+                if entry.name.lower().endswith(suffixes) and entry.is_file():
+                    yield entry.name
     except OSError:
-        pass
-    return False
+        return
+
+
+def image_names(folder: Path) -> list[str]:
+    return sorted(image_entries(folder))
+
+
+def holds_an_image(folder: Path, at_least: int = 1) -> bool:
+    """Whether `folder` holds `at_least` image files (it stops counting there: a folder of a
+    million files is not listed to say so)."""
+    return next(itertools.islice(image_entries(folder), at_least - 1, None), None) is not None
 
 
 def get_source(name: str, root: Path | str | None = None, view: View | None = None) -> DatasetSource:

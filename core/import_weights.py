@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from .catalog import runs_dir
 from .checkpoints import MAX_CLASSES, MAX_INPUT_SIZE, meta_problem, save_checkpoint
 from .data import CROP, IMAGENET_MEAN, IMAGENET_STD, DataError, View, get_source
 from .errors import UserError
@@ -69,7 +70,7 @@ def import_weights(weights: Path | str, arch: str, out: Path | str, classes: str
     size = input_size or family.default_input_size or None
     if not dataset:
         raise WeightsError("give --dataset: the images its figures are computed on")
-    source = get_source(dataset, view=View(size or 64) if size else None)
+    source = get_source(dataset, view=View(size) if size else None)
     try:
         source.check()
     except DataError as exc:
@@ -115,6 +116,33 @@ def import_weights(weights: Path | str, arch: str, out: Path | str, classes: str
         raise WeightsError(f"cannot describe this model: {problem}")
     save_checkpoint(out, model.eval(), meta)
     return meta
+
+
+def import_into_folder(weights: str, arch: str, place: str, classes: str = "", folder: Path | None = None) -> dict:
+    """`import_weights` from the app's sidebar: `place` is a dataset's name or an image folder's
+    path; every path must be whole (a relative one would be read from the server's folder); the
+    checkpoint goes to `folder` (the runs folder) under a name not yet taken."""
+    weights, place, classes = weights.strip(), place.strip(), classes.strip()
+    images = place.removeprefix("imagefolder:")
+    is_folder = place.startswith(("imagefolder:", "/", "~", "."))
+    paths = [weights]
+    if is_folder:
+        paths.append(images)
+    if classes and classes != "imagenet" and not classes.isdigit():  # a file of class names
+        paths.append(classes)
+    if any(not Path(p).expanduser().is_absolute() for p in paths):
+        raise WeightsError("give full paths (as /home/me/weights.pth): a relative one would be read from the "
+                           "server's working folder")
+    folder = Path(folder or runs_dir())
+    folder.mkdir(parents=True, exist_ok=True)
+    stem, n = f"{Path(weights).stem}-{arch}", 1
+    out = folder / f"{stem}.pt"
+    while out.exists():
+        n += 1
+        out = folder / f"{stem}-{n}.pt"
+    meta = import_weights(weights, arch, out, classes or None, f"imagefolder:{images}" if is_folder else place,
+                          command=f"imported from the app's sidebar: {weights}")
+    return {**meta, "path": str(out)}
 
 
 def floats(text: str) -> list[float]:

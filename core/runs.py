@@ -202,31 +202,6 @@ def start_runs(choices: list[tuple[str, dict]], dataset: str = "fashion-mnist", 
     return started
 
 
-def import_model(weights: str, arch: str, dataset: str, classes: str = "", folder: Path | None = None) -> dict:
-    """core.import_weights from the sidebar: full paths only (a relative one would be read from the
-    server's folder); the checkpoint goes to the runs folder under a name not yet taken."""
-    weights, dataset, classes = weights.strip(), dataset.strip(), classes.strip()
-    if classes and not (classes == "imagenet" or classes.isdigit() or Path(classes).expanduser().is_absolute()):
-        raise RunError("give the class names file's full path: a relative one would be read from the server's folder")
-    dataset = dataset if dataset.startswith("imagefolder:") or not dataset.startswith(("/", "~", ".")) \
-        else f"imagefolder:{dataset}"
-    for path in (weights, dataset.removeprefix("imagefolder:") if dataset.startswith("imagefolder:") else "/"):
-        if not Path(path).expanduser().is_absolute():
-            raise RunError("give full paths (as /home/me/weights.pth): a relative one would be read from the "
-                           "server's working folder")
-    from .import_weights import import_weights
-    folder = Path(folder or runs_dir())
-    folder.mkdir(parents=True, exist_ok=True)
-    stem = f"{Path(weights).stem}-{arch}"
-    out, n = folder / f"{stem}.pt", 1
-    while out.exists():
-        n += 1
-        out = folder / f"{stem}-{n}.pt"
-    meta = import_weights(weights, arch, out, classes or None, dataset,
-                          command=f"imported from the app's sidebar: {weights}")
-    return {**meta, "path": str(out)}
-
-
 def claim_run_id(folder: Path, base: str) -> str:
     """`base`, or `base` with x's added, whose record file this process created: two tabs pressing
     Start in the same second both saw the name free and wrote one run (one checkpoint, two trainers)."""

@@ -14,7 +14,7 @@ import streamlit as st
 from core.cam import CAM_METHODS, shared_layers
 from core.charts import FAITHFULNESS_MEASURES, faithfulness_chart, faithfulness_frame, probability_chart
 from core.compare import NOTICE_RATES, SILENCE, explain_image, inverts, same_data, scales, unlike_training
-from core.data import dataset_image, load_dataset, split_indices, view_of
+from core.data import dataset_image, split_indices, view_of
 from core.progress import format_seconds
 from core.explain import DEFAULT_CAMS
 from core.images import FLAT_NOTE, ImageError, load_image
@@ -232,13 +232,7 @@ def model_column(view, maps, cams) -> None:
 def faithfulness_seconds(path: str, content_hash: str) -> float:
     """The faithfulness analysis's time for one model, measured on one of its test images (its cost
     grows with the image's area: 30 s for a 28 px model, minutes for a 64 px colour one)."""
-    from core.analysis import ANALYSES
-    from core.analysis.faithfulness import image_count, seconds_needed
-    model, meta = common.load_model(path)
-    params = ANALYSES["faithfulness"].defaults
-    test = load_dataset(meta["dataset"], "test", view=view_of(meta))
-    count = image_count(test.labels, model.num_classes, params["per_class"])
-    return seconds_needed(model, meta, test.images[0], count, params["steps"])
+    return common.record(path).analyzer.faithfulness_seconds()[0]
 
 
 def faithfulness_section(models: list[dict]):

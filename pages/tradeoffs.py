@@ -46,7 +46,8 @@ def render():
 
 
 def header(measure) -> str:
-    return f"{measure.label} {arrow(measure)}".strip()
+    """The column's name with its arrow; a figure with no better direction gets none."""
+    return f"{measure.label} {arrow(measure)}" if measure.better else measure.label
 
 
 def arrow(measure) -> str:

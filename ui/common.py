@@ -20,6 +20,7 @@ from core.checkpoints import CheckpointError, LoadedCheckpoint, load
 from core.charts import training_curve
 from core.data import DATASETS, on_this_machine
 from core.errors import UserError
+from core.import_weights import import_into_folder
 from core.losses import OBJECTIVES
 from core.models import MODELS
 from core.progress import format_seconds, steps_of, summarize
@@ -316,7 +317,7 @@ def import_panel() -> None:
                                 help="default: the head's count, named after the image folder's class folders")
         if st.button("Add", key="import_add", disabled=not weights.strip() or not folder.strip()):
             try:
-                meta = runs.import_model(weights, arch, folder, classes)
+                meta = import_into_folder(weights, arch, folder, classes)
                 st.toast(f"added {plain(Path(meta['path']).stem)}")
             except UserError as exc:
                 st.warning(plain(exc))

@@ -42,6 +42,7 @@ class Analysis:
 
 
 ANALYSES: dict[str, Analysis] = {}
+TRANSIENT = "_transient"  # a result holding this key (True) depends on the machine: the engine does not store it
 
 
 def register_analysis(name: str, version: int = 1, depends=(), on_request: bool = False, title: str = "",

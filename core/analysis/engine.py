@@ -18,7 +18,8 @@ from ..data import balanced_sample, load_dataset, view_of
 from ..errors import UserError
 from .. import shipped
 from ..store import ResultStore, Store
-from .base import ANALYSES, FeatureCache, json_safe
+from .base import ANALYSES, TRANSIENT, FeatureCache, json_safe
+from .faithfulness import image_count, seconds_needed
 from .features import analysis_device, extract, on_device
 from ..headline import ANALYSES_NEEDED, headline
 from ..progress import format_seconds
@@ -231,7 +232,7 @@ class Analyzer:
             kwargs = {k: v for k, v in full.items() if not k.startswith("_")}
             result = json_safe(analysis.compute(Context(self), **kwargs))
             seconds = time.perf_counter() - started
-            if not result.get("stopped") == "time budget":  # machine-dependent: kept for this process only
+            if not result.pop(TRANSIENT, False):  # a machine-dependent result is kept for this process only
                 self.store.put_result(self.hash, name, full, self.split, analysis.version, result, seconds)
             self.computed.append(name)
             if self.progress:
@@ -244,6 +245,14 @@ class Analyzer:
         for all of them instead of one each (the first lookup does it; the app's warm-up earlier)."""
         if self._prefetched is None:
             self._prefetched = {**shipped.read(self.hash, self.split), **self.store.results_for(self.hash, self.split)}
+
+    def faithfulness_seconds(self) -> tuple[float, int]:
+        """(seconds, images) the faithfulness analysis will take on this model, measured now on one
+        of its images (the Compare button and core.analyze say it before it starts)."""
+        params = ANALYSES["faithfulness"].defaults
+        images = load_dataset(self.meta["dataset"], self.split, self.data_root, view_of(self.meta)).subset(self.limit)
+        count = image_count(images.labels, self.model.num_classes, params["per_class"])
+        return seconds_needed(self.model, self.meta, images.images[0], count, params["steps"]), count
 
     def cached(self, name: str, **params) -> dict | None:
         """The result from memory or the store, or None; never computes."""

@@ -3,7 +3,7 @@ import os
 
 from .. import lsg
 from ..errors import UserError
-from .base import register_analysis, tolist
+from .base import TRANSIENT, register_analysis, tolist
 
 PHI_SECONDS = 300.0  # the fit's time budget: far above what 10-100 classes need, an upper bound at 1000 on a CPU
 
@@ -41,6 +41,7 @@ def gate(ctx, rho, max_steps, tol):
         "phi": fit["phi"], "gated_ce": fit["gated_ce"], "density": fit["density"],
         "single_class_fraction": fit["single_class_fraction"],
         "steps": fit["steps"], "converged": fit["converged"], "stopped": fit.get("stopped"),
+        TRANSIENT: fit.get("stopped") == "time budget",  # how far a budget reaches depends on the machine
         "fitted_gate": tolist(fit["gate"]), "gate": tolist(shown),
         "source": "trained" if trained is not None else "post-hoc",
         "trained_density": float(lsg.gate_density(trained)) if trained is not None else None,
