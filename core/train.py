@@ -43,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=int, default=None, help="use only N training and N test images: a seeded, class-balanced sample of each")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--lr", type=float, default=0.1, help="peak learning rate (linear warm-up over 25%% of steps, then cosine)")
-    parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (Nesterov)")
+    parser.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd",
+                        help="sgd (Nesterov momentum) or adamw (decoupled weight decay: what ViTs train with)")
+    parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (Nesterov), or AdamW's beta1")
     parser.add_argument("--weight-decay", type=float, default=5e-4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -90,7 +92,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                        augment=not args.no_augment, snapshot_per_class=args.snapshot_per_class,
                        log_interval_s=args.log_interval,
                        data_root=args.data_root, after_pids=tuple(args.after), init=args.init,
-                       input_size=args.input_size, head_only_epochs=args.head_only_epochs)
+                       input_size=args.input_size, head_only_epochs=args.head_only_epochs,
+                       optimizer=args.optimizer)
 
 
 def main(argv=None) -> int:

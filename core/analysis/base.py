@@ -26,13 +26,17 @@ class Analysis:
     min_classes: int = 2      # below or above these the analysis is skipped with a reason
     max_classes: int | None = None
     needs_unit_filters: bool = False  # reads the convolution that makes the units (model.unit_filters)
+    needs_nonnegative_units: bool = False  # a ratio of class means, defined for units >= 0 (after a ReLU)
 
     def unsuited(self, model) -> str | None:
         """Why this analysis cannot run on `model`, or None."""
         num_classes = model.num_classes
         if self.needs_unit_filters and model.unit_filters is None:
             return (f"{self.title} does not apply to {model.arch}: no one convolution makes its units "
-                    "(they are concatenated layers' outputs, or a hidden linear layer's neurons)")
+                    "(they are concatenated layers' outputs, a hidden linear layer's neurons or a transformer's tokens)")
+        if self.needs_nonnegative_units and not model.nonnegative_units:
+            return (f"{self.title} does not apply to {model.arch}: its units take either sign (a transformer's "
+                    "class token after its final norm), and the selectivity index divides by a sum of class means")
         if num_classes < self.min_classes:
             return f"{self.title} needs at least {self.min_classes} classes; this model has {num_classes}"
         if self.max_classes is not None and num_classes > self.max_classes:
@@ -47,10 +51,10 @@ TRANSIENT = "_transient"  # a result holding this key (True) depends on the mach
 
 def register_analysis(name: str, version: int = 1, depends=(), on_request: bool = False, title: str = "",
                       min_classes: int = 2, max_classes: int | None = None, needs_unit_filters: bool = False,
-                      **defaults):
+                      needs_nonnegative_units: bool = False, **defaults):
     def wrap(fn):
         ANALYSES[name] = Analysis(name, fn, version, defaults, tuple(depends), on_request, title or name,
-                                  min_classes, max_classes, needs_unit_filters)
+                                  min_classes, max_classes, needs_unit_filters, needs_nonnegative_units)
         return fn
     return wrap
 

@@ -40,7 +40,7 @@ def dead_units(features: torch.Tensor) -> torch.Tensor:
     return features.max(dim=0).values <= 0
 
 
-@register_analysis("selectivity", version=2, title="Unit selectivity")
+@register_analysis("selectivity", version=2, title="Unit selectivity", needs_nonnegative_units=True)
 def selectivity(ctx):
     """Follows SPEC: SI on the test split, dead units reported and excluded from the summaries
     and the histogram, which use the standard median and quartiles (`quartiles`)."""

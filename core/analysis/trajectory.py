@@ -12,7 +12,7 @@ from .base import register_analysis, tolist
 from .selectivity import quartiles, selectivity_from_means
 
 
-@register_analysis("trajectory", title="Units over training")
+@register_analysis("trajectory", title="Units over training", needs_nonnegative_units=True)
 def trajectory(ctx):
     history = ctx.trajectory
     if history is None:

@@ -4,8 +4,10 @@
   vgg11_bn_cifar);
 - `resnet`, `densenet`, `efficientnet`, `vgg`: torchvision's ImageNet classifiers, built with
   torchvision's own constructors (no weights downloaded), whose state dicts load with their keys
-  unchanged.
+  unchanged;
+- `vit`: Vision Transformers, ours for small images (vit_tiny) and torchvision's ViT-B, their
+  units' maps on the patch grid.
 """
 from .base import (LEGACY_ARCHS, MODELS, Parts, UnitModel, all_finite, create_model, register_model,  # noqa: F401
                    resolve_arch)
-from . import cifar, densenet, efficientnet, resnet, vgg  # noqa: F401  (each registers its models)
+from . import cifar, densenet, efficientnet, resnet, vgg, vit  # noqa: F401  (each registers its models)

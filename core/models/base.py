@@ -60,6 +60,7 @@ class UnitModel(nn.Module):
     default_input_size = 0  # the size it was made for (0: the dataset's)
     imagenet_norm = False   # made for ImageNet's mean and std
     units_have_maps = True  # False: the units are a hidden layer's neurons, their maps 1 x 1
+    nonnegative_units = True  # False: the units take either sign (no ReLU before the head)
     stem_key = "stem.0.weight"  # the first convolution's weight: its input channels are the model's
 
     @classmethod
@@ -170,3 +171,5 @@ class TorchvisionModel(UnitModel):
         super().__init__(num_classes, in_channels, network.get_submodule(self.head_path).in_features)
         for name, module in network.named_children():
             setattr(self, name, module)
+        for name, parameter in network.named_parameters(recurse=False):  # (ViT's class token)
+            setattr(self, name, parameter)
