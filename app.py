@@ -35,7 +35,7 @@ def overview() -> None:
     found = st.session_state.get("app_found", {})
     figures, missing = {}, {}
     for label, meta in found.items():
-        figures[label], needed = common.analyzer(meta)[0].headline_figures()
+        figures[label], needed = common.stored_results(meta).headline_figures()
         if needed:
             missing[label] = needed
     notes = draw(found, figures, [m["label"] for m in common.chosen_models()],

@@ -19,7 +19,7 @@ def render():
     needed = dict.fromkeys(m.analysis for m in MEASURES)
     collected = []
     for meta in models:
-        engine = common.analyzer(meta)[0]
+        engine = common.stored_results(meta)
         results = {name: None if engine.skipped_reason(name) else  # e.g. non-target entropy of 2 classes
                    engine.cached(name) if name in ON_REQUEST else common.analysis(meta, name)
                    for name in needed}

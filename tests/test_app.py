@@ -4,6 +4,7 @@ import re
 import shutil
 import sys
 from collections import Counter
+from pathlib import Path
 import json
 
 import pytest
@@ -520,3 +521,28 @@ def test_the_faithfulness_button_says_its_measured_cost(app_env):
     no_errors(at)
     label = next(b.label for b in at.button if b.key == "compare_faithfulness")
     assert re.fullmatch(r"Compute for 3 model\(s\) \(about \d+m\d\ds here, measured on one image\)", label), label
+
+
+def test_an_overview_of_more_checkpoints_than_the_model_cache_holds_reads_each_file_once(
+        tiny_checkpoints, tmp_path_factory, monkeypatch):
+    """70 checkpoints (the model records' cache holds 64): the first Overview reads each file once,
+    the next visit none. Before, every visit past 64 rebuilt every model (issue 32: 50-83 s)."""
+    import ui.common
+    models = tmp_path_factory.mktemp("many_models")
+    for i in range(70):
+        shutil.copy(tiny_checkpoints["ce"], models / f"m{i:02d}.pt")
+    reads = []
+    real_load = ui.common.load
+    monkeypatch.setattr(ui.common, "load", lambda path: reads.append(path) or real_load(path))
+    previous = ui_env.apply(ui_env.app_environment(models, tmp_path_factory.mktemp("many_work")))
+    try:
+        at = new_app()
+        no_errors(at)
+        assert len(overview_table(at)) == 70
+        assert sorted(Path(p).name for p in reads) == [f"m{i:02d}.pt" for i in range(70)]
+        reads.clear()
+        at.run()
+        no_errors(at)
+        assert reads == [] and len(overview_table(at)) == 70
+    finally:
+        ui_env.restore(previous)

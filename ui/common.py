@@ -55,13 +55,49 @@ def _record(path: str, mtime: float, size: int) -> ModelRecord:
     return ModelRecord(checkpoint, analyzer, threading.Lock())
 
 
-def record(path: str) -> ModelRecord:
-    """The cached record, rebuilt when the file changes; CheckpointError for a bad file."""
+def file_key(path: str) -> tuple[str, float, int]:
+    """(path, mtime, size): what the caches are keyed by, so a changed file is read again."""
     try:
         stat = Path(path).stat()
     except OSError as exc:
         raise CheckpointError(f"{Path(path).name}: {exc.strerror or exc}") from None
-    return _record(path, stat.st_mtime, stat.st_size)
+    return path, stat.st_mtime, stat.st_size
+
+
+def record(path: str) -> ModelRecord:
+    """The cached record, rebuilt when the file changes; CheckpointError for a bad file."""
+    return _record(*file_key(path))
+
+
+@dataclass
+class Listing:
+    """One checkpoint as the model list and the Overview need it: its checked metadata and an
+    analyzer that only reads stored results, its model a skeleton on the meta device (no
+    weights). Hundreds of checkpoints are listed without holding their models: with only the
+    records' 64, every Overview visit past 64 checkpoints rebuilt every model (50-83 s)."""
+    meta: dict
+    stored: Analyzer
+
+
+@st.cache_resource(show_spinner=False, max_entries=4096)
+def _listing(path: str, mtime: float, size: int) -> Listing:
+    import torch
+    checkpoint = load(path)  # checked whole once, as a record is
+    checkpoint.model.to(torch.device("meta"))  # its weights freed: the skeleton answers what suits it
+    test_limit, train_limit = analysis_limits()
+    return Listing(checkpoint.meta, Analyzer(checkpoint, store(), limit=test_limit,
+                                             train_limit=train_limit or DEFAULT_TRAIN_LIMIT))
+
+
+def listing(path: str) -> Listing:
+    """The cached listing, read again when the file changes; CheckpointError for a bad file."""
+    return _listing(*file_key(path))
+
+
+def stored_results(meta: dict) -> Analyzer:
+    """An analyzer that reads a model's stored results (cached, headline_figures, skipped_reason)
+    and never computes: compute with `analysis`."""
+    return listing(meta["path"]).stored
 
 
 def load_model(path: str):
@@ -75,7 +111,7 @@ def available_models() -> tuple[dict[str, dict], list[str]]:
     found, errors = {}, []
     for label, path in labelled(discover(extra_dirs())).items():
         try:
-            found[label] = record(str(path)).checkpoint.meta
+            found[label] = listing(str(path)).meta
         except CheckpointError as exc:
             errors.append(str(exc))
         except Exception as exc:  # noqa: BLE001 - one file the checks missed is refused, never every model
@@ -92,7 +128,7 @@ def preload() -> None:
     (ui/warm.py) before the first full page, which then finds them cached."""
     found, _ = available_models()
     for meta in found.values():
-        analyzer(meta)[0].prefetch()
+        stored_results(meta).prefetch()
 
 
 def analyzer(meta: dict) -> tuple[Analyzer, threading.Lock]:
