@@ -116,7 +116,8 @@ def unit_ablation_section(models: list[dict]) -> None:
             tooltip=["unit", "largest drop in", alt.Tooltip("selectivity:Q", format=".3f"),
                                       alt.Tooltip("max class drop:Q", format=".1%")]
         ).add_params(pick).properties(height=280, title=[f"{label}: drop against selectivity",
-                                                         f"(rho {format_number(abl['spearman_selectivity'], '.2f')})"])
+                                                         f"(rho {format_number(abl['spearman_selectivity'], '.2f')}; with the drop in "
+                                                         f"overall accuracy {format_number(abl['spearman_selectivity_overall'], '.2f')})"])
         column = columns[i]
         event = common.chart(chart, f"{label}-drop-vs-selectivity", f"abl_scatter_{i}", column, on_select="rerun",
                              selection_mode="unit_pick")

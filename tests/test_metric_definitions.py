@@ -95,7 +95,7 @@ def test_spearman_of_tied_drops_uses_average_ranks():
     with torch.no_grad():  # incoming filters with L1 norms 3, 1, 0.5
         conv.weight.copy_(torch.tensor([[1.0, -2.0], [0.5, 0.5], [0.0, -0.5]]).view(3, 2, 1, 1))
     ctx = SimpleNamespace(test=cache(TIE_FEATURES, TIE_LABELS, TIE_W), W=TIE_W, num_classes=2,
-                          model=SimpleNamespace(unit_filters=conv),
+                          model=SimpleNamespace(unit_filters=conv, nonnegative_units=True),
                           result=lambda name: {"per_unit": [0.3, 0.2, 0.1]})
     result = unit_ablation(ctx)
     assert result["max_class_drop"] == [1 / 3, 1 / 3, 0.0]
@@ -103,6 +103,8 @@ def test_spearman_of_tied_drops_uses_average_ranks():
     # selectivity (0.3, 0.2, 0.1): ranks (3, 2, 1), centred (1, 0, -1), squares sum 2
     #   rho = (0.5 + 0 + 1) / sqrt(1.5 * 2) = sqrt(3) / 2
     assert result["spearman_selectivity"] == pytest.approx(math.sqrt(3) / 2, rel=1e-12)
+    # the overall drops (1/6, 1/6, 0) rank as the max class drops: the same rho
+    assert result["spearman_selectivity_overall"] == pytest.approx(math.sqrt(3) / 2, rel=1e-12)
     # outgoing |W[:, k]| L1 (1, 1, 3): ranks (1.5, 1.5, 3), centred (-0.5, -0.5, 1): rho = -1
     assert result["l1_norm"] == [1.0, 1.0, 3.0]
     assert result["spearman_l1"] == pytest.approx(-1.0, rel=1e-12)
@@ -110,9 +112,14 @@ def test_spearman_of_tied_drops_uses_average_ranks():
     assert result["filter_l1_norm"] == [3.0, 1.0, 0.5]
     assert result["spearman_filter_l1"] == pytest.approx(math.sqrt(3) / 2, rel=1e-12)
     # a convolution that does not output the K units: no filter norm, no rho
-    ctx.model = SimpleNamespace(unit_filters=torch.nn.Conv2d(2, 4, 1))
+    ctx.model = SimpleNamespace(unit_filters=torch.nn.Conv2d(2, 4, 1), nonnegative_units=True)
     other = unit_ablation(ctx)
     assert other["filter_l1_norm"] is None and other["spearman_filter_l1"] is None
+    # units of either sign (a class-token ViT): no selectivity, so no rho with it; the drops stand
+    ctx.model = SimpleNamespace(unit_filters=None, nonnegative_units=False)
+    signed = unit_ablation(ctx)
+    assert signed["spearman_selectivity"] is None and signed["spearman_selectivity_overall"] is None
+    assert signed["max_class_drop"] == [1 / 3, 1 / 3, 0.0]
 
 
 def test_rank_gives_exactly_equal_float64_values_their_average_rank():

@@ -44,21 +44,27 @@ def filter_l1_norms(model, num_features: int):
     return conv.weight.detach().cpu().double().abs().flatten(1).sum(dim=1)
 
 
-@register_analysis("unit_ablation", version=2, depends=("selectivity",), title="Single-unit ablation")
+@register_analysis("unit_ablation", version=3, title="Single-unit ablation")
 def unit_ablation(ctx):
     """Follows SPEC: drops from exact image counts (ties stay ties, average ranks), Spearman of
     each unit's max class drop with its selectivity and with both L1 norms of its weights, the
     outgoing fc column `W[:, k]` (`l1_norm`) and the incoming last-conv filter (`filter_l1_norm`;
-    None, as its rho, where the last conv does not output the K units)."""
+    None, as its rho, where the last conv does not output the K units). The ablation abstract's
+    own question, selectivity against the drop in *overall* accuracy, is
+    `spearman_selectivity_overall`. Where selectivity does not apply (units of either sign), its
+    rhos are None and the drops stand."""
     test = ctx.test
     drop, overall = drop_matrix(test.features, test.logits, test.labels, ctx.W, ctx.num_classes)
     max_drop, max_class = drop.max(dim=1)
-    si = torch.tensor(ctx.result("selectivity")["per_unit"], dtype=torch.float64)
+    si = (torch.tensor(ctx.result("selectivity")["per_unit"], dtype=torch.float64)
+          if ctx.model.nonnegative_units else None)
     l1 = ctx.W.detach().cpu().double().abs().sum(dim=0)
     filter_l1 = filter_l1_norms(ctx.model, ctx.W.shape[1])
     return {"drop": tolist(drop), "overall_drop": tolist(overall), "max_class_drop": tolist(max_drop),
             "max_drop_class": tolist(max_class), "l1_norm": tolist(l1),
             "filter_l1_norm": tolist(filter_l1) if filter_l1 is not None else None,
             "mean_overall_drop": float(overall.mean()), "largest_overall_drop": float(overall.max()),
-            "spearman_selectivity": spearman(max_drop, si), "spearman_l1": spearman(max_drop, l1),
+            "spearman_selectivity": spearman(max_drop, si) if si is not None else None,
+            "spearman_selectivity_overall": spearman(overall, si) if si is not None else None,
+            "spearman_l1": spearman(max_drop, l1),
             "spearman_filter_l1": spearman(max_drop, filter_l1) if filter_l1 is not None else None}
