@@ -5,6 +5,7 @@ import json
 import os
 import sys
 
+from .analysis.base import ANALYSES
 from .analysis.engine import REPORT, Analyzer, StepClock, summary
 from .catalog import describe_limits
 from .headline import HEADLINE, format_value
@@ -59,6 +60,11 @@ def say_faithfulness_cost(analyzer: Analyzer) -> None:
              f"({count} images; measured on one now)")
 
 
+def influential_params(k1: int, k2: int) -> dict[str, dict]:
+    """k1 and k2 for every analysis built on the influential sets (the sets, noise, masking)."""
+    return {name: {"k1": k1, "k2": k2} for name, analysis in ANALYSES.items() if {"k1", "k2"} <= set(analysis.defaults)}
+
+
 def main(argv=None) -> int:
     parser = OneLineParser(prog="python -m core.analyze", description="Every metric of the papers, cached.")
     parser.add_argument("checkpoints", nargs="+")
@@ -71,11 +77,15 @@ def main(argv=None) -> int:
     parser.add_argument("--iam", action="store_true", help="also IAM images and RS (slower)")
     parser.add_argument("--faithfulness", action="store_true",
                         help="also deletion/insertion AUC and ROAD of every CAM method (slower; shipped for the bundle)")
+    parser.add_argument("--k1", type=int, default=5, help="influential features: each image's top units (default 5)")
+    parser.add_argument("--k2", type=int, default=5, help="influential features: each class's kept units (default 5)")
     parser.add_argument("--cache", default=None, help="DuckDB file (default cache/unitlens.duckdb)")
     parser.add_argument("--data-root", default=None)
     args = parser.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         parser.error(f"--limit must be >= 1, got {args.limit}")
+    if min(args.k1, args.k2) < 1:
+        parser.error(f"--k1 and --k2 must be >= 1, got {args.k1} and {args.k2}")
     if args.train_limit < 0:
         parser.error(f"--train-limit must be >= 0, got {args.train_limit}")
     if args.cache is not None and not args.cache.strip():
@@ -92,7 +102,7 @@ def main(argv=None) -> int:
             if args.faithfulness and (args.no_cache or analyzer.cached("faithfulness") is None) \
                     and not analyzer.skipped_reason("faithfulness"):
                 say_faithfulness_cost(analyzer)
-            results = analyzer.report((*REPORT, *extra))
+            results = analyzer.report((*REPORT, *extra), params=influential_params(args.k1, args.k2))
             rows.append(summary(results, analyzer.meta, analyzer.skipped))
             bar.close()
             for name, reason in analyzer.skipped.items():

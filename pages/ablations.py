@@ -8,7 +8,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core.charts import model_colour
+from core.charts import heatmap, model_colour
 from core.headline import figure_columns, format_number
 from ui import common
 
@@ -22,24 +22,32 @@ def render():
 
 def influential_section(models: list[dict]) -> None:
     """Influential features (ReLU+FC paper): the sets, r_A against k, and replacing them by noise."""
-    st.subheader("Influential features (k1 = k2 = 5)")
+    st.subheader("Influential features")
+    most = min(m.get("num_features", 64) for m in models)
+    left, right = st.columns(2)
+    k1 = left.number_input("k1: each image's top units", 1, most, step=1, help="Alg. 1: the units each image "
+                           "counts for its class (the paper's Fig. 3 varies k1 and k2 apart)", **common.kept("abl_k1", 5))
+    k2 = right.number_input("k2: units kept per class", 1, most, step=1, help="the most frequent units of each "
+                            "class's histogram", **common.kept("abl_k2", 5))
+    k = {"k1": int(k1), "k2": int(k2)}
     sweep_rows, noise_rows = [], []
     for meta in models:
-        infl = common.analysis(meta, "influential")
+        infl = common.analysis(meta, "influential", **k)
         sweep_rows += [{"model": meta["label"], **row} for row in infl["sweep"]]
-        noise = common.analysis(meta, "noise_ablation")
+        noise = common.analysis(meta, "noise_ablation", **k)
         for mode in ("gaussian", "matched", "zero"):
             for which in ("influential", "non_influential"):
                 noise_rows.append({"model": meta["label"], "replacement": mode,
                                    "features replaced": which.replace("_", "-"), "accuracy": noise[mode][which],
                                    "spread (std)": noise[mode].get(f"{which}_std"), "seeds": noise[mode].get("seeds")})
-    with st.expander("Influential sets per class", expanded=False):
-        for meta in models:
-            infl = common.analysis(meta, "influential")
+    with st.expander("Influential sets per class, and how often each unit is among an image's top k1", expanded=False):
+        for i, meta in enumerate(models):
+            infl = common.analysis(meta, "influential", **k)
             frame = pd.DataFrame({"class": meta["class_names"], "units": [", ".join(map(str, s)) for s in infl["sets"]]})
             st.markdown(f"**{common.plain(meta['label'])}** — A_d {infl['A_d']:.4f}, A_f {infl['A_f']:.4f}, "
                         f"r_A {format_number(infl['r_A'])}")
             st.dataframe(frame, hide_index=True)
+            frequency_map(meta, infl, i)
     sweep = pd.DataFrame(sweep_rows)
     labels = [m["label"] for m in models]
     common.chart(alt.Chart(sweep).mark_line(point=True).encode(  # dashes and point shapes too: the lines meet near 1
@@ -61,6 +69,19 @@ def influential_section(models: list[dict]) -> None:
     ).properties(height=120, width=120, title="Noise ablation (mean over seeds; spread in the tooltip and CSV)"),
         "noise-ablation", "abl_noise", width="content")
     common.download_csv(noise, "noise-ablation", key="abl_csv_noise")
+
+
+def frequency_map(meta: dict, infl: dict, i: int) -> None:
+    """The paper's Fig. 2: per class, how many training images have each unit among their top k1
+    (the k2 most frequent are the class's set), a page of classes and units at a time."""
+    names, counts = meta["class_names"], infl["frequencies"]
+    rows = common.window(f"{meta['label']}: classes", len(names), common.HEATMAP_CLASSES, f"abl_freq_rows_{i}")
+    cols = common.window(f"{meta['label']}: units", len(counts[0]), common.HEATMAP_UNITS, f"abl_freq_cols_{i}")
+    units = list(range(len(counts[0])))[cols]
+    chart, frame = heatmap([line[cols] for line in counts[rows]], names[rows], units, "class", "unit",
+                           f"{meta['label']}: images with the unit among their top {infl['k1']}",
+                           scheme="blues", value_title="images")
+    common.chart(chart, f"{meta['label']}-influential-frequencies", f"abl_freq_{i}")
 
 
 def unit_ablation_section(models: list[dict]) -> None:

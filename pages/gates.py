@@ -15,7 +15,6 @@ from core.analysis import ANALYSES
 from core.headline import LABELS, figure_columns
 
 GATE_RHO = ANALYSES["gate"].defaults["rho"]  # the density target Phi's fit aims at
-HEATMAP_CLASSES, HEATMAP_UNITS = 50, 256  # cells drawn at once; a 1000-class ResNet-50's gate has 2 million
 
 
 def render():
@@ -49,10 +48,10 @@ def phi_section(models: list[dict]) -> None:
 
     for meta in models:
         gate = common.analysis(meta, "gate")
-        rows = common.window(f"{meta['label']}: classes", len(meta["class_names"]), HEATMAP_CLASSES,
+        rows = common.window(f"{meta['label']}: classes", len(meta["class_names"]), common.HEATMAP_CLASSES,
                              f"gates_rows_{meta['label']}")
         columns = gate["order"][common.window(f"{meta['label']}: units, by assigned class", len(gate["order"]),
-                                              HEATMAP_UNITS, f"gates_cols_{meta['label']}")]
+                                              common.HEATMAP_UNITS, f"gates_cols_{meta['label']}")]
         classes = meta["class_names"][rows]
         units = [str(u) for u in columns]
         order = units
@@ -82,7 +81,7 @@ def similarity_section(models: list[dict]) -> None:
     for meta in models:
         sim = similarities[meta["label"]]
         domain = shared if one_scale else shared_range(sim[key] for key in ("tp", "fn"))
-        window = common.window(f"{meta['label']}: classes", len(meta["class_names"]), HEATMAP_CLASSES,
+        window = common.window(f"{meta['label']}: classes", len(meta["class_names"]), common.HEATMAP_CLASSES,
                                f"gates_sim_rows_{meta['label']}")
         classes = meta["class_names"][window]
         left, right = st.columns(2)

@@ -7,7 +7,7 @@ import torch
 from core.analysis import selectivity_index, spearman
 from core.analysis.base import confusion_matrix, per_class_accuracy
 from core.analysis.filters import filter_correlation, inter_class_correlation
-from core.analysis.influential import decomposed_logits, influential_sets
+from core.analysis.influential import decomposed_logits, index_frequencies, influential_sets
 from core.analysis.noise import replace_features
 from core.analysis.selectivity import class_means, dead_units, unit_for_class
 from core.analysis.similarity import similarity_matrix
@@ -54,6 +54,33 @@ def test_influential_sets_and_decomposed_logits_by_hand():
     bias = torch.tensor([0.5, -0.5])
     logits = decomposed_logits(features[:1], weight, bias, sets)
     assert logits.tolist() == [[1 * 5 + 2 * 4 + 0.5, 6 * 4 + 7 * 0 - 0.5]]
+    # the Fig. 2 histogram at k1 = 2, and k1 != k2: k2 = 1 keeps each class's most frequent unit
+    assert index_frequencies(features, labels, 2, 2).tolist() == [[2, 1, 1, 0], [0, 1, 2, 1]]
+    assert influential_sets(features, labels, 2, k1=2, k2=1).tolist() == [[0], [2]]
+    # k1 = 1, k2 = 3: class 0's tops are unit 0 twice -> counts (2, 0, 0, 0) -> [0, then ties by index 1, 2]
+    assert influential_sets(features, labels, 2, k1=1, k2=3).tolist() == [[0, 1, 2], [2, 0, 1]]
+
+
+def test_influential_analysis_takes_k1_and_k2_apart():
+    """The analysis with k1 = 2, k2 = 1 on the features above: the sets and the histogram of Alg. 1,
+    the decomposed accuracy of those sets, and k out of range refused in one line."""
+    from types import SimpleNamespace
+
+    from core.analysis.base import FeatureCache
+    from core.analysis.influential import influential
+    from core.errors import UserError
+    features = torch.tensor([[5.0, 4, 0, 1], [5, 0, 4, 1], [0, 1, 5, 4], [1, 4, 5, 1]])  # the tops as above
+    labels = torch.tensor([0, 0, 1, 1])
+    weight, bias = torch.eye(2, 4), torch.tensor([0.0, 0.5])  # logits (a0, a1 + 0.5)
+    split = FeatureCache(features, features @ weight.T, labels)
+    ctx = SimpleNamespace(train=split, test=split, W=weight, b=bias, num_classes=2)
+    result = influential(ctx, k1=2, k2=1)
+    assert result["sets"] == [[0], [2]] and result["frequencies"] == [[2, 1, 1, 0], [0, 1, 2, 1]]
+    # full logits (5, 4.5), (5, 0.5), (0, 1.5), (1, 4.5): all right. Decomposed, class 0 keeps unit 0
+    # (W[0, 0] = 1), class 1 unit 2 (W[1, 2] = 0): (a0, 0.5): (5, .5), (5, .5), (0, .5) right, (1, .5) wrong
+    assert result["A_f"] == 1.0 and result["A_d"] == 0.75 and result["r_A"] == 0.75
+    with pytest.raises(UserError, match="k1 and k2 must lie in 1..4"):
+        influential(ctx, k1=5, k2=1)
 
 
 def test_noise_ablation_zero_by_hand():

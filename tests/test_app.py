@@ -50,15 +50,15 @@ def new_app():
     return at
 
 
-def kinds(at) -> Counter:
-    counts = Counter()
+def elements(node):
+    """Every element drawn under `node` (an AppTest's `_tree`), depth first."""
+    for child in getattr(node, "children", {}).values():
+        yield child
+        yield from elements(child)
 
-    def walk(node):
-        for child in getattr(node, "children", {}).values():
-            counts[getattr(child, "type", type(child).__name__)] += 1
-            walk(child)
-    walk(at._tree)
-    return counts
+
+def kinds(at) -> Counter:
+    return Counter(getattr(child, "type", type(child).__name__) for child in elements(at._tree))
 
 
 def no_errors(at):
@@ -546,3 +546,17 @@ def test_an_overview_of_more_checkpoints_than_the_model_cache_holds_reads_each_f
         assert reads == [] and len(overview_table(at)) == 70
     finally:
         ui_env.restore(previous)
+
+
+def test_influential_features_take_k1_and_k2_apart_on_the_ablations_page(app_env):
+    """k1 = 3, k2 = 7 on the page: each class's set has 7 units, and the Fig. 2 histogram counts
+    each class's images with a unit among their top 3 (3 per image)."""
+    at = new_app()
+    at.switch_page("pages/ablations.py").run()
+    at.number_input(key="abl_k1").set_value(3).run()
+    at.number_input(key="abl_k2").set_value(7).run()
+    no_errors(at)
+    sets = [frame for frame in at.dataframe if list(frame.value.columns) == ["class", "units"]]
+    assert sets and all(len(units.split(", ")) == 7 for units in sets[0].value["units"])
+    specs = [e.proto.spec for e in elements(at._tree) if getattr(e, "type", "") == "vega_lite_chart"]
+    assert any("images with the unit among their top 3" in spec for spec in specs)

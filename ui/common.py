@@ -359,6 +359,9 @@ def import_panel() -> None:
                 st.warning(plain(exc))
 
 
+HEATMAP_CLASSES, HEATMAP_UNITS = 50, 256  # cells drawn at once; a 1000-class ResNet-50's gate has 2 million
+
+
 def window(label: str, total: int, size: int, key: str) -> slice:
     """All of `total` items, or `size` of them from where the user asks: a 1000 x 2048 heatmap is
     2 million cells, more than a browser draws."""

@@ -287,13 +287,14 @@ class Analyzer:
             self._results[memo] = result
         return result
 
-    def report(self, names=REPORT) -> dict:
-        """Every named analysis that suits the model (the others are listed in `skipped`)."""
+    def report(self, names=REPORT, params: dict[str, dict] | None = None) -> dict:
+        """Every named analysis that suits the model (the others are listed in `skipped`), each
+        with its defaults or the parameters `params[name]` gives it."""
         computed_before = len(self.computed)
         results = {}
         for name in names:
             try:
-                results[name] = self.run(name)
+                results[name] = self.run(name, **(params or {}).get(name, {}))
             except AnalysisSkipped:
                 continue
         if len(self.computed) > computed_before or not self.use_cache:

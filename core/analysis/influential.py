@@ -1,20 +1,31 @@
 """Influential features per class (Badola et al., Alg. 1) and the decomposed softmax."""
 import torch
 
+from ..errors import UserError
 from .base import accuracy_of, register_analysis, tolist
 
 SWEEP = (1, 2, 3, 5, 8, 10, 16, 32)
 
 
+def index_frequencies(features: torch.Tensor, labels: torch.Tensor, num_classes: int, k1: int) -> torch.Tensor:
+    """(C, K) counts: how many images of each class have unit k among their top-k1 (the paper's
+    Fig. 2 histogram)."""
+    top = features.topk(min(k1, features.shape[1]), dim=1).indices
+    counts = torch.zeros(num_classes, features.shape[1])
+    counts.index_put_((labels[:, None].expand_as(top), top), torch.ones_like(top, dtype=torch.float), accumulate=True)
+    return counts
+
+
+def sets_from_frequencies(counts: torch.Tensor, k2: int) -> torch.Tensor:
+    """(C, k2) unit indices: each class's k2 most frequent (a stable sort on -counts keeps the
+    lower index first among ties)."""
+    return torch.argsort(-counts, dim=1, stable=True)[:, :min(k2, counts.shape[1])]
+
+
 def influential_sets(features: torch.Tensor, labels: torch.Tensor, num_classes: int, k1: int, k2: int) -> torch.Tensor:
     """(C, k2) unit indices: per class, histogram each image's top-k1 units, keep the k2 most
     frequent (ties: the lower index)."""
-    k1, k2 = min(k1, features.shape[1]), min(k2, features.shape[1])
-    top = features.topk(k1, dim=1).indices
-    counts = torch.zeros(num_classes, features.shape[1])
-    counts.index_put_((labels[:, None].expand_as(top), top), torch.ones_like(top, dtype=torch.float), accumulate=True)
-    # stable sort on -counts keeps lower indices first among ties
-    return torch.argsort(-counts, dim=1, stable=True)[:, :k2]
+    return sets_from_frequencies(index_frequencies(features, labels, num_classes, k1), k2)
 
 
 def decomposed_logits(features, weight, bias, sets) -> torch.Tensor:
@@ -25,8 +36,13 @@ def decomposed_logits(features, weight, bias, sets) -> torch.Tensor:
     return logits + bias if bias is not None else logits
 
 
-@register_analysis("influential", version=2, title="Influential features", k1=5, k2=5)
+@register_analysis("influential", version=3, title="Influential features", k1=5, k2=5)
 def influential(ctx, k1, k2):
+    """Alg. 1 with k1 (each image's top units) and k2 (each class's kept units) apart, as the
+    paper's Fig. 3; `frequencies` is its Fig. 2 histogram (C x K counts at k1); the sweep keeps
+    k1 = k2 = k."""
+    if not (1 <= k1 <= ctx.W.shape[1] and 1 <= k2 <= ctx.W.shape[1]):
+        raise UserError(f"k1 and k2 must lie in 1..{ctx.W.shape[1]} (the units), got k1 {k1}, k2 {k2}")
     train, test = ctx.train, ctx.test
     full = accuracy_of(test.logits, test.labels)
 
@@ -35,11 +51,14 @@ def influential(ctx, k1, k2):
         decomposed = accuracy_of(decomposed_logits(test.features, ctx.W, ctx.b, sets), test.labels)
         return sets, decomposed
 
-    sets, decomposed = at(k1, k2)
+    frequencies = index_frequencies(train.features, train.labels, ctx.num_classes, k1)
+    sets = sets_from_frequencies(frequencies, k2)
+    decomposed = accuracy_of(decomposed_logits(test.features, ctx.W, ctx.b, sets), test.labels)
     sweep = []
     for k in SWEEP:
         if k <= ctx.W.shape[1]:
             _, acc = at(k, k)
             sweep.append({"k": k, "A_d": acc, "r_A": acc / full if full else None})
-    return {"k1": k1, "k2": k2, "sets": tolist(sets), "A_f": full, "A_d": decomposed,
+    return {"k1": k1, "k2": k2, "sets": tolist(sets), "frequencies": tolist(frequencies.long()), "A_f": full,
+            "A_d": decomposed,
             "r_A": decomposed / full if full else None, "sweep": sweep}
