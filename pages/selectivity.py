@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from core.charts import epoch_axis, lines_coincide, model_colour, selectivity_density_chart, selectivity_histogram_chart
-from core.headline import LABELS, figure_columns
+from core.headline import LABELS, figure_columns, format_number
 from ui import common
 
 
@@ -17,6 +17,7 @@ def render():
     st.title("Selectivity")
     models = common.require_models()
     selectivity_section(models)
+    substitution_section(models)
     training_section(models)
     pca_section(models)
 
@@ -59,6 +60,42 @@ def selectivity_section(models: list[dict]) -> None:
     rule = alt.Chart(entropy.head(1)).mark_rule(color="black", strokeDash=[4, 4]).encode(y="bound:Q")
     common.chart((bars + rule).properties(height=260, title="Mean non-target entropy; dashed: the bound log(C-1)"),
                  "nontarget-entropy", "sel_entropy")
+
+
+def substitution_section(models: list[dict]) -> None:
+    """Representative Substitution against selectivity (RS paper, Fig. 1), where IAM is computed:
+    selective units tend to be ones other units substitute for."""
+    st.subheader("Representative Substitution against selectivity")
+    suited = [m for m in models if not common.stored_results(m).skipped_reason("iam")]
+    missing = [m for m in suited if common.stored_results(m).cached("iam") is None]
+    if missing and st.button(f"Compute IAM and RS for {len(missing)} model(s) (about a minute each on a CPU)",
+                             key="sel_iam"):
+        for meta in missing:
+            common.analysis(meta, "iam")
+        st.rerun()  # drawn again without the button
+    rows, rhos = [], []
+    for meta in suited:
+        iam = common.stored_results(meta).cached("iam")
+        if iam is None:
+            continue
+        sel = common.analysis(meta, "selectivity")
+        rows += [{"model": meta["label"], "unit": k, "selectivity": si, "RS": rs}
+                 for k, (si, rs, dead) in enumerate(zip(sel["per_unit"], iam["rs"], sel["dead"])) if not dead]
+        rhos.append(f"{meta['label']} rho(RS, SI) {format_number(iam['spearman_rs_selectivity'], '.2f')}, "
+                    f"rho(RS, largest class drop) {format_number(iam['spearman_rs_drop'], '.2f')}")
+    if not rows:
+        st.caption("RS needs each unit's IAM image: computed on request (the button above).")
+        return
+    labels = [m["label"] for m in models]
+    frame = pd.DataFrame(rows)
+    common.chart(alt.Chart(frame).mark_circle(size=40, opacity=0.7).encode(
+        x=alt.X("selectivity:Q", scale=alt.Scale(domain=[0, 1])), y=alt.Y("RS:Q", title="RS (Eq. 4)"),
+        color=model_colour(labels), tooltip=["model", "unit", alt.Tooltip("selectivity:Q", format=".3f"),
+                                             alt.Tooltip("RS:Q", format=".3f")]
+    ).properties(height=280, title="RS against selectivity, one point per live unit"), "rs-vs-selectivity", "sel_rs")
+    st.caption(common.plain("; ".join(rhos)) + ". RS: the units more active than a unit on its own IAM image, over "
+               "all units of the layer (Spearman rhos; the drop is the unit's largest class drop when zeroed).")
+    common.download_csv(frame, "rs-vs-selectivity", key="sel_csv_rs")
 
 
 def training_section(models: list[dict]) -> None:

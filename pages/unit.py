@@ -231,7 +231,10 @@ def iam_section(meta: dict, unit: int) -> None:
         iam = common.analysis(meta, "iam")
     if iam is not None:
         st.image(input_picture(np.asarray(iam["images"][unit]), 160), caption=f"IAM({unit}); RS = {iam['rs'][unit]:.3f} "
-                                                      "(fraction of other units more active on it)")
+                                                      "(units more active on it, over all units of the layer)")
+        above = iam["more_active"][unit]
+        st.caption(f"More active than unit {unit} on its own image: " + (", ".join(f"unit {j}" for j in above)
+                   if above else "no unit") + (" (the most active first; at most 8 listed)" if above else ""))
 
 
 common.guarded(render)

@@ -186,11 +186,14 @@ def test_unit_for_class_by_hand():
 
 
 def test_representative_substitution_by_hand():
-    """Row i: activations on IAM(i). Unit 0's own 1.0 is beaten by unit 2 (2.0): RS 1/2; unit 1's
-    own 3.0 by nobody: 0; unit 2's own 0.5 by units 0 and 1: 1."""
-    from core.analysis.iam import representative_substitution
+    """Row i: activations on IAM(i). Unit 0's own 1.0 is beaten by unit 2 (2.0); unit 1's own 3.0
+    by nobody; unit 2's own 0.5 by units 1 (0.9) and 0 (0.6). RS (Eq. 4) divides by the K = 3
+    units: 1/3, 0, 2/3; the earlier variant by the 2 others: 1/2, 0, 1."""
+    from core.analysis.iam import more_active, representative_substitution, rs_of_others
     acts = torch.tensor([[1.0, 0.2, 2.0], [0.1, 3.0, 0.3], [0.6, 0.9, 0.5]])
-    assert representative_substitution(acts).tolist() == [0.5, 0.0, 1.0]
+    assert representative_substitution(acts).tolist() == [1 / 3, 0.0, 2 / 3]
+    assert rs_of_others(acts).tolist() == [0.5, 0.0, 1.0]
+    assert more_active(acts) == [[2], [], [1, 0]]
 
 
 class ChannelMeans(UnitModel):
@@ -217,6 +220,19 @@ def test_iam_pushes_its_own_unit_up_and_the_others_down_within_the_bounds():
     torch.testing.assert_close(images.mean(dim=(2, 3)), expected)
     torch.testing.assert_close(acts, expected)
     assert model.scale.requires_grad  # the model's parameters are given back trainable
+
+
+def test_plain_activation_maximisation_leaves_the_other_units_alone():
+    """AM (Eq. 2) maximises a_i only: unit i's channel goes to its bound, the other channels get no
+    gradient and keep the start drawn from the seed (IAM pushed them to -1)."""
+    from core.analysis.iam import iam_images
+    model = ChannelMeans()
+    low, high = torch.full((1, 3, 1, 1), -1.0), torch.full((1, 3, 1, 1), 2.0)
+    images, acts = iam_images(model, size=2, channels=3, steps=200, lr=0.1, low=low, high=high, method="am")
+    start = 0.1 * torch.randn(3, 3, 2, 2, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(acts.diagonal(), torch.full((3,), 2.0))
+    off = ~torch.eye(3, dtype=torch.bool)
+    torch.testing.assert_close(acts[off], start.mean(dim=(2, 3))[off])
 
 
 def test_the_selectivity_density_is_reflected_at_0_and_1():

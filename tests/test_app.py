@@ -560,3 +560,22 @@ def test_influential_features_take_k1_and_k2_apart_on_the_ablations_page(app_env
     assert sets and all(len(units.split(", ")) == 7 for units in sets[0].value["units"])
     specs = [e.proto.spec for e in elements(at._tree) if getattr(e, "type", "") == "vega_lite_chart"]
     assert any("images with the unit among their top 3" in spec for spec in specs)
+
+
+@pytest.mark.slow
+def test_rs_against_selectivity_is_computed_on_request_and_drawn(app_env):
+    """The Selectivity page offers IAM for the models without it; once computed, RS against
+    selectivity is drawn with each model's rhos, and the Unit page lists the units above a unit."""
+    at = new_app()
+    at.sidebar.multiselect[0].set_value(["ce"]).run()
+    at.switch_page("pages/selectivity.py").run()
+    assert [b for b in at.button if b.key == "sel_iam"]
+    at.button(key="sel_iam").click().run()
+    no_errors(at)
+    specs = [e.proto.spec for e in elements(at._tree) if getattr(e, "type", "") == "vega_lite_chart"]
+    assert any("RS against selectivity" in spec for spec in specs)
+    assert any(shown(c.value).startswith("ce rho(RS, SI) ") for c in at.caption)
+    assert not [b for b in at.button if b.key == "sel_iam"]
+    at.switch_page("pages/unit.py").run()
+    no_errors(at)
+    assert any(shown(c.value).startswith("More active than unit ") for c in at.caption)

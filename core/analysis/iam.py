@@ -1,20 +1,28 @@
 """Independent activation maximisation and Representative Substitution, all units in one batch.
 
-IAM(i) = argmax over inputs of a_i - mean(a_-i); RS(i) = fraction of the other units whose
-activation on IAM(i) exceeds a_i.
+IAM(i) = argmax over inputs of a_i - mean(a_-i) (the paper's Eq. 3; `method="am"` is plain
+activation maximisation, argmax a_i, its Eq. 2 baseline); RS(i) = the number of units whose
+activation on IAM(i) exceeds a_i divided by the layer's K units (Eq. 4; `rs_of_others` divides by
+the K - 1 other units, this tool's earlier definition).
 """
 import torch
 
-from .base import register_analysis, tolist
+from ..errors import UserError
+from .base import register_analysis, spearman, tolist
 from .features import exact_float32
+
+METHODS = ("iam", "am")
+MORE_ACTIVE_KEPT = 8  # per unit, the units most active above it on its image (the paper's Fig. 2)
 
 
 def iam_images(model, size: int, channels: int, steps: int = 150, lr: float = 0.05, seed: int = 0,
-               low: torch.Tensor | None = None, high: torch.Tensor | None = None, progress=None):
+               low: torch.Tensor | None = None, high: torch.Tensor | None = None, progress=None,
+               method: str = "iam"):
     """(K, C, H, W) optimised inputs (normalised space) and the (K, K) activations on them, on
     the CPU; the optimisation runs where the model is (the start is drawn on the CPU, so a
     seed gives the same start everywhere). progress(done, total) every 10 steps: a minute on a
-    CPU, so the bar moves (and the app's Stop is heard) while it runs."""
+    CPU, so the bar moves (and the app's Stop is heard) while it runs. `method` "am" drops the
+    other units' mean from the objective."""
     model.eval()
     device = next(model.parameters()).device
     k = model.num_features
@@ -33,7 +41,7 @@ def iam_images(model, size: int, channels: int, steps: int = 150, lr: float = 0.
                     progress(step, steps)
                 a = model.forward_parts(x).features  # (K, K): row i is image i
                 own = a[eye]
-                others = a.masked_fill(eye, 0).sum(dim=1) / (k - 1)
+                others = a.masked_fill(eye, 0).sum(dim=1) / (k - 1) if method == "iam" else 0
                 loss = -(own - others).sum()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -49,21 +57,53 @@ def iam_images(model, size: int, channels: int, steps: int = 150, lr: float = 0.
     return x.detach().cpu(), a.cpu()
 
 
-def representative_substitution(activations: torch.Tensor) -> torch.Tensor:
-    k = activations.shape[0]
+def units_above(activations: torch.Tensor) -> torch.Tensor:
+    """(K,) per unit i, how many units are more active than i on i's image (row i)."""
     own = activations.diagonal()
-    exceed = (activations > own[:, None]) & ~torch.eye(k, dtype=torch.bool)
-    return exceed.float().sum(dim=1) / max(1, k - 1)
+    return ((activations > own[:, None]) & ~torch.eye(activations.shape[0], dtype=torch.bool)).sum(dim=1)
 
 
-@register_analysis("iam", on_request=True, title="IAM and RS", steps=150, lr=0.05, seed=0)
-def iam(ctx, steps, lr, seed):
+def representative_substitution(activations: torch.Tensor) -> torch.Tensor:
+    """Eq. 4: the units above i on IAM(i) over all K units of the layer."""
+    return units_above(activations).double() / activations.shape[0]
+
+
+def rs_of_others(activations: torch.Tensor) -> torch.Tensor:
+    """The earlier variant: over the K - 1 other units (1 when every other unit is above)."""
+    return units_above(activations).double() / max(1, activations.shape[0] - 1)
+
+
+def more_active(activations: torch.Tensor, most: int = MORE_ACTIVE_KEPT) -> list[list[int]]:
+    """Per unit, the units above it on its own image, most active first (at most `most`)."""
+    own = activations.diagonal()
+    lists = []
+    for i, row in enumerate(activations):
+        above = [j for j in torch.argsort(row, descending=True, stable=True).tolist() if j != i and row[j] > own[i]]
+        lists.append(above[:most])
+    return lists
+
+
+@register_analysis("iam", version=2, on_request=True, title="IAM and RS", steps=150, lr=0.05, seed=0, method="iam")
+def iam(ctx, steps, lr, seed, method):
+    """The images, RS by the paper's definition and the earlier one, the units above each unit
+    on its image, and RS against selectivity (the paper's Fig. 1) and against the unit's largest
+    class drop when ablated (its explanation of why selective units matter little); None where
+    selectivity does not apply."""
+    if method not in METHODS:
+        raise UserError(f"IAM method must be one of {', '.join(METHODS)}, not {str(method)[:20]!r}")
     meta = ctx.meta
     mean = torch.tensor(meta["mean"]).view(1, -1, 1, 1)
     std = torch.tensor(meta["std"]).view(1, -1, 1, 1)
     images, acts = iam_images(ctx.device_model, int(meta["input_size"]), int(meta["channels"]), steps, lr, seed,
-                              low=-mean / std, high=(1 - mean) / std,
+                              low=-mean / std, high=(1 - mean) / std, method=method,
                               progress=lambda done, total: ctx.progress("IAM: optimising each unit's image", done, total))
     pixels = ((images * std + mean).clamp(0, 1) * 255).round().to(torch.uint8)
-    return {"rs": tolist(representative_substitution(acts)), "own_activation": tolist(acts.diagonal()),
-            "images": tolist(pixels)}
+    rs = representative_substitution(acts)
+    result = {"method": method, "rs": tolist(rs), "rs_of_others": tolist(rs_of_others(acts)),
+              "own_activation": tolist(acts.diagonal()), "more_active": more_active(acts),
+              "images": tolist(pixels), "spearman_rs_selectivity": None, "spearman_rs_drop": None}
+    if ctx.model.nonnegative_units:
+        si = torch.tensor(ctx.result("selectivity")["per_unit"], dtype=torch.float64)
+        drop = torch.tensor(ctx.result("unit_ablation")["max_class_drop"], dtype=torch.float64)
+        result["spearman_rs_selectivity"], result["spearman_rs_drop"] = spearman(rs, si), spearman(rs, drop)
+    return result
