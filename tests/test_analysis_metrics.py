@@ -77,8 +77,10 @@ def test_influential_analysis_takes_k1_and_k2_apart():
     result = influential(ctx, k1=2, k2=1)
     assert result["sets"] == [[0], [2]] and result["frequencies"] == [[2, 1, 1, 0], [0, 1, 2, 1]]
     # full logits (5, 4.5), (5, 0.5), (0, 1.5), (1, 4.5): all right. Decomposed, class 0 keeps unit 0
-    # (W[0, 0] = 1), class 1 unit 2 (W[1, 2] = 0): (a0, 0.5): (5, .5), (5, .5), (0, .5) right, (1, .5) wrong
-    assert result["A_f"] == 1.0 and result["A_d"] == 0.75 and result["r_A"] == 0.75
+    # (W[0, 0] = 1), class 1 unit 2 (W[1, 2] = 0). The paper's, without the bias: (a0, 0): (5, 0), (5, 0)
+    # right, (0, 0) a tie (argmax takes class 0) and (1, 0) wrong. With the bias, (a0, 0.5): (0, .5) right
+    assert result["A_f"] == 1.0 and result["A_d"] == 0.5 and result["r_A"] == 0.5
+    assert result["A_d_with_bias"] == 0.75 and result["r_A_with_bias"] == 0.75
     with pytest.raises(UserError, match="k1 and k2 must lie in 1..4"):
         influential(ctx, k1=5, k2=1)
 
@@ -153,6 +155,28 @@ def test_filter_correlation_and_c_ic_by_hand():
     # between: (0,2)=0 (0,3)=.707 (1,2)=0 (1,3)=.707, both directions -> mean .3536
     assert between == pytest.approx(1 / (2 * math.sqrt(2)), rel=1e-6)
     assert within == pytest.approx((1.0 + 1 / math.sqrt(2)) / 2, rel=1e-6)
+
+
+def test_c_ic_takes_each_classs_most_activated_filters_as_the_paper_or_its_gates():
+    """The filters above; class 0's images activate units 0, 1 most, class 1's units 2, 3; the gate
+    says the opposite pairing (0, 2 and 1, 3). By activation (the default): C_IC as above, 0.3536;
+    by gate: between (0,1)=1 (0,3)=.707 (2,1)=0 (2,3)=.707 -> 0.6036."""
+    from types import SimpleNamespace
+
+    from core.analysis.base import FeatureCache
+    from core.analysis.filters import filter_correlation_analysis
+    weight = torch.zeros(4, 1, 1, 2)
+    weight[:, 0, 0] = torch.tensor([[1.0, 0], [2, 0], [0, 1], [1, 1]])
+    model = SimpleNamespace(unit_filters=SimpleNamespace(weight=weight))
+    features = torch.tensor([[5.0, 4, 0, 1], [0, 1, 5, 4]])
+    gate = {"gate": [[1.0, 0, 1, 0], [0, 1, 0, 1]], "order": [0, 1, 2, 3]}
+    ctx = SimpleNamespace(model=model, test=FeatureCache(features, features[:, :2], torch.tensor([0, 1])),
+                          num_classes=2, W=torch.zeros(2, 4), result=lambda name: gate)
+    by_activation = filter_correlation_analysis(ctx, m=2, by="activation")
+    assert sorted(map(sorted, by_activation["dominant"])) == [[0, 1], [2, 3]]
+    assert by_activation["c_ic"] == pytest.approx(1 / (2 * math.sqrt(2)), rel=1e-6)
+    by_gate = filter_correlation_analysis(ctx, m=2, by="gate")
+    assert by_gate["c_ic"] == pytest.approx((1 + 2 / math.sqrt(2)) / 4, rel=1e-6)
 
 
 def test_cam_is_weighted_sum_of_maps():

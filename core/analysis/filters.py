@@ -1,6 +1,7 @@
 """Filter correlation of the last conv layer and C_IC (LSG paper, Fig. 7 and Table 2)."""
 import torch
 
+from ..errors import UserError
 from .base import register_analysis, tolist
 
 MAX_MATRIX_UNITS = 512  # the K x K matrix is kept up to here (a ResNet-50's would be 4 million numbers)
@@ -12,10 +13,14 @@ def filter_correlation(weight: torch.Tensor) -> torch.Tensor:
     return (flat @ flat.T).float()
 
 
-def dominant_filters(gate: torch.Tensor, head: torch.Tensor, m: int) -> torch.Tensor:
-    """(C, m): per class the m units with the largest gate entry, ties broken by head weight."""
-    score = gate.double() + 1e-6 * torch.tanh(head.double())
+def dominant_filters(score: torch.Tensor, head: torch.Tensor, m: int) -> torch.Tensor:
+    """(C, m): per class the m units with the largest score (class-mean activation, or gate
+    entry), ties broken by head weight."""
+    score = score.double() + 1e-6 * torch.tanh(head.double())
     return score.topk(m, dim=1).indices
+
+
+DOMINANT_BY = ("activation", "gate")  # the paper's (Sec. 4.3: a class's most activated filters), this tool's earlier
 
 
 def inter_class_correlation(corr: torch.Tensor, dominant: torch.Tensor) -> tuple[float, float]:
@@ -36,15 +41,23 @@ def inter_class_correlation(corr: torch.Tensor, dominant: torch.Tensor) -> tuple
     return mean(~same), mean(same)
 
 
-@register_analysis("filter_correlation", version=2, depends=("gate",), title="Filter correlation",
-                   needs_unit_filters=True, m=0)
-def filter_correlation_analysis(ctx, m):
+@register_analysis("filter_correlation", version=3, depends=("gate",), title="Filter correlation",
+                   needs_unit_filters=True, m=0, by="activation")
+def filter_correlation_analysis(ctx, m, by):
+    """C_IC over each class's m dominant filters (m = K / C by default): by default, as the paper,
+    those with the largest mean activation on the class's test images; `by="gate"`, those with
+    the largest gate entry (the gate shown: trained, or the post-hoc fit). The correlation matrix
+    is ordered by the gate's class assignment."""
+    from .selectivity import class_means
+    if by not in DOMINANT_BY:
+        raise UserError(f"dominant filters by {', '.join(DOMINANT_BY)}, not {str(by)[:20]!r}")
     corr = filter_correlation(ctx.model.unit_filters.weight)
-    gate = torch.tensor(ctx.result("gate")["gate"])
+    score = (class_means(ctx.test.features, ctx.test.labels, ctx.num_classes) if by == "activation"
+             else torch.tensor(ctx.result("gate")["gate"]))
     m = m or max(1, ctx.W.shape[1] // ctx.num_classes)
-    dominant = dominant_filters(gate, ctx.W, m)
+    dominant = dominant_filters(score, ctx.W, m)
     c_ic, within = inter_class_correlation(corr, dominant)
     order = ctx.result("gate")["order"]
     matrix = tolist(corr[order][:, order]) if len(order) <= MAX_MATRIX_UNITS else None
-    return {"matrix": matrix, "order": order, "m": m, "dominant": tolist(dominant),
+    return {"matrix": matrix, "order": order, "m": m, "by": by, "dominant": tolist(dominant),
             "c_ic": c_ic, "within_class": within}

@@ -40,25 +40,24 @@ def decomposed_logits(features, weight, bias, sets) -> torch.Tensor:
 def influential(ctx, k1, k2):
     """Alg. 1 with k1 (each image's top units) and k2 (each class's kept units) apart, as the
     paper's Fig. 3; `frequencies` is its Fig. 2 histogram (C x K counts at k1); the sweep keeps
-    k1 = k2 = k."""
+    k1 = k2 = k. The decomposed logits are the paper's, sum over S_c of W[c, j] a_j without the
+    bias; `A_d_with_bias` and `r_A_with_bias` add b_c, this tool's earlier definition."""
     if not (1 <= k1 <= ctx.W.shape[1] and 1 <= k2 <= ctx.W.shape[1]):
         raise UserError(f"k1 and k2 must lie in 1..{ctx.W.shape[1]} (the units), got k1 {k1}, k2 {k2}")
     train, test = ctx.train, ctx.test
     full = accuracy_of(test.logits, test.labels)
 
-    def at(a, b):
-        sets = influential_sets(train.features, train.labels, ctx.num_classes, a, b)
-        decomposed = accuracy_of(decomposed_logits(test.features, ctx.W, ctx.b, sets), test.labels)
-        return sets, decomposed
-
+    ratio = lambda accuracy: accuracy / full if full else None  # noqa: E731
     frequencies = index_frequencies(train.features, train.labels, ctx.num_classes, k1)
     sets = sets_from_frequencies(frequencies, k2)
-    decomposed = accuracy_of(decomposed_logits(test.features, ctx.W, ctx.b, sets), test.labels)
+    decomposed = accuracy_of(decomposed_logits(test.features, ctx.W, None, sets), test.labels)
+    with_bias = accuracy_of(decomposed_logits(test.features, ctx.W, ctx.b, sets), test.labels)
     sweep = []
     for k in SWEEP:
         if k <= ctx.W.shape[1]:
-            _, acc = at(k, k)
-            sweep.append({"k": k, "A_d": acc, "r_A": acc / full if full else None})
+            swept = influential_sets(train.features, train.labels, ctx.num_classes, k, k)
+            accuracy = accuracy_of(decomposed_logits(test.features, ctx.W, None, swept), test.labels)
+            sweep.append({"k": k, "A_d": accuracy, "r_A": ratio(accuracy)})
     return {"k1": k1, "k2": k2, "sets": tolist(sets), "frequencies": tolist(frequencies.long()), "A_f": full,
-            "A_d": decomposed,
-            "r_A": decomposed / full if full else None, "sweep": sweep}
+            "A_d": decomposed, "r_A": ratio(decomposed),
+            "A_d_with_bias": with_bias, "r_A_with_bias": ratio(with_bias), "sweep": sweep}
