@@ -173,3 +173,22 @@ def test_lsg_refuses_a_run_too_short_for_any_gated_step():
         by_epoch.validate_run(2)
     by_epoch.validate_run(3)
     create_objective("ce").validate_run(1)  # nothing to check for the others
+
+
+def test_minimax_ties_first_or_drawn_at_random():
+    """Target 0, the three others tied at 1: the first (class 1) always, or each of 1, 2, 3 about
+    a third of the time; an untied minimum is taken either way. The loss value is the same
+    whichever tied class is chosen (their q are equal)."""
+    from core.losses.minimax import least_likely
+    logits = torch.tensor([[0.0, 1, 1, 1]]).repeat(3000, 1)
+    targets = torch.zeros(3000, dtype=torch.long)
+    assert least_likely(logits, targets).unique().tolist() == [1]
+    torch.manual_seed(0)
+    drawn = least_likely(logits, targets, random_ties=True)
+    counts = torch.bincount(drawn, minlength=4).tolist()
+    assert counts[0] == 0 and all(900 < c < 1100 for c in counts[1:]), counts
+    untied = torch.tensor([[0.0, 2, 1, 3]])
+    assert least_likely(untied, torch.tensor([0]), random_ties=True).tolist() == [2]
+    torch.testing.assert_close(minimax_loss(logits[:1], targets[:1], 0.7, random_ties=True),
+                               minimax_loss(logits[:1], targets[:1], 0.7))
+    assert create_objective("minimax", random_ties="true").random_ties is True
