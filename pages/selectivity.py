@@ -128,19 +128,37 @@ def training_section(models: list[dict]) -> None:
 
 
 def pca_section(models: list[dict]) -> None:
-    """The test features in two principal components, one plot per model."""
+    """The test features in two of three principal components, one plot per model, for the classes
+    asked (the minimax paper's Fig. 8 shows a few)."""
     st.subheader("PCA of the features")
+    names = models[0]["class_names"]
+    left, right = st.columns([1, 2])
+    pairs = ["PC1 and PC2", "PC1 and PC3", "PC2 and PC3"]
+    pair = left.radio("Components", pairs, horizontal=True, **common.kept("sel_pca_pair", pairs[0], pairs))
+    first, second = (int(part[-1]) - 1 for part in pair.split(" and "))
+    chosen = right.multiselect("Classes", names, help="none chosen: every class; the first model's class names",
+                               **common.kept("sel_pca_classes", []))
     columns = common.grid(len(models), 2)  # three a row squeezed each plot to a sliver beside its legend
     for i, meta in enumerate(models):
         label = meta["label"]
         pca = common.analysis(meta, "pca")
-        frame = pd.DataFrame(pca["coords"], columns=[f"PC{j + 1}" for j in range(len(pca["coords"][0]))])
+        count = len(pca["coords"][0])
+        frame = pd.DataFrame(pca["coords"], columns=[f"PC{j + 1}" for j in range(count)])
         frame["class"] = [meta["class_names"][c] for c in pca["labels"]]
         frame["index"] = pca["index"]
-        explained = ", ".join(f"PC{j + 1} {v:.0%}" for j, v in enumerate(pca["explained"][:2]))
+        if chosen:
+            frame = frame[frame["class"].isin(chosen)]
+        x, y = (f"PC{j + 1}" for j in (first, second))
+        if max(first, second) >= count:
+            column = columns[i]
+            column.caption(common.plain(f"{label}: only {count} component(s)"))
+            continue
+        explained = ", ".join(f"PC{j + 1} {pca['explained'][j]:.0%}" for j in (first, second))
+        domain = chosen or meta["class_names"]
         scatter = alt.Chart(frame).mark_circle(size=10, opacity=0.7).encode(
-            x="PC1:Q", y="PC2:Q",
-            color=alt.Color("class:N", scale=alt.Scale(scheme="tableau10", domain=meta["class_names"])),
+            x=f"{x}:Q", y=f"{y}:Q",
+            color=alt.Color("class:N", scale=alt.Scale(scheme="tableau10" if len(domain) <= 10 else "category20",
+                                                       domain=domain)),
             tooltip=["class", "index"]).properties(height=340, title=f"{label}: {explained}")
         column = columns[i]
         common.chart(scatter.interactive(), f"{label}-pca", f"sel_pca_{i}", column)

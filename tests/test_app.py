@@ -579,3 +579,15 @@ def test_rs_against_selectivity_is_computed_on_request_and_drawn(app_env):
     at.switch_page("pages/unit.py").run()
     no_errors(at)
     assert any(shown(c.value).startswith("More active than unit ") for c in at.caption)
+
+
+def test_pca_shows_the_third_component_for_the_classes_asked(app_env):
+    at = new_app()
+    at.switch_page("pages/selectivity.py").run()
+    at.radio(key="sel_pca_pair").set_value("PC2 and PC3").run()
+    names = [o for o in at.multiselect(key="sel_pca_classes").options][:2]
+    at.multiselect(key="sel_pca_classes").set_value(names).run()
+    no_errors(at)
+    specs = [e.proto.spec for e in elements(at._tree) if getattr(e, "type", "") == "vega_lite_chart"]
+    pca = [spec for spec in specs if '"PC3"' in spec and "PC2 " in spec]
+    assert pca and all(name in pca[0] for name in names)
