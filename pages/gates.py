@@ -95,7 +95,12 @@ def masking_section(models: list[dict]) -> None:
     """Accuracy with one class's units masked, per model."""
     st.subheader("Class masking")
     reference = models[0]["class_names"]
-    cls = st.selectbox("Mask the units of class", reference, **common.kept("gates_mask_class", reference[0], reference))
+    left, right = st.columns(2)
+    cls = left.selectbox("Mask the units of class", reference, **common.kept("gates_mask_class", reference[0], reference))
+    partners = ["no other class", *[name for name in reference if name != cls]]
+    partner = right.selectbox("and the units of", partners, help="two classes masked at once (the LSG paper's "
+                              "Fig. 5): where do both classes' images go?",
+                              **common.kept("gates_mask_partner", partners[0], partners))
     ways = ["gate", "influential"]
     by = st.radio("Units assigned by", ways, horizontal=True, **common.kept("gates_mask_by", ways[0], ways),
                   help="gate: the units whose gate entry for the class reaches the threshold; influential: the "
@@ -105,17 +110,20 @@ def masking_section(models: list[dict]) -> None:
                           **common.kept("gates_mask_threshold", 0.5))
     # every model's result first, then the charts: drawn as each came, the old choice's charts stood
     # beside the new one's while the next model computed
-    masks = {meta["label"]: common.analysis(meta, "class_masking", threshold=threshold, by=by)
-             for meta in models if cls in meta["class_names"]}
+    wanted = [cls] + ([partner] if partner != partners[0] else [])
+    masks = {meta["label"]: common.analysis(meta, "class_masking", threshold=threshold, by=by,
+                                            with_class=meta["class_names"].index(partner) if len(wanted) > 1 else -1)
+             for meta in models if all(name in meta["class_names"] for name in wanted)}
     for column, meta in zip(common.grid(len(models), 2), models):  # three 10 x 10 matrices a row: unreadable
         classes = meta["class_names"]
-        if cls not in classes:
-            column.info(common.plain(f"{meta['label']} has no class {cls}"))
+        if meta["label"] not in masks:
+            column.info(common.plain(f"{meta['label']} has no class {' or '.join(n for n in wanted if n not in classes)}"))
             continue
         mask = masks[meta["label"]]
         c = classes.index(cls)
+        units = set(mask["units"][c]) | (set(mask["units"][classes.index(partner)]) if len(wanted) > 1 else set())
         chart, frame = heatmap(mask["confusions"][c], classes, classes, "true", "predicted",
-                               f"{meta['label']}: {len(mask['units'][c])} units masked", scheme="blues", height=300,
+                               f"{meta['label']}: {len(units)} units masked", scheme="blues", height=300,
                                value_title="images")
         common.chart(chart.encode(x=alt.X("col:O", sort=classes, title="predicted")),
                      f"{meta['label']}-masking-{cls}", f"gates_mask_{meta['label']}", column)
@@ -124,6 +132,11 @@ def masking_section(models: list[dict]) -> None:
         column.caption(f"accuracy on {common.plain(cls)} with its units masked: "
                        f"{'-' if accuracy is None else f'{accuracy:.1%}'}"
                        f"{'' if unmasked is None else f' (unmasked {unmasked:.1%})'}")
+        if len(wanted) > 1:
+            both, p = mask["partner_accuracy"][c], classes.index(partner)
+            before = common.analysis(meta, "accuracy")["per_class"][p]
+            column.caption(f"on {common.plain(partner)}: {'-' if both is None else f'{both:.1%}'}"
+                           f"{'' if before is None else f' (unmasked {before:.1%})'}")
 
 
 common.guarded(render)

@@ -336,3 +336,30 @@ def test_models_our_trainer_did_not_make_or_that_differ_in_more_than_the_seed_ar
     other_lr = [({"label": f"ce-{lr}", "method": "ce", "seed": 0, "lr": lr, "arch": "resnet20"},
                  {"accuracy": {"accuracy": 0.9}}) for lr in (0.1, 0.05)]
     assert [r["seeds"] for r in summarise(imported + other_lr)] == [1, 1, 1, 1]
+
+
+def test_class_masking_of_one_class_and_of_two_at_once_by_hand():
+    """Three classes, three units, logit c = unit c. The gate gives unit c to class c. Masking class
+    0 zeroes unit 0: its images (1, .5, .2) go to class 1. Masking classes 0 and 1 zeroes units 0
+    and 1: both classes' images go to class 2 (logits 0, 0, .2 and 0, 0, .1)."""
+    from types import SimpleNamespace
+
+    from core.analysis.base import FeatureCache
+    from core.analysis.masking import class_masking
+    from core.errors import UserError
+    features = torch.tensor([[1.0, 0.5, 0.2], [0.3, 1.0, 0.1], [0.1, 0.2, 1.0]])
+    labels = torch.tensor([0, 1, 2])
+    W, b = torch.eye(3), torch.zeros(3)
+    gate = {"gate": torch.eye(3).tolist()}
+    ctx = SimpleNamespace(test=FeatureCache(features, features, labels), num_classes=3, W=W, b=b,
+                          result=lambda name: gate)
+    one = class_masking(ctx, threshold=0.5, by="gate", k1=1, k2=1, with_class=-1)
+    assert one["units"] == [[0], [1], [2]] and one["masked_class_accuracy"] == [0.0, 0.0, 0.0]
+    assert one["confusions"][0][0] == [0, 1, 0] and "partner_accuracy" not in one
+    two = class_masking(ctx, threshold=0.5, by="gate", k1=1, k2=1, with_class=1)
+    assert two["confusions"][0][0] == [0, 0, 1] and two["confusions"][0][1] == [0, 0, 1]
+    assert two["masked_class_accuracy"][0] == 0.0 and two["partner_accuracy"][0] == 0.0
+    # row 2 masks classes 2 and 1: class 0's image keeps unit 0, class 1's falls to class 0 (0.3 vs 0)
+    assert two["confusions"][2][1] == [1, 0, 0] and two["partner_accuracy"][2] == 0.0
+    with pytest.raises(UserError, match="with_class must be a class index below 3"):
+        class_masking(ctx, threshold=0.5, by="gate", k1=1, k2=1, with_class=3)

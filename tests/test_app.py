@@ -591,3 +591,13 @@ def test_pca_shows_the_third_component_for_the_classes_asked(app_env):
     specs = [e.proto.spec for e in elements(at._tree) if getattr(e, "type", "") == "vega_lite_chart"]
     pca = [spec for spec in specs if '"PC3"' in spec and "PC2 " in spec]
     assert pca and all(name in pca[0] for name in names)
+
+
+def test_two_classes_masked_at_once_on_the_gates_page(app_env):
+    at = new_app()
+    at.switch_page("pages/gates.py").run()
+    names = at.selectbox(key="gates_mask_class").options
+    at.selectbox(key="gates_mask_partner").set_value(names[1]).run()
+    no_errors(at)
+    captions = [shown(c.value) for c in at.caption]
+    assert any(c.startswith(f"on {names[1]}: ") for c in captions), captions
