@@ -46,6 +46,13 @@ def is_gated_step(epoch: int, step: int, period: int, by_epoch: bool, warmup_epo
     return counter % period == period - 1
 
 
+def block_gate(num_classes: int, num_units: int) -> torch.Tensor:
+    """The hand-set gate of the LSG paper's App. C: unit k belongs to class floor(k C / K), so each
+    class owns a contiguous block of about K/C units (1 there, 0 elsewhere)."""
+    owner = torch.arange(num_units) * num_classes // num_units
+    return (owner[None, :] == torch.arange(num_classes)[:, None]).float()
+
+
 def gate_density(gate: torch.Tensor) -> torch.Tensor:
     """||G||_1 / (C K), as a tensor (the Phi objective differentiates it)."""
     return gate.abs().sum() / gate.numel()

@@ -125,3 +125,18 @@ def test_a_fit_converged_on_an_unreachable_density_target_says_so():
     assert fit_verdict(True, 0.2, 4) == "yes, but the density target 0.2 is below the least possible 1/4"
     assert fit_verdict(False, 0.2, 10) == "no: stopped at its step cap (Phi is an upper bound)"
     assert fit_verdict(False, 0.2, 10, "time budget") == "no: stopped at its time budget (Phi is an upper bound)"
+
+
+def test_a_fixed_hand_set_gate_trains_the_network_through_it_and_stays(tmp_path, data_root):
+    """App. C's gate: 7 units over 3 classes go 0,0,0,1,1,2,2 (k * C // K). With fixed_gate the
+    run trains the network on the gated path while the gate stays the block gate, bit for bit."""
+    from core.checkpoints import load
+    from core.lsg import block_gate
+    from core.trainer import TrainConfig, train
+    assert block_gate(3, 7).tolist() == [[1, 1, 1, 0, 0, 0, 0], [0, 0, 0, 1, 1, 0, 0], [0, 0, 0, 0, 0, 1, 1]]
+    out = tmp_path / "fixed.pt"
+    train(TrainConfig(method="lsg", options={"warmup_epochs": 0, "fixed_gate": True, "period": 1}, epochs=1,
+                      limit=200, batch_size=100, out=str(out), data_root=str(data_root), snapshot_per_class=0))
+    loaded = load(out)
+    assert torch.equal(loaded.model.gate.detach(), block_gate(10, 64))
+    assert loaded.meta["options"]["fixed_gate"] is True

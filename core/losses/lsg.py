@@ -25,6 +25,8 @@ class LSG(CrossEntropy):
         "period": (3, "one gated step (or epoch) in every `period`"),
         "by_epoch": (False, "alternate by epoch (epoch % period == period - 1) instead of by step"),
         "warmup_epochs": (1, "standard epochs before the first gated step"),
+        "fixed_gate": (False, "a hand-set gate, not trained: each class owns a block of K/C units (1 there, 0 "
+                              "elsewhere), as the LSG paper's Sec. 4.3 and App. C"),
     }
 
     def validate(self):
@@ -50,6 +52,9 @@ class LSG(CrossEntropy):
     # ------------------------------------------------------------------ training hooks
     def attach(self, model):
         self.gate = model.add_gate()
+        if self.fixed_gate:
+            self.gate.data.copy_(lsg.block_gate(model.num_classes, model.num_features))
+            self.gate.requires_grad_(False)
         self.target_l1 = self.target_density * model.num_classes * model.num_features
         self.gate_optimizer = SGD([self.gate], lr=self.gate_lr)
         self.gated = False
@@ -70,6 +75,6 @@ class LSG(CrossEntropy):
         return self.gate_weight * (F.cross_entropy(logits, y) + self.sparsity_weight * sparsity)
 
     def after_step(self):
-        if self.gated:
+        if self.gated and not self.fixed_gate:
             self.gate_optimizer.step()
             lsg.constrain_gate_(self.gate.data)
