@@ -83,6 +83,10 @@ def test_torchvision_vit_gives_torchvisions_logits_and_its_class_token_units():
         assert (parts.features < 0).any() and not ours.nonnegative_units
         assert ours(torch.randn(1, 3, 96, 96)).shape == (1, 5)
     assert ours.num_features == 768 and ours.unit_filters is None
+    # the CAM methods hook blocks whose tokens reach the class token: the last block's input first
+    assert list(ours.cam_layers())[:2] == ["block 11 (the last block's input)", "block 10"]
+    for method in ("layercam", "gradcam"):
+        assert create_cam(method, ours)(x, [1]).shape == (1, 224, 224)
 
 
 def test_selectivity_says_it_does_not_apply_to_signed_units():
@@ -163,5 +167,41 @@ def test_every_page_draws_a_vit_beside_a_cnn(vit_checkpoints, tiny_checkpoints, 
             no_errors(at)
         at.switch_page("pages/compare.py").run()
         assert {"cnn", "vit_lsg"} <= {shown(s.value) for s in at.subheader}
+    finally:
+        ui_env.restore(previous)
+
+
+@pytest.mark.slow
+def test_an_imported_torchvision_vit_on_every_page(tiny_checkpoints, tmp_path_factory):
+    """A random-weight vit_b_32 saved by torchvision, imported on a folder of colour photos: the
+    checkpoint gives torchvision's logits, and every page draws it beside a CNN, saying what does
+    not apply to units of either sign instead of failing."""
+    import torchvision
+
+    from core.checkpoints import load
+    from core.import_weights import import_weights
+    from .test_app import PAGES, new_app, no_errors
+    from .test_import_weights import photo_folder
+    work = tmp_path_factory.mktemp("vit_import")
+    torch.manual_seed(0)
+    theirs = torchvision.models.vit_b_32(num_classes=3).eval()
+    torch.save(theirs.state_dict(), work / "vit.pth")
+    folder = photo_folder(work / "photos")
+    models = tmp_path_factory.mktemp("vit_import_models")
+    import_weights(work / "vit.pth", "vit_b_32", models / "vitb.pt", dataset=f"imagefolder:{folder}")
+    loaded = load(models / "vitb.pt")
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(x), theirs(x), rtol=1e-5, atol=1e-5)
+    shutil.copy(tiny_checkpoints["ce"], models / "cnn.pt")
+    previous = ui_env.apply(ui_env.app_environment(models, tmp_path_factory.mktemp("vit_import_work")))
+    sys.path.insert(0, str(ROOT))
+    try:
+        at = new_app()
+        at.sidebar.multiselect[0].set_value(["vitb", "cnn"]).run()
+        no_errors(at)
+        for page in PAGES:
+            at.switch_page(page).run()
+            no_errors(at)
     finally:
         ui_env.restore(previous)

@@ -74,15 +74,21 @@ class ViTFamily:
     patch = 4
     grids: nn.ModuleList
 
+    def hookable(self) -> list[nn.Module]:
+        """The grids whose tokens the logits depend on, the first block's first."""
+        return list(self.grids)
+
     @property
     def target_layer(self):
-        return self.grids[-1]
+        return self.hookable()[-1]
 
     def cam_layers(self):
-        """Each block's output on the patch grid, the last (after the final norm) first."""
-        count = len(self.grids)
-        return {(f"block {count} (after the final norm)" if i == 0 else f"block {count - i}"): self.grids[count - 1 - i]
-                for i in range(count)}
+        """Each hookable block's output on the patch grid, the last first."""
+        grids = self.hookable()
+        last = len(grids) - 1
+        return {(f"block {i + 1}" + (f" ({self.last_grid})" if i == last else "")): grids[i] for i in range(last, -1, -1)}
+
+    last_grid = "after the final norm"
 
     @property
     def unit_filters(self):
@@ -127,6 +133,13 @@ class TorchvisionViT(ViTFamily, TorchvisionModel):
     """torchvision's ViT-B; its units are the class token after the final norm (its head reads it)."""
     unit_pool = "class token"
     nonnegative_units = False
+    last_grid = "the last block's input"
+
+    def hookable(self):
+        """Not the last block's patch tokens: the class token read by the head never sees them
+        (their gradient is none), so the CAM methods hook the last block's input, as
+        pytorch-grad-cam's ViT example hooks `blocks[-1].norm1`."""
+        return list(self.grids)[:-1]
     head_path = "heads.head"
     stem_key = "conv_proj.weight"
     min_input_size = 32
