@@ -1,7 +1,7 @@
 """Ship the analysis results of the bundled checkpoints (core/shipped.py), so the app opens
-complete: runs the default report (with the out-of-distribution reference and the trajectory)
-and the faithfulness of the explanations for each checkpoint under checkpoints/ (full splits, as
-the app computes them), then writes checkpoints/results/<content hash>.json.gz and, when run on
+complete: runs the default report (with the out-of-distribution reference and the trajectory),
+class masking by influential features and the faithfulness of the explanations for each
+checkpoint under checkpoints/ (full splits, as the app computes them), then writes checkpoints/results/<content hash>.json.gz and, when run on
 all of them, removes the files of checkpoints no longer there. Last, it rebuilds
 checkpoints/results/index.json (metadata and headline figures) from what is shipped.
 
@@ -36,6 +36,8 @@ def main(names: list[str], fresh: bool = False) -> None:
         for path in paths:
             analyzer = Analyzer.from_path(path, store, feature_dir=None, use_cache=not fresh)
             analyzer.report((*REPORT, "faithfulness"))  # reads the current shipped results, computes the rest
+            if not analyzer.skipped_reason("class_masking"):  # the Gates page's other choice, and the report's
+                analyzer.run("class_masking", by="influential")
             rows = merged([] if fresh else shipped.rows(analyzer.hash), store.rows_for(analyzer.hash))
             out = shipped.write(analyzer.hash, path.stem, rows)
             kept.add(out.name)
