@@ -89,8 +89,13 @@ def unit_ablation_section(models: list[dict]) -> None:
     (a click on a unit opens it)."""
     st.subheader("Single-unit ablation")
     results = [(meta, common.analysis(meta, "unit_ablation"), common.analysis(meta, "selectivity")) for meta in models]
+    rotated = {meta["label"]: common.analysis(meta, "rotation_control") for meta in models}
     drops = pd.DataFrame([{"model": meta["label"], "largest overall drop (%)": 100 * abl["largest_overall_drop"],
-                           **figure_columns({"unit_ablation": abl})} for meta, abl, _ in results])
+                           **figure_columns({"unit_ablation": abl}),
+                           "rho(overall drop, SI)": abl["spearman_selectivity_overall"],
+                           "mean largest class drop, units (%)": 100 * rotated[meta["label"]]["unit_mean_max_class_drop"],
+                           "the same, rotated directions (%)": 100 * rotated[meta["label"]]["mean_max_class_drop"]}
+                          for meta, abl, _ in results])
     st.dataframe(drops, hide_index=True, placeholder="—",  # no filter L1 for a model without a last conv layer
                  column_config={**common.number_columns(drops.columns[2:]),
                                 "largest overall drop (%)": st.column_config.NumberColumn(
@@ -98,7 +103,10 @@ def unit_ablation_section(models: list[dict]) -> None:
                                 "class's own drop (the maps below) can be far larger")})
     st.caption("rho: Spearman correlation, over the units, of a unit's largest class accuracy drop with its "
                "selectivity, the L1 norm of its outgoing fc weights W[:, k], or that of its incoming last-conv "
-               "filter (the pruning literature's usual meaning).")
+               "filter (the pruning literature's usual meaning); rho(overall drop, SI) asks the ablation "
+               "abstract's question of the drop in overall accuracy. The rotation control zeroes one direction "
+               "at a time of a random rotation of the units (the logits unchanged): if rotated directions drop "
+               "a class as much as units do, the units' class-specific drops say nothing of the units.")
     # one colour scale for every model: the largest drop or gain anywhere
     extent = max(max(abs(v) for row in abl["drop"] for v in row) for _, abl, _ in results) or 1e-3
     lowest = min(0.0, *(min(abl["max_class_drop"]) for _, abl, _ in results))

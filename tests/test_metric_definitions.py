@@ -321,3 +321,20 @@ def test_noise_ablation_reports_mean_and_spread_over_seeds():
     # one seed: the old single-run figures, spread unknown
     single = noise_ablation(ctx, k1=2, k2=2, seed=7, seeds=1)["gaussian"]
     assert single["influential"] == runs[0][0] and math.isnan(single["influential_std"])
+
+
+def test_rotation_control_by_hand():
+    """A rotation that swaps units 0 and 1 (with a sign) leaves the logits as they were and gives
+    unit ablation's drops in the swapped order; a Haar draw is orthogonal and seeded."""
+    from core.analysis.rotation import random_rotation, rotated_drops
+    from core.analysis.unit_ablation import drop_matrix
+    logits = TIE_FEATURES @ TIE_W.T
+    swap = torch.tensor([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]], dtype=torch.float64)  # a Q: column j is direction j
+    torch.testing.assert_close((TIE_FEATURES.double() @ swap) @ (TIE_W.double() @ swap).T, logits.double())
+    drop, overall = rotated_drops(TIE_FEATURES, logits, TIE_LABELS, TIE_W, 2, swap)
+    units, unit_overall = drop_matrix(TIE_FEATURES, logits, TIE_LABELS, TIE_W, 2)
+    assert drop.tolist() == [units[1].tolist(), units[0].tolist(), units[2].tolist()]
+    assert overall.tolist() == [unit_overall[1], unit_overall[0], unit_overall[2]]
+    q = random_rotation(5, seed=3)
+    torch.testing.assert_close(q.T @ q, torch.eye(5, dtype=torch.float64))
+    assert torch.equal(q, random_rotation(5, seed=3)) and not torch.equal(q, random_rotation(5, seed=4))
