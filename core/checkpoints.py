@@ -22,7 +22,7 @@ import torch
 from . import trajectory
 from .catalog import file_hash, model_label
 from .errors import UserError
-from .models import MODELS, UnitModel, all_finite, create_model, resolve_arch
+from .models import MODELS, UnitModel, all_finite, arch_options, create_model, resolve_arch
 
 FORMAT = "unitlens-checkpoint-v1"
 REQUIRED_META = ("arch", "dataset", "class_names", "channels", "input_size", "mean", "std", "method")
@@ -235,6 +235,11 @@ def meta_problem(meta: dict) -> str | None:
             return f"{key.replace('_', ' ')} must be a whole number"
     if "whole_test_split" in meta and not isinstance(meta["whole_test_split"], bool):
         return "whole_test_split must be true or false"
+    if "no_bn" in meta and not isinstance(meta["no_bn"], bool):
+        return "no_bn must be true or false"
+    dropout = meta.get("dropout", 0.0)
+    if not (isinstance(dropout, (int, float)) and not isinstance(dropout, bool) and 0 <= dropout < 1):
+        return "dropout must be a number from 0 to below 1"
     for key, kind in (("data_split", dict), ("source", dict), ("init", str), ("preprocess", str),
                       ("command", str), ("label", str)):
         if key in meta and not isinstance(meta[key], kind):
@@ -256,7 +261,8 @@ def build_model(meta: dict, state_dict: dict, name: str = "checkpoint") -> UnitM
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()):
         raise CheckpointError(f"{name}: the state dict must map names to tensors")
     try:
-        model = create_model(meta["arch"], len(meta["class_names"]), int(meta["channels"]))
+        model = create_model(meta["arch"], len(meta["class_names"]), int(meta["channels"]),
+                             **arch_options(meta.get("no_bn", False), meta.get("dropout", 0.0)))
     except ValueError as exc:
         raise CheckpointError(f"{name}: {exc}") from None
     if "gate" in state_dict:

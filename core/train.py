@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd",
                         help="sgd (Nesterov momentum) or adamw (decoupled weight decay: what ViTs train with)")
     parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (Nesterov), or AdamW's beta1")
+    parser.add_argument("--no-bn", action="store_true",
+                        help="our CIFAR-style ResNets without batch norm (a control of the unit-ablation paper)")
+    parser.add_argument("--dropout", type=float, default=0.0, help="dropout before the head, for our CIFAR-style ResNets")
     parser.add_argument("--weight-decay", type=float, default=5e-4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -93,7 +96,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                        log_interval_s=args.log_interval,
                        data_root=args.data_root, after_pids=tuple(args.after), init=args.init,
                        input_size=args.input_size, head_only_epochs=args.head_only_epochs,
-                       optimizer=args.optimizer)
+                       optimizer=args.optimizer, no_bn=args.no_bn, dropout=args.dropout)
 
 
 def main(argv=None) -> int:

@@ -34,7 +34,7 @@ from .data import CROP, IMAGENET_MEAN, IMAGENET_STD, DataError, DatasetInfo, Vie
 from .errors import UserError
 from .graphed_step import StepRunner, portable_state
 from .losses import Objective, create_objective
-from .models import MODELS, all_finite, create_model
+from .models import MODELS, all_finite, arch_options, create_model
 from .processes import training_process_start
 from .progress import ProgressLog, format_seconds, is_progress_log
 from .sgd import SGD, Schedule, warmup_cosine
@@ -82,11 +82,13 @@ class TrainConfig:
     input_size: int | None = None     # an image folder read at this size (default: 64, or the arch's own)
     head_only_epochs: int = 0         # the first epochs train the last linear layer alone (a new head on --init)
     optimizer: str = "sgd"            # "sgd" (Nesterov) or "adamw" (what transformers are trained with)
+    no_bn: bool = False               # our CIFAR-style ResNets without batch norm (the ablation abstract's control)
+    dropout: float = 0.0              # dropout before the head (the same paper's other control)
 
     # what decides the weights: recorded in the checkpoint and compared on --resume
     RECORDED = ("method", "options", "arch", "epochs", "batch_size", "lr", "momentum", "weight_decay",
                 "seed", "limit", "augment", "snapshot_per_class")
-    RECORDED_IF_SET = ("init", "input_size", "head_only_epochs", "optimizer")  # absent from checkpoints made before them, which still resume
+    RECORDED_IF_SET = ("init", "input_size", "head_only_epochs", "optimizer", "no_bn", "dropout")  # absent from checkpoints made before them, which still resume
 
     def recorded_options(self) -> dict:
         return {**{key: getattr(self, key) for key in self.RECORDED},
@@ -118,6 +120,9 @@ def validate(config: TrainConfig) -> Objective:
         raise TrainingError(str(exc)) from None
     if config.arch not in MODELS:
         raise TrainingError(f"unknown arch {config.arch[:40]!r}; the {len(MODELS)} known are listed by --help")
+    if set(arch_options(config.no_bn, config.dropout)) - set(MODELS[config.arch].arch_options):
+        raise TrainingError(f"--no-bn and --dropout are options of our CIFAR-style ResNets (resnet20, resnet20w, "
+                            f"resnet18_cifar), not of {config.arch}")
     checks = [
         (1 <= config.epochs <= trajectory.MAX_EPOCHS, f"epochs must lie in 1..{trajectory.MAX_EPOCHS}, got {config.epochs}"),
         (1 <= config.batch_size <= 65536, f"batch size must lie in 1..65536, got {config.batch_size}"),
@@ -129,6 +134,7 @@ def validate(config: TrainConfig) -> Objective:
         (config.limit is None or config.limit >= 1, f"limit must be >= 1, got {config.limit}"),
         (0 <= config.snapshot_per_class <= trajectory.MAX_SUBSET,
          f"snapshot images per class must lie in 0..{trajectory.MAX_SUBSET}, got {config.snapshot_per_class}"),
+        (math.isfinite(config.dropout) and 0 <= config.dropout < 1, f"dropout must lie in [0, 1), got {config.dropout}"),
         (config.optimizer in ("sgd", "adamw"), f"optimizer must be sgd or adamw, got {config.optimizer[:20]!r}"),
         (config.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got {config.device!r}"),
         (config.device != "cuda" or torch.cuda.is_available(), "--device cuda asked for, but no CUDA device is available"),
@@ -415,7 +421,7 @@ def build(config: TrainConfig, objective: Objective, info: DatasetInfo, device: 
     AdamW (decoupled weight decay; `momentum` is its beta1) is torch.optim's: a ViT trained from
     scratch with SGD learns far slower (vit_tiny: 46% on Fashion-MNIST after 40,000 images)."""
     torch.manual_seed(config.seed)
-    model = create_model(config.arch, info.num_classes, info.channels)
+    model = create_model(config.arch, info.num_classes, info.channels, **arch_options(config.no_bn, config.dropout))
     if config.init:
         try:
             state, _ = initial_state(config.init, model)

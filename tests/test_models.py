@@ -90,3 +90,30 @@ def test_an_old_checkpoint_that_called_our_cifar_network_resnet18_still_loads(tm
     save_checkpoint(tmp_path / "old.pt", model, meta)
     loaded = load(tmp_path / "old.pt")
     assert loaded.meta["arch"] == "resnet18_cifar" and type(loaded.model).__name__ == "ResNet18Cifar"
+
+
+def test_the_unit_ablation_controls_without_batch_norm_and_with_dropout(tmp_path, data_root):
+    """--no-bn builds resnet20 with no batch norm (biases instead) and --dropout a dropout before
+    the head, active in training and the identity in eval; both are recorded and rebuilt on load;
+    another family refuses them in one line."""
+    from core.checkpoints import load
+    from core.models import arch_options
+    from core.trainer import TrainConfig, TrainingError, train, validate
+    plain = create_model("resnet20", 10, 1, **arch_options(no_bn=True, dropout=0.5))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
+    assert plain.stem[0].bias is not None and plain.head_dropout.p == 0.5
+    features = torch.ones(4, 64)
+    plain.train()
+    dropped = plain.head_input(features)
+    assert set(dropped.unique().tolist()) <= {0.0, 2.0} and (dropped == 0).any()
+    plain.eval()
+    assert torch.equal(plain.head_input(features), features)
+    out = tmp_path / "controls.pt"
+    train(TrainConfig(epochs=1, limit=200, batch_size=100, out=str(out), data_root=str(data_root),
+                      snapshot_per_class=0, no_bn=True, dropout=0.5))
+    loaded = load(out)
+    assert loaded.meta["no_bn"] is True and loaded.meta["dropout"] == 0.5
+    assert loaded.model.head_dropout.p == 0.5 and not any(isinstance(m, torch.nn.BatchNorm2d)
+                                                           for m in loaded.model.modules())
+    with pytest.raises(TrainingError, match="options of our CIFAR-style ResNets"):
+        validate(TrainConfig(arch="vit_tiny", no_bn=True, out=str(tmp_path / "x.pt")))

@@ -28,7 +28,7 @@ def test_cli_trains_writes_progress_and_a_loadable_checkpoint(tmp_path, data_roo
     assert result.returncode == 0, result.stderr
     checkpoint = load(out)
     model, meta = checkpoint.model, checkpoint.meta
-    assert meta["method"] == "minimax" and meta["options"] == {"p_t": 0.8}
+    assert meta["method"] == "minimax" and meta["options"] == {"p_t": 0.8, "random_ties": False}
     assert meta["complete"] and meta["epochs_completed"] == 1 and 0 <= meta["test_accuracy"] <= 1
     assert meta["command"].startswith("python -m core.train --method minimax")
     assert meta["versions"]["torch"] == torch.__version__ and meta["class_names"][0] == "T-shirt/top"

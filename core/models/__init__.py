@@ -8,6 +8,6 @@
 - `vit`: Vision Transformers, ours for small images (vit_tiny) and torchvision's ViT-B, their
   units' maps on the patch grid.
 """
-from .base import (LEGACY_ARCHS, MODELS, Parts, UnitModel, all_finite, create_model, register_model,  # noqa: F401
-                   resolve_arch)
+from .base import (LEGACY_ARCHS, MODELS, Parts, UnitModel, all_finite, arch_options, create_model,  # noqa: F401
+                   register_model, resolve_arch)
 from . import cifar, densenet, efficientnet, resnet, vgg, vit  # noqa: F401  (each registers its models)

@@ -62,6 +62,7 @@ class UnitModel(nn.Module):
     units_have_maps = True  # False: the units are a hidden layer's neurons, their maps 1 x 1
     nonnegative_units = True  # False: the units take either sign (no ReLU before the head)
     stem_key = "stem.0.weight"  # the first convolution's weight: its input channels are the model's
+    arch_options: tuple[str, ...] = ()  # the constructor's options a run may set (recorded in the checkpoint)
 
     @classmethod
     def adapt_state_dict(cls, state: dict) -> dict:
@@ -147,14 +148,26 @@ class UnitModel(nn.Module):
         return conv if conv.out_channels == self.num_features else None
 
 
-def create_model(arch: str, num_classes: int, in_channels: int) -> UnitModel:
+def arch_options(no_bn: bool = False, dropout: float = 0.0) -> dict:
+    """The constructor options of a run's --no-bn and --dropout (recorded in its checkpoint as
+    they were given), only those set, so a default model is built exactly as before."""
+    return {**({"batch_norm": False} if no_bn else {}), **({"dropout": float(dropout)} if dropout else {})}
+
+
+def create_model(arch: str, num_classes: int, in_channels: int, **options) -> UnitModel:
+    """The registered family built for these classes and channels; `options` only those the family
+    lists in `arch_options` (batch_norm, dropout for our CIFAR-style ResNets)."""
     if arch not in MODELS:
         raise ValueError(f"unknown arch {arch[:40]!r}; the {len(MODELS)} known are listed by python -m core.train --help")
     family = MODELS[arch]
     if in_channels not in family.channels:
         raise ValueError(f"{arch} takes colour images (3 channels), not {in_channels}; "
                          "choose a colour dataset or a CIFAR-style arch (resnet20)")
-    return family(num_classes=num_classes, in_channels=in_channels)
+    unknown = sorted(set(options) - set(family.arch_options))
+    if unknown:
+        raise ValueError(f"{arch} has no option {unknown[0]} (batch norm and dropout are options of our CIFAR-style "
+                         "ResNets: resnet20, resnet20w, resnet18_cifar)")
+    return family(num_classes=num_classes, in_channels=in_channels, **options)
 
 
 class TorchvisionModel(UnitModel):

@@ -8,17 +8,23 @@ import torch.nn.functional as F
 from .base import UnitModel, register_model
 
 
+def norm_layer(planes: int, batch_norm: bool) -> nn.Module:
+    """Batch norm, or nothing (the ablation abstract's control without it)."""
+    return nn.BatchNorm2d(planes) if batch_norm else nn.Identity()
+
+
 class BasicBlock(nn.Module):
-    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+    def __init__(self, in_planes: int, planes: int, stride: int = 1, batch_norm: bool = True):
         super().__init__()
-        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
+        bias = not batch_norm  # a bias is what batch norm's shift replaces
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=bias)
+        self.bn1 = norm_layer(planes, batch_norm)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=bias)
+        self.bn2 = norm_layer(planes, batch_norm)
         self.shortcut = nn.Sequential()
         if stride != 1 or in_planes != planes:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False),
-                                          nn.BatchNorm2d(planes))
+            self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=bias),
+                                          norm_layer(planes, batch_norm))
 
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
@@ -27,28 +33,37 @@ class BasicBlock(nn.Module):
 
 
 class ResNet(UnitModel):
-    """CIFAR-style ResNet: 3x3 stem without max-pool, so 28-px inputs keep spatial maps."""
+    """CIFAR-style ResNet: 3x3 stem without max-pool, so 28-px inputs keep spatial maps.
+    `batch_norm=False` and `dropout` (before the head; the identity in eval mode) are the ablation
+    abstract's controls."""
     widths: tuple[int, ...] = (16, 32, 64)
     depths: tuple[int, ...] = (3, 3, 3)
+    arch_options = ("batch_norm", "dropout")
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1):
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, batch_norm: bool = True, dropout: float = 0.0):
         super().__init__(num_classes, in_channels, self.widths[-1])
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, self.widths[0], 3, 1, 1, bias=False),
-                                  nn.BatchNorm2d(self.widths[0]), nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, self.widths[0], 3, 1, 1, bias=not batch_norm),
+                                  norm_layer(self.widths[0], batch_norm), nn.ReLU(inplace=True))
         layers, in_planes = [], self.widths[0]
         for i, (width, depth) in enumerate(zip(self.widths, self.depths)):
             blocks = []
             for j in range(depth):
-                blocks.append(BasicBlock(in_planes, width, 2 if (j == 0 and i > 0) else 1))
+                blocks.append(BasicBlock(in_planes, width, 2 if (j == 0 and i > 0) else 1, batch_norm))
                 in_planes = width
             layers.append(nn.Sequential(*blocks))
         self.layers = nn.Sequential(*layers)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        self.head_dropout = nn.Dropout(dropout) if dropout > 0 else None
 
     def forward_features(self, x):
         return self.layers(self.stem(x))
+
+    def head_input(self, features):
+        return self.head_dropout(features) if self.head_dropout is not None else features
 
     @property
     def target_layer(self):
