@@ -104,14 +104,67 @@ def summarise(models: list[tuple[dict, dict[str, dict]]]) -> list[dict]:
     rows = []
     for members in groups.values():
         first = members[0][0]
-        row = {"model": first["label"] if len(members) == 1 else f"{first['label']} (+{len(members) - 1} seeds)",
-               "method": first.get("method"), "seeds": len(members)}
-        for measure in MEASURES:
-            present = [v[measure.key] for _, v in members if v[measure.key] is not None]
-            row[measure.key] = statistics.fmean(present) if present else None
-            row[f"{measure.key}_spread"] = statistics.stdev(present) if len(present) > 1 else None
-        rows.append(row)
+        rows.append({"model": first["label"] if len(members) == 1 else f"{first['label']} (+{len(members) - 1} seeds)",
+                     "method": first.get("method"), "seeds": len(members), **over_seeds([v for _, v in members])})
     return rows
+
+
+def over_seeds(members: list[dict[str, float | None]]) -> dict[str, float | None]:
+    """Each measure's mean over the members that have it, and its sample spread (None for one)."""
+    out = {}
+    for measure in MEASURES:
+        present = [m[measure.key] for m in members if m[measure.key] is not None]
+        out[measure.key] = statistics.fmean(present) if present else None
+        out[f"{measure.key}_spread"] = statistics.stdev(present) if len(present) > 1 else None
+    return out
+
+
+SWEPT_TOP_LEVEL = ("lr", "weight_decay", "epochs", "batch_size", "dropout", "momentum")  # besides the method's options
+
+
+@dataclass
+class Sweep:
+    """Models that differ in one option (and their seeds): `points` one per value, in order, each
+    with the measures' mean and sample spread over its seeds."""
+    method: str
+    option: str
+    points: list[dict]
+
+    @property
+    def label(self) -> str:
+        return f"{self.method}: {self.option} ({len(self.points)} values)"
+
+
+def _option_of(meta: dict, option: str):
+    return meta.get("options", {}).get(option) if option not in SWEPT_TOP_LEVEL else meta.get(option)
+
+
+def sweeps(models: list[tuple[dict, dict[str, dict]]]) -> list[Sweep]:
+    """Every option over which some models differ in that option alone (their seeds aside), with
+    at least two values: the minimax paper's Fig. 5 (non-target entropy against p_t or lambda),
+    Table 1's mean +- std over runs."""
+    found: dict[tuple[str, str], dict] = {}
+    for meta, results in models:
+        if "seed" not in meta or not isinstance(meta.get("options"), dict):
+            continue
+        base = {k: v for k, v in meta.items() if k not in SEEDLESS}
+        for option in [*meta["options"], *[k for k in SWEPT_TOP_LEVEL if k in meta]]:
+            value = _option_of(meta, option)
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                continue
+            rest = {**base, "options": {k: v for k, v in meta["options"].items() if k != option}}
+            rest.pop(option, None)
+            group = found.setdefault((option, json.dumps(rest, sort_keys=True, default=str)),
+                                     {"method": meta.get("method", ""), "by_value": {}})
+            group["by_value"].setdefault(value, []).append(values(results))
+    out = []
+    for (option, _), group in found.items():
+        if len(group["by_value"]) < 2:
+            continue
+        points = [{"value": value, "seeds": len(members), **over_seeds(members)}
+                  for value, members in sorted(group["by_value"].items())]
+        out.append(Sweep(group["method"], option, points))
+    return out
 
 
 def cell(row: dict, key: str) -> str:

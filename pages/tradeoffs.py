@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from core.charts import model_colour
-from core.tradeoffs import COST, MEASURES, ON_REQUEST, SPECIFICITY, WHY_THEY_DISAGREE, cell, summarise
+from core.tradeoffs import COST, MEASURES, ON_REQUEST, SPECIFICITY, WHY_THEY_DISAGREE, cell, summarise, sweeps
 from ui import common
 
 
@@ -38,11 +38,44 @@ def render():
                            **{f"{m.key} spread": r[f"{m.key}_spread"] for m in MEASURES}} for r in rows])
     common.download_csv(frame, "tradeoffs", key="tradeoffs_csv")
     scatter(rows)
+    sweep_section(sweeps(collected))
     with st.expander("What each figure says", expanded=True):
         for measure in MEASURES:
             st.markdown(f"**{common.plain(measure.label)}** ({arrow(measure)}): {common.plain(measure.meaning)}")
         st.markdown(common.plain(WHY_THEY_DISAGREE))
         st.caption("Definitions: docs/metrics.md in the project.")
+
+
+def sweep_section(found) -> None:
+    """Figure against an option's value, mean +- std over seeds, where the compared models differ in
+    that option alone (`python -m core.sweep` trains such a set): the minimax paper's Fig. 5."""
+    st.subheader("Sweeps")
+    if not found:
+        st.caption("Compare models that differ in one option alone (and their seeds) to see each figure against "
+                   "it, e.g. python -m core.sweep --vary p_t=0.6,0.7,0.9 --seeds 0,1,2 --out-dir runs/pt -- "
+                   "--method minimax (then add runs/ to the compared models).")
+        return
+    left, right = st.columns(2)
+    labels = [s.label for s in found]
+    label = left.selectbox("Sweep", labels, **common.kept("tradeoffs_sweep", labels[0], labels))
+    names = [m.label for m in MEASURES]
+    name = right.selectbox("Figure", names, **common.kept("tradeoffs_sweep_measure", "NTE / log(C-1)", names))
+    sweep, measure = found[labels.index(label)], MEASURES[names.index(name)]
+    frame = pd.DataFrame([{sweep.option: p["value"], name: p[measure.key], "spread": p[f"{measure.key}_spread"] or 0.0,
+                           "seeds": p["seeds"]} for p in sweep.points if p[measure.key] is not None])
+    if frame.empty:
+        st.caption(common.plain(f"No model of this sweep has {name} yet."))
+        return
+    frame["low"], frame["high"] = frame[name] - frame["spread"], frame[name] + frame["spread"]
+    x = alt.X(f"{sweep.option}:Q", scale=alt.Scale(zero=False))
+    line = alt.Chart(frame).mark_line(point=True).encode(
+        x=x, y=alt.Y(f"{name}:Q", scale=alt.Scale(zero=False)),
+        tooltip=[sweep.option, alt.Tooltip(f"{name}:Q", format=".4f"), alt.Tooltip("spread:Q", format=".4f"), "seeds"])
+    bars = alt.Chart(frame).mark_errorbar().encode(x=x, y="low:Q", y2="high:Q")
+    common.chart((line + bars).properties(height=280, title=f"{name} against {sweep.option} ({sweep.method}); "
+                                                            "bars: ± sample std over seeds"),
+                 "sweep", "tradeoffs_sweep_chart")
+    common.download_csv(frame, f"sweep-{sweep.option}", key="tradeoffs_csv_sweep")
 
 
 def header(measure) -> str:

@@ -338,6 +338,27 @@ def test_models_our_trainer_did_not_make_or_that_differ_in_more_than_the_seed_ar
     assert [r["seeds"] for r in summarise(imported + other_lr)] == [1, 1, 1, 1]
 
 
+def test_sweeps_group_models_that_differ_in_one_option_alone():
+    """minimax at p_t 0.6 (seeds 0, 1: NTE 0.9, 1.0) and 0.8 (seed 0: 0.7), and a minimax at p_t 0.8
+    with another lr: one sweep over p_t (values 0.6, 0.8; mean 0.95 +- 0.0707 then 0.7), one over
+    lr (0.1 and 0.05 at p_t 0.8); a CE model sweeps nothing."""
+    from core.tradeoffs import sweeps
+
+    def model(p_t, seed, nte, lr=0.1, method="minimax"):
+        meta = {"label": f"m{p_t}-{seed}-{lr}", "method": method, "options": {"p_t": p_t} if p_t else {},
+                "arch": "resnet20", "lr": lr, "seed": seed}
+        return meta, {"nontarget_entropy": {"fraction": nte}}
+    found = sweeps([model(0.6, 0, 0.9), model(0.6, 1, 1.0), model(0.8, 0, 0.7), model(0.8, 0, 0.5, lr=0.05),
+                    model(None, 0, 0.3, method="ce")])
+    by = {s.option: s for s in found}
+    assert set(by) == {"p_t", "lr"}
+    assert [p["value"] for p in by["p_t"].points] == [0.6, 0.8] and [p["seeds"] for p in by["p_t"].points] == [2, 1]
+    assert by["p_t"].points[0]["nte_fraction"] == pytest.approx(0.95)
+    assert by["p_t"].points[0]["nte_fraction_spread"] == pytest.approx(0.0707107, rel=1e-5)
+    assert by["p_t"].points[1]["nte_fraction_spread"] is None
+    assert [p["value"] for p in by["lr"].points] == [0.05, 0.1] and by["lr"].label == "minimax: lr (2 values)"
+
+
 def test_class_masking_of_one_class_and_of_two_at_once_by_hand():
     """Three classes, three units, logit c = unit c. The gate gives unit c to class c. Masking class
     0 zeroes unit 0: its images (1, .5, .2) go to class 1. Masking classes 0 and 1 zeroes units 0

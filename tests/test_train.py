@@ -293,3 +293,38 @@ def test_the_sidebars_start_refuses_an_image_folder_it_could_not_train_on(tmp_pa
     (tmp_path / "good" / "dog" / "2.png").rename(tmp_path / "good" / "dog" / "2.jpeg")
     get_source(f"imagefolder:{good}").check()  # passes
     assert get_source(f"imagefolder: {good} ").name == f"imagefolder:{good}"  # a pasted space is no part of it
+
+
+@pytest.mark.slow
+def test_a_sweep_trains_every_value_and_seed_and_the_page_draws_it(tmp_path, data_root, tiny_checkpoints):
+    """core.sweep over p_t 0.6, 0.9 and seeds 0, 1: four checkpoints with those options; a bad value
+    is refused in one line before any run; the Specificity and cost page draws the sweep."""
+    from core.checkpoints import load
+    from . import ui_env
+    from .conftest import assert_one_line_error, run_cli
+    from .test_app import elements, new_app, no_errors
+    bad = run_cli("core.sweep", "--vary", "p_t=0.6,x", "--out-dir", str(tmp_path / "bad"), "--",
+                  "--method", "minimax")
+    assert_one_line_error(bad)
+    assert "p_t=x: --p-t: 'x' is not a valid float" in bad.stderr
+    assert not list(tmp_path.glob("bad/*.pt"))  # refused before any run
+    out = tmp_path / "sweep"
+    result = run_cli("core.sweep", "--vary", "p_t=0.6,0.9", "--seeds", "0,1", "--out-dir", str(out), "--",
+                     "--method", "minimax", "--epochs", "1", "--limit", "200", "--batch-size", "100",
+                     "--snapshot-per-class", "0", real_process=True)
+    assert result.returncode == 0, result.stderr
+    assert "4 of 4 runs saved" in result.stdout
+    metas = {path.name: load(path).meta for path in out.glob("*.pt")}
+    assert sorted(metas) == [f"minimax-p_t{v}-seed{s}.pt" for v in ("0.6", "0.9") for s in (0, 1)]
+    assert {(m["options"]["p_t"], m["seed"]) for m in metas.values()} == {(0.6, 0), (0.6, 1), (0.9, 0), (0.9, 1)}
+    previous = ui_env.apply(ui_env.app_environment(out, tmp_path / "work"))
+    try:
+        at = new_app()
+        at.sidebar.multiselect[0].set_value([p.stem for p in sorted(out.glob("*.pt"))]).run()
+        at.switch_page("pages/tradeoffs.py").run()
+        no_errors(at)
+        assert at.selectbox(key="tradeoffs_sweep").value == "minimax: p_t (2 values)"
+        specs = [e.proto.spec for e in elements(at._tree) if getattr(e, "type", "") == "vega_lite_chart"]
+        assert any("against p_t (minimax)" in spec for spec in specs)
+    finally:
+        ui_env.restore(previous)
