@@ -50,6 +50,17 @@ def new_app():
     return at
 
 
+def draw_every_page(chosen: list[str]):
+    """A new session comparing `chosen`, every page drawn without an error; the AppTest after."""
+    at = new_app()
+    at.sidebar.multiselect[0].set_value(chosen).run()
+    no_errors(at)
+    for page in PAGES:
+        at.switch_page(page).run()
+        no_errors(at)
+    return at
+
+
 def elements(node):
     """Every element drawn under `node` (an AppTest's `_tree`), depth first."""
     for child in getattr(node, "children", {}).values():
@@ -439,12 +450,7 @@ def test_every_page_draws_an_imported_torchvision_resnet50_beside_our_own(app_en
     out = app_env / "r50.pt"
     import_weights(tmp_path / "r50.pth", "resnet50", out, dataset=f"imagefolder:{folder}")
     try:
-        at = new_app()
-        at.sidebar.multiselect[0].set_value(["r50", "ce"]).run()
-        no_errors(at)
-        for page in PAGES:
-            at.switch_page(page).run()
-            no_errors(at)
+        at = draw_every_page(["r50", "ce"])
         at.switch_page("pages/compare.py").run()
         steps = [t.value for t in at.text]
         assert any("then the centre 224x224 (ImageNet's evaluation)" in step for step in steps), steps

@@ -90,6 +90,13 @@ HOSTILE = {
        }.items()},
     "accuracy-text.pt": lambda p: torch.save(with_meta(test_accuracy="0.9"), p),
     "split-list.pt": lambda p: torch.save(with_meta(data_split=[1, 2]), p),
+    # the architecture options a run records: a wrong type, a range, an option the family has not
+    "dropout-text.pt": lambda p: torch.save(with_meta(dropout="0.5"), p),
+    "dropout-one.pt": lambda p: torch.save(with_meta(dropout=1.0), p),
+    "no-bn-text.pt": lambda p: torch.save(with_meta(no_bn="yes"), p),
+    "no-bn-with-bn-weights.pt": lambda p: torch.save(with_meta(no_bn=True), p),
+    "no-bn-on-a-vit.pt": lambda p: torch.save(payload_of(model=create_model("vit_tiny", 10, 1),
+                                                         meta={**META, "arch": "vit_tiny", "no_bn": True}), p),
 }
 
 

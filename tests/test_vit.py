@@ -151,7 +151,7 @@ def test_the_analyses_of_a_vit(vit_checkpoints):
 @pytest.mark.slow
 def test_every_page_draws_a_vit_beside_a_cnn(vit_checkpoints, tiny_checkpoints, tmp_path_factory):
     """Compare shows a CNN and a ViT side by side; every page draws both without an error."""
-    from .test_app import PAGES, new_app, no_errors, shown
+    from .test_app import draw_every_page, shown
     models = tmp_path_factory.mktemp("vit_app")
     shutil.copy(tiny_checkpoints["ce"], models / "cnn.pt")
     for method in ("ce", "lsg"):
@@ -159,12 +159,7 @@ def test_every_page_draws_a_vit_beside_a_cnn(vit_checkpoints, tiny_checkpoints, 
     previous = ui_env.apply(ui_env.app_environment(models, tmp_path_factory.mktemp("vit_work")))
     sys.path.insert(0, str(ROOT))
     try:
-        at = new_app()
-        at.sidebar.multiselect[0].set_value(["cnn", "vit_lsg"]).run()
-        no_errors(at)
-        for page in PAGES:
-            at.switch_page(page).run()
-            no_errors(at)
+        at = draw_every_page(["cnn", "vit_lsg"])
         at.switch_page("pages/compare.py").run()
         assert {"cnn", "vit_lsg"} <= {shown(s.value) for s in at.subheader}
     finally:
@@ -180,7 +175,7 @@ def test_an_imported_torchvision_vit_on_every_page(tiny_checkpoints, tmp_path_fa
 
     from core.checkpoints import load
     from core.import_weights import import_weights
-    from .test_app import PAGES, new_app, no_errors
+    from .test_app import draw_every_page
     from .test_import_weights import photo_folder
     work = tmp_path_factory.mktemp("vit_import")
     torch.manual_seed(0)
@@ -197,11 +192,6 @@ def test_an_imported_torchvision_vit_on_every_page(tiny_checkpoints, tmp_path_fa
     previous = ui_env.apply(ui_env.app_environment(models, tmp_path_factory.mktemp("vit_import_work")))
     sys.path.insert(0, str(ROOT))
     try:
-        at = new_app()
-        at.sidebar.multiselect[0].set_value(["vitb", "cnn"]).run()
-        no_errors(at)
-        for page in PAGES:
-            at.switch_page(page).run()
-            no_errors(at)
+        draw_every_page(["vitb", "cnn"])
     finally:
         ui_env.restore(previous)
