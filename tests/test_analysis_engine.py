@@ -221,7 +221,7 @@ def test_the_shipped_index_holds_what_the_engine_reads_for_every_bundled_checkpo
     for loaded in loaded_all:
         path = Path(loaded.meta["path"])
         engine = Analyzer(loaded, MemoryStore(), feature_dir=None)
-        results = {name: engine.cached(name) for name in ANALYSES_NEEDED}
+        results = {name: engine.cached(name) for name in ANALYSES_NEEDED if not engine.skipped_reason(name)}
         assert all(result is not None for result in results.values()), path.name  # all shipped, current version
         unshipped = [name for name in (*REPORT, "faithfulness")  # the pages' too, not only the headline's
                      if not engine.skipped_reason(name) and engine.cached(name) is None]
