@@ -21,6 +21,7 @@ def render():
     st.title("Gates")
     models = common.require_models()
     phi_section(models)
+    correlation_section(models)
     similarity_section(models)
     masking_section(models)
 
@@ -64,6 +65,29 @@ def phi_section(models: list[dict]) -> None:
                              selection_mode="unit_pick")
         common.open_unit_from(event, meta["label"], field="col")
         common.download_csv(frame, f"{meta['label']}-gate", key=f"gates_csv_{meta['label']}")
+
+
+def correlation_section(models: list[dict]) -> None:
+    """The incoming filters' correlation matrix, units ordered by the gate's class assignment (LSG
+    paper, Fig. 7): a block of high correlation within a class and little between is what LSG aims at."""
+    st.subheader("Filter correlation")
+    for column, meta in zip(common.grid(len(models), 2), models):
+        reason = common.stored_results(meta).skipped_reason("filter_correlation")
+        if reason:
+            column.caption(common.plain(reason))
+            continue
+        result = common.analysis(meta, "filter_correlation")
+        if result["matrix"] is None:
+            column.caption(common.plain(f"{meta['label']}: C_IC {result['c_ic']:.4f}; the matrix is kept up to 512 units"))
+            continue
+        units = [str(u) for u in result["order"]]
+        chart, frame = heatmap(result["matrix"], units, units, "unit", "unit (both by assigned class)",
+                               f"{meta['label']}: C_IC {result['c_ic']:.4f}, within a class {result['within_class']:.4f}",
+                               scheme="redblue", domain=[-1, 1], col_order=units, value_title="correlation", height=320)
+        common.chart(chart.encode(y=alt.Y("row:O", sort=units, title="unit", axis=alt.Axis(labels=len(units) <= 32))),
+                     f"{meta['label']}-filter-correlation", f"gates_corr_{meta['label']}", column)
+    st.caption("Cosine similarity of the units' flattened incoming filters. C_IC: the mean between the dominant "
+               "filters (the m most activated on each class, m = K / C) of different classes.")
 
 
 def similarity_section(models: list[dict]) -> None:

@@ -609,3 +609,11 @@ def test_two_classes_masked_at_once_on_the_gates_page(app_env):
     no_errors(at)
     captions = [shown(c.value) for c in at.caption]
     assert any(c.startswith(f"on {names[1]}: ") for c in captions), captions
+
+
+def test_the_filter_correlation_matrix_is_drawn_by_assigned_class(app_env):
+    at = new_app()
+    at.switch_page("pages/gates.py").run()
+    no_errors(at)
+    specs = [e.proto.spec for e in elements(at._tree) if getattr(e, "type", "") == "vega_lite_chart"]
+    assert sum("C_IC" in spec and "within a class" in spec for spec in specs) == 3  # the compared trio
