@@ -128,7 +128,7 @@ def draw_table(found: dict[str, dict], figures: dict[str, dict], chosen: list[st
         meta, values = found[label], dict(figures[label])
         if values.get("accuracy") is None:
             values["accuracy"] = checkpoint_accuracy(meta)
-        rows.append({"model": label, "compared": label in chosen, "method": meta["method"],
+        rows.append({"model": label, "compared": label in chosen, "method": meta["method"], "arch": meta["arch"],
                      "dataset": dataset_label(meta["dataset"]), "epochs": meta.get("epochs_completed", meta.get("epochs")),
                      **{f.label: values.get(f.key) for f in HEADLINE}})
     frame = pd.DataFrame(rows)
@@ -138,7 +138,7 @@ def draw_table(found: dict[str, dict], figures: dict[str, dict], chosen: list[st
         with tab:  # the first tab, with the accuracy, also says how long each model trained
             config = {"model": st.column_config.TextColumn("model"),  # sized to the names: at 1024 px "medium" pushed figures off
                       **number_columns([f.label for f in figures_here])}
-            columns = ["model", "method", *(["dataset", "epochs"] if i == 0 else []), *(f.label for f in figures_here)]
+            columns = ["model", "method", *(["arch", "dataset", "epochs"] if i == 0 else []), *(f.label for f in figures_here)]
             st.dataframe(marked[columns], hide_index=True, width="stretch", column_config=config,
                          placeholder="—", height=min(38 + 35 * len(marked), 738))  # every row up to 20 (auto: 10)
     download_csv(frame, "unit-lens-models", key="overview_csv")

@@ -179,7 +179,7 @@ def model_column(view, maps, cams) -> None:
     classes = meta["class_names"]
     target = common.plain(classes[out["target"]])
     st.subheader(common.plain(meta["label"]))
-    st.caption(f"{common.plain(meta['method'])} · predicted **{common.plain(classes[out['predicted']])}** "
+    st.caption(f"{common.plain(meta['method'])} · {common.plain(meta['arch'])} · predicted **{common.plain(classes[out['predicted']])}** "
                f"({out['probabilities'][1.0][out['predicted']]:.1%})")
     st.image(input_picture(view.seen, 112), caption="input as the model sees it")
     with st.expander("What was done to the image"):

@@ -84,7 +84,7 @@ def overview_table(at):
     joined = frames[0]
     for frame in frames[1:]:
         joined = joined.merge(frame, on=["model", "method"], validate="one_to_one")
-    assert sorted(joined.columns) == sorted(["model", "method", "dataset", "epochs", *(f.label for f in HEADLINE)])
+    assert sorted(joined.columns) == sorted(["model", "method", "arch", "dataset", "epochs", *(f.label for f in HEADLINE)])
     return joined
 
 
