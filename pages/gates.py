@@ -12,7 +12,7 @@ from ui import common
 from core.charts import heatmap, shared_range
 from core import lsg
 from core.analysis import ANALYSES
-from core.headline import LABELS, figure_columns
+from core.headline import LABELS, figure_columns, format_number
 
 GATE_RHO = ANALYSES["gate"].defaults["rho"]  # the density target Phi's fit aims at
 
@@ -78,11 +78,13 @@ def correlation_section(models: list[dict]) -> None:
             continue
         result = common.analysis(meta, "filter_correlation")
         if result["matrix"] is None:
-            column.caption(common.plain(f"{meta['label']}: C_IC {result['c_ic']:.4f}; the matrix is kept up to 512 units"))
+            column.caption(common.plain(f"{meta['label']}: C_IC {format_number(result['c_ic'], '.4f')}; the matrix is "
+                                        "kept up to 512 units"))
             continue
         units = [str(u) for u in result["order"]]
         chart, frame = heatmap(result["matrix"], units, units, "unit", "unit (both by assigned class)",
-                               f"{meta['label']}: C_IC {result['c_ic']:.4f}, within a class {result['within_class']:.4f}",
+                               f"{meta['label']}: C_IC {format_number(result['c_ic'], '.4f')}, within a class "
+                               f"{format_number(result['within_class'], '.4f')}",  # None: one filter a class, no pair
                                scheme="redblue", domain=[-1, 1], col_order=units, value_title="correlation", height=320)
         common.chart(chart.encode(y=alt.Y("row:O", sort=units, title="unit", axis=alt.Axis(labels=len(units) <= 32))),
                      f"{meta['label']}-filter-correlation", f"gates_corr_{meta['label']}", column)
