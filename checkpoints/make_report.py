@@ -51,6 +51,7 @@ def analyse(path: Path, store: Store, faithfulness: bool = True) -> dict:
     row["mean_overall_drop"] = results["unit_ablation"]["mean_overall_drop"]
     row["largest_overall_drop"] = results["unit_ablation"]["largest_overall_drop"]
     row["rho_overall_si"] = results["unit_ablation"]["spearman_selectivity_overall"]
+    row["test_ce"] = results["calibration"]["nll"]  # the LSG paper's Table 1 reports the test cross-entropy
     row["within_class_corr"] = results["filter_correlation"]["within_class"] if "filter_correlation" in results else None
     row["trajectory"] = results["trajectory"]["epochs"] if results["trajectory"]["available"] else []
     row["masking"] = {by: masking_summary(analyzer.run("class_masking", by=by)) for by in ("gate", "influential")}
@@ -164,11 +165,11 @@ def plots(models: list[dict], full: list[dict]) -> None:
 
 
 def table(rows: list[dict], label: str) -> str:
-    lines = [f"| {label} | accuracy | median SI | dead | NTE (nats) | NTE / log 9 | Phi | density | single-class units | r_A (k=5) | noise infl. / non-infl. | rho(drop, SI) | rho(drop, L1) | C_IC |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"| {label} | accuracy | test CE (nats) | median SI | dead | NTE (nats) | NTE / log 9 | Phi | density | single-class units | r_A (k=5) | noise infl. / non-infl. | rho(drop, SI) | rho(drop, L1) | C_IC |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         g = r["noise_ablation"]["gaussian"]
-        lines.append(f"| {r['name']} | {r['headline']['accuracy']:.4f} | {r['selectivity']['median']:.3f} | {r['selectivity']['dead']} | "
+        lines.append(f"| {r['name']} | {r['headline']['accuracy']:.4f} | {r['test_ce']:.4f} | {r['selectivity']['median']:.3f} | {r['selectivity']['dead']} | "
                      f"{r['nontarget_entropy']['mean']:.3f} | {r['nontarget_entropy']['fraction']:.3f} | {r['headline']['phi']:.3f} | "
                      f"{r['gate_density']:.3f} | {r['single_class_fraction']:.2f} | {r['headline']['r_a']:.3f} | "
                      f"{g['influential']:.4f} / {g['non_influential']:.4f} | {r['headline']['rho_drop_selectivity']:.3f} | "

@@ -262,6 +262,11 @@ def test_the_report_matches_what_core_analyze_prints(name, tmp_path, capsys):
     assert printed["headline"]["accuracy"] == report["headline"]["accuracy"]
     assert printed["headline"]["phi"] == report["headline"]["phi"]
     assert printed["selectivity"]["median"] == report["selectivity"]["median"]
+    # the report's quartiles are the JSON's, one definition (they were statistics.quantiles' once)
+    selectivity = printed["selectivity"]
+    assert (selectivity["q1"], selectivity["q3"]) == (report["selectivity"]["q1"], report["selectivity"]["q3"])
+    quartiles = f"| {name} | {selectivity['q1']:.3f} / {selectivity['median']:.3f} / {selectivity['q3']:.3f} |"
+    assert quartiles in (root / "REPRODUCTION.md").read_text()
     assert printed["nontarget_entropy"]["mean"] == report["nontarget_entropy"]["mean"]
     assert printed["noise_ablation"] == report["noise_ablation"]
 
