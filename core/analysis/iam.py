@@ -57,10 +57,15 @@ def iam_images(model, size: int, channels: int, steps: int = 150, lr: float = 0.
     return x.detach().cpu(), a.cpu()
 
 
-def units_above(activations: torch.Tensor) -> torch.Tensor:
-    """(K,) per unit i, how many units are more active than i on i's image (row i)."""
+def above_own(activations: torch.Tensor) -> torch.Tensor:
+    """(K, K) bool: on unit i's image (row i), which other units are more active than i."""
     own = activations.diagonal()
-    return ((activations > own[:, None]) & ~torch.eye(activations.shape[0], dtype=torch.bool)).sum(dim=1)
+    return (activations > own[:, None]) & ~torch.eye(activations.shape[0], dtype=torch.bool)
+
+
+def units_above(activations: torch.Tensor) -> torch.Tensor:
+    """(K,) per unit i, how many units are more active than i on i's image."""
+    return above_own(activations).sum(dim=1)
 
 
 def representative_substitution(activations: torch.Tensor) -> torch.Tensor:
@@ -75,12 +80,9 @@ def rs_of_others(activations: torch.Tensor) -> torch.Tensor:
 
 def more_active(activations: torch.Tensor, most: int = MORE_ACTIVE_KEPT) -> list[list[int]]:
     """Per unit, the units above it on its own image, most active first (at most `most`)."""
-    own = activations.diagonal()
-    lists = []
-    for i, row in enumerate(activations):
-        above = [j for j in torch.argsort(row, descending=True, stable=True).tolist() if j != i and row[j] > own[i]]
-        lists.append(above[:most])
-    return lists
+    order = torch.argsort(activations, dim=1, descending=True, stable=True)
+    kept = above_own(activations).gather(1, order)  # one sort for all rows, not K^2 scalar reads (K = 2048)
+    return [row[mask][:most].tolist() for row, mask in zip(order, kept)]
 
 
 @register_analysis("iam", version=2, on_request=True, title="IAM and RS", steps=150, lr=0.05, seed=0, method="iam")
