@@ -37,8 +37,8 @@ HEADLINE: tuple[Figure, ...] = (
            help="filter ambiguity (LSG paper, Eq. 2); lower is more class-specific. It holds the gated cross-entropy, "
                 "so a model trained to be less confident (minimax, toward p_t = 0.7) starts higher"),
     Figure("gate_density", "gate density", "gate", lambda r: r["density"],
-           help="||G||_1 / (C K) of the fitted gate: the fit's target is 0.2, so a value far from it means the fit "
-                "did not meet its constraint"),
+           help="||G||_1 / (C K) of the gate shown: an LSG model's trained gate, else the post-hoc fit (whose "
+                "target is 0.2, so there a value far from it means the fit did not meet its constraint)"),
     Figure("r_a", "r_A (k=5)", "influential", lambda r: r["r_A"],
            help="accuracy of the decomposed logits over the full accuracy"),
     Figure("noise_influential", "noise on infl.", "noise_ablation", _noise("influential"),

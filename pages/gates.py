@@ -39,12 +39,13 @@ def phi_section(models: list[dict]) -> None:
         gate = common.analysis(meta, "gate")
         summary.append({"model": meta["label"], "method": meta["method"], "gate": gate["source"],
                         **figure_columns({"gate": gate}), "gated CE": gate["gated_ce"],
-                        "single-class units": gate["single_class_fraction"], "fit steps": gate.get("steps"),
+                        "single-class units": gate["single_class_fraction"],
+                        "fit's density": gate["fitted_density"], "fit steps": gate.get("steps"),
                         "converged": lsg.fit_verdict(gate.get("converged"), GATE_RHO, len(meta["class_names"]),
                                                      gate.get("stopped") or "step cap")})
     table = pd.DataFrame(summary)
     st.dataframe(table, hide_index=True, column_config=common.number_columns(
-        [LABELS["phi"], LABELS["gate_density"], "gated CE", "single-class units"]))
+        [LABELS["phi"], LABELS["gate_density"], "gated CE", "single-class units", "fit's density"]))
     common.download_csv(table, "gates-summary", key="gates_csv")
 
     for meta in models:
