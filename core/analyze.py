@@ -1,17 +1,23 @@
-"""`python -m core.analyze CHECKPOINT... [--split test] [--limit N] [--json] [--no-cache] [--iam] [--faithfulness]`"""
+"""`python -m core.analyze CHECKPOINT... [--split test] [--limit N] [--json] [--no-cache] [--iam] [--faithfulness]`
+
+Also under `torchrun --nproc_per_node N -m core.analyze ...`: every process runs its block of each
+forward pass (NCCL between GPUs, gloo on CPUs), rank 0 gathers the features, analyses and prints."""
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import sys
 
 from .analysis.base import ANALYSES
 from .analysis.engine import REPORT, Analyzer, StepClock, summary
+from .analysis.features import analysis_device
 from .catalog import describe_limits
 from .headline import HEADLINE, format_value
 from .cli import OneLineParser, TerminalLine, run_main, say_note
+from .distributed import Distributed
 from .errors import UserError
-from .store import Store
+from .store import MemoryStore, Store
 
 
 class StepBar(TerminalLine):
@@ -65,6 +71,50 @@ def influential_params(k1: int, k2: int) -> dict[str, dict]:
     return {name: {"k1": k1, "k2": k2} for name, analysis in ANALYSES.items() if {"k1", "k2"} <= set(analysis.defaults)}
 
 
+def analyse_each(args, store, device, distributed: Distributed) -> tuple[list[dict], int]:
+    """Each checkpoint's report (its summary row); a model that fails is said in one line and
+    counted, and the others still run."""
+    rows, failed = [], 0
+    for path in args.checkpoints:
+        bar = StepBar(path) if distributed.is_main else None
+        try:
+            analyzer = Analyzer.from_path(path, store, split=args.split, limit=args.limit,
+                                          train_limit=args.train_limit or None, data_root=args.data_root,
+                                          use_cache=not args.no_cache, progress=bar, device=device,
+                                          distributed=distributed,
+                                          **({} if distributed.is_main else {"feature_dir": None}))
+            if distributed.active and not analyzer.share_forward_passes():
+                continue
+            extra = ("iam",) * args.iam + ("faithfulness",) * args.faithfulness
+            if args.faithfulness and (args.no_cache or analyzer.cached("faithfulness") is None) \
+                    and not analyzer.skipped_reason("faithfulness"):
+                say_faithfulness_cost(analyzer)
+            results = analyzer.report((*REPORT, *extra), params=influential_params(args.k1, args.k2))
+            rows.append(summary(results, analyzer.meta, analyzer.skipped))
+            bar.close()
+            for name, reason in analyzer.skipped.items():
+                print(f"note: {analyzer.name}: {reason}", file=sys.stderr)
+        except UserError as exc:  # this model fails; the others still run
+            failed += 1
+            if bar:
+                bar.close()
+                print(f"error: {exc}", file=sys.stderr)
+        except MemoryError:
+            failed += 1
+            if bar:
+                bar.close()
+                print(f"error: {path}: out of memory; try --limit", file=sys.stderr)
+        except Exception as exc:  # noqa: BLE001 - a programming error on one model; the others still run
+            failed += 1
+            if os.environ.get("UNITLENS_DEBUG"):
+                raise
+            if bar:
+                bar.close()
+                print(f"error: {path}: internal error ({type(exc).__name__}: {str(exc)[:160]}); please report it",
+                      file=sys.stderr)
+    return rows, failed
+
+
 def main(argv=None) -> int:
     parser = OneLineParser(prog="python -m core.analyze", description="Every metric of the papers, cached.")
     parser.add_argument("checkpoints", nargs="+")
@@ -90,38 +140,27 @@ def main(argv=None) -> int:
         parser.error(f"--train-limit must be >= 0, got {args.train_limit}")
     if args.cache is not None and not args.cache.strip():
         parser.error("--cache is empty; give a DuckDB file path, or leave --cache out for cache/unitlens.duckdb")
-    store = Store(args.cache, on_wait=say_note)
-    rows, failed = [], 0
-    for path in args.checkpoints:
-        bar = StepBar(path)
-        try:
-            analyzer = Analyzer.from_path(path, store, split=args.split, limit=args.limit,
-                                          train_limit=args.train_limit or None, data_root=args.data_root,
-                                          use_cache=not args.no_cache, progress=bar)
-            extra = ("iam",) * args.iam + ("faithfulness",) * args.faithfulness
-            if args.faithfulness and (args.no_cache or analyzer.cached("faithfulness") is None) \
-                    and not analyzer.skipped_reason("faithfulness"):
-                say_faithfulness_cost(analyzer)
-            results = analyzer.report((*REPORT, *extra), params=influential_params(args.k1, args.k2))
-            rows.append(summary(results, analyzer.meta, analyzer.skipped))
-            bar.close()
-            for name, reason in analyzer.skipped.items():
-                print(f"note: {analyzer.name}: {reason}", file=sys.stderr)
-        except UserError as exc:  # this model fails; the others still run
-            bar.close()
-            print(f"error: {exc}", file=sys.stderr)
-            failed += 1
-        except MemoryError:
-            bar.close()
-            print(f"error: {path}: out of memory; try --limit", file=sys.stderr)
-            failed += 1
-        except Exception as exc:  # noqa: BLE001 - a programming error on one model; the others still run
-            bar.close()
-            if os.environ.get("UNITLENS_DEBUG"):
-                raise
-            print(f"error: {path}: internal error ({type(exc).__name__}: {str(exc)[:160]}); please report it",
-                  file=sys.stderr)
-            failed += 1
+    distributed = Distributed()
+    try:
+        device = distributed.setup(analysis_device(), patience=datetime.timedelta(days=1))
+        # one process keeps the cache (a store that cannot open ends every rank); the others only
+        # run their block of each forward pass
+        store, problem = MemoryStore(), None
+        if distributed.is_main:
+            try:
+                store = Store(args.cache, on_wait=say_note)
+            except UserError as exc:
+                problem = exc
+        if distributed.rank0_says(problem is not None):
+            if problem:
+                raise problem
+            return 1
+        rows, failed = analyse_each(args, store, device, distributed)
+        distributed.finish()
+    finally:
+        distributed.teardown()
+    if not distributed.is_main:
+        return 1 if failed else 0
     for notice in store.notices:
         print(f"notice: {notice}", file=sys.stderr)
     if rows:

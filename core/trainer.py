@@ -31,6 +31,7 @@ from .checkpoints import MAX_CLASSES, MAX_TEXT, CheckpointError, parse_meta, rea
 from .augment import augment_batch, random_resized_crop
 from .cli import TerminalLine
 from .data import CROP, IMAGENET_MEAN, IMAGENET_STD, DataError, DatasetInfo, View, black_value, get_source, load_dataset
+from .distributed import Distributed
 from .errors import UserError
 from .graphed_step import StepRunner, portable_state
 from .losses import Objective, create_objective
@@ -299,66 +300,6 @@ def cancel_on_sigterm():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-class Distributed:
-    """torchrun support: DistributedDataParallel with NCCL on GPU, gloo on the CPU."""
-
-    def __init__(self):
-        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        self.active = self.world_size > 1
-
-    def setup(self, device: torch.device) -> torch.device:
-        if not self.active:
-            return device
-        import torch.distributed as dist
-        if device.type == "cuda":
-            device = torch.device("cuda", self.local_rank)
-            torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        return device
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def wrap(self, model, uses_gate: bool, device: torch.device):
-        if not self.active:
-            return model
-        from torch.nn.parallel import DistributedDataParallel
-        ids = [device.index] if device.type == "cuda" else None
-        return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=uses_gate)
-
-    def shard(self, indices: torch.Tensor) -> torch.Tensor:
-        if not self.active:
-            return indices
-        usable = len(indices) - len(indices) % self.world_size
-        return indices[self.rank:usable:self.world_size]
-
-    def all_mean(self, value: float, device) -> float:
-        if not self.active:
-            return value
-        import torch.distributed as dist
-        tensor = torch.tensor([value], device=device, dtype=torch.float64)
-        dist.all_reduce(tensor)
-        return float(tensor) / self.world_size
-
-    def finish(self):
-        """At the end of a run that went well: wait for every rank (rank 0 may still be writing
-        the checkpoint), so that all destroy the group together, as torch.distributed asks. A
-        rank that destroyed its group while another was still busy was aborted by gloo
-        ("terminate called without an active exception"), seen once in a fresh `make test`."""
-        if self.active:
-            import torch.distributed as dist
-            dist.barrier()
-
-    def teardown(self):
-        if self.active:
-            import torch.distributed as dist
-            if dist.is_initialized():
-                dist.destroy_process_group()
 
 
 # ----------------------------------------------------------------------------- the run's parts

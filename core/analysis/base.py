@@ -61,10 +61,17 @@ def register_analysis(name: str, version: int = 1, depends=(), on_request: bool 
 
 @dataclass
 class FeatureCache:
-    """One forward pass over a split: pooled features a (N, K), logits (N, C), labels (N,)."""
+    """One forward pass over a split: pooled features a (N, K), logits (N, C), labels (N,);
+    `index`: which of the split's images each row is, where some could not be read (None: row i
+    is image i)."""
     features: torch.Tensor
     logits: torch.Tensor
     labels: torch.Tensor
+    index: torch.Tensor | None = None
+
+    def positions(self, rows: torch.Tensor) -> torch.Tensor:
+        """The split's images behind `rows`."""
+        return rows if self.index is None else self.index[rows]
 
     @property
     def predictions(self) -> torch.Tensor:

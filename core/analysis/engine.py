@@ -15,12 +15,13 @@ import torch
 
 from ..checkpoints import LoadedCheckpoint, load
 from ..data import balanced_sample, load_dataset, view_of
+from ..distributed import Distributed
 from ..errors import UserError
 from .. import shipped
 from ..store import ResultStore, Store
 from .base import ANALYSES, TRANSIENT, FeatureCache, json_safe
 from .faithfulness import image_count, seconds_needed
-from .features import analysis_device, extract, on_device
+from .features import analysis_device, extract_rows, kept, on_device
 from ..headline import ANALYSES_NEEDED, headline
 from ..progress import format_seconds
 
@@ -107,30 +108,31 @@ class Context:
         if self._analyzer.progress:
             self._analyzer.progress(step, done, total)
 
-    def split_indices(self, positions: torch.Tensor) -> torch.Tensor:
-        """Positions among the analysed images as indices into the whole split, by which the pages
-        read the pictures: under a limit the analysed images are a class-balanced sample, not the
-        split's first N."""
+    def split_indices(self, rows: torch.Tensor) -> torch.Tensor:
+        """Rows of the analysed features as indices into the whole split, by which the pages read
+        the pictures: under a limit the analysed images are a class-balanced sample, not the
+        split's first N, and an unreadable image of a streamed folder has no row."""
         a = self._analyzer
+        positions = self.test.positions(rows)
         if not a.limit:
             return positions
-        whole = load_dataset(self.meta["dataset"], a.split, a.data_root, view_of(self.meta))
+        whole = a.dataset(a.split)
         return positions if a.limit >= len(whole) else balanced_sample(whole.labels, a.limit)[positions]
 
-    def images(self) -> torch.Tensor:
-        """The analysed split's images themselves, in the order of `test`'s features (for
-        analyses that perturb them)."""
+    def images(self, rows: torch.Tensor) -> torch.Tensor:
+        """The analysed images behind `rows` of `test`'s features (for analyses that perturb them)."""
         a = self._analyzer
-        return load_dataset(self.meta["dataset"], a.split, a.data_root, view_of(self.meta)).subset(a.limit).images
+        return a.dataset(a.split).subset(a.limit).take(self.test.positions(rows))
 
 
 class Analyzer:
     def __init__(self, checkpoint: LoadedCheckpoint, store: ResultStore | None = None, split: str = "test",
                  limit: int | None = None, train_limit: int | None = DEFAULT_TRAIN_LIMIT,
                  data_root=None, use_cache: bool = True, progress=None, feature_dir: Path | None | str = "beside-store",
-                 device: torch.device | str | None = None):
+                 device: torch.device | str | None = None, distributed: Distributed | None = None):
         self.checkpoint = checkpoint
         self.device = torch.device(device) if device is not None else analysis_device()
+        self.distributed = distributed or Distributed()  # under torchrun: the forward passes are shared
         self._device_model = None
         self.model, self.meta = checkpoint.model, checkpoint.meta
         self.path = Path(self.meta["path"])
@@ -169,23 +171,57 @@ class Analyzer:
             return self._features[key]
         path = self.feature_dir / f"{self.hash}-{split}-{sample_key(limit) or 'all'}.pt" if self.feature_dir else None
         cache = None
-        if path is not None and self.use_cache and path.exists():
+        if path is not None and self.use_cache and path.exists() and self.distributed.is_main:
             try:
                 cache = FeatureCache(**torch.load(path, weights_only=True))
             except Exception:  # a damaged cache file is recomputed
                 cache = None
-        if cache is None:
-            dataset = load_dataset(self.meta["dataset"], split, self.data_root, view_of(self.meta)).subset(limit)
-            if dataset.info.num_classes != self.model.num_classes or dataset.info.channels != self.model.in_channels:
-                raise AnalysisError(f"{self.name}: the model has {self.model.num_classes} classes and "
-                                      f"{self.model.in_channels} channel(s), its dataset {dataset.info.name} "
-                                      f"{dataset.info.num_classes} and {dataset.info.channels}: nothing to analyse")
-            report = (lambda done, total: self.progress(f"forward pass ({split})", done, total)) if self.progress else None
-            cache = extract(self.device_model(), dataset.images, dataset.labels, progress=report)
-            if path is not None:
+        if self.distributed.rank0_says(cache is None):
+            cache = self.forward_pass(split, limit)
+            if path is not None and self.distributed.is_main:
                 self.save_features(path, cache)
         self._features[key] = cache
         return cache
+
+    def dataset(self, split: str):
+        return load_dataset(self.meta["dataset"], split, self.data_root, view_of(self.meta))
+
+    def forward_pass(self, split: str, limit: int | None) -> FeatureCache | None:
+        """The features of a split (its class-balanced sample under a limit), held or streamed;
+        under torchrun each process runs its block and rank 0 gathers them (None elsewhere)."""
+        dataset = self.dataset(split).subset(limit)
+        info = dataset.info
+        if info.num_classes != self.model.num_classes or info.channels != self.model.in_channels:
+            raise AnalysisError(f"{self.name}: the model has {self.model.num_classes} classes and "
+                                f"{self.model.in_channels} channel(s), its dataset {info.name} "
+                                f"{info.num_classes} and {info.channels}: nothing to analyse")
+        report = (lambda done, total: self.progress(f"forward pass ({split})", done, total)) if self.progress else None
+        shard = self.distributed.contiguous(len(dataset))
+        rows = extract_rows(self.device_model(), dataset, shard if self.distributed.active else None, report)
+        rows = self.distributed.gather_rows([*rows[:2], rows[2].to(torch.uint8)], len(dataset))
+        if rows is None:
+            return None
+        cache = kept(dataset, rows[0], rows[1], rows[2].bool())
+        if cache.index is not None:
+            notice = (f"{self.name}: {len(dataset) - len(cache.index)} of the {split} split's {len(dataset)} images "
+                      "could not be read and are left out")
+            if notice not in self.store.notices:
+                self.store.notices.append(notice)
+        return cache
+
+    def share_forward_passes(self) -> bool:
+        """Under torchrun, before the report: every process runs its block of the analysed split
+        and of the training split (each analysis's forward pass); True on rank 0, which goes on
+        to analyse."""
+        failed = None
+        for split, limit in ((self.split, self.limit), ("train", self.train_limit)):
+            try:
+                self.features(split, limit)
+            except UserError as exc:  # rank 0 alone may fail (no readable image): the others still gather
+                failed = failed or exc
+        if failed:
+            raise failed
+        return self.distributed.is_main
 
     def save_features(self, path: Path, cache: FeatureCache) -> None:
         """Keep a forward pass for the next run; a folder we may not write (or a full disk) only
@@ -193,7 +229,8 @@ class Analyzer:
         tmp = path.with_suffix(".tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"features": cache.features, "logits": cache.logits, "labels": cache.labels}, tmp)
+            kept_rows = {} if cache.index is None else {"index": cache.index}
+            torch.save({"features": cache.features, "logits": cache.logits, "labels": cache.labels, **kept_rows}, tmp)
             tmp.replace(path)
         except OSError as exc:
             with contextlib.suppress(OSError):
@@ -250,9 +287,9 @@ class Analyzer:
         """(seconds, images) the faithfulness analysis will take on this model, measured now on one
         of its images (the Compare button and core.analyze say it before it starts)."""
         params = ANALYSES["faithfulness"].defaults
-        images = load_dataset(self.meta["dataset"], self.split, self.data_root, view_of(self.meta)).subset(self.limit)
+        images = self.dataset(self.split).subset(self.limit)
         count = image_count(images.labels, self.model.num_classes, params["per_class"])
-        return seconds_needed(self.model, self.meta, images.images[0], count, params["steps"]), count
+        return seconds_needed(self.model, self.meta, images.take([0])[0], count, params["steps"]), count
 
     def cached(self, name: str, **params) -> dict | None:
         """The result from memory or the store, or None; never computes."""

@@ -131,7 +131,7 @@ def image_count(labels: torch.Tensor, num_classes: int, per_class: int) -> int:
                    per_class=10, steps=10, seed=0, max_classes=100)
 def faithfulness(ctx, per_class, steps, seed):
     chosen = first_per_class(ctx.test.labels, ctx.num_classes, per_class)
-    x = ctx.images()[chosen]
+    x = ctx.images(chosen)
     predicted = ctx.test.predictions[chosen]  # from the cached forward pass
     background = black_value(info_from_meta(ctx.meta))
     found = measured(ctx.model, x, predicted, background, steps, torch.Generator().manual_seed(seed), ctx.progress)

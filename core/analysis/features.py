@@ -68,26 +68,66 @@ def exact_float32(device: torch.device):
             torch.backends.cudnn.allow_tf32 = before
 
 
+def batch_size_for(model, pixels: int) -> int:
+    """Images a forward pass takes at once: 250 on the CPU keeps allocations small enough to be
+    reused (larger ones spend their time in page faults on 2 cores), 2500 on a GPU; as many
+    fewer as an image has more pixels than 64 x 64 (a 224 px ResNet-50 batch of 250 wants 4 GB)."""
+    device = next(model.parameters()).device
+    base = 2500 if device.type == "cuda" else 250
+    return max(8, int(base * min(1.0, 64 * 64 / max(1, pixels))))
+
+
 @torch.inference_mode()
-def extract(model, images: torch.Tensor, labels: torch.Tensor, batch_size: int | None = None,
-            progress=None, autocast: bool = False) -> FeatureCache:
-    """Run the network once (eval mode, inference mode) where the model is. Batches of 250 on
-    the CPU keep allocations small enough to be reused (larger ones spend their time in page
-    faults on 2 cores), 2500 on a GPU; `autocast` runs it in bf16 (the trainer's per-epoch test
-    on a GPU), else it is exact float32."""
+def forward_batches(model, batches, count: int, progress=None, autocast: bool = False):
+    """Features (count, K), logits (count, C) and readable (count,) of every image that
+    `batches` yields as (images, readable) pairs, in order, run where the model is (eval mode,
+    inference mode); `autocast` runs it in bf16 (the trainer's per-epoch test on a GPU), else it
+    is exact float32. An unreadable image's rows are left zero."""
     model.eval()
     device = next(model.parameters()).device
-    batch_size = batch_size or (2500 if device.type == "cuda" else 250)
-    n = len(labels)
-    features = torch.empty(n, model.num_features)
-    logits = torch.empty(n, model.num_classes)
+    features = torch.zeros(count, model.num_features)
+    logits = torch.zeros(count, model.num_classes)
+    readable = torch.zeros(count, dtype=torch.bool)
+    done = 0
     with exact_float32(device):
-        for start in range(0, n, batch_size):
-            x = images[start:start + batch_size].to(device).contiguous(memory_format=torch.channels_last)
+        for images, ok in batches:
+            x = images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 _, a, z = model.forward_parts(x)
-            features[start:start + len(x)] = a.float().cpu()
-            logits[start:start + len(x)] = z.float().cpu()
+            features[done:done + len(x)] = a.float().cpu()
+            logits[done:done + len(x)] = z.float().cpu()
+            readable[done:done + len(x)] = ok
+            done += len(x)
             if progress:
-                progress(min(n, start + batch_size), n)
+                progress(done, count)
+    return features, logits, readable
+
+
+def extract(model, images: torch.Tensor, labels: torch.Tensor, batch_size: int | None = None,
+            progress=None, autocast: bool = False) -> FeatureCache:
+    """One pass over images held in memory."""
+    batch_size = batch_size or batch_size_for(model, images.shape[-1] * images.shape[-2])
+    batches = ((images[s:s + batch_size], True) for s in range(0, len(labels), batch_size))
+    features, logits, _ = forward_batches(model, batches, len(labels), progress, autocast)
     return FeatureCache(features, logits, labels.cpu().clone())
+
+
+def extract_rows(model, dataset, positions=None, progress=None):
+    """(features, logits, readable) of a dataset's images at `positions` (all by default), held
+    or streamed (`core.data.load_dataset`): a shard of a split when several processes share it."""
+    side = dataset.info.input_size
+    batch_size = batch_size_for(model, side * side)
+    on_gpu = next(model.parameters()).device.type == "cuda"
+    count = len(dataset) if positions is None else len(positions)
+    return forward_batches(model, dataset.batches(batch_size, positions, pin_memory=on_gpu), count, progress)
+
+
+def kept(dataset, features, logits, readable) -> FeatureCache:
+    """The FeatureCache of the readable images (all of them, for a dataset held in memory); where
+    some were not, `index` says which of the dataset's images each row is."""
+    if bool(readable.all()):
+        return FeatureCache(features, logits, dataset.labels.clone())
+    if not bool(readable.any()):
+        raise UserError("none of the split's images could be read")
+    index = torch.nonzero(readable).flatten()
+    return FeatureCache(features[index], logits[index], dataset.labels[index].clone(), index)

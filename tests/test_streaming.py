@@ -1,0 +1,112 @@
+"""Image folders too large to hold are streamed (a DataLoader's workers decode them), and
+`torchrun -m core.analyze` shares the forward passes between processes: both give the figures
+of one process holding the folder whole (issue 29). Tested on a generated folder with one file
+that is not an image, a random ResNet-18 and two CPU processes under gloo."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+import torch
+
+from core import data
+from core.analysis.engine import REPORT, Analyzer
+from core.data import StreamedImages, TensorImageDataset
+from core.store import Store
+
+from .conftest import PYTHON, ROOT
+
+CLASSES, PER_CLASS = 4, 10
+
+
+@pytest.fixture(scope="module")
+def folder_model(tmp_path_factory):
+    """A one-tree folder of 4 x 10 JPEGs plus a file named .JPEG that is text, and a random
+    ResNet-18 imported for it at 32 px."""
+    import torchvision
+
+    from bench.imagenet_scale import make_folder
+    from core.import_weights import import_weights
+    work = tmp_path_factory.mktemp("stream")
+    folder = make_folder(work / "images", CLASSES, PER_CLASS, size=(40, 30))
+    (folder / "n00000001" / "1_junk.JPEG").write_text("not a picture")
+    torch.manual_seed(0)
+    torch.save(torchvision.models.resnet18(num_classes=CLASSES).state_dict(), work / "r18.pth")
+    import_weights(work / "r18.pth", "resnet18", work / "r18.pt", dataset=f"imagefolder:{folder}", input_size=32)
+    return work / "r18.pt"
+
+
+def analyzer(path, store_path, monkeypatch, preload_mb: str) -> Analyzer:
+    monkeypatch.setenv("UNITLENS_PRELOAD_MB", preload_mb)
+    data._CACHE.clear()  # the held or streamed split is kept per process: read it again under this budget
+    return Analyzer.from_path(path, Store(store_path), feature_dir=None)
+
+
+def test_a_streamed_folder_gives_the_figures_of_the_held_one(folder_model, tmp_path, monkeypatch):
+    held = analyzer(folder_model, tmp_path / "held.duckdb", monkeypatch, "1024")
+    held_results = held.report(REPORT)
+    held_images = {split: held.dataset(split) for split in ("test", "train")}
+    streamed = analyzer(folder_model, tmp_path / "streamed.duckdb", monkeypatch, "0")
+    assert isinstance(held_images["test"], TensorImageDataset)
+    assert isinstance(streamed.dataset("test"), StreamedImages)
+    monkeypatch.setenv("UNITLENS_LOADER_WORKERS", "1")  # a worker process decodes, as on a large folder
+    results = streamed.report(REPORT)
+
+    for split in ("test", "train"):
+        ours, theirs = streamed.features(split, None), held.features(split, None)
+        assert torch.equal(ours.labels, theirs.labels)
+        assert torch.allclose(ours.features, theirs.features, atol=1e-5)
+        assert torch.allclose(ours.logits, theirs.logits, atol=1e-5)
+        # the rows are the readable files; the text file's position has none
+        listed = len(streamed.dataset(split))
+        assert len(ours.labels) == listed - (1 if ours.index is not None else 0)
+        rows = torch.arange(len(ours.labels))
+        pictures = streamed.dataset(split).take(ours.positions(rows))
+        assert torch.allclose(pictures, held_images[split].images, atol=1e-6)
+    assert sum(streamed.features(s, None).index is not None for s in ("test", "train")) == 1
+    assert any("1 of the" in notice and "could not be read" in notice for notice in streamed.store.notices)
+
+    assert results["accuracy"]["accuracy"] == held_results["accuracy"]["accuracy"]
+    assert results["accuracy"]["per_class"] == held_results["accuracy"]["per_class"]
+    assert results["selectivity"]["per_unit"] == pytest.approx(held_results["selectivity"]["per_unit"], abs=1e-5)
+    assert results["gate"]["phi"] == pytest.approx(held_results["gate"]["phi"], abs=1e-5)
+
+
+def test_kept_rows_say_which_images_they_are():
+    from core.analysis.features import kept
+    dataset = TensorImageDataset(torch.zeros(4, 1, 2, 2), torch.tensor([0, 1, 1, 0]), None)
+    features, logits = torch.arange(8.0).view(4, 2), torch.zeros(4, 2)
+    all_read = kept(dataset, features, logits, torch.ones(4, dtype=torch.bool))
+    assert all_read.index is None and all_read.positions(torch.tensor([2])).tolist() == [2]
+    some = kept(dataset, features, logits, torch.tensor([True, False, True, True]))
+    assert some.index.tolist() == [0, 2, 3] and some.labels.tolist() == [0, 1, 0]
+    assert some.features.tolist() == [[0.0, 1.0], [4.0, 5.0], [6.0, 7.0]]
+    assert some.positions(torch.tensor([1, 2])).tolist() == [2, 3]
+
+
+def test_torchrun_shares_the_forward_passes_and_gives_one_process_figures(folder_model, tmp_path):
+    """Two CPU processes (gloo) each run half of every forward pass; rank 0 gathers them in order,
+    analyses and prints one report, equal to a single process's; the folder is streamed in both."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "UNITLENS_PRELOAD_MB": "0",
+           "UNITLENS_LOADER_WORKERS": "0"}
+    args = ["-m", "core.analyze", str(folder_model), "--json"]
+    shared = subprocess.run([PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             *args, "--cache", str(tmp_path / "two" / "c.duckdb")],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert shared.returncode == 0, shared.stderr[-2000:]
+    alone = subprocess.run([PYTHON, *args, "--cache", str(tmp_path / "one" / "c.duckdb")],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert alone.returncode == 0, alone.stderr[-2000:]
+    two, one = json.loads(shared.stdout), json.loads(alone.stdout)  # one report: rank 1 printed nothing
+    assert two["accuracy"] == one["accuracy"]
+    for key, value in one["headline"].items():
+        assert two["headline"][key] == pytest.approx(value, abs=1e-5), key
+    assert two["selectivity"]["per_unit"] == pytest.approx(one["selectivity"]["per_unit"], abs=1e-5)
+    # the gathered features, kept by rank 0 beside its cache, are the single process's, row for row
+    for split in ("test", "train"):
+        saved = [torch.load(next((tmp_path / run).rglob(f"*-{split}-all.pt")), weights_only=True) for run in ("two", "one")]
+        assert torch.equal(saved[0]["labels"], saved[1]["labels"])
+        assert torch.allclose(saved[0]["features"], saved[1]["features"], atol=1e-5)
+        assert ("index" in saved[0]) == ("index" in saved[1])
