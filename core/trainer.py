@@ -26,11 +26,12 @@ from pathlib import Path
 import torch
 
 from . import lsg, trajectory
-from .analysis.features import extract
+from .analysis.features import extract, extract_rows, kept
 from .checkpoints import MAX_CLASSES, MAX_TEXT, CheckpointError, parse_meta, read_payload, save_checkpoint
 from .augment import augment_batch, random_resized_crop
 from .cli import TerminalLine
-from .data import CROP, IMAGENET_MEAN, IMAGENET_STD, DataError, DatasetInfo, View, black_value, get_source, load_dataset
+from .data import (CROP, IMAGENET_MEAN, IMAGENET_STD, DataError, DatasetInfo, StreamedImages, View, black_value,
+                   get_source, load_dataset)
 from .distributed import Distributed
 from .errors import UserError
 from .graphed_step import StepRunner, portable_state
@@ -305,22 +306,29 @@ def cancel_on_sigterm():
 # ----------------------------------------------------------------------------- the run's parts
 @dataclass
 class RunData:
-    """Both splits as tensors on the training device (the test labels stay on the host, where
-    the epoch's snapshot reads them), and what augmentation needs."""
+    """Both splits on the training device as tensors (the test labels stay on the host, where the
+    epoch's snapshot reads them), or, for an image folder too large to hold, streamed
+    (`core.data.StreamedImages`: decoded a batch at a time); and what augmentation needs."""
     info: DatasetInfo
-    images: torch.Tensor
+    images: torch.Tensor | StreamedImages
     labels: torch.Tensor
-    test_images: torch.Tensor
+    test_images: torch.Tensor | StreamedImages
     test_labels: torch.Tensor
     fill: torch.Tensor          # a black pixel after normalisation: what padding shows
     padding: int
-    snapshot_subset: torch.Tensor
     whole_test_split: bool      # False: --limit kept a sample of the test images
     resized_crop: bool = False  # augment by random resized crops (ImageNet's) instead of padded crops
 
+    @property
+    def streamed(self) -> bool:
+        return isinstance(self.images, StreamedImages)
+
     def chunk_images(self) -> int:
         """How many images a GPU gathers and augments at once: GPU_CHUNK_IMAGES, fewer for large
-        images (the padded float copy stays under GPU_CHUNK_BYTES)."""
+        images (the padded float copy stays under GPU_CHUNK_BYTES); a streamed split's loader
+        hands over one batch at a time."""
+        if self.streamed:
+            return 1
         _, c, h, w = self.images.shape
         padded = c * (h + 2 * self.padding) * (w + 2 * self.padding) * self.images.element_size()
         return min(GPU_CHUNK_IMAGES, GPU_CHUNK_BYTES // padded)
@@ -331,18 +339,45 @@ class RunData:
         time: one on the CPU, where the step's arithmetic dwarfs it, many on a GPU, where a
         batch's dozen small gather and augmentation kernels cost more host time than the whole
         graphed step (issue 13)."""
-        for first in range(0, steps, per_chunk):
-            count = min(per_chunk, steps - first)
-            idx = order[first * batch_size:(first + count) * batch_size]
-            x, y = self.images[idx], self.labels[idx]
+        gathered = self.streamed_chunks(order, steps, batch_size) if self.streamed else (
+            (self.images[idx], self.labels[idx])
+            for idx in (order[first * batch_size:(first + min(per_chunk, steps - first)) * batch_size]
+                        for first in range(0, steps, per_chunk)))
+        for x, y in gathered:
             if augment:
                 if self.resized_crop:  # torchvision's families, trained as on ImageNet
                     x = augment_batch(random_resized_crop(x, generator), 0, True, generator)
                 else:
                     x = augment_batch(x, self.padding, True, generator, self.fill)
             x = x.contiguous(memory_format=torch.channels_last)
-            for i in range(0, count * batch_size, batch_size):
+            for i in range(0, len(x), batch_size):
                 yield x[i:i + batch_size], y[i:i + batch_size]
+
+    def streamed_chunks(self, order: torch.Tensor, steps: int, batch_size: int):
+        """A streamed split's batches in `order`, decoded by the loader's workers. A batch keeps
+        its size (a graphed step replays one shape): a file that cannot be read is stood in for
+        by a readable image of the same batch; a batch with none is skipped."""
+        positions = order[:steps * batch_size].cpu()
+        device = self.labels.device
+        batches = self.images.batches(batch_size, positions, pin_memory=device.type == "cuda")
+        for first, (x, readable) in zip(range(0, len(positions), batch_size), batches):
+            y = self.labels[positions[first:first + len(x)].to(device)]
+            if not bool(readable.all()):
+                if not bool(readable.any()):
+                    continue
+                stand_in = torch.nonzero(readable).flatten()
+                swap = stand_in[torch.arange(int((~readable).sum())) % len(stand_in)]
+                x[~readable], y[(~readable).to(device)] = x[swap], y[swap.to(device)]
+            yield x.to(device, non_blocking=True), y
+
+    def test_pass(self, model, on_gpu: bool):
+        """The test split's FeatureCache (see `evaluate`); a streamed one's readable images."""
+        if not isinstance(self.test_images, StreamedImages):
+            return evaluate(model, self.test_images, self.test_labels, on_gpu)
+        was_training = model.training
+        cache = kept(self.test_images, *extract_rows(model, self.test_images))
+        model.train(was_training)
+        return cache
 
 
 def load_data(config: TrainConfig, device: torch.device) -> RunData:
@@ -351,9 +386,11 @@ def load_data(config: TrainConfig, device: torch.device) -> RunData:
     whole_test = load_dataset(config.dataset, "test", config.data_root, view)
     test_set = whole_test.subset(config.limit)
     info = train_set.info
-    return RunData(info, train_set.images.to(device), train_set.labels.to(device), test_set.images.to(device),
-                   test_set.labels, black_value(info).to(device), int(info.extra.get("crop_padding", 4)),
-                   trajectory.subset_indices(test_set.labels, info.num_classes, config.snapshot_per_class),
+
+    def images(split):  # a streamed split stays on disk; one held whole moves to the device
+        return split if isinstance(split, StreamedImages) else split.images.to(device)
+    return RunData(info, images(train_set), train_set.labels.to(device), images(test_set), test_set.labels,
+                   black_value(info).to(device), int(info.extra.get("crop_padding", 4)),
                    whole_test_split=len(test_set) == len(whole_test), resized_crop=bool(info.extra.get("crop")))
 
 
@@ -455,7 +492,7 @@ def evaluate_epoch(model, data: RunData, epoch: int, on_gpu: bool):
     if not all_finite(model.state_dict()):
         raise TrainingError(f"the weights became non-finite in epoch {epoch + 1}; lower --lr or "
                             "--weight-decay (nothing new was saved)")
-    cache = evaluate(model, data.test_images, data.test_labels, on_gpu)
+    cache = data.test_pass(model, on_gpu)
     if not (torch.isfinite(cache.logits).all() and torch.isfinite(cache.features).all()):
         raise TrainingError(f"the model's outputs became non-finite in epoch {epoch + 1}; lower --lr "
                             "(nothing new was saved)")
@@ -616,9 +653,11 @@ def run_training(config: TrainConfig, objective: Objective, command: str, device
         bar.end()
         cache, test_accuracy = evaluate_epoch(model, data, epoch, on_gpu)
         if config.snapshot_per_class:
-            history = trajectory.record(history, epoch + 1, cache, model, data.snapshot_subset)
+            subset = trajectory.subset_indices(cache.labels, data.info.num_classes, config.snapshot_per_class)
+            history = trajectory.record(history, epoch + 1, cache, model, subset)
         train_loss, train_acc = (dist.all_mean(v, device) for v in meter.read(steps_per_epoch * batch_size))
-        meta.update(test_accuracy=test_accuracy, epochs_completed=epoch + 1, complete=epoch + 1 == config.epochs,
+        meta.update(test_accuracy=test_accuracy, test_images=len(cache.labels), epochs_completed=epoch + 1,
+                    complete=epoch + 1 == config.epochs,
                     time=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
         if model.gate is not None:
             meta["gate_density"] = float(lsg.gate_density(model.gate.detach()))
@@ -630,7 +669,7 @@ def run_training(config: TrainConfig, objective: Objective, command: str, device
                   images_per_s=pace.rate(now), eta_s=pace.eta((epoch + 1) * steps_per_epoch, now),
                   gate_density=meta.get("gate_density"))
     dist.finish()
-    log.write("done", test_accuracy=test_accuracy, test_images=len(data.test_labels), checkpoint=str(out),
+    log.write("done", test_accuracy=test_accuracy, test_images=meta["test_images"], checkpoint=str(out),
               seconds=pace.elapsed(time.time()))
     return meta
 

@@ -110,3 +110,42 @@ def test_torchrun_shares_the_forward_passes_and_gives_one_process_figures(folder
         assert torch.equal(saved[0]["labels"], saved[1]["labels"])
         assert torch.allclose(saved[0]["features"], saved[1]["features"], atol=1e-5)
         assert ("index" in saved[0]) == ("index" in saved[1])
+
+
+def test_training_on_a_streamed_folder_matches_training_on_the_held_one(tmp_path, monkeypatch):
+    """Same seed, same order, same decoded pictures: one epoch on a streamed folder (a loader
+    worker decoding) gives the weights of one on the folder held whole; with an unreadable file
+    added, a streamed run still completes and its test accuracy counts readable images only."""
+    from bench.imagenet_scale import make_folder
+    from core.checkpoints import load
+
+    from .conftest import run_cli
+    folder = make_folder(tmp_path / "images", 3, 8, size=(24, 20))
+    args = ["--dataset", f"imagefolder:{folder}", "--input-size", "16", "--epochs", "1", "--batch-size", "4",
+            "--device", "cpu", "--snapshot-per-class", "1"]
+    runs = {}
+    for budget, workers in (("1024", "0"), ("0", "1")):
+        monkeypatch.setenv("UNITLENS_PRELOAD_MB", budget)
+        monkeypatch.setenv("UNITLENS_LOADER_WORKERS", workers)
+        data._CACHE.clear()
+        out = tmp_path / f"{budget}.pt"
+        result = run_cli("core.train", *args, "--out", str(out))
+        assert result.returncode == 0, result.stderr
+        runs[budget] = load(out)
+        assert any(isinstance(split, StreamedImages) for split in data._CACHE.values()) == (budget == "0")
+    held, streamed = runs["1024"].model.state_dict(), runs["0"].model.state_dict()
+    assert all(torch.allclose(held[k].float(), streamed[k].float(), atol=1e-6) for k in held)
+    assert runs["0"].meta["test_accuracy"] == runs["1024"].meta["test_accuracy"]
+
+    (folder / "n00000002" / "2_junk.JPEG").write_text("not a picture")
+    data._CACHE.clear()
+    result = run_cli("core.train", *args, "--out", str(tmp_path / "junk.pt"))
+    assert result.returncode == 0, result.stderr
+    meta = load(tmp_path / "junk.pt").meta
+    assert meta["complete"] and meta["test_images"] == 6  # the junk file fell among the training images
+
+    (folder / "n00000000" / "0_5.JPEG").write_text("damaged since")  # one of the held-out images
+    data._CACHE.clear()
+    result = run_cli("core.train", *args, "--out", str(tmp_path / "damaged.pt"))
+    assert result.returncode == 0, result.stderr
+    assert load(tmp_path / "damaged.pt").meta["test_images"] == 5  # what test_accuracy is over
