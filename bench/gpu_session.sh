@@ -10,6 +10,8 @@
 #              graphs for ce, lsg and minimax, then --compile)
 #   trio       CE, minimax and LSG, 10 epochs each: one after another, then all at once
 #   analysis   bench/analysis_speed.py --device cuda --store memory (the image has no DuckDB)
+#   imagenet   bench/imagenet_scale.py: 1000 classes x 60 JPEGs (12,000 held out), ResNet-50 at 224 px,
+#              streamed; then its forward passes under torchrun on one GPU and on every GPU there is
 #   schedule   the bundle (checkpoints/train_bundled.sh, 40 epochs, all six at once) and the trio
 #              on 80 epochs beside it; stopped (resumable) after $DEADLINE seconds
 # The bundled checkpoints came from the "schedule" step (bench/RESULTS.md lists every lease).
@@ -36,6 +38,12 @@ for step in $STEPS; do
       tar cf "$OUT/e80a.tar" -C /tmp e80/ce.pt e80/minimax.pt
       tar cf "$OUT/e80b.tar" -C /tmp e80/lsg.pt e80/logs
       grep -h '"epoch"' /tmp/b40/logs/*.progress.jsonl /tmp/e80/logs/*.progress.jsonl | tail -n 2 | cut -c1-160 ;;
+    imagenet)
+      python3 bench/imagenet_scale.py --per-class 60 --keep /tmp/inet > "$OUT/imagenet.txt" 2>&1
+      gpus=$(python3 -c "import torch; print(torch.cuda.device_count())")
+      for n in 1 $gpus; do
+        torchrun --standalone --nproc_per_node "$n" bench/sharded_forward.py /tmp/inet/resnet50.pt >> "$OUT/imagenet.txt" 2>&1
+      done ;;
     solo)
       s=$(date +%s.%N); python3 -m core.train --method ce --epochs 20 --device cuda --out /tmp/solo/ce.pt \
         --log-interval 10 >> "$OUT/machine.txt" 2>&1; e=$(date +%s.%N)

@@ -11,6 +11,7 @@ is split once (20% of each class held out, at least one image: with 2 a class, 1
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import tempfile
@@ -81,6 +82,7 @@ def main() -> None:
     import torchvision
     from core.analysis.engine import REPORT, Analyzer
     from core.checkpoints import load
+    from core.data import StreamedImages
     from core.import_weights import import_weights
     from core.store import MemoryStore
     weights, checkpoint = work / f"{args.arch}.pth", work / f"{args.arch}.pt"
@@ -107,6 +109,8 @@ def main() -> None:
         except Exception as exc:  # noqa: BLE001 - a benchmark reports what failed and goes on
             timings[name] = f"failed: {type(exc).__name__}: {str(exc)[:80]}"
     total = time.perf_counter() - whole
+    children_peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+    streamed = isinstance(engine.dataset("test"), StreamedImages)
     images = len(engine.features("test", None).labels) + len(engine.features("train", None).labels)
     naive = naive_images_per_s(folder, args.arch, args.size, args.naive_images)
     forward = timings["forward test"] + timings["forward train"]
@@ -115,7 +119,12 @@ def main() -> None:
              f"{images} images in all (held out: {len(engine.features('test', None).labels)}).", "",
              f"- decode + forward, ours: {images / forward:.1f} images/s; the naive loop (ImageFolder, DataLoader, "
              f"one process): {naive:.1f} images/s",
-             f"- whole default report: {total:.0f} s; peak resident memory {peak_rss_gb():.2f} GB", "",
+             f"- whole default report: {total:.0f} s; peak resident memory {peak_rss_gb():.2f} GB, and "
+             f"{children_peak_gb:.2f} GB at most in a child process (each split "
+             f"{'streamed by decoding workers' if streamed else 'held whole'}; UNITLENS_PRELOAD_MB="
+             f"{os.environ.get('UNITLENS_PRELOAD_MB', 'unset')}; the naive loop runs after and is not in these)"
+             + (f"; peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GB" if torch.cuda.is_available() else ""),
+             "",
              "| step | seconds |", "|---|---|",
              *(f"| {name} | {value:.1f} |" if isinstance(value, float) else f"| {name} | {value} |"
                for name, value in timings.items() if not name.startswith("_"))]

@@ -80,6 +80,20 @@ def load_image(source) -> Image.Image:
         raise ImageError(f"the image is damaged or truncated ({reason})") from None
 
 
+def looks_readable(path: Path) -> bool:
+    """Whether a file's header is an image `load_image` would go on to decode (size and pixel
+    limits included), without decoding it: a few kilobytes read, however large the file."""
+    try:
+        size = path.stat().st_size
+        if not 0 < size <= MAX_IMAGE_BYTES:
+            return False
+        with Image.open(path) as image:
+            width, height = image.size
+        return width * height <= MAX_IMAGE_PIXELS
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, SyntaxError, ValueError, EOFError):
+        return False
+
+
 def to_8bit(image: Image.Image, channels: int, steps: list[str]) -> Image.Image:
     """Any Pillow mode to L or RGB: EXIF orientation applied, alpha composited onto a background
     that contrasts with the object, 16-bit and float rescaled (not clipped)."""

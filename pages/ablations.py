@@ -57,6 +57,11 @@ def influential_section(models: list[dict]) -> None:
         tooltip=["model", "k", "A_d", "r_A"]
     ).properties(height=260, title="Decomposed accuracy ratio against k"), "influential-sweep", "abl_sweep")
     common.download_csv(sweep, "influential-sweep", key="abl_csv_sweep")
+    coverage = {m["label"]: common.analysis(m, "influential", **k).get("coverage") for m in models}
+    said = [f"{label} {c['median']:g} (mean {c['mean']:.1f})" for label, c in coverage.items() if c]
+    if said:
+        st.caption(common.plain("k1 by coverage (the paper's other choice): the units carrying 90% of a training "
+                                "image's activation, median over the images: " + "; ".join(said) + "."))
 
     noise = pd.DataFrame(noise_rows)
     common.chart(alt.Chart(noise).mark_bar().encode(

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from ui import common
-from core.charts import heatmap, shared_range
+from core.charts import heatmap, model_colour, shared_range
 from core import lsg
 from core.analysis import ANALYSES
 from core.headline import LABELS, figure_columns, format_number
@@ -91,6 +91,31 @@ def correlation_section(models: list[dict]) -> None:
                      f"{meta['label']}-filter-correlation", f"gates_corr_{meta['label']}", column)
     st.caption("Cosine similarity of the units' flattened incoming filters. C_IC: the mean between the dominant "
                "filters (the m most activated on each class, m = K / C) of different classes.")
+    redundancy_chart(models)
+
+
+def redundancy_chart(models: list[dict]) -> None:
+    """Fig. 7e: the share of filter pairs correlated above a threshold, every model on one chart."""
+    rows = []
+    for meta in models:
+        if common.stored_results(meta).skipped_reason("filter_correlation"):
+            continue
+        result = common.analysis(meta, "filter_correlation")
+        rows += [{"model": meta["label"], "threshold": t, "share": v}
+                 for t, v in zip(result["thresholds"], result["redundancy"])]
+    if not rows:
+        return
+    labels = [m["label"] for m in models]
+    chart = alt.Chart(pd.DataFrame(rows)).mark_line(point=True).encode(
+        x=alt.X("threshold:Q", title="threshold s"),
+        y=alt.Y("share:Q", title="filter pairs with correlation > s", scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(format="%")),
+        color=model_colour(labels), tooltip=["model", "threshold", alt.Tooltip("share:Q", format=".1%")],
+    ).properties(height=260, title="Filter redundancy (LSG paper, Fig. 7e)")
+    common.chart(chart, "filter-redundancy", "gates_redundancy")
+    st.caption("For each threshold s, the share of pairs of different units whose filters' correlation exceeds s. "
+               "The paper reads LSG's curve below standard training's at weak thresholds (about 0.3) as less "
+               "redundant filters.")
 
 
 def similarity_section(models: list[dict]) -> None:

@@ -155,6 +155,10 @@ def test_filter_correlation_and_c_ic_by_hand():
     # between: (0,2)=0 (0,3)=.707 (1,2)=0 (1,3)=.707, both directions -> mean .3536
     assert between == pytest.approx(1 / (2 * math.sqrt(2)), rel=1e-6)
     assert within == pytest.approx((1.0 + 1 / math.sqrt(2)) / 2, rel=1e-6)
+    # Fig. 7e over the 12 ordered pairs off the diagonal: 1.0 twice (0-1), .707 six times (0-3, 1-3,
+    # 2-3), 0 the other four (0-2, 1-2)
+    from core.analysis.filters import redundancy
+    assert redundancy(corr, (-0.1, 0.0, 0.6, 0.9, 0.99)) == pytest.approx([1.0, 8 / 12, 8 / 12, 2 / 12, 2 / 12])
 
 
 def test_c_ic_takes_each_classs_most_activated_filters_as_the_paper_or_its_gates():
@@ -384,3 +388,13 @@ def test_class_masking_of_one_class_and_of_two_at_once_by_hand():
     assert two["confusions"][2][1] == [1, 0, 0] and two["partner_accuracy"][2] == 0.0
     with pytest.raises(UserError, match="with_class must be a class index below 3"):
         class_masking(ctx, threshold=0.5, by="gate", k1=1, k2=1, with_class=3)
+
+
+def test_k1_for_ninety_percent_coverage_by_hand():
+    """[5, 3, 1, 1]: 5 + 3 + 1 = 9 of 10 -> 3 units; [1, 1, 1, 1]: 3.6 needs all 4; [10, 0, 0, 0]: 1;
+    an all-zero image: 0. Blocks of one row give the same."""
+    from core.analysis.influential import units_for_coverage
+    features = torch.tensor([[5.0, 3, 1, 1], [0, 0, 0, 0], [1, 1, 1, 1], [10, 0, 0, 0]])
+    assert units_for_coverage(features).tolist() == [3, 0, 4, 1]
+    assert units_for_coverage(features, block=1).tolist() == [3, 0, 4, 1]
+    assert units_for_coverage(features, fraction=0.5).tolist() == [1, 0, 2, 1]

@@ -149,3 +149,55 @@ def test_training_on_a_streamed_folder_matches_training_on_the_held_one(tmp_path
     result = run_cli("core.train", *args, "--out", str(tmp_path / "damaged.pt"))
     assert result.returncode == 0, result.stderr
     assert load(tmp_path / "damaged.pt").meta["test_images"] == 5  # what test_accuracy is over
+
+
+def claims_giant_size(path, side: int = 60_000) -> None:
+    """A real small JPEG whose frame header is rewritten to claim `side` x `side` pixels."""
+    import io
+
+    from PIL import Image
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), (120, 30, 200)).save(buffer, "JPEG")
+    raw = bytearray(buffer.getvalue())
+    frame = raw.index(b"\xff\xc0")  # baseline frame: marker, length, precision, height, width
+    raw[frame + 5:frame + 9] = side.to_bytes(2, "big") * 2
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("budget", ["1024", "0"])
+def test_bad_folders_at_scale_get_one_line(tmp_path, monkeypatch, budget):
+    """Held or streamed: a class folder of thousands of empty files named as images, a class of
+    a 10 GB file (sparse: no disk used) beside non-images, and a JPEG that claims 60,000 x 60,000
+    pixels (left out of a split that has readable images, never decoded)."""
+    from bench.imagenet_scale import make_folder
+
+    from .conftest import assert_one_line_error, run_cli
+    monkeypatch.setenv("UNITLENS_PRELOAD_MB", budget)
+    empty = make_folder(tmp_path / "empty", 2, 4, size=(24, 20))
+    for i in range(3000):
+        (empty / "n00000001" / f"blank_{i}.jpg").touch()
+    for i in range(4):
+        (empty / "n00000001" / f"1_{i}.JPEG").unlink()
+    huge = make_folder(tmp_path / "huge", 2, 4, size=(24, 20))
+    for i in range(4):
+        (huge / "n00000000" / f"0_{i}.JPEG").unlink()
+    with open(huge / "n00000000" / "big.jpg", "wb") as f:
+        f.truncate(10 * 2**30)
+    for i in range(50):
+        (huge / "n00000000" / f"notes_{i}.png").write_bytes(b"%PDF-1.4 " + bytes(200))
+    for folder in (empty, huge):
+        data._CACHE.clear()
+        result = run_cli("core.train", "--dataset", f"imagefolder:{folder}", "--input-size", "16", "--epochs", "1",
+                         "--device", "cpu", "--out", str(tmp_path / "m.pt"))
+        assert "holds no image Pillow can read" in assert_one_line_error(result)
+    assert not (tmp_path / "m.pt").exists()
+
+    claims = make_folder(tmp_path / "claims", 2, 6, size=(24, 20))
+    claims_giant_size(claims / "n00000000" / "0_0.JPEG")  # whichever split it falls in
+    data._CACHE.clear()
+    result = run_cli("core.train", "--dataset", f"imagefolder:{claims}", "--input-size", "16", "--epochs", "1",
+                     "--device", "cpu", "--out", str(tmp_path / "c.pt"))
+    assert result.returncode == 0, result.stderr
+    from core.checkpoints import load
+    meta = load(tmp_path / "c.pt").meta
+    assert meta["complete"]

@@ -173,7 +173,8 @@ class Analyzer:
         cache = None
         if path is not None and self.use_cache and path.exists() and self.distributed.is_main:
             try:
-                cache = FeatureCache(**torch.load(path, weights_only=True))
+                # mapped, not read: the pages of a 50,000 x 2048 pass are read as analyses touch them
+                cache = FeatureCache(**torch.load(path, weights_only=True, mmap=True))
             except Exception:  # a damaged cache file is recomputed
                 cache = None
         if self.distributed.rank0_says(cache is None):

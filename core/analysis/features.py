@@ -91,13 +91,14 @@ def forward_batches(model, batches, count: int, progress=None, autocast: bool = 
     done = 0
     with exact_float32(device):
         for images, ok in batches:
-            x = images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                _, a, z = model.forward_parts(x)
-            features[done:done + len(x)] = a.float().cpu()
-            logits[done:done + len(x)] = z.float().cpu()
-            readable[done:done + len(x)] = ok
-            done += len(x)
+            readable[done:done + len(images)] = ok
+            if readable[done:done + len(images)].any():  # a batch of unreadable files costs no pass
+                x = images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                    _, a, z = model.forward_parts(x)
+                features[done:done + len(x)] = a.float().cpu()
+                logits[done:done + len(x)] = z.float().cpu()
+            done += len(images)
             if progress:
                 progress(done, count)
     return features, logits, readable

@@ -1,4 +1,5 @@
-"""Filter correlation of the last conv layer and C_IC (LSG paper, Fig. 7 and Table 2)."""
+"""Filter correlation of the last conv layer, its redundancy curve and C_IC (LSG paper, Fig. 7
+and Table 2)."""
 import torch
 
 from ..errors import UserError
@@ -18,6 +19,16 @@ def dominant_filters(score: torch.Tensor, head: torch.Tensor, m: int) -> torch.T
     entry), ties broken by head weight."""
     score = score.double() + 1e-6 * torch.tanh(head.double())
     return score.topk(m, dim=1).indices
+
+
+REDUNDANCY_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(20))  # 0, 0.05, ..., 0.95
+
+
+def redundancy(corr: torch.Tensor, thresholds=REDUNDANCY_THRESHOLDS) -> list[float]:
+    """Fig. 7e: for each threshold s, the share of filter pairs correlated above it (a_ij > s), over
+    the K (K - 1) entries off the diagonal (a filter with itself is 1 whatever the training)."""
+    off = corr[~torch.eye(len(corr), dtype=torch.bool)].double()
+    return [float((off > s).double().mean()) if len(off) else float("nan") for s in thresholds]
 
 
 DOMINANT_BY = ("activation", "gate")  # the paper's (Sec. 4.3: a class's most activated filters), this tool's earlier
@@ -41,13 +52,13 @@ def inter_class_correlation(corr: torch.Tensor, dominant: torch.Tensor) -> tuple
     return mean(~same), mean(same)
 
 
-@register_analysis("filter_correlation", version=3, depends=("gate",), title="Filter correlation",
+@register_analysis("filter_correlation", version=4, depends=("gate",), title="Filter correlation",
                    needs_unit_filters=True, m=0, by="activation")
 def filter_correlation_analysis(ctx, m, by):
     """C_IC over each class's m dominant filters (m = K / C by default): by default, as the paper,
     those with the largest mean activation on the class's test images; `by="gate"`, those with
     the largest gate entry (the gate shown: trained, or the post-hoc fit). The correlation matrix
-    is ordered by the gate's class assignment."""
+    is ordered by the gate's class assignment; `redundancy` is Fig. 7e's curve over `thresholds`."""
     from .selectivity import class_means
     if by not in DOMINANT_BY:
         raise UserError(f"dominant filters by {', '.join(DOMINANT_BY)}, not {str(by)[:20]!r}")
@@ -60,4 +71,5 @@ def filter_correlation_analysis(ctx, m, by):
     order = ctx.result("gate")["order"]
     matrix = tolist(corr[order][:, order]) if len(order) <= MAX_MATRIX_UNITS else None
     return {"matrix": matrix, "order": order, "m": m, "by": by, "dominant": tolist(dominant),
-            "c_ic": c_ic, "within_class": within}
+            "c_ic": c_ic, "within_class": within,
+            "thresholds": list(REDUNDANCY_THRESHOLDS), "redundancy": redundancy(corr)}
