@@ -50,8 +50,11 @@ def main() -> None:
         for i in range(args.empty):
             (empty / "n00000001" / f"blank_{i}.jpg").touch()
         made = time.perf_counter() - started
-        rows.append((f"{args.empty:,} empty files named .jpg in one class (made in {made:.0f} s)",
-                     *train_once(empty, work / "m.pt")))
+        rows.append((f"{args.empty:,} empty files named .jpg beside a class's 4 pictures (made in {made:.0f} s)",
+                     *train_once(empty, work / "beside.pt")))
+        for i in range(4):
+            (empty / "n00000001" / f"1_{i}.JPEG").unlink()
+        rows.append((f"{args.empty:,} empty files named .jpg, the class's only files", *train_once(empty, work / "only.pt")))
         shutil.rmtree(empty)
 
         huge = make_folder(work / "huge", 2, 4, size=(24, 20))
@@ -62,7 +65,7 @@ def main() -> None:
         for i in range(args.non_images):
             (huge / "n00000000" / f"notes_{i}.png").write_bytes(b"%PDF-1.4 " + bytes(4096))
         rows.append((f"one class: a 10 GB file named .jpg and {args.non_images:,} non-images named .png",
-                     *train_once(huge, work / "m.pt")))
+                     *train_once(huge, work / "huge.pt")))
         shutil.rmtree(huge)
 
         claims = make_folder(work / "claims", 2, 6, size=(24, 20))

@@ -318,6 +318,11 @@ class RunData:
     padding: int
     whole_test_split: bool      # False: --limit kept a sample of the test images
     resized_crop: bool = False  # augment by random resized crops (ImageNet's) instead of padded crops
+    unreadable: dict = field(default_factory=dict)  # split -> files left out; a streamed split's, as met
+
+    def __post_init__(self):
+        if self.streamed:  # which training images a stream found unreadable, however many epochs see them
+            self.unreadable_train = torch.zeros(len(self.labels), dtype=torch.bool)
 
     @property
     def streamed(self) -> bool:
@@ -363,6 +368,8 @@ class RunData:
         for first, (x, readable) in zip(range(0, len(positions), batch_size), batches):
             y = self.labels[positions[first:first + len(x)].to(device)]
             if not bool(readable.all()):
+                self.unreadable_train[positions[first:first + len(x)][~readable]] = True
+                self.unreadable["train"] = int(self.unreadable_train.sum())
                 if not bool(readable.any()):
                     continue
                 stand_in = torch.nonzero(readable).flatten()
@@ -377,7 +384,16 @@ class RunData:
         was_training = model.training
         cache = kept(self.test_images, *extract_rows(model, self.test_images))
         model.train(was_training)
+        self.unreadable["test"] = len(self.test_images) - len(cache.labels)
         return cache
+
+    def unreadable_notice(self) -> str | None:
+        """One line on the files left out, once the first epoch has met them all."""
+        train, test = self.unreadable.get("train", 0), self.unreadable.get("test", 0)
+        if not train and not test:
+            return None
+        return (f"{train} training and {test} held-out files of the folder could not be read as images and "
+                "were left out")
 
 
 def load_data(config: TrainConfig, device: torch.device) -> RunData:
@@ -391,7 +407,8 @@ def load_data(config: TrainConfig, device: torch.device) -> RunData:
         return split if isinstance(split, StreamedImages) else split.images.to(device)
     return RunData(info, images(train_set), train_set.labels.to(device), images(test_set), test_set.labels,
                    black_value(info).to(device), int(info.extra.get("crop_padding", 4)),
-                   whole_test_split=len(test_set) == len(whole_test), resized_crop=bool(info.extra.get("crop")))
+                   whole_test_split=len(test_set) == len(whole_test), resized_crop=bool(info.extra.get("crop")),
+                   unreadable={"train": getattr(train_set, "unreadable", 0), "test": getattr(whole_test, "unreadable", 0)})
 
 
 def build(config: TrainConfig, objective: Objective, info: DatasetInfo, device: torch.device):
@@ -652,6 +669,11 @@ def run_training(config: TrainConfig, objective: Objective, command: str, device
         # --- epoch end: test split once, snapshot, checkpoint
         bar.end()
         cache, test_accuracy = evaluate_epoch(model, data, epoch, on_gpu)
+        notice = data.unreadable_notice() if epoch == start_epoch else None
+        if notice:
+            log.write("phase", phase=notice)
+            if dist.is_main:
+                print(f"note: {notice}", file=sys.stderr)
         if config.snapshot_per_class:
             subset = trajectory.subset_indices(cache.labels, data.info.num_classes, config.snapshot_per_class)
             history = trajectory.record(history, epoch + 1, cache, model, subset)

@@ -143,12 +143,18 @@ def test_training_on_a_streamed_folder_matches_training_on_the_held_one(tmp_path
     assert result.returncode == 0, result.stderr
     meta = load(tmp_path / "junk.pt").meta
     assert meta["complete"] and meta["test_images"] == 6  # the junk file fell among the training images
+    assert "note: 1 training and 0 held-out files of the folder could not be read" in result.stderr
 
     (folder / "n00000000" / "0_5.JPEG").write_text("damaged since")  # one of the held-out images
     data._CACHE.clear()
     result = run_cli("core.train", *args, "--out", str(tmp_path / "damaged.pt"))
     assert result.returncode == 0, result.stderr
     assert load(tmp_path / "damaged.pt").meta["test_images"] == 5  # what test_accuracy is over
+    assert "note: 1 training and 1 held-out files of the folder could not be read" in result.stderr
+    monkeypatch.setenv("UNITLENS_PRELOAD_MB", "1024")  # held whole, the same files are left out and said
+    data._CACHE.clear()
+    result = run_cli("core.train", *args, "--out", str(tmp_path / "held-damaged.pt"))
+    assert result.returncode == 0 and "note: 1 training and 1 held-out files" in result.stderr
 
 
 def claims_giant_size(path, side: int = 60_000) -> None:
