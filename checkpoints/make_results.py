@@ -1,6 +1,6 @@
 """Ship the analysis results of the bundled checkpoints (core/shipped.py), so the app opens
 complete: runs the default report (with the out-of-distribution reference and the trajectory),
-class masking by influential features and the faithfulness of the explanations for each
+class masking by influential features, the retrained decomposed head and the faithfulness of the explanations for each
 checkpoint under checkpoints/ (full splits, as the app computes them), then writes checkpoints/results/<content hash>.json.gz and, when run on
 all of them, removes the files of checkpoints no longer there. Last, it rebuilds
 checkpoints/results/index.json (metadata and headline figures) from what is shipped.
@@ -25,6 +25,7 @@ from core.catalog import discover  # noqa: E402
 from core.store import MemoryStore, Store  # noqa: E402
 
 BUNDLE = ROOT / "checkpoints"
+SHIPPED_ON_REQUEST = ("faithfulness", "decomposed_retrain")  # computed on request in the app, shipped for the bundle
 
 
 def main(names: list[str], fresh: bool = False) -> None:
@@ -35,7 +36,7 @@ def main(names: list[str], fresh: bool = False) -> None:
         store = Store(Path(work) / "results.duckdb")  # fresh: holds only what this run computed
         for path in paths:
             analyzer = Analyzer.from_path(path, store, feature_dir=None, use_cache=not fresh)
-            analyzer.report((*REPORT, "faithfulness"))  # reads the current shipped results, computes the rest
+            analyzer.report((*REPORT, *SHIPPED_ON_REQUEST))  # reads the current shipped results, computes the rest
             if not analyzer.skipped_reason("class_masking"):  # the Gates page's other choice, and the report's
                 analyzer.run("class_masking", by="influential")
             rows = merged([] if fresh else shipped.rows(analyzer.hash), store.rows_for(analyzer.hash))
