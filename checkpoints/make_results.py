@@ -1,6 +1,7 @@
 """Ship the analysis results of the bundled checkpoints (core/shipped.py), so the app opens
 complete: runs the default report (with the out-of-distribution reference and the trajectory),
-class masking by influential features, the retrained decomposed head and the faithfulness of the explanations for each
+class masking by influential features, the retrained decomposed head, selectivity by layer and the
+faithfulness of the explanations for each
 checkpoint under checkpoints/ (full splits, as the app computes them), then writes checkpoints/results/<content hash>.json.gz and, when run on
 all of them, removes the files of checkpoints no longer there. Last, it rebuilds
 checkpoints/results/index.json (metadata and headline figures) from what is shipped.
@@ -25,7 +26,7 @@ from core.catalog import discover  # noqa: E402
 from core.store import MemoryStore, Store  # noqa: E402
 
 BUNDLE = ROOT / "checkpoints"
-SHIPPED_ON_REQUEST = ("faithfulness", "decomposed_retrain")  # computed on request in the app, shipped for the bundle
+SHIPPED_ON_REQUEST = ("faithfulness", "decomposed_retrain", "layer_selectivity")  # computed on request in the app, shipped for the bundle
 
 
 def main(names: list[str], fresh: bool = False) -> None:

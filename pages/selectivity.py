@@ -18,6 +18,7 @@ def render():
     models = common.require_models()
     selectivity_section(models)
     substitution_section(models)
+    layer_section(models)
     training_section(models)
     pca_section(models)
 
@@ -96,6 +97,41 @@ def substitution_section(models: list[dict]) -> None:
     st.caption(common.plain("; ".join(rhos)) + ". RS: the units more active than a unit on its own IAM image, over "
                "all units of the layer (Spearman rhos; the drop is the unit's largest class drop when zeroed).")
     common.download_csv(frame, "rs-vs-selectivity", key="sel_csv_rs")
+
+
+def layer_section(models: list[dict]) -> None:
+    """Selectivity of every depth layer's channels (RS paper, Fig. 3b), on request: one more
+    forward pass over the test images."""
+    st.subheader("Selectivity by layer")
+    suited = [m for m in models if not common.stored_results(m).skipped_reason("layer_selectivity")]
+    missing = [m for m in suited if common.stored_results(m).cached("layer_selectivity") is None]
+    if missing and st.button(f"Compute selectivity in every layer of {len(missing)} model(s) (one forward pass "
+                             "over the test images each)", key="sel_layers"):
+        for meta in missing:
+            common.analysis(meta, "layer_selectivity")
+        st.rerun()  # drawn again without the button
+    rows, order = [], []
+    for meta in suited:
+        result = common.stored_results(meta).cached("layer_selectivity")
+        for depth, row in enumerate((result or {}).get("layers", [])):
+            order.append(row["layer"])
+            if row["median"] is not None:
+                rows.append({"model": meta["label"], "layer": row["layer"], "depth": depth, "median SI": row["median"],
+                             "q1": row["q1"], "q3": row["q3"], "units": row["units"], "dead": row["dead"]})
+    if not rows:
+        st.caption("Not computed yet for these models." if suited else "No model here has units of one sign.")
+        return
+    frame, labels = pd.DataFrame(rows), [m["label"] for m in models]
+    layers = list(dict.fromkeys(order))
+    x = alt.X("layer:N", sort=layers, title="layer (shallow to deep)")
+    base = alt.Chart(frame).encode(x=x, color=model_colour(labels))
+    common.chart((base.mark_rule().encode(y=alt.Y("q1:Q", title="selectivity index (median, q1-q3)",
+                                                   scale=alt.Scale(domain=[0, 1])), y2="q3:Q")
+                  + base.mark_line(point=True).encode(y="median SI:Q",
+                                                      tooltip=["model", "layer", "units", "dead", "median SI", "q1", "q3"]))
+                 .properties(height=260, title="Selectivity of each layer's channels"), "selectivity-by-layer", "sel_layers_chart")
+    st.caption("Each channel of a layer is a unit, its activation the mean of its map; dead channels are left out. "
+               "The last layer's channels are the penultimate units above.")
 
 
 def training_section(models: list[dict]) -> None:

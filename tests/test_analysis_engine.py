@@ -362,3 +362,16 @@ def test_faithfulness_from_the_command_line_says_its_cost_first_and_prints_its_t
     assert re.search(r"the faithfulness of the maps takes about \d+m\d\ds here \(\d+ images; measured on one now\)",
                      result.stderr), result.stderr
     assert "faithfulness: deletion (lower better)" in result.stdout and "random map (baseline)" in result.stdout
+
+
+def test_selectivity_by_layer_ends_at_the_penultimate_units(tiny_checkpoints, tmp_path):
+    """ResNet-20's nine blocks, shallowest first; the last block's pooled channels are the
+    penultimate units, so its SI is the selectivity analysis's, unit for unit."""
+    engine = analyzer(tiny_checkpoints["ce"], tmp_path / "c.duckdb", split="test")
+    layers = engine.run("layer_selectivity")["layers"]
+    assert [row["layer"] for row in layers] == [f"stage {s} block {b}" for s in (1, 2, 3) for b in (1, 2, 3)]
+    assert [row["units"] for row in layers] == [16] * 3 + [32] * 3 + [64] * 3
+    penultimate = engine.run("selectivity")
+    assert layers[-1]["per_unit"] == pytest.approx(penultimate["per_unit"], abs=1e-5)
+    assert layers[-1]["median"] == pytest.approx(penultimate["median"], abs=1e-5)
+    assert layers[-1]["dead"] == penultimate["dead_count"]

@@ -119,6 +119,16 @@ class Context:
         whole = a.dataset(a.split)
         return positions if a.limit >= len(whole) else balanced_sample(whole.labels, a.limit)[positions]
 
+    def image_batches(self, batch_size: int):
+        """(images, readable, labels) over the analysed split's images in order, held or streamed
+        (for analyses that look inside the network, as `test`'s forward pass did)."""
+        a = self._analyzer
+        dataset = a.dataset(a.split).subset(a.limit)
+        start = 0
+        for images, readable in dataset.batches(batch_size):
+            yield images, readable, dataset.labels[start:start + len(images)]
+            start += len(images)
+
     def images(self, rows: torch.Tensor) -> torch.Tensor:
         """The analysed images behind `rows` of `test`'s features (for analyses that perturb them)."""
         a = self._analyzer

@@ -134,6 +134,11 @@ class UnitModel(nn.Module):
         defined on the units' maps only)."""
         return {"last block": self.target_layer}
 
+    def depth_layers(self) -> dict[str, nn.Module]:
+        """Layers whose channels are analysed as units layer by layer, shallowest first (the
+        selectivity by layer): the CAM layers, unless a family lists more."""
+        return dict(reversed(list(self.cam_layers().items())))
+
     @property
     def last_conv(self) -> nn.Conv2d:
         """The last convolutional layer."""

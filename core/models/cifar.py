@@ -69,6 +69,11 @@ class ResNet(UnitModel):
     def target_layer(self):
         return self.layers[-1][-1]
 
+    def depth_layers(self):
+        """Every residual block, shallowest first (nine in ResNet-20)."""
+        return {f"stage {i + 1} block {j + 1}": block for i, stage in enumerate(self.layers)
+                for j, block in enumerate(stage)}
+
     def cam_layers(self):
         """The last block of every stage, deepest first (28, 14 and 7 px maps on Fashion-MNIST)."""
         count = len(self.layers)
