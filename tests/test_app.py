@@ -570,6 +570,27 @@ def test_influential_features_take_k1_and_k2_apart_on_the_ablations_page(app_env
     assert any("images with the unit among their top 3" in spec for spec in specs)
 
 
+def test_layer_selectivity_and_the_retrained_head_are_computed_on_request(app_env):
+    """Selectivity by layer (a chart of the nine blocks) and the decomposed head retrained (a table
+    with the three accuracies), each behind its button, which is gone once computed."""
+    at = new_app()
+    at.sidebar.multiselect[0].set_value(["ce"]).run()
+    at.switch_page("pages/selectivity.py").run()
+    at.button(key="sel_layers").click().run()
+    no_errors(at)
+    specs = [e.proto.spec for e in elements(at._tree) if getattr(e, "type", "") == "vega_lite_chart"]
+    layer_charts = [spec for spec in specs if "Selectivity of each layer" in spec]
+    assert layer_charts and "stage 3 block 3" in layer_charts[0]
+    assert not [b for b in at.button if b.key == "sel_layers"]
+    at.switch_page("pages/ablations.py").run()
+    at.button(key="abl_retrain").click().run()
+    no_errors(at)
+    tables = [f.value for f in at.dataframe if "retrained (1 epoch)" in f.value.columns]
+    assert tables and tables[0]["model"].tolist() == ["ce"]
+    assert 0 <= tables[0]["retrained (1 epoch)"][0] <= 1
+    assert not [b for b in at.button if b.key == "abl_retrain"]
+
+
 @pytest.mark.slow
 def test_rs_against_selectivity_is_computed_on_request_and_drawn(app_env):
     """The Selectivity page offers IAM for the models without it; once computed, RS against
