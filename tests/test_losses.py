@@ -192,3 +192,37 @@ def test_minimax_ties_first_or_drawn_at_random():
     torch.testing.assert_close(minimax_loss(logits[:1], targets[:1], 0.7, random_ties=True),
                                minimax_loss(logits[:1], targets[:1], 0.7))
     assert create_objective("minimax", random_ties="true").random_ties is True
+
+
+def test_the_selectivity_regulariser_on_every_layer_averages_each_layers_mean_by_hand():
+    """A hand-made two-layer net: layer 1 gives channels [x, 0], layer 2 [x, 2x] for a 1 x 1 input
+    x. Images 1 (class 0) and 3 (class 1): layer 1's channel 0 has class means 1 and 3, SI
+    (3 - 1) / (3 + 1 + eps) = 0.5, its dead channel 0; layer 2's two channels 0.5 each. Every
+    layer: mean(0.25, 0.5) = 0.375; the penultimate units alone (layer 2's): 0.5."""
+    import torch.nn as nn
+
+    from core.losses import create_objective
+
+    class Two(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.one, self.two = nn.Identity(), nn.Identity()
+            self.fc = nn.Linear(2, 2)
+            self.num_classes = 2
+
+        def depth_layers(self):
+            return {"one": self.one, "two": self.two}
+
+        def forward(self, x):
+            first = self.one(torch.cat([x, torch.zeros_like(x)], dim=1))
+            second = self.two(torch.cat([x, 2 * x], dim=1))
+            return self.fc(second.mean(dim=(2, 3)) + 0 * first.sum())
+
+    x, y = torch.tensor([1.0, 3.0]).view(2, 1, 1, 1), torch.tensor([0, 1])
+    for every, expected in ((True, 0.375), (False, 0.5)):
+        net = Two()
+        objective = create_objective("selectivity", alpha=1.0, every_layer=every)
+        objective.attach(net)
+        logits = net(x)
+        ce = torch.nn.functional.cross_entropy(logits, y)
+        assert (ce - objective.training_loss(logits, y)).item() == pytest.approx(expected, abs=1e-6)

@@ -41,6 +41,14 @@ def test_cli_trains_writes_progress_and_a_loadable_checkpoint(tmp_path, data_roo
     assert "train_state" not in read_payload(out)  # a finished run carries no optimizer state
 
 
+def test_the_selectivity_regulariser_on_every_layer_trains_and_is_recorded(tmp_path, data_root):
+    out = tmp_path / "sel.pt"
+    result = run_cli("core.train", "--method", "selectivity", "--alpha", "2", "--every-layer", "true", "--epochs", "1",
+                     "--limit", "200", "--batch-size", "100", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert load(out).meta["options"] == {"alpha": 2.0, "every_layer": True}
+
+
 def test_same_seed_same_result(tmp_path, data_root):
     train(small_config(tmp_path, "a", epochs=1))
     train(small_config(tmp_path, "b", epochs=1))

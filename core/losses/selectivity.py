@@ -1,6 +1,8 @@
-"""Selectivity regulariser (Leavitt & Morcos, ICLR 2021): CE - alpha * mean class selectivity
-of the penultimate units, computed on the batch. alpha > 0 makes units class-selective,
-alpha < 0 makes them class-agnostic: the opposite pole to minimax on the same charts."""
+"""Selectivity regulariser (Leavitt & Morcos, ICLR 2021): CE - alpha * mean class selectivity,
+computed on the batch, of the penultimate units or, with `every_layer`, as the paper, of every
+layer's channels (each layer's mean, averaged over the layers). alpha > 0 makes units
+class-selective, alpha < 0 makes them class-agnostic: the opposite pole to minimax on the same
+charts."""
 import torch
 import torch.nn.functional as F
 
@@ -26,21 +28,30 @@ def batch_selectivity(features: torch.Tensor, targets: torch.Tensor, num_classes
 @register_objective
 class SelectivityRegulariser(Objective):
     name = "selectivity"
-    options = {"alpha": (1.0, "weight alpha of the units' mean selectivity (negative: discourage it)")}
+    options = {"alpha": (1.0, "weight alpha of the units' mean selectivity (negative: discourage it)"),
+               "every_layer": (False, "regularise every layer's channels (each block's; the mean over layers), "
+                                      "as the paper, not only the penultimate units")}
 
     def validate(self):
         if not -100 <= self.values["alpha"] <= 100:
             raise ValueError(f"alpha must lie in [-100, 100], got {self.values['alpha']}")
 
     def attach(self, model):
-        """Keep the pooled features the head sees (the input of model.fc)."""
+        """Keep the pooled features the head sees (the input of model.fc), or each depth layer's
+        channels pooled over space (`model.depth_layers`)."""
         self.num_classes = model.num_classes
-        model.fc.register_forward_pre_hook(lambda module, args: setattr(self, "features", args[0]))
+        self.pooled: dict[str, torch.Tensor] = {}
+        if self.every_layer:
+            for name, layer in model.depth_layers().items():
+                layer.register_forward_hook(
+                    lambda module, args, out, name=name: self.pooled.__setitem__(name, out.float().mean(dim=(2, 3))))
+        else:
+            model.fc.register_forward_pre_hook(lambda module, args: self.pooled.__setitem__("units", args[0]))
         return None
 
     def training_loss(self, logits, targets):
-        selectivity = batch_selectivity(self.features.float(), targets, self.num_classes)
-        return F.cross_entropy(logits, targets) - self.alpha * selectivity.mean()
+        per_layer = [batch_selectivity(pooled.float(), targets, self.num_classes).mean() for pooled in self.pooled.values()]
+        return F.cross_entropy(logits, targets) - self.alpha * torch.stack(per_layer).mean()
 
     def __call__(self, logits, targets):
         """Without features (outside training) the loss is the cross-entropy term."""
