@@ -375,3 +375,20 @@ def test_selectivity_by_layer_ends_at_the_penultimate_units(tiny_checkpoints, tm
     assert layers[-1]["per_unit"] == pytest.approx(penultimate["per_unit"], abs=1e-5)
     assert layers[-1]["median"] == pytest.approx(penultimate["median"], abs=1e-5)
     assert layers[-1]["dead"] == penultimate["dead_count"]
+
+
+def test_ablating_the_last_blocks_channels_is_the_exact_unit_ablation(tiny_checkpoints, tmp_path):
+    """Zeroing channel k of ResNet-20's last block re-runs the head on a_k = 0: the exact ablation
+    (logits - a_k W[:, k]) of `unit_ablation`, unit for unit, on the same images (all 500); a
+    shallower layer has its own channels and the same image count."""
+    engine = analyzer(tiny_checkpoints["ce"], tmp_path / "c.duckdb", split="test")
+    last = engine.run("layer_ablation", layer="stage 3 block 3", per_class=500)
+    exact = engine.run("unit_ablation")
+    assert last["images"] == 500 and last["channels"] == 64
+    assert torch.allclose(torch.tensor(last["drop"]), torch.tensor(exact["drop"]), atol=1e-9)
+    assert last["overall_drop"] == pytest.approx(exact["overall_drop"], abs=1e-12)
+    first = engine.run("layer_ablation", per_class=10)
+    assert first["layer"] == "stage 1 block 1" and first["channels"] == 16 and first["images"] == 100
+    assert first["spearman_selectivity"] is not None
+    with pytest.raises(Exception, match="no layer 'nowhere'"):
+        engine.run("layer_ablation", layer="nowhere")
