@@ -18,6 +18,7 @@ def render():
     models = common.require_models()
     influential_section(models)
     unit_ablation_section(models)
+    layer_ablation_section(models)
 
 
 def retrain_section(models: list[dict], k: dict) -> None:
@@ -182,6 +183,46 @@ def unit_ablation_section(models: list[dict]) -> None:
         common.open_unit_from(event, label)
         with column:
             common.download_csv(scatter, f"{label}-units", key=f"abl_csv_units_{i}")
+
+
+def layer_ablation_section(models: list[dict]) -> None:
+    """Single-unit ablation in a chosen layer (on request: one forward pass per channel)."""
+    st.subheader("Single-unit ablation in another layer")
+    layers = list(dict.fromkeys(name for meta in models for name in common.load_model(meta["path"])[0].depth_layers()))
+    layer = st.selectbox("Layer", layers, key="abl_layer", help="each of its channels is zeroed in turn and the rest "
+                         "of the network run again, on the first 100 test images of each class")
+    suited = [m for m in models if layer in common.load_model(m["path"])[0].depth_layers()]
+    missing = [m for m in suited if common.stored_results(m).cached("layer_ablation", layer=layer) is None]
+    if missing and st.button(f"Ablate every channel of {layer} in {len(missing)} model(s) (one pass over "
+                             "100 test images a class per channel, and one over all test images for selectivity)",
+                             key="abl_layer_run"):
+        for meta in missing:
+            common.analysis(meta, "layer_ablation", layer=layer)
+        st.rerun()  # drawn again without the button
+    rows, points = [], []
+    for meta in suited:
+        done = common.stored_results(meta).cached("layer_ablation", layer=layer)
+        if not done:
+            continue
+        rows.append({"model": meta["label"], "channels": done["channels"], "images": done["images"],
+                     "largest overall drop (%)": 100 * done["largest_overall_drop"],
+                     "mean largest class drop (%)": 100 * sum(done["max_class_drop"]) / len(done["max_class_drop"]),
+                     "rho(largest class drop, SI)": done["spearman_selectivity"]})
+        points += [{"model": meta["label"], "channel": k, "max class drop": drop}
+                   for k, drop in enumerate(done["max_class_drop"])]
+    if not rows:
+        st.caption("Not computed yet for this layer.")
+        return
+    table = pd.DataFrame(rows)
+    st.dataframe(table, hide_index=True, placeholder="—", column_config=common.number_columns(table.columns[3:]))
+    common.chart(alt.Chart(pd.DataFrame(points)).mark_circle(size=40).encode(
+        x=alt.X("channel:Q"), y=alt.Y("max class drop:Q", axis=alt.Axis(format="%")),
+        color=model_colour([m["label"] for m in models]), tooltip=["model", "channel", "max class drop"]
+    ).properties(height=240, title=f"Largest class accuracy drop when one channel of {layer} is zeroed"),
+        "layer-ablation", "abl_layer_chart")
+    st.caption("rho: Spearman correlation of a channel's largest class drop with its selectivity over all test "
+               "images (the Selectivity page's 'Selectivity by layer', computed with it); '—' where the layer's "
+               "activations take either sign.")
 
 
 common.guarded(render)

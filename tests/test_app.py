@@ -571,8 +571,9 @@ def test_influential_features_take_k1_and_k2_apart_on_the_ablations_page(app_env
 
 
 def test_layer_selectivity_and_the_retrained_head_are_computed_on_request(app_env):
-    """Selectivity by layer (a chart of the nine blocks) and the decomposed head retrained (a table
-    with the three accuracies), each behind its button, which is gone once computed."""
+    """Selectivity by layer (a chart of the nine blocks), the decomposed head retrained (a table
+    with the three accuracies) and the ablation of a chosen layer's channels, each behind its
+    button, which is gone once computed."""
     at = new_app()
     at.sidebar.multiselect[0].set_value(["ce"]).run()
     at.switch_page("pages/selectivity.py").run()
@@ -589,6 +590,13 @@ def test_layer_selectivity_and_the_retrained_head_are_computed_on_request(app_en
     assert tables and tables[0]["model"].tolist() == ["ce"]
     assert 0 <= tables[0]["retrained (1 epoch)"][0] <= 1
     assert not [b for b in at.button if b.key == "abl_retrain"]
+    at.selectbox(key="abl_layer").set_value("stage 2 block 1").run()
+    at.button(key="abl_layer_run").click().run()
+    no_errors(at)
+    tables = [f.value for f in at.dataframe if "rho(largest class drop, SI)" in f.value.columns]
+    # every one of the 600 analysed test images: 60 a class, fewer than the 100 asked for
+    assert tables and tables[0]["channels"].tolist() == [32] and tables[0]["images"].tolist() == [600]
+    assert not [b for b in at.button if b.key == "abl_layer_run"]
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ import torch
 
 from ..data import first_per_class
 from ..errors import UserError
-from .base import register_analysis, spearman, tolist
+from .base import ANALYSES, register_analysis, spearman, tolist
 from .features import batch_size_for, exact_float32
 from .selectivity import quartiles, selectivity_from_means
 
@@ -132,7 +132,8 @@ def layer_ablation(ctx, layer, per_class):
     drop = (base.unsqueeze(0) - ablated).double() / counts
     overall = (base.sum() - ablated.sum(dim=1)).double() / max(1, len(labels))
     max_drop, max_class = drop.max(dim=1)
-    selectivity = next((row for row in ctx.result("layer_selectivity")["layers"] if row["layer"] == name), {})
+    by_layer = [] if ANALYSES["layer_selectivity"].unsuited(ctx.model) else ctx.result("layer_selectivity")["layers"]
+    selectivity = next((row for row in by_layer if row["layer"] == name), {})
     si = selectivity.get("per_unit")
     return {"layer": name, "layers": list(layers), "images": len(labels), "channels": channels,
             "base_accuracy": float(base.sum()) / max(1, len(labels)),
