@@ -24,15 +24,11 @@ def render():
 def retrain_section(models: list[dict], k: dict) -> None:
     """The decomposed final layer retrained with each class kept to its influential units (ReLU+FC
     paper, Sec. 5.2.3), on request: it reads the cached training features."""
-    missing = [m for m in models if common.stored_results(m).cached("decomposed_retrain", **k) is None]
-    if missing and st.button(f"Retrain the decomposed head of {len(missing)} model(s) for one epoch (the network "
-                             "frozen; seconds, more where the training features are not cached yet)",
-                             key="abl_retrain"):
-        for meta in missing:
-            common.analysis(meta, "decomposed_retrain", **k)
-        st.rerun()  # drawn again without the button
+    suited = common.on_request(models, "decomposed_retrain", "Retrain the decomposed head of {count} model(s) for one "
+                               "epoch (the network frozen; seconds, more where the training features are not cached "
+                               "yet)", "abl_retrain", **k)
     rows = []
-    for meta in models:
+    for meta in suited:
         done = common.stored_results(meta).cached("decomposed_retrain", **k)
         if done:
             rows.append({"model": meta["label"], "full head": done["full"], "decomposed": done["before"],
@@ -191,14 +187,10 @@ def layer_ablation_section(models: list[dict]) -> None:
     layers = list(dict.fromkeys(name for meta in models for name in common.load_model(meta["path"])[0].depth_layers()))
     layer = st.selectbox("Layer", layers, key="abl_layer", help="each of its channels is zeroed in turn and the rest "
                          "of the network run again, on the first 100 test images of each class")
-    suited = [m for m in models if layer in common.load_model(m["path"])[0].depth_layers()]
-    missing = [m for m in suited if common.stored_results(m).cached("layer_ablation", layer=layer) is None]
-    if missing and st.button(f"Ablate every channel of {layer} in {len(missing)} model(s) (one pass over "
-                             "100 test images a class per channel, and one over all test images for selectivity)",
-                             key="abl_layer_run"):
-        for meta in missing:
-            common.analysis(meta, "layer_ablation", layer=layer)
-        st.rerun()  # drawn again without the button
+    suited = common.on_request([m for m in models if layer in common.load_model(m["path"])[0].depth_layers()],
+                               "layer_ablation", f"Ablate every channel of {layer} in {{count}} model(s) (one pass "
+                               "over 100 test images a class per channel, and one over all test images for "
+                               "selectivity)", "abl_layer_run", layer=layer)
     rows, points = [], []
     for meta in suited:
         done = common.stored_results(meta).cached("layer_ablation", layer=layer)

@@ -67,13 +67,8 @@ def substitution_section(models: list[dict]) -> None:
     """Representative Substitution against selectivity (RS paper, Fig. 1), where IAM is computed:
     selective units tend to be ones other units substitute for."""
     st.subheader("Representative Substitution against selectivity")
-    suited = [m for m in models if not common.stored_results(m).skipped_reason("iam")]
-    missing = [m for m in suited if common.stored_results(m).cached("iam") is None]
-    if missing and st.button(f"Compute IAM and RS for {len(missing)} model(s) (about a minute each on a CPU)",
-                             key="sel_iam"):
-        for meta in missing:
-            common.analysis(meta, "iam")
-        st.rerun()  # drawn again without the button
+    suited = common.on_request(models, "iam", "Compute IAM and RS for {count} model(s) (about a minute each on a CPU)",
+                               "sel_iam")
     rows, rhos = [], []
     for meta in suited:
         iam = common.stored_results(meta).cached("iam")
@@ -103,13 +98,8 @@ def layer_section(models: list[dict]) -> None:
     """Selectivity of every depth layer's channels (RS paper, Fig. 3b), on request: one more
     forward pass over the test images."""
     st.subheader("Selectivity by layer")
-    suited = [m for m in models if not common.stored_results(m).skipped_reason("layer_selectivity")]
-    missing = [m for m in suited if common.stored_results(m).cached("layer_selectivity") is None]
-    if missing and st.button(f"Compute selectivity in every layer of {len(missing)} model(s) (one forward pass "
-                             "over the test images each)", key="sel_layers"):
-        for meta in missing:
-            common.analysis(meta, "layer_selectivity")
-        st.rerun()  # drawn again without the button
+    suited = common.on_request(models, "layer_selectivity", "Compute selectivity in every layer of {count} model(s) "
+                               "(one forward pass over the test images each)", "sel_layers")
     rows, order = [], []
     for meta in suited:
         result = common.stored_results(meta).cached("layer_selectivity")

@@ -136,6 +136,19 @@ def analyzer(meta: dict) -> tuple[Analyzer, threading.Lock]:
     return rec.analyzer, rec.lock
 
 
+def on_request(models: list[dict], name: str, button: str, key: str, **params) -> list[dict]:
+    """The models an on-request analysis suits. Those without a stored result get one button
+    (`button`, where {count} is their number, says what it costs) that computes it for each; the
+    page is then drawn again without the button."""
+    suited = [m for m in models if not stored_results(m).skipped_reason(name)]
+    missing = [m for m in suited if stored_results(m).cached(name, **params) is None]
+    if missing and st.button(button.format(count=len(missing)), key=key):
+        for meta in missing:
+            analysis(meta, name, **params)
+        st.rerun()
+    return suited
+
+
 def analysis(meta: dict, name: str, **params) -> dict:
     """A result from the store, or computed now with a progress bar (one at a time per model)."""
     engine, lock = analyzer(meta)
