@@ -34,6 +34,9 @@ def gate(ctx, rho, max_steps, tol):
     `density` and `single_class_fraction` are the shown gate's (what the heatmap draws, the
     trained gate of an LSG model); the fit's own, which Phi's density term reads, are `fitted_*`
     (a post-hoc fit lands near its target rho for every model, so it separates nothing).
+
+    Cost O(N C K) a fit step on the cached training features (at most `max_steps`, and the time
+    budget UNITLENS_PHI_SECONDS); memory O(N K) for the features grouped by class.
     """
     train = ctx.train
     trained = ctx.model.gate.detach().clone() if ctx.model.gate is not None else None

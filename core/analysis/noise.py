@@ -54,7 +54,8 @@ def noise_ablation(ctx, k1, k2, seed, seeds):
     """Follows SPEC: the paper's unscaled N(0, 1) ("gaussian"), noise matched to each unit's
     training mean/std ("matched"), and zeroing ("zero"). Random modes: mean, spread (sample
     std) and per-seed values over `seeds` runs seeded seed, seed + 1, ...; "zero" is one
-    deterministic run (std 0, seeds 1). The paper reports a single run."""
+    deterministic run (std 0, seeds 1). The paper reports a single run. Cost O((2 seeds + 1) N K C)
+    on the cached features; memory O(N K) for one noisy copy."""
     if seeds < 1:
         raise ValueError("noise_ablation needs seeds >= 1")
     train, test = ctx.train, ctx.test

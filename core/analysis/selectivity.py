@@ -43,7 +43,8 @@ def dead_units(features: torch.Tensor) -> torch.Tensor:
 @register_analysis("selectivity", version=2, title="Unit selectivity", needs_nonnegative_units=True)
 def selectivity(ctx):
     """Follows SPEC: SI on the test split, dead units reported and excluded from the summaries
-    and the histogram, which use the standard median and quartiles (`quartiles`)."""
+    and the histogram, which use the standard median and quartiles (`quartiles`). Cost O(N K) (class
+    sums of the cached features); memory O(C K)."""
     test = ctx.test
     si = selectivity_index(test.features, test.labels, ctx.num_classes)
     dead = dead_units(test.features)

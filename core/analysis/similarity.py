@@ -14,6 +14,7 @@ def similarity_matrix(features, labels, predictions, gate, num_classes, true_pos
 
 @register_analysis("gate_similarity", depends=("gate",), title="Feature/gate similarity")
 def gate_similarity(ctx):
+    """Cost O(N K C) (features times the gate's rows); memory O(N C)."""
     test = ctx.test
     gate = torch.tensor(ctx.result("gate")["gate"])
     return {name: tolist(similarity_matrix(test.features, test.labels, test.predictions, gate, ctx.num_classes, tp))

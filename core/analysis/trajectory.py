@@ -14,6 +14,8 @@ from .selectivity import quartiles, selectivity_from_means
 
 @register_analysis("trajectory", title="Units over training", needs_nonnegative_units=True)
 def trajectory(ctx):
+    """The figures of each epoch's snapshot (class means, head, a fixed subset's features), read from
+    the checkpoint, no forward pass. Cost O(E C K); memory the snapshots themselves."""
     history = ctx.trajectory
     if history is None:
         return {"available": False, "reason": "this checkpoint kept no per-epoch snapshots"}
