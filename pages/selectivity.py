@@ -67,18 +67,30 @@ def substitution_section(models: list[dict]) -> None:
     """Representative Substitution against selectivity (RS paper, Fig. 1), where IAM is computed:
     selective units tend to be ones other units substitute for."""
     st.subheader("Representative Substitution against selectivity")
-    suited = common.on_request(models, "iam", "Compute IAM and RS for {count} model(s) (about a minute each on a CPU)",
-                               "sel_iam")
+    penultimate = "penultimate units"
+    layers = [penultimate, *dict.fromkeys(name for meta in models
+                                           for name in common.load_model(meta["path"])[0].depth_layers())]
+    chosen = st.selectbox("Units of", layers, key="sel_rs_layer", help="the RS paper computes RS layer by layer "
+                          "(Fig. 3b); a layer's channels are its units, each map's mean its activation")
+    layer = "" if chosen == penultimate else chosen
+    in_layer = [m for m in models if not layer or layer in common.load_model(m["path"])[0].depth_layers()]
+    suited = common.on_request(in_layer, "iam", f"Compute IAM and RS of the {chosen} for {{count}} model(s) (about a "
+                               "minute each on a CPU)", "sel_iam", layer=layer)
     rows, rhos = [], []
     for meta in suited:
-        iam = common.stored_results(meta).cached("iam")
+        iam = common.stored_results(meta).cached("iam", layer=layer)
         if iam is None:
             continue
-        sel = common.analysis(meta, "selectivity")
+        sel = common.analysis(meta, "selectivity") if not layer else next(
+            (r for r in (common.stored_results(meta).cached("layer_selectivity") or {}).get("layers", [])
+             if r["layer"] == layer and r.get("per_unit")), None)
+        if sel is None:
+            continue
+        dead = sel["dead"] if not layer else [False] * len(sel["per_unit"])
         rows += [{"model": meta["label"], "unit": k, "selectivity": si, "RS": rs}
-                 for k, (si, rs, dead) in enumerate(zip(sel["per_unit"], iam["rs"], sel["dead"])) if not dead]
-        rhos.append(f"{meta['label']} rho(RS, SI) {format_number(iam['spearman_rs_selectivity'], '.2f')}, "
-                    f"rho(RS, largest class drop) {format_number(iam['spearman_rs_drop'], '.2f')}")
+                 for k, (si, rs, gone) in enumerate(zip(sel["per_unit"], iam["rs"], dead)) if not gone]
+        rhos.append(f"{meta['label']} rho(RS, SI) {format_number(iam['spearman_rs_selectivity'], '.2f')}"
+                    + (f", rho(RS, largest class drop) {format_number(iam['spearman_rs_drop'], '.2f')}" if not layer else ""))
     if not rows:
         st.caption("RS needs each unit's IAM image: computed on request (the button above).")
         return
@@ -88,7 +100,7 @@ def substitution_section(models: list[dict]) -> None:
         x=alt.X("selectivity:Q", scale=alt.Scale(domain=[0, 1])), y=alt.Y("RS:Q", title="RS (Eq. 4)"),
         color=model_colour(labels), tooltip=["model", "unit", alt.Tooltip("selectivity:Q", format=".3f"),
                                              alt.Tooltip("RS:Q", format=".3f")]
-    ).properties(height=280, title="RS against selectivity, one point per live unit"), "rs-vs-selectivity", "sel_rs")
+    ).properties(height=280, title=f"RS against selectivity, {chosen}"), "rs-vs-selectivity", "sel_rs")
     st.caption(common.plain("; ".join(rhos)) + ". RS: the units more active than a unit on its own IAM image, over "
                "all units of the layer (Spearman rhos; the drop is the unit's largest class drop when zeroed).")
     common.download_csv(frame, "rs-vs-selectivity", key="sel_csv_rs")

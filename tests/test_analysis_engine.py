@@ -392,3 +392,21 @@ def test_ablating_the_last_blocks_channels_is_the_exact_unit_ablation(tiny_check
     assert first["spearman_selectivity"] is not None
     with pytest.raises(Exception, match="no layer 'nowhere'"):
         engine.run("layer_ablation", layer="nowhere")
+
+
+def test_iam_and_rs_in_a_shallower_layer(tiny_checkpoints, tmp_path):
+    """IAM of stage 1's first block: its 16 channels are the units (16 images, a 16 x 16 RS), RS
+    against that layer's selectivity; the penultimate IAM is unchanged (64 units)."""
+    from core.analysis.iam import unit_activations
+    engine = analyzer(tiny_checkpoints["ce"], tmp_path / "c.duckdb", split="test")
+    shallow = engine.run("iam", steps=3, layer="stage 1 block 1")
+    assert shallow["layer"] == "stage 1 block 1" and len(shallow["rs"]) == 16 and len(shallow["images"]) == 16
+    assert all(0 <= rs <= 15 / 16 for rs in shallow["rs"]) and shallow["spearman_rs_selectivity"] is not None
+    assert shallow["spearman_rs_drop"] is None
+    assert len(engine.run("iam", steps=3)["rs"]) == 64
+    # a layer's units are its output averaged over space, read by a hook
+    model, x = engine.model.eval(), torch.rand(2, 1, 28, 28)
+    block = model.depth_layers()["stage 1 block 1"]
+    expected = block(model.stem(x)).mean(dim=(2, 3))
+    with torch.no_grad():
+        assert torch.allclose(unit_activations(model, block)(x), expected, atol=1e-6)

@@ -571,9 +571,9 @@ def test_influential_features_take_k1_and_k2_apart_on_the_ablations_page(app_env
 
 
 def test_layer_selectivity_and_the_retrained_head_are_computed_on_request(app_env):
-    """Selectivity by layer (a chart of the nine blocks), the decomposed head retrained (a table
-    with the three accuracies) and the ablation of a chosen layer's channels, each behind its
-    button, which is gone once computed."""
+    """Selectivity by layer (a chart of the nine blocks), RS of a shallow layer's channels, the
+    decomposed head retrained (a table with the three accuracies) and the ablation of a chosen
+    layer's channels, each behind its button, which is gone once computed."""
     at = new_app()
     at.sidebar.multiselect[0].set_value(["ce"]).run()
     at.switch_page("pages/selectivity.py").run()
@@ -583,6 +583,12 @@ def test_layer_selectivity_and_the_retrained_head_are_computed_on_request(app_en
     layer_charts = [spec for spec in specs if "Selectivity of each layer" in spec]
     assert layer_charts and "stage 3 block 3" in layer_charts[0]
     assert not [b for b in at.button if b.key == "sel_layers"]
+    at.selectbox(key="sel_rs_layer").set_value("stage 1 block 1").run()
+    at.button(key="sel_iam").click().run()
+    no_errors(at)
+    specs = [e.proto.spec for e in elements(at._tree) if getattr(e, "type", "") == "vega_lite_chart"]
+    assert any("RS against selectivity, stage 1 block 1" in spec for spec in specs)
+    assert any(shown(c.value).startswith("ce rho(RS, SI) ") for c in at.caption)
     at.switch_page("pages/ablations.py").run()
     at.button(key="abl_retrain").click().run()
     no_errors(at)

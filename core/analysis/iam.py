@@ -8,24 +8,44 @@ the K - 1 other units, this tool's earlier definition).
 import torch
 
 from ..errors import UserError
-from .base import register_analysis, spearman, tolist
+from .base import ANALYSES, register_analysis, spearman, tolist
 from .features import exact_float32
 
 METHODS = ("iam", "am")
 MORE_ACTIVE_KEPT = 8  # per unit, the units most active above it on its image (the paper's Fig. 2)
 
 
+def unit_activations(model, layer=None):
+    """x -> (N, K) activations of the units: the penultimate features, or a depth layer's channels
+    averaged over space (a hook on `layer`)."""
+    if layer is None:
+        return lambda x: model.forward_parts(x).features
+
+    def pooled(x):
+        kept = []
+        handle = layer.register_forward_hook(lambda module, inputs, output: kept.append(output.mean(dim=(2, 3))))
+        try:
+            model.forward_parts(x)
+        finally:
+            handle.remove()
+        return kept[0]
+    return pooled
+
+
 def iam_images(model, size: int, channels: int, steps: int = 150, lr: float = 0.05, seed: int = 0,
                low: torch.Tensor | None = None, high: torch.Tensor | None = None, progress=None,
-               method: str = "iam"):
+               method: str = "iam", layer=None):
     """(K, C, H, W) optimised inputs (normalised space) and the (K, K) activations on them, on
     the CPU; the optimisation runs where the model is (the start is drawn on the CPU, so a
     seed gives the same start everywhere). progress(done, total) every 10 steps: a minute on a
     CPU, so the bar moves (and the app's Stop is heard) while it runs. `method` "am" drops the
-    other units' mean from the objective."""
+    other units' mean from the objective. `layer`: a depth layer whose channels are the units
+    (None: the penultimate units)."""
     model.eval()
     device = next(model.parameters()).device
-    k = model.num_features
+    activations = unit_activations(model, layer)
+    with torch.no_grad():
+        k = activations(torch.zeros(1, channels, size, size, device=device)).shape[1]
     generator = torch.Generator().manual_seed(seed)
     x = (0.1 * torch.randn(k, channels, size, size, generator=generator)).to(device).requires_grad_(True)
     optimizer = torch.optim.Adam([x], lr=lr)
@@ -39,7 +59,7 @@ def iam_images(model, size: int, channels: int, steps: int = 150, lr: float = 0.
             for step in range(steps):
                 if progress and step % 10 == 0:
                     progress(step, steps)
-                a = model.forward_parts(x).features  # (K, K): row i is image i
+                a = activations(x)  # (K, K): row i is image i
                 own = a[eye]
                 others = a.masked_fill(eye, 0).sum(dim=1) / (k - 1) if method == "iam" else 0
                 loss = -(own - others).sum()
@@ -50,7 +70,7 @@ def iam_images(model, size: int, channels: int, steps: int = 150, lr: float = 0.
                     with torch.no_grad():
                         x.data = torch.maximum(torch.minimum(x.data, high), low)
             with torch.no_grad():
-                a = model.forward_parts(x).features
+                a = activations(x)
     finally:
         for p in model.parameters():
             p.requires_grad_(True)
@@ -85,26 +105,38 @@ def more_active(activations: torch.Tensor, most: int = MORE_ACTIVE_KEPT) -> list
     return [row[mask][:most].tolist() for row, mask in zip(order, kept)]
 
 
-@register_analysis("iam", version=2, on_request=True, title="IAM and RS", steps=150, lr=0.05, seed=0, method="iam")
-def iam(ctx, steps, lr, seed, method):
+@register_analysis("iam", version=3, on_request=True, title="IAM and RS", steps=150, lr=0.05, seed=0, method="iam",
+                   layer="")
+def iam(ctx, steps, lr, seed, method, layer):
     """The images, RS by the paper's definition and the earlier one, the units above each unit
     on its image, and RS against selectivity (the paper's Fig. 1) and against the unit's largest
     class drop when ablated (its explanation of why selective units matter little); None where
-    selectivity does not apply."""
+    selectivity does not apply. `layer` "" is the penultimate units; a depth layer's name takes
+    its channels (the paper's layers, Fig. 3b), RS against that layer's selectivity (no drop:
+    ablating a layer's channels is `layer_ablation`, on request). Cost: `steps` forward and
+    backward passes of a batch of K images; memory that batch."""
     if method not in METHODS:
         raise UserError(f"IAM method must be one of {', '.join(METHODS)}, not {str(method)[:20]!r}")
+    layers = ctx.device_model.depth_layers() if layer else {}
+    if layer and layer not in layers:
+        raise UserError(f"no layer {str(layer)[:40]!r}; this model's are {', '.join(layers)}")
     meta = ctx.meta
     mean = torch.tensor(meta["mean"]).view(1, -1, 1, 1)
     std = torch.tensor(meta["std"]).view(1, -1, 1, 1)
     images, acts = iam_images(ctx.device_model, int(meta["input_size"]), int(meta["channels"]), steps, lr, seed,
-                              low=-mean / std, high=(1 - mean) / std, method=method,
+                              low=-mean / std, high=(1 - mean) / std, method=method, layer=layers.get(layer),
                               progress=lambda done, total: ctx.progress("IAM: optimising each unit's image", done, total))
     pixels = ((images * std + mean).clamp(0, 1) * 255).round().to(torch.uint8)
     rs = representative_substitution(acts)
-    result = {"method": method, "rs": tolist(rs), "rs_of_others": tolist(rs_of_others(acts)),
+    result = {"method": method, "layer": layer, "rs": tolist(rs), "rs_of_others": tolist(rs_of_others(acts)),
               "own_activation": tolist(acts.diagonal()), "more_active": more_active(acts),
               "images": tolist(pixels), "spearman_rs_selectivity": None, "spearman_rs_drop": None}
-    if ctx.model.nonnegative_units:
+    if layer:
+        by_layer = [] if ANALYSES["layer_selectivity"].unsuited(ctx.model) else ctx.result("layer_selectivity")["layers"]
+        row = next((r for r in by_layer if r["layer"] == layer), {})
+        if row.get("per_unit"):
+            result["spearman_rs_selectivity"] = spearman(rs, torch.tensor(row["per_unit"], dtype=torch.float64))
+    elif ctx.model.nonnegative_units:
         si = torch.tensor(ctx.result("selectivity")["per_unit"], dtype=torch.float64)
         drop = torch.tensor(ctx.result("unit_ablation")["max_class_drop"], dtype=torch.float64)
         result["spearman_rs_selectivity"], result["spearman_rs_drop"] = spearman(rs, si), spearman(rs, drop)
