@@ -137,12 +137,16 @@ def unit_ablation_section(models: list[dict]) -> None:
     extent = max(max(abs(v) for row in abl["drop"] for v in row) for _, abl, _ in results) or 1e-3
     lowest = min(0.0, *(min(abl["max_class_drop"]) for _, abl, _ in results))
     for i, (meta, abl, sel) in enumerate(results):
-        label, classes = meta["label"], meta["class_names"]
+        label = meta["label"]
+        rows = common.window(f"{label}: classes", len(meta["class_names"]), common.HEATMAP_CLASSES, f"abl_rows_{i}")
+        units = common.window(f"{label}: units", len(abl["drop"]), common.HEATMAP_UNITS, f"abl_cols_{i}")
+        classes = meta["class_names"][rows]
         pick = alt.selection_point(name="unit_pick", fields=["unit"], on="click")
         frame = pd.DataFrame([{"class": classes[c], "unit": unit, "drop": drop}
-                              for unit, row in enumerate(abl["drop"]) for c, drop in enumerate(row)])
+                              for unit, row in enumerate(abl["drop"][units], start=units.start)
+                              for c, drop in enumerate(row[rows])])
         chart = alt.Chart(frame).mark_rect().encode(
-            x=alt.X("unit:O", axis=alt.Axis(values=list(range(0, len(abl["drop"]), 8)), labelAngle=0),
+            x=alt.X("unit:O", axis=alt.Axis(values=list(range(units.start, units.stop, 8)), labelAngle=0),
                     title="unit (every 8th numbered; click a column to open the unit)"),
             y=alt.Y("class:O", sort=classes, axis=alt.Axis(labelOverlap=False, labelLimit=160)),
             color=alt.Color("drop:Q", scale=alt.Scale(scheme="redblue", reverse=True, domain=[-extent, extent]),
@@ -167,7 +171,8 @@ def unit_ablation_section(models: list[dict]) -> None:
             y=alt.Y("max class drop:Q", scale=alt.Scale(domain=[lowest, extent], padding=8), axis=alt.Axis(format="%")),
             # three legend columns: at 1024 px a chart is about 300 px wide and a fourth lost its labels
             color=alt.Color("largest drop in:N", sort=classes, title="class with the largest drop",
-                            legend=alt.Legend(orient="bottom", columns=3)),
+                            # a legend of 1000 classes is taller than the page: the tooltip names it there
+                            legend=alt.Legend(orient="bottom", columns=3) if len(classes) <= 30 else None),
             tooltip=["unit", "largest drop in", alt.Tooltip("selectivity:Q", format=".3f"),
                                       alt.Tooltip("max class drop:Q", format=".1%")]
         ).add_params(pick).properties(height=280, title=[f"{label}: drop against selectivity",

@@ -92,6 +92,23 @@ def pick_image(reference: dict):
     return image, label, f"test image {dataset_index}"
 
 
+FIT_ON_VISIT_CLASSES = 100  # above, a post-hoc gate is shown only once fitted (the Gates page fits it)
+
+
+def gate_rows(meta: dict):
+    """The gate a model's column shows: its trained gate, or its post-hoc fit (seconds up to 100
+    classes, fitted now if need be). Above that the fit is shown only where it is stored or in
+    memory, None until then: at 1000 classes its time budget stops it, so it is never stored, and
+    a Compare visit waited 15 s for it."""
+    gate = common.load_model(meta["path"])[0].gate
+    if gate is not None:
+        return gate.detach().cpu().numpy()
+    if len(meta["class_names"]) <= FIT_ON_VISIT_CLASSES:
+        return np.array(common.analysis(meta, "gate")["gate"])
+    fitted = common.analyzer(meta)[0].cached("gate")
+    return np.array(fitted["gate"]) if fitted else None
+
+
 def render():
     st.title("Compare on an image")
     models = common.require_models()
@@ -107,9 +124,13 @@ def render():
                                  f"than {models[0]['dataset']}, whose test image this is; upload a picture to "
                                  "compare them all."), icon=":material/info:")
     invert = invert_toggle() if uploaded and inverts(models) else None
+    gates = {meta["label"]: gate_rows(meta) if choice["gate"] else None for meta in models}
+    unfitted = [label for label, gate in gates.items() if choice["gate"] and gate is None]
+    if unfitted:
+        st.caption(common.plain(f"No gate row for {', '.join(unfitted)}: its post-hoc gate is not fitted yet (the "
+                                "Gates page fits it; a fit at many classes takes minutes on a CPU)."))
     shown = [explain_image(common.load_model(meta["path"])[0], meta, image, choice["target"], choice["methods"],
-                           invert, choice["layer"],
-                           np.array(common.analysis(meta, "gate")["gate"]) if choice["gate"] else None,
+                           invert, choice["layer"], gates[meta["label"]],
                            common.analysis(meta, "ood_reference") if uploaded else None)
              for meta in models]
     scale = scales(shown, choice["shared_scale"])
