@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from core import shipped  # noqa: E402
-from core.analysis.base import ANALYSES  # noqa: E402
+from core.analysis.base import ANALYSES, TRANSIENT  # noqa: E402
 from core.analysis.engine import REPORT, Analyzer  # noqa: E402
 from core.catalog import discover  # noqa: E402
 from core.store import MemoryStore, Store  # noqa: E402
@@ -53,11 +53,12 @@ def main(names: list[str], fresh: bool = False) -> None:
 
 
 def merged(old: list[tuple], new: list[tuple]) -> list[tuple]:
-    """The shipped rows of analyses still at their current version, replaced where computed again."""
+    """The shipped rows of analyses still at their current version, replaced where computed again;
+    never a machine-dependent one (TRANSIENT: how far a time budget reached here)."""
     rows = {(a, p, s): (a, p, s, v, payload) for a, p, s, v, payload in old
             if a in ANALYSES and v == ANALYSES[a].version}
     rows.update({(a, p, s): (a, p, s, v, payload) for a, p, s, v, payload in new})
-    return list(rows.values())
+    return [row for row in rows.values() if not row[4].get(TRANSIENT)]
 
 
 def index_entry(analyzer: Analyzer) -> dict:

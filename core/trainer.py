@@ -318,7 +318,7 @@ class RunData:
     padding: int
     whole_test_split: bool      # False: --limit kept a sample of the test images
     resized_crop: bool = False  # augment by random resized crops (ImageNet's) instead of padded crops
-    unreadable: dict = field(default_factory=dict)  # split -> files left out; a streamed split's, as met
+    unreadable: dict = field(default_factory=dict)  # split -> files left out (a streamed test split's, as met)
 
     def __post_init__(self):
         if self.streamed:  # which training images a stream found unreadable, however many epochs see them
@@ -369,7 +369,6 @@ class RunData:
             y = self.labels[positions[first:first + len(x)].to(device)]
             if not bool(readable.all()):
                 self.unreadable_train[positions[first:first + len(x)][~readable]] = True
-                self.unreadable["train"] = int(self.unreadable_train.sum())
                 if not bool(readable.any()):
                     continue
                 stand_in = torch.nonzero(readable).flatten()
@@ -389,7 +388,8 @@ class RunData:
 
     def unreadable_notice(self) -> str | None:
         """One line on the files left out, once the first epoch has met them all."""
-        train, test = self.unreadable.get("train", 0), self.unreadable.get("test", 0)
+        train = int(self.unreadable_train.sum()) if self.streamed else self.unreadable.get("train", 0)
+        test = self.unreadable.get("test", 0)
         if not train and not test:
             return None
         return (f"{train} training and {test} held-out files of the folder could not be read as images and "

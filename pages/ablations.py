@@ -189,10 +189,9 @@ def unit_ablation_section(models: list[dict]) -> None:
 def layer_ablation_section(models: list[dict]) -> None:
     """Single-unit ablation in a chosen layer (on request: one forward pass per channel)."""
     st.subheader("Single-unit ablation in another layer")
-    layers = list(dict.fromkeys(name for meta in models for name in common.load_model(meta["path"])[0].depth_layers()))
-    layer = st.selectbox("Layer", layers, key="abl_layer", help="each of its channels is zeroed in turn and the rest "
+    layer = st.selectbox("Layer", common.layer_names(models), key="abl_layer", help="each of its channels is zeroed in turn and the rest "
                          "of the network run again, on the first 100 test images of each class")
-    suited = common.on_request([m for m in models if layer in common.load_model(m["path"])[0].depth_layers()],
+    suited = common.on_request([m for m in models if layer in common.depth_layers(m)],
                                "layer_ablation", f"Ablate every channel of {layer} in {{count}} model(s) (one pass "
                                "over 100 test images a class per channel, and one over all test images for "
                                "selectivity)", "abl_layer_run", layer=layer)

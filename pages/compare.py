@@ -97,9 +97,9 @@ FIT_ON_VISIT_CLASSES = 100  # above, a post-hoc gate is shown only once fitted (
 
 def gate_rows(meta: dict):
     """The gate a model's column shows: its trained gate, or its post-hoc fit (seconds up to 100
-    classes, fitted now if need be). Above that the fit is shown only where it is stored or in
-    memory, None until then: at 1000 classes its time budget stops it, so it is never stored, and
-    a Compare visit waited 15 s for it."""
+    classes, fitted now if need be). Above that the fit is shown only once stored (the Gates page
+    or `core.analyze` fits it), None until then: one image's page should not wait the 15 s of a
+    1000-class fit."""
     gate = common.load_model(meta["path"])[0].gate
     if gate is not None:
         return gate.detach().cpu().numpy()

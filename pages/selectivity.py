@@ -8,6 +8,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from core.analysis.layers import layer_row
 from core.charts import epoch_axis, lines_coincide, model_colour, selectivity_density_chart, selectivity_histogram_chart
 from core.headline import LABELS, figure_columns, format_number
 from ui import common
@@ -68,12 +69,10 @@ def substitution_section(models: list[dict]) -> None:
     selective units tend to be ones other units substitute for."""
     st.subheader("Representative Substitution against selectivity")
     penultimate = "penultimate units"
-    layers = [penultimate, *dict.fromkeys(name for meta in models
-                                           for name in common.load_model(meta["path"])[0].depth_layers())]
-    chosen = st.selectbox("Units of", layers, key="sel_rs_layer", help="the RS paper computes RS layer by layer "
+    chosen = st.selectbox("Units of", [penultimate, *common.layer_names(models)], key="sel_rs_layer", help="the RS paper computes RS layer by layer "
                           "(Fig. 3b); a layer's channels are its units, each map's mean its activation")
     layer = "" if chosen == penultimate else chosen
-    in_layer = [m for m in models if not layer or layer in common.load_model(m["path"])[0].depth_layers()]
+    in_layer = [m for m in models if not layer or layer in common.depth_layers(m)]
     suited = common.on_request(in_layer, "iam", f"Compute IAM and RS of the {chosen} for {{count}} model(s) (about a "
                                "minute each on a CPU)", "sel_iam", layer=layer)
     rows, rhos = [], []
@@ -81,10 +80,9 @@ def substitution_section(models: list[dict]) -> None:
         iam = common.stored_results(meta).cached("iam", layer=layer)
         if iam is None:
             continue
-        sel = common.analysis(meta, "selectivity") if not layer else next(
-            (r for r in (common.stored_results(meta).cached("layer_selectivity") or {}).get("layers", [])
-             if r["layer"] == layer and r.get("per_unit")), None)
-        if sel is None:
+        sel = (common.analysis(meta, "selectivity") if not layer
+               else layer_row(common.stored_results(meta).cached("layer_selectivity"), layer))
+        if not sel.get("per_unit"):
             continue
         dead = sel["dead"] if not layer else [False] * len(sel["per_unit"])
         rows += [{"model": meta["label"], "unit": k, "selectivity": si, "RS": rs}

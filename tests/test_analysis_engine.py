@@ -218,6 +218,21 @@ def test_make_results_keeps_the_current_shipped_rows_and_replaces_what_it_comput
     assert sorted(make_results.merged(old, new)) == sorted([
         ("gate", "{}", "test", v["gate"], {"new": 1}), ("accuracy", "{}", "test", v["accuracy"], {"kept": 1}),
         ("selectivity", "{}", "test", v["selectivity"], {"new": 2})])
+    # a fit stopped by its time budget depends on the machine: never shipped
+    stopped = [("gate", "{}", "test", v["gate"], {"new": 1, "_transient": True})]
+    assert make_results.merged([], stopped) == []
+
+
+def test_a_fit_stopped_by_its_time_budget_is_stored_marked_and_served_to_the_next_process(
+        tiny_checkpoints, tmp_path, monkeypatch):
+    """At 1000 classes a CPU stops the Phi fit at its budget every time: stored (marked as depending
+    on the machine) it is read back by a fresh analyzer instead of fitted again at each start."""
+    monkeypatch.setenv("UNITLENS_PHI_SECONDS", "1e-9")
+    first = analyzer(tiny_checkpoints["ce"], tmp_path / "c.duckdb", split="test")
+    fit = first.run("gate")
+    assert fit["stopped"] == "time budget" and fit["_transient"] is True
+    fresh = analyzer(tiny_checkpoints["ce"], tmp_path / "c.duckdb", split="test")
+    assert fresh.cached("gate") == fit and not fresh.computed
 
 
 def test_the_shipped_index_holds_what_the_engine_reads_for_every_bundled_checkpoint(monkeypatch):

@@ -136,6 +136,17 @@ def analyzer(meta: dict) -> tuple[Analyzer, threading.Lock]:
     return rec.analyzer, rec.lock
 
 
+def depth_layers(meta: dict) -> list[str]:
+    """A model's depth layers by name, shallowest first (the layers whose channels the layer-wise
+    analyses take as units)."""
+    return list(load_model(meta["path"])[0].depth_layers())
+
+
+def layer_names(models: list[dict]) -> list[str]:
+    """The depth layers of the compared models, each once, in order."""
+    return list(dict.fromkeys(name for meta in models for name in depth_layers(meta)))
+
+
 def on_request(models: list[dict], name: str, button: str, key: str, **params) -> list[dict]:
     """The models an on-request analysis suits. Those without a stored result get one button
     (`button`, where {count} is their number, says what it costs) that computes it for each; the

@@ -46,7 +46,7 @@ class Analysis:
 
 
 ANALYSES: dict[str, Analysis] = {}
-TRANSIENT = "_transient"  # a result holding this key (True) depends on the machine: the engine does not store it
+TRANSIENT = "_transient"  # a result holding this key (True) depends on the machine: kept in its cache, never shipped
 
 
 def register_analysis(name: str, version: int = 1, depends=(), on_request: bool = False, title: str = "",

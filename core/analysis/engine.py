@@ -19,7 +19,7 @@ from ..distributed import Distributed
 from ..errors import UserError
 from .. import shipped
 from ..store import ResultStore, Store
-from .base import ANALYSES, TRANSIENT, FeatureCache, json_safe
+from .base import ANALYSES, FeatureCache, json_safe
 from .faithfulness import image_count, seconds_needed
 from .features import analysis_device, extract_rows, kept, on_device
 from ..headline import ANALYSES_NEEDED, headline
@@ -280,8 +280,9 @@ class Analyzer:
             kwargs = {k: v for k, v in full.items() if not k.startswith("_")}
             result = json_safe(analysis.compute(Context(self), **kwargs))
             seconds = time.perf_counter() - started
-            if not result.pop(TRANSIENT, False):  # a machine-dependent result is kept for this process only
-                self.store.put_result(self.hash, name, full, self.split, analysis.version, result, seconds)
+            # a machine-dependent result (TRANSIENT: a Phi fit stopped by its time budget) is stored too,
+            # marked, so this machine does not fit it again on every start; make_results ships none
+            self.store.put_result(self.hash, name, full, self.split, analysis.version, result, seconds)
             self.computed.append(name)
             if self.progress:
                 self.progress(analysis.title, 1, 1)

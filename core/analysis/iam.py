@@ -8,8 +8,9 @@ the K - 1 other units, this tool's earlier definition).
 import torch
 
 from ..errors import UserError
-from .base import ANALYSES, register_analysis, spearman, tolist
+from .base import register_analysis, spearman, tolist
 from .features import exact_float32
+from .layers import depth_layer, selectivity_of_layer
 
 METHODS = ("iam", "am")
 MORE_ACTIVE_KEPT = 8  # per unit, the units most active above it on its image (the paper's Fig. 2)
@@ -117,14 +118,12 @@ def iam(ctx, steps, lr, seed, method, layer):
     backward passes of a batch of K images; memory that batch."""
     if method not in METHODS:
         raise UserError(f"IAM method must be one of {', '.join(METHODS)}, not {str(method)[:20]!r}")
-    layers = ctx.device_model.depth_layers() if layer else {}
-    if layer and layer not in layers:
-        raise UserError(f"no layer {str(layer)[:40]!r}; this model's are {', '.join(layers)}")
+    layer_module = depth_layer(ctx.device_model, layer)[1] if layer else None
     meta = ctx.meta
     mean = torch.tensor(meta["mean"]).view(1, -1, 1, 1)
     std = torch.tensor(meta["std"]).view(1, -1, 1, 1)
     images, acts = iam_images(ctx.device_model, int(meta["input_size"]), int(meta["channels"]), steps, lr, seed,
-                              low=-mean / std, high=(1 - mean) / std, method=method, layer=layers.get(layer),
+                              low=-mean / std, high=(1 - mean) / std, method=method, layer=layer_module,
                               progress=lambda done, total: ctx.progress("IAM: optimising each unit's image", done, total))
     pixels = ((images * std + mean).clamp(0, 1) * 255).round().to(torch.uint8)
     rs = representative_substitution(acts)
@@ -132,10 +131,9 @@ def iam(ctx, steps, lr, seed, method, layer):
               "own_activation": tolist(acts.diagonal()), "more_active": more_active(acts),
               "images": tolist(pixels), "spearman_rs_selectivity": None, "spearman_rs_drop": None}
     if layer:
-        by_layer = [] if ANALYSES["layer_selectivity"].unsuited(ctx.model) else ctx.result("layer_selectivity")["layers"]
-        row = next((r for r in by_layer if r["layer"] == layer), {})
-        if row.get("per_unit"):
-            result["spearman_rs_selectivity"] = spearman(rs, torch.tensor(row["per_unit"], dtype=torch.float64))
+        si = selectivity_of_layer(ctx, layer)
+        if si:
+            result["spearman_rs_selectivity"] = spearman(rs, torch.tensor(si, dtype=torch.float64))
     elif ctx.model.nonnegative_units:
         si = torch.tensor(ctx.result("selectivity")["per_unit"], dtype=torch.float64)
         drop = torch.tensor(ctx.result("unit_ablation")["max_class_drop"], dtype=torch.float64)

@@ -6,7 +6,7 @@ import torch
 from ..data import first_per_class
 from ..errors import UserError
 from .base import ANALYSES, register_analysis, spearman, tolist
-from .features import batch_size_for, exact_float32
+from .features import batch_size_for, exact_float32, extract
 from .selectivity import quartiles, selectivity_from_means
 
 MAX_PER_UNIT = 4096  # per-unit values are kept up to here a layer
@@ -71,6 +71,28 @@ def layer_selectivity(ctx):
     return {"layers": rows}
 
 
+def depth_layer(model, name: str):
+    """(name, module) of one of the model's depth layers; "" is the shallowest."""
+    layers = model.depth_layers()
+    name = name or next(iter(layers))
+    if name not in layers:
+        raise UserError(f"no layer {str(name)[:40]!r}; this model's are {', '.join(layers)}")
+    return name, layers[name]
+
+
+def layer_row(result: dict | None, name: str) -> dict:
+    """One layer's row of a `layer_selectivity` result ({} where it has none)."""
+    return next((row for row in (result or {}).get("layers", []) if row["layer"] == name), {})
+
+
+def selectivity_of_layer(ctx, name: str) -> list[float] | None:
+    """The channels' SI of one depth layer (computing `layer_selectivity` if need be), or None
+    where it does not apply (units of either sign)."""
+    if ANALYSES["layer_selectivity"].unsuited(ctx.model):
+        return None
+    return layer_row(ctx.result("layer_selectivity"), name).get("per_unit")
+
+
 def zeroing(channel: int):
     """A forward hook that zeroes one channel of its layer's output (a new tensor: the layer's
     own output, which a residual path may reuse, is left as it was)."""
@@ -91,32 +113,19 @@ def layer_ablation(ctx, layer, per_class):
     forward passes over C * per_class images; memory one batch. Spearman of the largest class drop
     with the channels' selectivity (`layer_selectivity`, all test images) where the layer has it."""
     model = ctx.device_model
-    layers = model.depth_layers()
-    name = layer or next(iter(layers))
-    if name not in layers:
-        raise UserError(f"no layer {str(name)[:40]!r}; this model's are {', '.join(layers)}")
+    name, target = depth_layer(model, layer)
     rows = first_per_class(ctx.test.labels, ctx.num_classes, per_class)
     labels = ctx.test.labels[rows]
     images = ctx.images(rows)
-    device = next(model.parameters()).device
-    batch_size = batch_size_for(model, images.shape[-1] * images.shape[-2])
 
     def correct_per_class() -> torch.Tensor:
-        correct = torch.zeros(ctx.num_classes, dtype=torch.int64)
-        with torch.inference_mode(), exact_float32(device):
-            for start in range(0, len(labels), batch_size):
-                x = images[start:start + batch_size].to(device).contiguous(memory_format=torch.channels_last)
-                hits = (model.forward_parts(x).logits.argmax(1).cpu() == labels[start:start + batch_size]).long()
-                correct.index_add_(0, labels[start:start + batch_size], hits)
-        return correct
+        hits = (extract(model, images, labels).predictions == labels).long()
+        return torch.zeros(ctx.num_classes, dtype=torch.int64).index_add_(0, labels, hits)
 
-    model.eval()
-    base = correct_per_class()
-    target, widths = layers[name], []
+    widths = []  # the unablated pass also reads the layer's width
     probe = target.register_forward_hook(lambda module, inputs, output: widths.append(output.shape[1]))
     try:
-        with torch.inference_mode():
-            model.forward_parts(images[:1].to(device).contiguous(memory_format=torch.channels_last))
+        base = correct_per_class()
     finally:
         probe.remove()
     channels = widths[0]
@@ -132,10 +141,8 @@ def layer_ablation(ctx, layer, per_class):
     drop = (base.unsqueeze(0) - ablated).double() / counts
     overall = (base.sum() - ablated.sum(dim=1)).double() / max(1, len(labels))
     max_drop, max_class = drop.max(dim=1)
-    by_layer = [] if ANALYSES["layer_selectivity"].unsuited(ctx.model) else ctx.result("layer_selectivity")["layers"]
-    selectivity = next((row for row in by_layer if row["layer"] == name), {})
-    si = selectivity.get("per_unit")
-    return {"layer": name, "layers": list(layers), "images": len(labels), "channels": channels,
+    si = selectivity_of_layer(ctx, name)
+    return {"layer": name, "layers": list(model.depth_layers()), "images": len(labels), "channels": channels,
             "base_accuracy": float(base.sum()) / max(1, len(labels)),
             "drop": tolist(drop), "overall_drop": tolist(overall), "max_class_drop": tolist(max_drop),
             "max_drop_class": tolist(max_class), "largest_overall_drop": float(overall.max()),
