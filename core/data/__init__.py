@@ -1,0 +1,109 @@
+"""Datasets on disk: the sources (declared as data, one file per kind: `torchvision_sources`,
+`imagefolder`, on the shared face in `base`), read into tensors, and `python -m core.data`.
+Batch augmentation is in core/augment.py; pictures are read and converted in core/images.py.
+
+A split is held in memory as one normalised float tensor (N, C, H, W): evaluation and training
+then slice batches without per-sample Python work. An image folder too large for that
+(`imagefolder.preload_budget`) is streamed instead: decoded a batch at a time by worker processes.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .base import (CROP, DATASETS, DEFAULT_DATA_ROOT, IMAGENET_MEAN, IMAGENET_STD, SAMPLE_SEED, DataError,
+                   DatasetInfo, DatasetSource, TensorImageDataset, View, balanced_sample, black_value,
+                   denormalise, first_per_class, info_from_meta, normalise, register_dataset, view_of)
+from .imagefolder import (HELD_OUT_FRACTION, SPLIT_SEED, ImageFolderSource, StreamedImages, held_out_rank,
+                          holds_an_image, image_entries, image_names, loader_workers, preload_budget)
+from .safe_pickle import ArrayUnpickler, PlainUnpickler
+from .torchvision_sources import (CIFAR10, CIFAR100, DEBIAN_FASHION_MNIST, FASHION_MNIST_FILES, STL10,
+                                  FashionMNIST, TorchvisionSource, _torchvision_arrays, download,
+                                  download_hint, prepare_fashion_mnist, read_idx)
+
+
+def get_source(name: str, root: Path | str | None = None, view: View | None = None) -> DatasetSource:
+    """The dataset called `name`; `view` says how an image folder is read (fixed datasets ignore it)."""
+    root = Path(root) if root else DEFAULT_DATA_ROOT
+    if name.startswith("imagefolder:"):
+        return ImageFolderSource(root, name.split(":", 1)[1], view)
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)} or imagefolder:PATH")
+    return DATASETS[name](root)
+
+
+_CACHE: dict[tuple, TensorImageDataset] = {}
+
+
+def load_dataset(name: str = "fashion-mnist", split: str = "train", root=None,
+                 view: View | None = None) -> TensorImageDataset | StreamedImages:
+    """The split, normalised exactly as a model eats it at evaluation (an image folder as `view`
+    says: a checkpoint's `view_of(meta)`): held whole, or streamed when an image folder's split is
+    larger than the preload budget. Both have `labels`, `info`, `subset`, `take` and `batches`."""
+    if split not in ("train", "test"):
+        raise DataError(f"split must be 'train' or 'test', not {split!r}")
+    source = get_source(name, root, view)
+    key = (name, split, str(source.root), source.view if isinstance(source, ImageFolderSource) else None)
+    if key not in _CACHE and isinstance(source, ImageFolderSource) and source.streamed(split):
+        _CACHE[key] = source.stream(split)
+    if key not in _CACHE:
+        info = source.info()
+        uint8, labels = source.read(split)
+        _CACHE[key] = TensorImageDataset(normalise(uint8, info.mean, info.std), labels, info,
+                                         getattr(source, "unreadable", {}).get(split, 0))
+    return _CACHE[key]
+
+
+def dataset_info(name: str, root=None) -> DatasetInfo:
+    return get_source(name, root).info()
+
+
+def on_this_machine(name: str, root=None) -> bool:
+    """Whether the dataset's files are on disk (the sidebar marks the others)."""
+    try:
+        get_source(name, root).check()
+        return True
+    except DataError:
+        return False
+
+
+def dataset_image(name: str, index: int, split: str = "test", root=None,
+                  view: View | None = None) -> tuple[Image.Image, int]:
+    """Image `index` of a split as the PIL image a user could have uploaded, and its label."""
+    dataset = load_dataset(name, split, root, view)
+    array = (denormalise(dataset.take([index])[0], dataset.info) * 255).round().astype(np.uint8)
+    return Image.fromarray(array), int(dataset.labels[index])
+
+
+def split_indices(name: str, label: int | None = None, split: str = "test", root=None,
+                  view: View | None = None) -> list[int]:
+    """The indices of a split's images of class `label`, or of all its images (their number varies by dataset)."""
+    labels = load_dataset(name, split, root, view).labels
+    return list(range(len(labels))) if label is None else torch.nonzero(labels == label).flatten().tolist()
+
+
+def main(argv=None) -> int:
+    from ..cli import OneLineParser
+    parser = OneLineParser(prog="python -m core.data", description="prepare datasets")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    prep = sub.add_parser("prepare", help="make the default dataset (Fashion-MNIST) available offline")
+    prep.add_argument("--root", default=None)
+    prep.add_argument("--no-download", action="store_true")
+    down = sub.add_parser("download", help="download a dataset (needs the network)")
+    down.add_argument("name", choices=sorted(DATASETS))
+    down.add_argument("--root", default=None)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "prepare":
+            print(f"Fashion-MNIST: {prepare_fashion_mnist(args.root, allow_download=not args.no_download)}")
+        else:
+            download(args.name, args.root)
+            print(f"{args.name}: downloaded")
+    except DataError as exc:
+        print(f"error: {exc}", file=os.sys.stderr)
+        return 1
+    return 0
