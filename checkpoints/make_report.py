@@ -19,6 +19,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import torch  # noqa: E402
+
+from core import lsg  # noqa: E402
 from core.analysis.engine import REPORT, Analyzer, summary  # noqa: E402
 from core.store import Store  # noqa: E402
 
@@ -35,7 +38,7 @@ def analyse(path: Path, store: Store, faithfulness: bool = True) -> dict:
     row = summary(results, analyzer.meta)
     # of the gate shown (the trained one for LSG, else the post-hoc fit), as the pages and the JSON say
     row["single_class_fraction"] = results["gate"]["single_class_fraction"]
-    row["monopolised"] = monopolised(results["gate"]["gate"])
+    row["monopolised"] = lsg.monopolised_units(torch.tensor(results["gate"]["gate"]))
     row["gate_density"] = results["gate"]["density"]
     row["selectivity"]["dead"] = row["selectivity"]["dead_count"]
     row["si_histogram"] = results["selectivity"]["histogram"]
@@ -234,17 +237,6 @@ def trajectory_table(models: list[dict]) -> str:
         lines.append(f"| {m['name']} | " + " / ".join(f"{at[e]['median_selectivity']:.2f}" for e in epochs) + " | "
                      + " / ".join(f"{at[e]['nontarget_fraction']:.2f}" for e in epochs) + " |")
     return "\n".join(lines)
-
-
-def monopolised(gate: list[list[float]], threshold: float = 0.5) -> list[int]:
-    """Per class, the units it monopolises: their gate column has exactly one entry >= threshold,
-    this class's (LSG paper Sec. 4.3's count, which set its hand-made gate's 6 of 64)."""
-    counts = [0] * len(gate)
-    for k in range(len(gate[0]) if gate else 0):
-        open_to = [c for c in range(len(gate)) if gate[c][k] >= threshold]
-        if len(open_to) == 1:
-            counts[open_to[0]] += 1
-    return counts
 
 
 def retrain_verdict(models: list[dict]) -> str:

@@ -80,6 +80,13 @@ def single_class_fraction(gate: torch.Tensor, threshold: float = 0.5) -> float:
     return float(((gate >= threshold).sum(dim=0) == 1).float().mean())
 
 
+def monopolised_units(gate: torch.Tensor, threshold: float = 0.5) -> list[int]:
+    """Per class, the single-class units that are its own (their one entry >= threshold is the
+    class's): the LSG paper's count of the filters a class monopolises (Sec. 4.3)."""
+    open_to = gate >= threshold
+    return open_to[:, open_to.sum(dim=0) == 1].sum(dim=1).tolist()
+
+
 @dataclass
 class _ClassGroup:
     """Classes of similar size, their features as zero-padded column blocks (g, K, width)."""

@@ -34,7 +34,8 @@ def retrain_section(models: list[dict], k: dict) -> None:
             rows.append({"model": meta["label"], "full head": done["full"], "decomposed": done["before"],
                          f"retrained ({done['epochs']} epoch)": done["after"]})
     if rows:
-        st.dataframe(pd.DataFrame(rows), hide_index=True)
+        table = pd.DataFrame(rows)
+        st.dataframe(table, hide_index=True, column_config=common.number_columns(table.columns[1:]))
         st.caption("Test accuracy of the full head, of each class's logit kept to its k2 influential units (bias "
                    "kept), and of that decomposed head retrained with the restriction held (the paper: 88.59% -> "
                    "91.51% after one epoch, ResNet-20 on CIFAR-10).")

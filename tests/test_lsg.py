@@ -140,3 +140,11 @@ def test_a_fixed_hand_set_gate_trains_the_network_through_it_and_stays(tmp_path,
     loaded = load(out)
     assert torch.equal(loaded.model.gate.detach(), block_gate(10, 64))
     assert loaded.meta["options"]["fixed_gate"] is True
+
+
+def test_monopolised_units_count_each_class_its_single_class_units():
+    """Unit 0 is open to class 0 alone, unit 1 to classes 0 and 1 (nobody's), unit 2 to class 1
+    alone, unit 3 to none (0.4 < 0.5): class 0 monopolises one unit, class 1 one, class 2 none."""
+    gate = torch.tensor([[1.0, 0.6, 0.2, 0.0], [0.0, 0.7, 0.9, 0.0], [0.0, 0.0, 0.0, 0.4]])
+    assert lsg.monopolised_units(gate) == [1, 1, 0]
+    assert sum(lsg.monopolised_units(gate)) == lsg.single_class_fraction(gate) * gate.shape[1]
