@@ -1,4 +1,5 @@
-"""`python -m core.analyze CHECKPOINT... [--split test] [--limit N] [--json] [--no-cache] [--iam] [--faithfulness]`
+"""`python -m core.analyze CHECKPOINT... [--split test] [--limit N] [--json] [--no-cache] [--iam] [--faithfulness]
+[--also NAME,...]`
 
 Also under `torchrun --nproc_per_node N -m core.analyze ...`: every process runs its block of each
 forward pass (NCCL between GPUs, gloo on CPUs), rank 0 gathers the features, analyses and prints."""
@@ -66,6 +67,30 @@ def say_faithfulness_cost(analyzer: Analyzer) -> None:
              f"({count} images; measured on one now)")
 
 
+def on_request_lines(rows: list[dict]) -> str:
+    """The scalar figures of each model's `--also` analyses, one line each (the rest is in --json)."""
+    lines = []
+    for row in rows:
+        for name, result in (row.get("on_request") or {}).items():
+            cells = [f"{k}={format_scalar(v)}" for k, v in result.items() if isinstance(v, (int, float, str))]
+            lines.append(f"{row['name']}: {name}: {' '.join(cells)}")
+    return "\n".join(lines)
+
+
+def format_scalar(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def also_names(text: str) -> tuple[str, ...]:
+    """--also's analyses, each an on-request one (the default report runs the others)."""
+    offered = sorted(n for n, a in ANALYSES.items() if a.on_request and n not in ("iam", "faithfulness"))
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in offered]
+    if unknown:
+        raise UserError(f"--also: no on-request analysis {unknown[0][:40]!r}; the analyses are {', '.join(offered)}")
+    return names
+
+
 def influential_params(k1: int, k2: int) -> dict[str, dict]:
     """k1 and k2 for every analysis built on the influential sets (the sets, noise, masking)."""
     return {name: {"k1": k1, "k2": k2} for name, analysis in ANALYSES.items() if {"k1", "k2"} <= set(analysis.defaults)}
@@ -85,7 +110,7 @@ def analyse_each(args, store, device, distributed: Distributed) -> tuple[list[di
                                           **({} if distributed.is_main else {"feature_dir": None}))
             if distributed.active and not analyzer.share_forward_passes():
                 continue
-            extra = ("iam",) * args.iam + ("faithfulness",) * args.faithfulness
+            extra = ("iam",) * args.iam + ("faithfulness",) * args.faithfulness + args.also
             if args.faithfulness and (args.no_cache or analyzer.cached("faithfulness") is None) \
                     and not analyzer.skipped_reason("faithfulness"):
                 say_faithfulness_cost(analyzer)
@@ -127,6 +152,9 @@ def main(argv=None) -> int:
     parser.add_argument("--iam", action="store_true", help="also IAM images and RS (slower)")
     parser.add_argument("--faithfulness", action="store_true",
                         help="also deletion/insertion AUC and ROAD of every CAM method (slower; shipped for the bundle)")
+    parser.add_argument("--also", default="", metavar="NAME,...",
+                        help="on-request analyses to run too, e.g. adversarial_detection,decomposed_retrain,"
+                             "layer_selectivity (their results under on_request in --json)")
     parser.add_argument("--k1", type=int, default=5, help="influential features: each image's top units (default 5)")
     parser.add_argument("--k2", type=int, default=5, help="influential features: each class's kept units (default 5)")
     parser.add_argument("--cache", default=None, help="DuckDB file (default cache/unitlens.duckdb)")
@@ -138,6 +166,10 @@ def main(argv=None) -> int:
         parser.error(f"--k1 and --k2 must be >= 1, got {args.k1} and {args.k2}")
     if args.train_limit < 0:
         parser.error(f"--train-limit must be >= 0, got {args.train_limit}")
+    try:
+        args.also = also_names(args.also)
+    except UserError as exc:
+        parser.error(str(exc))
     if args.cache is not None and not args.cache.strip():
         parser.error("--cache is empty; give a DuckDB file path, or leave --cache out for cache/unitlens.duckdb")
     distributed = Distributed()
@@ -170,6 +202,8 @@ def main(argv=None) -> int:
             print(table(rows))
             if any(row.get("faithfulness") for row in rows):
                 print(faithfulness_table(rows))
+            if any(row.get("on_request") for row in rows):
+                print(on_request_lines(rows))
     limits = describe_limits([(args.limit, "training" if args.split == "train" else "test"),
                               (args.train_limit, "training")], "--limit, --train-limit")
     if rows and limits:

@@ -125,6 +125,23 @@ def test_analyze_cli_json_and_errors(tiny_checkpoints, tmp_path):
     assert "bad.pt" in assert_one_line_error(run_cli("core.analyze", str(bad), "--cache", str(cache)))
 
 
+def test_analyze_cli_runs_on_request_analyses_with_also(tiny_checkpoints, tmp_path):
+    """--also adds on-request analyses: their results under on_request in --json, equal to the
+    engine's; their scalars one line each in the table; an unknown name is one line naming them."""
+    cache = tmp_path / "c.duckdb"
+    args = (str(tiny_checkpoints["ce"]), "--limit", "300", "--train-limit", "300", "--cache", str(cache))
+    result = run_cli("core.analyze", *args, "--also", "decomposed_retrain", "--json")
+    assert result.returncode == 0, result.stderr
+    retrain = json.loads(result.stdout)["on_request"]["decomposed_retrain"]
+    engine = Analyzer.from_path(tiny_checkpoints["ce"], Store(cache), limit=300, train_limit=300, feature_dir=None)
+    assert retrain == engine.cached("decomposed_retrain")
+    assert retrain["full"] == pytest.approx(engine.cached("accuracy")["accuracy"])
+    table = run_cli("core.analyze", *args, "--also", "decomposed_retrain")
+    assert f"ce: decomposed_retrain: k1=5 k2=5 epochs=1 full={retrain['full']:.4f}" in table.stdout
+    error = assert_one_line_error(run_cli("core.analyze", *args, "--also", "decomposed_retrain,nope"))
+    assert "no on-request analysis 'nope'" in error and "adversarial_detection" in error
+
+
 def test_predict_cli(tiny_checkpoints, tmp_path, data_root):
     from PIL import Image
     Image.new("L", (28, 28), 200).save(tmp_path / "grey.png")

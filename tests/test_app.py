@@ -605,6 +605,24 @@ def test_layer_selectivity_and_the_retrained_head_are_computed_on_request(app_en
     assert not [b for b in at.button if b.key == "abl_layer_run"]
 
 
+def test_adversarial_detection_is_computed_on_request_on_the_gates_page(app_env):
+    """The LSG paper's Table 4 behind a button, PGD's steps a choice: a table of AUC mean +- std at
+    each training size (capped at the 60 a class the app's training sample holds), the button gone
+    once computed."""
+    at = new_app()
+    at.sidebar.multiselect[0].set_value(["lsg"]).run()
+    at.switch_page("pages/gates.py").run()
+    at.number_input(key="gates_adv_steps").set_value(2).run()  # the paper's 40 take minutes
+    at.button(key="gates_adversarial").click().run()
+    no_errors(at)
+    tables = [f.value for f in at.dataframe if "attack success (test)" in f.value.columns]
+    assert tables and tables[0]["model"].tolist() == ["lsg"]
+    assert list(tables[0].columns[1:-1]) == ["AUC at 60 a class"]
+    mean, std = (float(x) for x in tables[0]["AUC at 60 a class"][0].split(" ± "))
+    assert 0 <= mean <= 1 and std >= 0
+    assert not [b for b in at.button if b.key == "gates_adversarial"]
+
+
 @pytest.mark.slow
 def test_rs_against_selectivity_is_computed_on_request_and_drawn(app_env):
     """The Selectivity page offers IAM for the models without it; once computed, RS against

@@ -1,6 +1,6 @@
 """Dataset-level analyses, one file each, registered by name in ANALYSES."""
-from . import (accuracy, calibration, entropy, faithfulness, filters, gate, iam, influential, layers, masking, noise,  # noqa: F401
-               ood, pca, retrain, rotation, selectivity as _selectivity, similarity, trajectory, unit_ablation, units)
+from . import (accuracy, adversarial, calibration, entropy, faithfulness, filters, gate, iam, influential,  # noqa: F401
+               layers, masking, noise, ood, pca, retrain, rotation, selectivity as _selectivity, similarity, trajectory, unit_ablation, units)
 from .base import ANALYSES, FeatureCache, register_analysis, spearman
 from .selectivity import class_means, selectivity_index
 

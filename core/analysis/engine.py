@@ -119,6 +119,12 @@ class Context:
         whole = a.dataset(a.split)
         return positions if a.limit >= len(whole) else balanced_sample(whole.labels, a.limit)[positions]
 
+    def training_images(self):
+        """The analysed training images (the class-balanced sample under the training limit, as
+        `train`'s features), held or streamed: for analyses that perturb them."""
+        a = self._analyzer
+        return a.dataset("train").subset(a.train_limit)
+
     def image_batches(self, batch_size: int):
         """(images, readable, labels) over the analysed split's images in order, held or streamed
         (for analyses that look inside the network, as `test`'s forward pass did)."""
@@ -396,4 +402,8 @@ def summary(results: dict, meta: dict, skipped: dict | None = None) -> dict:
         out["rs"] = results["iam"]["rs"]
     if "faithfulness" in results:
         out["faithfulness"] = results["faithfulness"]["methods"]
+    asked = {name: result for name, result in results.items()
+             if ANALYSES[name].on_request and name not in ("iam", "faithfulness")}
+    if asked:
+        out["on_request"] = asked
     return out

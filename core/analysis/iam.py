@@ -9,7 +9,7 @@ import torch
 
 from ..errors import UserError
 from .base import register_analysis, spearman, tolist
-from .features import exact_float32
+from .features import exact_float32, pooled_output
 from .layers import depth_layer, selectivity_of_layer
 
 METHODS = ("iam", "am")
@@ -24,7 +24,7 @@ def unit_activations(model, layer=None):
 
     def pooled(x):
         kept = []
-        handle = layer.register_forward_hook(lambda module, inputs, output: kept.append(output.mean(dim=(2, 3))))
+        handle = layer.register_forward_hook(lambda module, inputs, output: kept.append(pooled_output(output)))
         try:
             model.forward_parts(x)
         finally:

@@ -6,7 +6,7 @@ import torch
 from ..data import first_per_class
 from ..errors import UserError
 from .base import ANALYSES, register_analysis, spearman, tolist
-from .features import batch_size_for, exact_float32, extract
+from .features import batch_size_for, exact_float32, extract, pooled_output
 from .selectivity import quartiles, selectivity_from_means
 
 MAX_PER_UNIT = 4096  # per-unit values are kept up to here a layer
@@ -29,7 +29,7 @@ def layer_selectivity(ctx):
 
     def keep(name):
         def hook(module, inputs, output):
-            pooled = output.float().mean(dim=(2, 3))[batch["readable"]].double().cpu()
+            pooled = pooled_output(output)[batch["readable"]].double().cpu()
             if sums[name].shape[1] == 0:
                 sums[name] = torch.zeros(ctx.num_classes, pooled.shape[1], dtype=torch.float64)
                 peaks[name] = torch.full((pooled.shape[1],), -torch.inf, dtype=torch.float64)
