@@ -37,6 +37,13 @@ def gated_logits(features: torch.Tensor, labels: torch.Tensor, gate: torch.Tenso
     return F.linear(features * gate[labels], weight, bias)
 
 
+def own_row_logits(features: torch.Tensor, gate: torch.Tensor, weight: torch.Tensor,
+                   bias: torch.Tensor | None) -> torch.Tensor:
+    """Each class's logit read through its own gate row, `z_c = W_c (G_c * a) + b_c`: the gated
+    path as a classifier that needs no label (the CSG paper's O^CSG, Badola et al. Table 1)."""
+    return F.linear(features, gate * weight, bias)
+
+
 def is_gated_step(epoch: int, step: int, period: int, by_epoch: bool, warmup_epochs: int) -> bool:
     """Alternation of gated and standard steps. By epoch (as published): epoch % period ==
     period - 1 after the warm-up. By step (for short CPU runs): every period-th step."""

@@ -72,15 +72,20 @@ def phi_section(models: list[dict]) -> None:
     summary = []
     for meta in models:
         gate = common.analysis(meta, "gate")
+        path = common.analysis(meta, "gated_path")
         summary.append({"model": meta["label"], "method": meta["method"], "gate": gate["source"],
                         **figure_columns({"gate": gate}), "gated CE": gate["gated_ce"],
+                        "accuracy": path["plain_accuracy"], "gated-path accuracy": path["accuracy"],
                         "single-class units": gate["single_class_fraction"],
                         "fit's density": gate["fitted_density"], "fit steps": gate.get("steps"),
                         "converged": lsg.fit_verdict(gate.get("converged"), GATE_RHO, len(meta["class_names"]),
                                                      gate.get("stopped") or "step cap")})
     table = pd.DataFrame(summary)
     st.dataframe(table, hide_index=True, column_config=common.number_columns(
-        [LABELS["phi"], LABELS["gate_density"], "gated CE", "single-class units", "fit's density"]))
+        [LABELS["phi"], LABELS["gate_density"], "gated CE", "accuracy", "gated-path accuracy", "single-class units",
+         "fit's density"]))
+    st.caption("Gated-path accuracy: each class's logit read through its own gate row, W_c (G_c * a) + b_c, which "
+               "needs no label (the CSG paper's Table 1 finds it equal to the plain head's accuracy).")
     common.download_csv(table, "gates-summary", key="gates_csv")
 
     for meta in models:

@@ -142,6 +142,18 @@ def test_analyze_cli_runs_on_request_analyses_with_also(tiny_checkpoints, tmp_pa
     assert "no on-request analysis 'nope'" in error and "adversarial_detection" in error
 
 
+def test_gated_path_accuracy_reads_each_class_through_its_own_gate_row(tiny_checkpoints, tmp_path):
+    """The trained gate of a tiny LSG model: accuracy of a @ (G * W).T + b over the analysed test
+    images, counted here by hand; the plain head's is the accuracy analysis's."""
+    engine = analyzer(tiny_checkpoints["lsg"], tmp_path / "c.duckdb")
+    result = engine.run("gated_path")
+    test, model = engine.features("test", engine.limit), engine.model
+    logits = test.features @ (model.gate.detach() * model.fc.weight.detach()).T + model.fc.bias.detach()
+    assert result["accuracy"] == int((logits.argmax(dim=1) == test.labels).sum()) / len(test.labels)
+    assert result["plain_accuracy"] == engine.run("accuracy")["accuracy"]
+    assert result["source"] == "trained" and 0 <= result["fitted_accuracy"] <= 1
+
+
 def test_predict_cli(tiny_checkpoints, tmp_path, data_root):
     from PIL import Image
     Image.new("L", (28, 28), 200).save(tmp_path / "grey.png")

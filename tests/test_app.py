@@ -1,5 +1,6 @@
 """Every page through Streamlit's AppTest, on tiny real checkpoints."""
 import io
+import os
 import re
 import shutil
 import sys
@@ -670,3 +671,17 @@ def test_the_filter_correlation_matrix_is_drawn_by_assigned_class(app_env):
     no_errors(at)
     specs = [e.proto.spec for e in elements(at._tree) if getattr(e, "type", "") == "vega_lite_chart"]
     assert sum("C_IC" in spec and "within a class" in spec for spec in specs) == 3  # the compared trio
+
+
+def test_the_gates_summary_shows_each_models_gated_path_accuracy(app_env):
+    """The gated path's accuracy beside the plain head's, as the analysis computed them."""
+    from core.analysis.engine import Analyzer
+    from core.store import Store
+    at = new_app()
+    at.switch_page("pages/gates.py").run()
+    no_errors(at)
+    table = next(f.value for f in at.dataframe if "gated-path accuracy" in f.value.columns)
+    row = table[table["model"] == "lsg"].iloc[0]
+    stored = Analyzer.from_path(app_env / "lsg.pt", Store(os.environ["UNITLENS_CACHE"]), limit=600,
+                                train_limit=600).cached("gated_path")
+    assert row["gated-path accuracy"] == stored["accuracy"] and row["accuracy"] == stored["plain_accuracy"]

@@ -148,3 +148,15 @@ def test_monopolised_units_count_each_class_its_single_class_units():
     gate = torch.tensor([[1.0, 0.6, 0.2, 0.0], [0.0, 0.7, 0.9, 0.0], [0.0, 0.0, 0.0, 0.4]])
     assert lsg.monopolised_units(gate) == [1, 1, 0]
     assert sum(lsg.monopolised_units(gate)) == lsg.single_class_fraction(gate) * gate.shape[1]
+
+
+def test_own_row_logits_by_hand():
+    """z_c = W_c (G_c * a) + b_c: a = (1, 2); class 0 reads unit 0 only: 1 * 1 = 1; class 1 reads
+    half of unit 0 and all of unit 1: 2 * 0.5 * 1 - 1 * 2 + 1 = 0."""
+    from core.lsg import own_row_logits
+    a = torch.tensor([[1.0, 2.0]])
+    gate = torch.tensor([[1.0, 0.0], [0.5, 1.0]])
+    weight, bias = torch.tensor([[1.0, 1.0], [2.0, -1.0]]), torch.tensor([0.0, 1.0])
+    assert own_row_logits(a, gate, weight, bias).tolist() == [[1.0, 0.0]]
+    # an all-ones gate is the plain head
+    assert torch.equal(own_row_logits(a, torch.ones(2, 2), weight, bias), a @ weight.T + bias)

@@ -390,6 +390,7 @@ def summary(results: dict, meta: dict, skipped: dict | None = None) -> dict:
         "nontarget_entropy": part("nontarget_entropy", "mean", "bound", "fraction"),
         "selectivity": part("selectivity", "median", "q1", "q3", "mean", "dead_count", "per_unit"),
         "gate": part("gate", "phi", "gated_ce", "density", "source", "single_class_fraction", "fitted_density", "steps", "converged"),
+        "gated_path": part("gated_path", "accuracy", "fitted_accuracy", "plain_accuracy"),
         "influential": part("influential", "sets", "r_A", "A_d", "A_f"),
         "noise_ablation": part("noise_ablation", "gaussian", "matched", "zero"),
         "unit_ablation": part("unit_ablation", "drop", "overall_drop", "spearman_selectivity", "spearman_l1",
