@@ -60,6 +60,14 @@ def block_gate(num_classes: int, num_units: int) -> torch.Tensor:
     return (owner[None, :] == torch.arange(num_classes)[:, None]).float()
 
 
+def tighten_gate(gate: torch.Tensor, threshold: float) -> torch.Tensor:
+    """The LSG paper's Sec. 3.3: a unit with exactly one class's entry >= `threshold` becomes that
+    class's alone (one-hot), any other unit is shared by every class (all ones)."""
+    above = gate >= threshold
+    alone = above.sum(dim=0) == 1
+    return torch.where(alone[None, :], above.to(gate.dtype), torch.ones_like(gate))
+
+
 def gate_density(gate: torch.Tensor) -> torch.Tensor:
     """||G||_1 / (C K), as a tensor (the Phi objective differentiates it)."""
     return gate.abs().sum() / gate.numel()

@@ -654,6 +654,7 @@ def run_training(config: TrainConfig, objective: Objective, command: str, device
         # --- one epoch: every step on the device, nothing read back but at logging time
         model.train()
         train_only_the_head(model, epoch < config.head_only_epochs)
+        objective.start_epoch(epoch)
         order = dist.shard(torch.randperm(len(data.labels), generator=generator, device=device))
         meter.reset()
         batches = data.batches(order, steps_per_epoch, batch_size, config.augment, generator, per_chunk)

@@ -160,3 +160,30 @@ def test_own_row_logits_by_hand():
     assert own_row_logits(a, gate, weight, bias).tolist() == [[1.0, 0.0]]
     # an all-ones gate is the plain head
     assert torch.equal(own_row_logits(a, torch.ones(2, 2), weight, bias), a @ weight.T + bias)
+
+
+def test_tightening_by_hand():
+    """h = 0.5: unit 0 has one entry above (class 1): one-hot; unit 1 two (shared): all ones;
+    unit 2 none: all ones; unit 3 exactly h for class 2: one-hot."""
+    gate = torch.tensor([[0.2, 0.9, 0.1, 0.0], [1.0, 0.6, 0.3, 0.1], [0.0, 0.1, 0.4, 0.5]])
+    assert lsg.tighten_gate(gate, 0.5).tolist() == [[0, 1, 1, 0], [1, 1, 1, 0], [0, 1, 1, 1]]
+
+
+def test_a_gate_tightened_during_training_is_binary_and_held(tmp_path, data_root):
+    """tighten_epoch 1 of 2: the first epoch trains the gate, the second trains the network
+    through the tightened one; the saved gate is binary, each unit one class's or everyone's,
+    and tightening it again changes nothing. A tighten_epoch the run never reaches is refused."""
+    from core.checkpoints import load
+    from core.trainer import TrainConfig, train
+    out = tmp_path / "tight.pt"
+    options = {"warmup_epochs": 0, "period": 1, "tighten_epoch": 1, "tighten_threshold": 0.5}
+    train(TrainConfig(method="lsg", options=options, epochs=2, limit=200, batch_size=100, out=str(out),
+                      data_root=str(data_root), snapshot_per_class=0))
+    gate = load(out).model.gate.detach()
+    assert set(gate.unique().tolist()) <= {0.0, 1.0}
+    per_unit = gate.sum(dim=0)
+    assert bool(((per_unit == 1) | (per_unit == 10)).all())
+    assert torch.equal(lsg.tighten_gate(gate, 0.5), gate)
+    with pytest.raises(Exception, match="tighten_epoch 2 must lie after the warm-up"):
+        train(TrainConfig(method="lsg", options={**options, "tighten_epoch": 2}, epochs=2, limit=200,
+                          batch_size=100, out=str(tmp_path / "never.pt"), data_root=str(data_root)))

@@ -59,6 +59,9 @@ class Objective:
         """Add what this objective trains beside the network to `model`; return its optimiser."""
         return None
 
+    def start_epoch(self, epoch: int) -> None:
+        """Runs before each epoch's first step (and before the first epoch of a resumed run)."""
+
     def step_kind(self, epoch: int, step: int):
         """What kind of step (epoch, step) is; steps of one kind run the same operations (on a
         GPU each kind is one CUDA graph, core/graphed_step.py)."""

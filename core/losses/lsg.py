@@ -27,6 +27,10 @@ class LSG(CrossEntropy):
         "warmup_epochs": (1, "standard epochs before the first gated step"),
         "fixed_gate": (False, "a hand-set gate, not trained: each class owns a block of K/C units (1 there, 0 "
                               "elsewhere), as the LSG paper's Sec. 4.3 and App. C"),
+        "tighten_epoch": (-1, "from this epoch on, the trained gate tightened to binary and held (Sec. 3.3): a unit "
+                              "with one class's entry >= tighten_threshold is that class's alone, any other is "
+                              "shared by all; -1: never"),
+        "tighten_threshold": (0.5, "the entry that gives a unit to a class when the gate is tightened (h)"),
     }
 
     def validate(self):
@@ -41,6 +45,10 @@ class LSG(CrossEntropy):
             raise ValueError(f"gate_lr must be > 0, got {v['gate_lr']}")
         if v["gate_weight"] < 0 or v["sparsity_weight"] < 0:
             raise ValueError("gate_weight and sparsity_weight must be >= 0")
+        if not 0 < v["tighten_threshold"] <= 1:
+            raise ValueError(f"tighten_threshold must lie in (0, 1], got {v['tighten_threshold']}")
+        if v["tighten_epoch"] >= 0 and v["fixed_gate"]:
+            raise ValueError("tighten_epoch tightens a trained gate; a fixed_gate is hand-set and never trains")
 
     def validate_run(self, epochs):
         gated = [e for e in range(self.warmup_epochs, epochs) if not self.by_epoch or e % self.period == self.period - 1]
@@ -48,6 +56,10 @@ class LSG(CrossEntropy):
             when = f"warmup_epochs {self.warmup_epochs}" + (f", by_epoch with period {self.period}" if self.by_epoch else "")
             raise ValueError(f"lsg: with {when}, no gated step runs in {epochs} epoch(s), so the gate would not "
                              "train and the run would be plain cross-entropy; train more epochs or lower warmup_epochs")
+        if self.tighten_epoch >= 0 and not self.warmup_epochs < self.tighten_epoch < epochs:
+            raise ValueError(f"lsg: tighten_epoch {self.tighten_epoch} must lie after the warm-up "
+                             f"({self.warmup_epochs} epoch(s)) and before the run's end ({epochs} epochs), so the "
+                             "gate trains first and the network then trains through the tightened gate")
 
     # ------------------------------------------------------------------ training hooks
     def attach(self, model):
@@ -58,10 +70,18 @@ class LSG(CrossEntropy):
         self.target_l1 = self.target_density * model.num_classes * model.num_features
         self.gate_optimizer = SGD([self.gate], lr=self.gate_lr)
         self.gated = False
+        self.tightened = False
         return self.gate_optimizer
 
+    def start_epoch(self, epoch):
+        if 0 <= self.tighten_epoch <= epoch and not self.tightened:  # in place: a captured step reads this storage
+            self.gate.data.copy_(lsg.tighten_gate(self.gate.data, self.tighten_threshold))
+            self.tightened = True
+
     def step_kind(self, epoch, step):
-        return lsg.is_gated_step(epoch, step, self.period, self.by_epoch, self.warmup_epochs)
+        gated = lsg.is_gated_step(epoch, step, self.period, self.by_epoch, self.warmup_epochs)
+        # a step of the tightened gate is another kind: on a GPU its own graph, without the gate's update
+        return "tightened" if gated and self.tightened else gated
 
     def forward(self, net, x, y, gated):
         self.gated = gated
@@ -75,6 +95,6 @@ class LSG(CrossEntropy):
         return self.gate_weight * (F.cross_entropy(logits, y) + self.sparsity_weight * sparsity)
 
     def after_step(self):
-        if self.gated and not self.fixed_gate:
+        if self.gated and not self.fixed_gate and not self.tightened:
             self.gate_optimizer.step()
             lsg.constrain_gate_(self.gate.data)
