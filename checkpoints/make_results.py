@@ -26,7 +26,8 @@ from core.catalog import discover  # noqa: E402
 from core.store import MemoryStore, Store  # noqa: E402
 
 BUNDLE = ROOT / "checkpoints"
-SHIPPED_ON_REQUEST = ("faithfulness", "decomposed_retrain", "layer_selectivity")  # computed on request in the app, shipped for the bundle
+SHIPPED_ON_REQUEST = ("faithfulness", "decomposed_retrain", "layer_selectivity",  # on request in the app,
+                      "influential_maps")  # shipped for the bundle
 # the LSG paper's Table 4 compares STD (our ce) with LSG: shipped for those two (minutes of PGD each)
 SHIPPED_FOR = {"adversarial_detection": ("ce", "lsg")}
 

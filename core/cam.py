@@ -84,6 +84,14 @@ def scaled_per_image(cams: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     return unit_range(upsampled).numpy()
 
 
+def scaled_together(maps: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    """Maps (G, h, w) upsampled bilinearly and put on one [0, 1] scale, their lowest value 0 and
+    highest 1: a weak map stays weak beside a strong one (per-map scaling would hide that)."""
+    upsampled = F.interpolate(maps.double()[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+    low, high = upsampled.min(), upsampled.max()
+    return ((upsampled - low) / (high - low if high > low else 1)).numpy()
+
+
 class LayerCam(CamMethod):
     """Our own (a few lines with the gradients at hand), so the default view needs no library
     import; tests/test_cam.py checks it against pytorch-grad-cam's LayerCAM."""

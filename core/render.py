@@ -71,6 +71,15 @@ def heat_overlay(image: np.ndarray, heat01: np.ndarray, size: int = 168, alpha: 
     return Image.fromarray(mixed).resize((size, size), Image.Resampling.BILINEAR)
 
 
+def overlays_on(image: Image.Image, maps, size: int = 168) -> list[Image.Image]:
+    """Maps (G, h, w) upsampled over one picture, all on one scale (core.cam.scaled_together)."""
+    import torch
+    from .cam import scaled_together
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    heats = scaled_together(torch.as_tensor(maps, dtype=torch.float64), array.shape[:2])
+    return [heat_overlay(array, heat, size) for heat in heats]
+
+
 def colour_bar(width: int = 240, height: int = 12, cmap=HEAT_COLOURS) -> Image.Image:
     """The heat-map colours from the low end (left) to the high end (right)."""
     ramp = np.linspace(0, 1, width)[None, :].repeat(height, axis=0)

@@ -9,6 +9,8 @@ import pandas as pd
 import streamlit as st
 
 from core.charts import heatmap, model_colour
+from core.data import dataset_image, view_of
+from core.render import overlays_on
 from core.headline import figure_columns, format_number
 from ui import common
 
@@ -79,6 +81,7 @@ def influential_section(models: list[dict]) -> None:
     ).properties(height=260, title="Decomposed accuracy ratio against k"), "influential-sweep", "abl_sweep")
     common.download_csv(sweep, "influential-sweep", key="abl_csv_sweep")
     retrain_section(models, k)
+    maps_section(models, k)
     coverage = {m["label"]: common.analysis(m, "influential", **k).get("coverage") for m in models}
     said = [f"{label} {c['median']:g} (mean {c['mean']:.1f})" for label, c in coverage.items() if c]
     if said:
@@ -96,6 +99,33 @@ def influential_section(models: list[dict]) -> None:
     ).properties(height=120, width=120, title="Noise ablation (mean over seeds; spread in the tooltip and CSV)"),
         "noise-ablation", "abl_noise", width="content")
     common.download_csv(noise, "noise-ablation", key="abl_csv_noise")
+
+
+def maps_section(models: list[dict], k: dict) -> None:
+    """Where a class's influential and non-influential units look, their maps averaged over the
+    class (ReLU+FC paper, Table 7), on request: one pass over the test split a model."""
+    suited = common.on_request(models, "influential_maps", "Average the maps of each class's influential and "
+                               "non-influential units for {count} model(s) (one pass over the test split)",
+                               "abl_maps", **k)
+    done = {m["label"]: common.stored_results(m).cached("influential_maps", **k) for m in suited}
+    shown = [m for m in suited if done[m["label"]]]
+    if not shown:
+        return
+    names = shown[0]["class_names"]
+    cls = st.selectbox("Maps of the class", names, **common.kept("abl_maps_class", names[0], names))
+    for meta in shown:
+        result = done[meta["label"]]
+        c = meta["class_names"].index(cls) if cls in meta["class_names"] else None
+        if c is None or result["example"][c] is None:
+            st.caption(common.plain(f"{meta['label']}: no test image of {cls}"))
+            continue
+        image, _ = dataset_image(meta["dataset"], result["example"][c], view=view_of(meta))
+        for cell, picture, group, value in zip(st.columns(len(result["groups"])), overlays_on(image, result["maps"][c]),
+                                               result["groups"], result["mean_activation"][c]):
+            cell.image(picture, caption=common.plain(f"{meta['label']}: {group} (mean activation {value:.3f})"))
+    st.caption(f"Each map is the mean, over the class's test images, of the maps of all units, of its k2 = "
+               f"{k['k2']} influential units and of its {k['k2']} least frequent ones (the paper's Table 7), upsampled "
+               "and drawn on one scale per model and class over the class's first test image.")
 
 
 def frequency_map(meta: dict, infl: dict, i: int) -> None:

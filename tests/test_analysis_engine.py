@@ -454,3 +454,29 @@ def test_iam_and_rs_in_a_shallower_layer(tiny_checkpoints, tmp_path):
     expected = block(model.stem(x)).mean(dim=(2, 3))
     with torch.no_grad():
         assert torch.allclose(unit_activations(model, block)(x), expected, atol=1e-6)
+
+
+def test_maps_of_influential_units_are_class_means_of_their_maps(tiny_checkpoints, tmp_path):
+    """Recomputed here from the model's own maps: for class 3, the mean over its analysed test
+    images of the mean map of all units, of its influential units and of its least frequent ones;
+    the example is the class's first analysed image, as an index into the whole split."""
+    from core.analysis.influential import index_frequencies, sets_from_frequencies
+    from core.analysis.influential_maps import least_frequent
+    engine = analyzer(tiny_checkpoints["lsg"], tmp_path / "c.duckdb")
+    result = engine.run("influential_maps", k1=3, k2=4)
+    train = engine.features("train", engine.train_limit)
+    counts = index_frequencies(train.features, train.labels, 10, 3)
+    assert result["influential"] == sets_from_frequencies(counts, 4).tolist()
+    assert result["non_influential"] == least_frequent(counts, 4).tolist()
+    dataset = engine.dataset("test").subset(engine.limit)
+    rows = torch.nonzero(dataset.labels == 3).flatten()
+    with torch.no_grad():
+        maps = engine.model.eval().forward_features(dataset.images[rows]).double()
+    expected = torch.stack([maps.mean(dim=1), maps[:, result["influential"][3]].mean(dim=1),
+                            maps[:, result["non_influential"][3]].mean(dim=1)], dim=1).mean(dim=0)
+    assert torch.allclose(torch.tensor(result["maps"][3], dtype=torch.float64), expected, atol=1e-5)
+    assert result["images"][3] == len(rows)
+    from core.data import balanced_sample
+    whole = engine.dataset("test")
+    assert result["example"][3] == int(balanced_sample(whole.labels, engine.limit)[rows[0]])
+    assert int(whole.labels[result["example"][3]]) == 3

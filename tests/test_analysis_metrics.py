@@ -438,3 +438,18 @@ def test_decomposed_retrain_runs_on_a_trained_model(tiny_checkpoints, tmp_path):
                                engine.model.fc.bias.detach(), mask, epochs=3, lr=0.01, batch_size=256, seed=0)
     by_hand = int(((test.features @ w.T + b).argmax(1) == test.labels).sum()) / len(test.labels)
     assert result["after"] == by_hand
+
+
+def test_least_frequent_units_by_hand():
+    """Counts of class 0: units 2 and 3 never counted, unit 3 the later of the tie; class 1: unit 1."""
+    from core.analysis.influential_maps import least_frequent
+    counts = torch.tensor([[5.0, 3.0, 0.0, 0.0], [4.0, 1.0, 2.0, 9.0]])
+    assert least_frequent(counts, 2).tolist() == [[2, 3], [1, 2]]
+
+
+def test_maps_scaled_together_keep_a_weak_map_weak():
+    """Two constant 1 x 1 maps, 1 and 3, upsampled to 2 x 2: one scale puts them at 0 and 1
+    (each on its own scale both would be flat)."""
+    from core.cam import scaled_together
+    out = scaled_together(torch.tensor([[[1.0]], [[3.0]]]), (2, 2))
+    assert out.shape == (2, 2, 2) and out[0].tolist() == [[0, 0], [0, 0]] and out[1].tolist() == [[1, 1], [1, 1]]

@@ -606,6 +606,23 @@ def test_layer_selectivity_and_the_retrained_head_are_computed_on_request(app_en
     assert not [b for b in at.button if b.key == "abl_layer_run"]
 
 
+def test_maps_of_influential_units_are_drawn_on_request(app_env):
+    """Table 7 behind a button: per model three pictures (all units, influential, non-influential)
+    of the chosen class, the button gone once computed."""
+    at = new_app()
+    at.sidebar.multiselect[0].set_value(["ce", "lsg"]).run()
+    at.switch_page("pages/ablations.py").run()
+    at.button(key="abl_maps").click().run()
+    no_errors(at)
+    at.selectbox(key="abl_maps_class").set_value("Sneaker").run()
+    no_errors(at)
+    captions = [shown(i.caption) for e in elements(at._tree) if getattr(e, "type", "") == "image" for i in e.proto.imgs]
+    for label in ("ce", "lsg"):
+        for group in ("all units", "influential", "non-influential"):
+            assert any(c.startswith(f"{label}: {group} (mean activation ") for c in captions), (label, group, captions)
+    assert not [b for b in at.button if b.key == "abl_maps"]
+
+
 def test_adversarial_detection_is_computed_on_request_on_the_gates_page(app_env):
     """The LSG paper's Table 4 behind a button, PGD's steps a choice: a table of AUC mean +- std at
     each training size (capped at the 60 a class the app's training sample holds), the button gone
