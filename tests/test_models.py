@@ -31,7 +31,31 @@ def test_face(arch, channels, size):
     model = create_model(arch, num_classes=7, in_channels=channels).eval()
     maps = check_face(model, torch.randn(2, channels, size, size))
     assert (maps >= 0).all()  # after the last ReLU
-    assert model.unit_filters.out_channels == model.num_features
+    if model.units_have_maps:
+        assert model.unit_filters.out_channels == model.num_features
+    else:  # a hidden layer's neurons: no one convolution makes them
+        assert model.unit_filters is None and maps.shape[-2:] == (1, 1)
+
+
+def test_the_shallow_cnn_is_the_rs_papers_by_hand():
+    """Four 3x3 convolutions of 64, 64, 128, 128 filters at stride 1; the units are the hidden
+    layer's 256 neurons, its output before fc; the depth layers are the four convolutions then
+    it, each channel a unit (a hook on the hidden layer reads the penultimate features)."""
+    from core.analysis.features import pooled_output
+    model = create_model("shallow_cnn", num_classes=10, in_channels=1).eval()
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size, c.stride) for c in convs] == [(w, (3, 3), (1, 1)) for w in (64, 64, 128, 128)]
+    assert list(model.depth_layers()) == ["conv 1", "conv 2", "conv 3", "conv 4", "hidden fc"]
+    seen = {}
+    handles = [m.register_forward_hook(lambda mod, i, out, name=name: seen.update({name: pooled_output(out)}))
+               for name, m in model.depth_layers().items()]
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        parts = model.forward_parts(x)
+    for handle in handles:
+        handle.remove()
+    assert [seen[name].shape[1] for name in model.depth_layers()] == [64, 64, 128, 128, 256]
+    torch.testing.assert_close(seen["hidden fc"], parts.features)
 
 
 @pytest.mark.parametrize("arch", TORCHVISION)

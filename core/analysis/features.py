@@ -69,8 +69,10 @@ def exact_float32(device: torch.device):
 
 
 def pooled_output(output: torch.Tensor) -> torch.Tensor:
-    """A depth layer's output averaged over its map (N, C, h, w) or its tokens (N, T, D): (N, C)
-    float32, its channels read as units."""
+    """A depth layer's output averaged over its map (N, C, h, w) or its tokens (N, T, D), or a
+    hidden linear layer's neurons (N, D) as they are: (N, units) float32."""
+    if output.dim() == 2:
+        return output.float()
     return output.float().mean(dim=(2, 3)) if output.dim() == 4 else output.float().mean(dim=1)
 
 

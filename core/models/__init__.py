@@ -5,9 +5,11 @@
 - `resnet`, `densenet`, `efficientnet`, `vgg`: torchvision's ImageNet classifiers, built with
   torchvision's own constructors (no weights downloaded), whose state dicts load with their keys
   unchanged;
+- `shallow`: the Representative Substitution paper's shallow CNN (four convolutions, a hidden
+  fully connected layer whose neurons are the units);
 - `vit`: Vision Transformers, ours for small images (vit_tiny) and torchvision's ViT-B, their
   units' maps on the patch grid.
 """
 from .base import (LEGACY_ARCHS, MODELS, Parts, UnitModel, all_finite, arch_options, create_model,  # noqa: F401
                    register_model, resolve_arch)
-from . import cifar, densenet, efficientnet, resnet, vgg, vit  # noqa: F401  (each registers its models)
+from . import cifar, densenet, efficientnet, resnet, shallow, vgg, vit  # noqa: F401  (each registers its models)
