@@ -17,7 +17,8 @@ from .data import ImageFolderSource, get_source
 from .processes import training_process_start
 from .progress import read_events, summarize
 from .errors import UserError
-from .losses import create_objective
+from .losses import OBJECTIVES, create_objective
+from .losses.base import cast_option
 
 _CHILDREN: dict[int, "object"] = {}  # Popen objects of this process, so finished ones are reaped
 
@@ -146,12 +147,43 @@ def sharing_the_cpu(folder: Path | None = None) -> list[Run]:
     return [r for r in list_runs(folder) if r.status == "running" and on_the_cpu(run_device(r))]
 
 
+MAX_SWEEP_RUNS = 50  # from the sidebar; python -m core.sweep takes more
+
+
+def sweepable(method: str) -> list[str]:
+    """The method's options a sweep can vary: the numbers (not the switches)."""
+    return [key for key, (default, _) in OBJECTIVES[method].options.items()
+            if isinstance(default, (int, float)) and not isinstance(default, bool)]
+
+
+def sweep_choices(method: str, options: dict, option: str, values: str, seeds: str) -> tuple[list, list[int]]:
+    """A sweep asked for in words ("0.6, 0.7, 0.9"; seeds "0, 1, 2"): the (method, options) of each
+    value, the other options as they are, and the seeds each is trained with; RunError (one line)
+    for a value the option cannot take or a plan too large."""
+    if option not in sweepable(method):
+        raise RunError(f"{method} has no numeric option {option[:40]!r} to sweep")
+    default = OBJECTIVES[method].options[option][0]
+    try:
+        chosen = [cast_option(default, v.strip()) for v in values.split(",") if v.strip()]
+        seed_list = [int(v.strip()) for v in seeds.split(",") if v.strip()]
+    except ValueError:
+        raise RunError(f"give {option}'s values and the seeds as numbers separated by commas "
+                       f"(values {values[:40]!r}, seeds {seeds[:40]!r})") from None
+    if len(set(chosen)) < 2 or not seed_list:
+        raise RunError(f"a sweep needs at least two values of {option} and one seed")
+    if len(set(chosen)) * len(set(seed_list)) > MAX_SWEEP_RUNS:
+        raise RunError(f"{len(set(chosen)) * len(set(seed_list))} runs; a sweep from here holds at most "
+                       f"{MAX_SWEEP_RUNS} (python -m core.sweep takes more)")
+    return [(method, {**options, option: v}) for v in dict.fromkeys(chosen)], list(dict.fromkeys(seed_list))
+
+
 def start_runs(choices: list[tuple[str, dict]], dataset: str = "fashion-mnist", arch: str = "resnet20",
                epochs: int = 1, limit: int | None = None, batch_size: int = 256, lr: float = 0.1,
                seed: int = 0, device: str = "auto", folder: Path | None = None, init: str = "",
-               input_size: int | None = None, head_only_epochs: int = 0) -> list[Run]:
-    """Launch one run per (method, options), on the same data. On a GPU they all train at once
-    (their start-ups overlap; bench/RESULTS.md); on a CPU one at a time: each process waits
+               input_size: int | None = None, head_only_epochs: int = 0, seeds: list[int] | None = None) -> list[Run]:
+    """Launch one run per (method, options) and seed (`seeds`, or `seed`), on the same data. On a
+    GPU they all train at once (their start-ups overlap; bench/RESULTS.md); on a CPU one at a
+    time: each process waits
     (`--after`, once per process) until every CPU run started before it has ended, so a run
     cancelled or failing in the middle of the queue lets no two train at once."""
     source = get_source(dataset)
@@ -177,7 +209,7 @@ def start_runs(choices: list[tuple[str, dict]], dataset: str = "fashion-mnist", 
     queue = on_the_cpu(device)
     before = [r.pid for r in sharing_the_cpu(folder)] if queue else []
     started = []
-    for method, options in choices:
+    for (method, options), seed in ((choice, s) for choice in choices for s in (seeds or [seed])):
         run_id = claim_run_id(folder, f"{method}-{time.strftime('%Y%m%d-%H%M%S')}")
         out, progress, log = (folder / f"{run_id}{suffix}" for suffix in (".pt", ".progress.jsonl", ".log"))
         args = [sys.executable, "-m", "core.train", "--method", method, "--dataset", dataset, "--arch", arch,

@@ -325,6 +325,42 @@ def test_the_server_imports_app_and_the_first_overview_without_torch():
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
 
 
+def test_a_sweep_starts_from_the_sidebar_and_its_models_form_one_sweep(app_env):
+    """minimax's p_t over two values, one seed, from the sidebar: one run each with that value and
+    the seed, queued on the CPU; once trained, the two checkpoints form one sweep of p_t (the
+    Specificity and cost page's chart); a value that is no number is one warning, nothing started."""
+    import time
+    from pathlib import Path
+    from core import runs
+    from core.checkpoints import load
+    from core.tradeoffs import sweeps
+    folder = Path(ui_env.os.environ["UNITLENS_RUNS"])
+    before = {r.run_id for r in runs.list_runs(folder)}
+    at = new_app()
+    at.multiselect(key="train_methods").set_value(["minimax"])
+    at.number_input(key="train_limit").set_value(100)
+    at.number_input(key="train_epochs").set_value(1)
+    at.run()
+    at.toggle(key="train_sweep").set_value(True).run()
+    at.text_input(key="train_sweep_values").set_value("0.6, tall").run()
+    at.button(key="train_start").click().run()
+    assert [shown(w.value) for w in at.sidebar.warning][-1].startswith("give p_t's values and the seeds as numbers")
+    assert {r.run_id for r in runs.list_runs(folder)} == before
+    at.text_input(key="train_sweep_values").set_value("0.6, 0.9").run()
+    at.text_input(key="train_sweep_seeds").set_value("3").run()
+    at.button(key="train_start").click().run()
+    started = sorted((r for r in runs.list_runs(folder) if r.run_id not in before), key=lambda r: r.started)
+    assert [(r.args[r.args.index("--p-t") + 1], r.args[r.args.index("--seed") + 1]) for r in started] == \
+        [("0.6", "3"), ("0.9", "3")]
+    deadline = time.time() + 240
+    while any(runs.load_run(folder / f"{r.run_id}.run.json").status == "running" for r in started):
+        assert time.time() < deadline
+        time.sleep(0.5)
+    metas = [load(r.out).meta for r in started]
+    found = sweeps([(meta, {}) for meta in metas])
+    assert [(s.option, [p["value"] for p in s.points]) for s in found] == [("p_t", [0.6, 0.9])]
+
+
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="on a GPU the runs start at once")
 def test_several_methods_start_from_the_sidebar_one_after_another_on_the_cpu(app_env):
     """Two methods chosen and one Start: one run each on the same data; on the CPU the second

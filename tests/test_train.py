@@ -336,3 +336,19 @@ def test_a_sweep_trains_every_value_and_seed_and_the_page_draws_it(tmp_path, dat
         assert any("against p_t (minimax)" in spec for spec in specs)
     finally:
         ui_env.restore(previous)
+
+
+def test_a_sweep_asked_for_in_words_by_hand():
+    """p_t over "0.6, 0.9" with seeds "0, 1": two choices, the other options kept, two seeds; a
+    value that is not a number, a single value, a switch and too many runs are one line each."""
+    from core import runs
+    choices, seeds = runs.sweep_choices("minimax", {"p_t": 0.7, "random_ties": True}, "p_t", " 0.6, 0.9,0.9", "0, 1")
+    assert choices == [("minimax", {"p_t": 0.6, "random_ties": True}), ("minimax", {"p_t": 0.9, "random_ties": True})]
+    assert seeds == [0, 1]
+    assert "random_ties" not in runs.sweepable("minimax") and runs.sweepable("ce") == []
+    for option, values, seed_text, said in [("p_t", "0.6, high", "0", "as numbers separated by commas"),
+                                            ("p_t", "0.6", "0", "at least two values"),
+                                            ("random_ties", "0, 1", "0", "no numeric option"),
+                                            ("p_t", ", ".join(str(v / 100) for v in range(1, 27)), "0, 1", "at most 50")]:
+        with pytest.raises(runs.RunError, match=said):
+            runs.sweep_choices("minimax", {}, option, values, seed_text)

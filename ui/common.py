@@ -329,6 +329,7 @@ def training_panel() -> None:
                                  help="One run per method, on the same data: on a GPU they train at once, "
                                       "on the CPU one after another")
         options = {method: method_options(method, several=len(methods) > 1) for method in methods}
+        sweep = sweep_fields(methods)
         arch = st.selectbox("Architecture", sorted(MODELS), index=sorted(MODELS).index("resnet20"), key="train_arch")
         choices = [*DATASETS, "image folder"]
         present = {name: name == "image folder" or on_this_machine(name) for name in choices}
@@ -352,9 +353,12 @@ def training_panel() -> None:
                                      "quick look; 0 trains on all of it (minutes an epoch on a CPU)")
         if st.button("Start", key="train_start", type="primary", disabled=not methods):
             try:
-                started = runs.start_runs(list(options.items()), dataset, arch, int(epochs), int(limit) or None,
+                choices, seeds = list(options.items()), None
+                if sweep:
+                    choices, seeds = runs.sweep_choices(methods[0], options[methods[0]], *sweep)
+                started = runs.start_runs(choices, dataset, arch, int(epochs), int(limit) or None,
                                           init=init.strip(), input_size=int(input_size) or None,
-                                          head_only_epochs=int(head_only))
+                                          head_only_epochs=int(head_only), seeds=seeds)
                 st.toast(f"started {plain(', '.join(run.run_id for run in started))}")  # the monitor shows the rest
             except UserError as exc:
                 st.warning(plain(exc))
@@ -399,6 +403,23 @@ def window(label: str, total: int, size: int, key: str) -> slice:
 def guarded_run_monitor() -> None:
     """The monitor redraws itself apart from the page: it needs its own one-line errors."""
     guarded(run_monitor)
+
+
+def sweep_fields(methods: list[str]) -> tuple[str, str, str] | None:
+    """(option, values, seeds) of a sweep when one is asked for: one method's numeric option over
+    several values, each with several seeds (the Specificity and cost page draws the figures
+    against the value, mean +- std over the seeds)."""
+    if len(methods) != 1 or not runs.sweepable(methods[0]):
+        return None
+    if not st.toggle("Sweep an option over values and seeds", key="train_sweep",
+                     help="one run per value and seed, instead of one run: the minimax paper's Fig. 5 and the "
+                          "mean +- std of its Table 1"):
+        return None
+    option = st.selectbox("Option", runs.sweepable(methods[0]), key="train_sweep_option")
+    values = st.text_input("Values", key="train_sweep_values", placeholder="0.6, 0.7, 0.9",
+                           help="replace the option's value above, one run each")
+    seeds = st.text_input("Seeds", "0, 1, 2", key="train_sweep_seeds")
+    return option, values, seeds
 
 
 def method_options(method: str, several: bool) -> dict:
