@@ -62,6 +62,8 @@ def analyse(path: Path, store: Store, faithfulness: bool = True) -> dict:
     row["masking"] = {by: masking_summary(analyzer.run("class_masking", by=by)) for by in ("gate", "influential")}
     row["gate_source"] = results["gate"]["source"]
     row["adversarial"] = analyzer.cached("adversarial_detection")  # shipped for ce and lsg (make_results)
+    row["influential_maps"] = analyzer.cached("influential_maps")  # shipped (make_results)
+    row["example_meta"] = {k: analyzer.meta[k] for k in ("dataset", "input_size", "mean", "std", "class_names")}
     for heavy in ("unit_ablation", "influential", "gate"):
         row.pop(heavy, None)
     return row
@@ -254,6 +256,45 @@ def retrain_verdict(models: list[dict]) -> str:
     return ("matches where there is a gap" if recovered else "**does not hold**") + " (" + "; ".join(said) + ")"
 
 
+MAPS_CLASS = "Sneaker"  # the class drawn in influential_maps.png
+
+
+def influential_maps_figure(models: list[dict]) -> None:
+    """Table 7's pictures for the CE/minimax/LSG trio: one class's three mean maps over its first
+    test image, on one scale per model, drawn as the Ablations page draws them."""
+    from core.data import dataset_image, view_of
+    from core.render import overlays_on
+    shown = [m for m in models if m["name"] in ("ce", "minimax", "lsg") and m.get("influential_maps")]
+    if not shown:
+        return
+    fig, axes = plt.subplots(len(shown), 3, figsize=(7.5, 2.6 * len(shown)), squeeze=False)
+    for row, m in zip(axes, shown):
+        result, c = m["influential_maps"], m["example_meta"]["class_names"].index(MAPS_CLASS)
+        image, _ = dataset_image(m["example_meta"]["dataset"], result["example"][c], view=view_of(m["example_meta"]))
+        for ax, picture, group in zip(row, overlays_on(image, result["maps"][c]), result["groups"]):
+            ax.imshow(picture)
+            ax.set_title(f"{m['name']}: {group}", fontsize=9)
+            ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(OUT / "influential_maps.png", dpi=110)
+    plt.close(fig)
+
+
+def influential_maps_table(models: list[dict]) -> str:
+    """Each model's mean activation of a class's influential, non-influential and all units on the
+    class's own test images, averaged over the classes."""
+    done = [m for m in models if m.get("influential_maps")]
+    if not done:
+        return "(not computed yet: `checkpoints/make_results.py`)"
+    lines = ["| model | influential units | non-influential units | all units | non-influential / influential |",
+             "|---|---|---|---|---|"]
+    for m in done:
+        means = m["influential_maps"]["mean_activation"]  # per class: all, influential, non-influential
+        every, infl, non = (statistics.fmean(row[i] for row in means) for i in range(3))
+        lines.append(f"| {m['name']} | {infl:.3f} | {non:.3f} | {every:.3f} | {non / infl:.1%} |")
+    return "\n".join(lines)
+
+
 def adversarial_table(models: list[dict]) -> str:
     """The LSG paper's Table 4 on the models it was computed for: AUC mean +- std a training size."""
     done = [m for m in models if m.get("adversarial")]
@@ -408,10 +449,12 @@ def main():
     vits = [analyse(ROOT / "checkpoints" / f"{name}.pt", store, faithfulness=False) for name in VIT
             if (ROOT / "checkpoints" / f"{name}.pt").exists()]
     plots(models, full)
+    influential_maps_figure(models)
     (OUT / "figures.json").write_text(json.dumps({"bundled": models, "full_pt": full, "vit": vits}, indent=1))
     tables = {"results_table": table(models, "model"), "detail_table": detail_table(models),
               "noise_table": noise_table(models), "claims_table": claims_table(models),
-              "masking_table": masking_table(models), "adversarial_table": adversarial_table(models), "trajectory_table": trajectory_table(models),
+              "masking_table": masking_table(models), "adversarial_table": adversarial_table(models),
+              "influential_maps_table": influential_maps_table(models), "maps_class": MAPS_CLASS, "trajectory_table": trajectory_table(models),
               "faithfulness_table": faithfulness_table(models), "pt_table": table(full, "10-epoch schedule"),
               "epochs": models[0]["epochs"],
               "vit_table": vit_table(models, vits) if len(vits) == len(VIT) else "(the ViT trio is not trained yet)",
