@@ -72,12 +72,21 @@ def on_request_lines(rows: list[dict]) -> str:
     lines = []
     for row in rows:
         for name, result in (row.get("on_request") or {}).items():
-            cells = [f"{k}={format_scalar(v)}" for k, v in result.items() if isinstance(v, (int, float, str))]
+            cells = [f"{k}={format_scalar(v)}" for k, v in result.items() if is_short(v)]
             lines.append(f"{row['name']}: {name}: {' '.join(cells)}")
     return "\n".join(lines)
 
 
+def is_short(value) -> bool:
+    """A number, a word or a few numbers (AUC a size): what fits a line."""
+    if isinstance(value, list):
+        return 0 < len(value) <= 10 and all(isinstance(v, (int, float)) for v in value)
+    return isinstance(value, (int, float, str))
+
+
 def format_scalar(value) -> str:
+    if isinstance(value, list):
+        return "/".join(format_scalar(v) for v in value)
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
@@ -86,6 +95,8 @@ def also_names(text: str) -> tuple[str, ...]:
     offered = sorted(n for n, a in ANALYSES.items() if a.on_request and n not in ("iam", "faithfulness"))
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     unknown = [n for n in names if n not in offered]
+    if {"iam", "faithfulness"} & set(unknown):
+        raise UserError("--also: iam and faithfulness have their own flags, --iam and --faithfulness")
     if unknown:
         raise UserError(f"--also: no on-request analysis {unknown[0][:40]!r}; the analyses are {', '.join(offered)}")
     return names

@@ -85,3 +85,7 @@ def test_the_analysis_on_a_trained_model(tiny_checkpoints, tmp_path):
                         trees=10) == result
     with pytest.raises(UserError, match="sizes >= 1"):
         engine.run("adversarial_detection", sizes=(0,), steps=1)
+    on_training = Analyzer.from_path(tiny_checkpoints["lsg"], Store(tmp_path / "c.duckdb"), split="train",
+                                     limit=500, train_limit=600, feature_dir=None)
+    with pytest.raises(UserError, match="held-out images: run it on the test split"):
+        on_training.run("adversarial_detection", sizes=(3,), steps=1)

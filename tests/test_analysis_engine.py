@@ -140,6 +140,7 @@ def test_analyze_cli_runs_on_request_analyses_with_also(tiny_checkpoints, tmp_pa
     assert f"ce: decomposed_retrain: k1=5 k2=5 epochs=1 full={retrain['full']:.4f}" in table.stdout
     error = assert_one_line_error(run_cli("core.analyze", *args, "--also", "decomposed_retrain,nope"))
     assert "no on-request analysis 'nope'" in error and "adversarial_detection" in error
+    assert "--iam and --faithfulness" in assert_one_line_error(run_cli("core.analyze", *args, "--also", "iam"))
 
 
 def test_gated_path_accuracy_reads_each_class_through_its_own_gate_row(tiny_checkpoints, tmp_path):
@@ -458,16 +459,17 @@ def test_iam_and_rs_in_a_shallower_layer(tiny_checkpoints, tmp_path):
 
 def test_maps_of_influential_units_are_class_means_of_their_maps(tiny_checkpoints, tmp_path):
     """Recomputed here from the model's own maps: for class 3, the mean over its analysed test
-    images of the mean map of all units, of its influential units and of its least frequent ones;
+    images of the mean map of all units, of its influential units and of the others drawn;
     the example is the class's first analysed image, as an index into the whole split."""
     from core.analysis.influential import index_frequencies, sets_from_frequencies
-    from core.analysis.influential_maps import least_frequent
+    from core.analysis.influential_maps import other_units
     engine = analyzer(tiny_checkpoints["lsg"], tmp_path / "c.duckdb")
     result = engine.run("influential_maps", k1=3, k2=4)
     train = engine.features("train", engine.train_limit)
     counts = index_frequencies(train.features, train.labels, 10, 3)
     assert result["influential"] == sets_from_frequencies(counts, 4).tolist()
-    assert result["non_influential"] == least_frequent(counts, 4).tolist()
+    alive = train.features.max(dim=0).values > 0
+    assert result["non_influential"] == other_units(sets_from_frequencies(counts, 4), alive, 4, seed=0).tolist()
     dataset = engine.dataset("test").subset(engine.limit)
     rows = torch.nonzero(dataset.labels == 3).flatten()
     with torch.no_grad():

@@ -440,11 +440,17 @@ def test_decomposed_retrain_runs_on_a_trained_model(tiny_checkpoints, tmp_path):
     assert result["after"] == by_hand
 
 
-def test_least_frequent_units_by_hand():
-    """Counts of class 0: units 2 and 3 never counted, unit 3 the later of the tie; class 1: unit 1."""
-    from core.analysis.influential_maps import least_frequent
-    counts = torch.tensor([[5.0, 3.0, 0.0, 0.0], [4.0, 1.0, 2.0, 9.0]])
-    assert least_frequent(counts, 2).tolist() == [[2, 3], [1, 2]]
+def test_other_units_are_live_units_outside_each_class_set_drawn_by_seed():
+    """Six units, unit 5 dead: class 0 (set 0, 1) may draw from 2, 3, 4; class 1 (set 2, 3) from
+    0, 1, 4; one seed, one draw; a class with fewer candidates than k gives every row that many."""
+    from core.analysis.influential_maps import other_units
+    sets = torch.tensor([[0, 1], [2, 3]])
+    alive = torch.tensor([True, True, True, True, True, False])
+    drawn = other_units(sets, alive, 2, seed=0)
+    assert set(drawn[0].tolist()) <= {2, 3, 4} and set(drawn[1].tolist()) <= {0, 1, 4}
+    assert all(len(set(row.tolist())) == 2 for row in drawn)
+    assert torch.equal(drawn, other_units(sets, alive, 2, seed=0))
+    assert other_units(sets, alive, 5, seed=0).shape == (2, 3)
 
 
 def test_maps_scaled_together_keep_a_weak_map_weak():

@@ -169,21 +169,54 @@ def test_tightening_by_hand():
     assert lsg.tighten_gate(gate, 0.5).tolist() == [[0, 1, 1, 0], [1, 1, 1, 0], [0, 1, 1, 1]]
 
 
-def test_a_gate_tightened_during_training_is_binary_and_held(tmp_path, data_root):
-    """tighten_epoch 1 of 2: the first epoch trains the gate, the second trains the network
-    through the tightened one; the saved gate is binary, each unit one class's or everyone's,
-    and tightening it again changes nothing. A tighten_epoch the run never reaches is refused."""
+def test_the_objective_tightens_its_gate_at_its_epoch_and_holds_it():
+    """A gate set by hand on a real model: before tighten_epoch the gated step updates it; at the
+    epoch's start it becomes tighten_gate of itself, gated steps are then of their own kind (a GPU
+    graph of their own) and leave it as it is while the network trains."""
+    from core.losses import create_objective
+    from core.models import create_model
+    torch.manual_seed(0)
+    model = create_model("resnet20", num_classes=3, in_channels=1)
+    objective = create_objective("lsg", warmup_epochs=0, period=1, tighten_epoch=1, tighten_threshold=0.9)
+    objective.validate_run(2)
+    objective.attach(model)
+    start = torch.rand(3, 64)
+    lsg.constrain_gate_(start)
+    objective.gate.data.copy_(start)
+    x, y = torch.rand(4, 1, 28, 28), torch.tensor([0, 1, 2, 0])
+
+    def gated_step(epoch):
+        kind = objective.step_kind(epoch, 0)
+        loss = objective.training_loss(objective.forward(model, x, y, kind), y)
+        loss.backward()
+        objective.after_step()
+        return kind
+
+    objective.start_epoch(0)
+    assert gated_step(0) is True and not torch.equal(objective.gate.detach(), start)
+    trained = objective.gate.detach().clone()
+    objective.start_epoch(1)
+    tight = lsg.tighten_gate(trained, 0.9)
+    assert torch.equal(objective.gate.detach(), tight)
+    assert gated_step(1) == "tightened" and torch.equal(objective.gate.detach(), tight)
+    objective.start_epoch(2)  # a resumed run tightens again: a binary gate is its own tightening
+    assert torch.equal(objective.gate.detach(), tight)
+
+
+def test_a_gate_tightened_during_training_is_binary_and_mixed(tmp_path, data_root):
+    """tighten_epoch 1 of 2, h = 0.999: the saved gate is binary, some units one class's alone and
+    some everyone's. A tighten_epoch with no gated step before it is refused in one line."""
     from core.checkpoints import load
     from core.trainer import TrainConfig, train
     out = tmp_path / "tight.pt"
-    options = {"warmup_epochs": 0, "period": 1, "tighten_epoch": 1, "tighten_threshold": 0.5}
+    options = {"warmup_epochs": 0, "period": 1, "tighten_epoch": 1, "tighten_threshold": 0.999}
     train(TrainConfig(method="lsg", options=options, epochs=2, limit=200, batch_size=100, out=str(out),
                       data_root=str(data_root), snapshot_per_class=0))
     gate = load(out).model.gate.detach()
     assert set(gate.unique().tolist()) <= {0.0, 1.0}
     per_unit = gate.sum(dim=0)
-    assert bool(((per_unit == 1) | (per_unit == 10)).all())
-    assert torch.equal(lsg.tighten_gate(gate, 0.5), gate)
-    with pytest.raises(Exception, match="tighten_epoch 2 must lie after the warm-up"):
-        train(TrainConfig(method="lsg", options={**options, "tighten_epoch": 2}, epochs=2, limit=200,
-                          batch_size=100, out=str(tmp_path / "never.pt"), data_root=str(data_root)))
+    assert bool(((per_unit == 1) | (per_unit == 10)).all()) and {1.0, 10.0} <= set(per_unit.tolist())
+    late = {**options, "warmup_epochs": 1, "by_epoch": True, "period": 3, "tighten_epoch": 2}
+    with pytest.raises(Exception, match="tighten_epoch 2 must leave an epoch with gated steps before it"):
+        train(TrainConfig(method="lsg", options=late, epochs=4, limit=200, batch_size=100,
+                          out=str(tmp_path / "never.pt"), data_root=str(data_root)))

@@ -41,7 +41,7 @@ def test_the_shallow_cnn_is_the_rs_papers_by_hand():
     """Four 3x3 convolutions of 64, 64, 128, 128 filters at stride 1; the units are the hidden
     layer's 256 neurons, its output before fc; the depth layers are the four convolutions then
     it, each channel a unit (a hook on the hidden layer reads the penultimate features)."""
-    from core.analysis.features import pooled_output
+    from core.models.base import pooled_output
     model = create_model("shallow_cnn", num_classes=10, in_channels=1).eval()
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     assert [(c.out_channels, c.kernel_size, c.stride) for c in convs] == [(w, (3, 3), (1, 1)) for w in (64, 64, 128, 128)]
@@ -56,6 +56,8 @@ def test_the_shallow_cnn_is_the_rs_papers_by_hand():
         handle.remove()
     assert [seen[name].shape[1] for name in model.depth_layers()] == [64, 64, 128, 128, 256]
     torch.testing.assert_close(seen["hidden fc"], parts.features)
+    from core.analysis import ANALYSES  # its units have no maps to draw
+    assert "a hidden layer's neurons" in ANALYSES["influential_maps"].unsuited(model)
 
 
 @pytest.mark.parametrize("arch", TORCHVISION)

@@ -47,6 +47,13 @@ def test_the_selectivity_regulariser_on_every_layer_trains_and_is_recorded(tmp_p
                      "--limit", "200", "--batch-size", "100", "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert load(out).meta["options"] == {"alpha": 2.0, "every_layer": True}
+    # the shallow CNN's last depth layer is a hidden linear layer: its neurons are read as they are
+    shallow = tmp_path / "shallow.pt"
+    result = run_cli("core.train", "--method", "selectivity", "--alpha", "2", "--every-layer", "true", "--epochs", "1",
+                     "--arch", "shallow_cnn", "--lr", "0.02", "--limit", "200", "--batch-size", "100",
+                     "--out", str(shallow))
+    assert result.returncode == 0, result.stderr
+    assert load(shallow).meta["arch"] == "shallow_cnn"
 
 
 def test_same_seed_same_result(tmp_path, data_root):

@@ -13,8 +13,9 @@ import torch.nn.functional as F
 
 from ..data import balanced_sample, first_per_class
 from ..errors import UserError
+from ..models.base import pooled_output
 from .base import register_analysis, tolist
-from .features import exact_float32, pooled_output
+from .features import batch_size_for, exact_float32
 
 
 def pixel_box(images: torch.Tensor, mean, std) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -87,20 +88,22 @@ def per_class_draw(labels: torch.Tensor, num_classes: int, count: int, generator
 
 
 def attack_and_read(ctx, model, parts: dict, epsilon, step, steps, generator) -> tuple[dict, dict]:
-    """For each part's (images, labels): the pooled features of the clean and the attacked images,
-    and the share of attacked images the model reads as their target."""
+    """For each part's (image reader, rows, labels): the pooled features of the clean and the
+    attacked images, and the share of attacked images the model reads as their target. The
+    images are read a batch at a time, never held whole."""
     device = next(model.parameters()).device
     mean, std = ctx.meta["mean"], ctx.meta["std"]
-    batch = 250 if device.type == "cpu" else 2500
+    side = ctx.meta.get("input_size", 32)
+    batch = batch_size_for(model, side * side)
     model.eval()
     features, success = {}, {}
-    total, done = sum(len(y) for _, y in parts.values()), 0
+    total, done = sum(len(labels) for _, _, labels in parts.values()), 0
     with exact_float32(device):
-        for part, (images, labels) in parts.items():
+        for part, (read, rows, labels) in parts.items():
             targets = other_classes(labels, ctx.num_classes, generator)
             clean, attacked, hits = [], [], 0
             for s in range(0, len(labels), batch):
-                x, t = images[s:s + batch].to(device), targets[s:s + batch].to(device)
+                x, t = read(rows[s:s + batch]).to(device), targets[s:s + batch].to(device)
                 with torch.enable_grad():
                     adversarial = targeted_pgd(model, x, t, epsilon, step, steps, mean, std, generator)
                 clean.append(layer_features(model, x, batch))
@@ -115,34 +118,36 @@ def attack_and_read(ctx, model, parts: dict, epsilon, step, steps, generator) ->
 
 
 @register_analysis("adversarial_detection", version=1, on_request=True, title="Adversarial detection",
-                   sizes=(100, 500, 1000), test_per_class=100, epsilon=0.3, step=0.01, steps=40, repeats=5,
-                   trees=100, seed=0)
+                   max_classes=100, sizes=(100, 500, 1000), test_per_class=100, epsilon=0.3, step=0.01, steps=40,
+                   repeats=5, trees=100, seed=0)
 def adversarial_detection(ctx, sizes, test_per_class, epsilon, step, steps, repeats, trees, seed):
     """Table 4: targeted PGD (epsilon and step in pixel units, Madry et al.'s MNIST settings
     0.3 / 0.01 / 40 steps, targets drawn among the other classes) on a seeded class-balanced sample
-    of max(sizes) training images a class (from the analysed training sample, under a training
-    limit) and on the first `test_per_class` test images a class; the features are every depth
-    layer's pooled output. For each size (`images_a_class`: capped at what the sample holds),
-    `repeats` random forests, each on that many clean and attacked training images a class (a new
-    draw and forest seed each), scored by AUC, clean against attacked, on the test images: held
-    out from the model and from the detector. Cost: (steps + 2) forward and backward passes
-    over C (max(sizes) + test_per_class) images, then len(sizes) x repeats forests; memory those
-    images twice and their pooled features."""
+    of max(sizes) training images a class (of the analysed training images) and on the first
+    `test_per_class` test images a class; the features are every depth layer's pooled output. For
+    each size (`images_a_class`: capped at what the sample holds), `repeats` random forests, each
+    on that many clean and attacked training images a class (a new draw and forest seed each),
+    scored by AUC, clean against attacked, on the test images: held out from the model and from the
+    detector. Cost: `steps` forward and backward passes and 3 forward passes over C (max(sizes) +
+    test_per_class) images, then len(sizes) x repeats forests; memory one batch of images and the
+    pooled features of all of them, clean and attacked."""
     sizes = sorted({int(n) for n in sizes})
     if not sizes or sizes[0] < 1 or test_per_class < 1 or steps < 0 or repeats < 1 or trees < 1 \
             or not epsilon >= 0 or not step >= 0:
         raise UserError("adversarial detection needs sizes >= 1, test_per_class >= 1, steps >= 0, repeats >= 1, "
                         "trees >= 1 and epsilon, step >= 0")
+    if ctx.split != "test":
+        raise UserError("adversarial detection scores its detector on held-out images: run it on the test split")
     model = ctx.device_model
     generator = torch.Generator().manual_seed(seed)
-    train = ctx.training_images()
+    train = ctx.train
     pool = balanced_sample(train.labels, sizes[-1] * ctx.num_classes, seed)
     pool_labels = train.labels[pool]
     test_rows = first_per_class(ctx.test.labels, ctx.num_classes, test_per_class)
     test_labels = ctx.test.labels[test_rows]
     if len(torch.unique(pool_labels)) < ctx.num_classes or len(torch.unique(test_labels)) < ctx.num_classes:
         raise UserError("adversarial detection needs training and test images of every class")
-    parts = {"train": (train.take(pool), pool_labels), "test": (ctx.images(test_rows), test_labels)}
+    parts = {"train": (ctx.training_images, pool, pool_labels), "test": (ctx.images, test_rows, test_labels)}
     features, success = attack_and_read(ctx, model, parts, epsilon, step, steps, generator)
     test_x = torch.cat(features["test"])
     test_y = torch.cat([torch.zeros(len(test_labels)), torch.ones(len(test_labels))]).long()

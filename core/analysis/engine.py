@@ -119,11 +119,10 @@ class Context:
         whole = a.dataset(a.split)
         return positions if a.limit >= len(whole) else balanced_sample(whole.labels, a.limit)[positions]
 
-    def training_images(self):
-        """The analysed training images (the class-balanced sample under the training limit, as
-        `train`'s features), held or streamed: for analyses that perturb them."""
-        a = self._analyzer
-        return a.dataset("train").subset(a.train_limit)
+    @property
+    def split(self) -> str:
+        """The split `test` reads ("test", or "train" under core.analyze --split train)."""
+        return self._analyzer.split
 
     def image_batches(self, batch_size: int):
         """(images, readable, labels) over the analysed split's images in order, held or streamed
@@ -139,6 +138,12 @@ class Context:
         """The analysed images behind `rows` of `test`'s features (for analyses that perturb them)."""
         a = self._analyzer
         return a.dataset(a.split).subset(a.limit).take(self.test.positions(rows))
+
+    def training_images(self, rows: torch.Tensor) -> torch.Tensor:
+        """The training images behind `rows` of `train`'s features (the sample under the training
+        limit, readable images only)."""
+        a = self._analyzer
+        return a.dataset("train").subset(a.train_limit).take(self.train.positions(rows))
 
 
 class Analyzer:

@@ -68,14 +68,6 @@ def exact_float32(device: torch.device):
             torch.backends.cudnn.allow_tf32 = before
 
 
-def pooled_output(output: torch.Tensor) -> torch.Tensor:
-    """A depth layer's output averaged over its map (N, C, h, w) or its tokens (N, T, D), or a
-    hidden linear layer's neurons (N, D) as they are: (N, units) float32."""
-    if output.dim() == 2:
-        return output.float()
-    return output.float().mean(dim=(2, 3)) if output.dim() == 4 else output.float().mean(dim=1)
-
-
 def batch_size_for(model, pixels: int) -> int:
     """Images a forward pass takes at once: 250 on the CPU keeps allocations small enough to be
     reused (larger ones spend their time in page faults on 2 cores), 2500 on a GPU; as many

@@ -9,7 +9,8 @@ import torch
 
 from ..errors import UserError
 from .base import register_analysis, spearman, tolist
-from .features import exact_float32, pooled_output
+from ..models.base import pooled_output
+from .features import exact_float32
 from .layers import depth_layer, selectivity_of_layer
 
 METHODS = ("iam", "am")

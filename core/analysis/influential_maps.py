@@ -2,6 +2,7 @@
 over each class's images, beside all units' mean map."""
 import torch
 
+from ..errors import UserError
 from .base import register_analysis, tolist
 from .features import batch_size_for, exact_float32
 from .influential import index_frequencies, sets_from_frequencies
@@ -9,23 +10,33 @@ from .influential import index_frequencies, sets_from_frequencies
 GROUPS = ("all units", "influential", "non-influential")
 
 
-def least_frequent(counts: torch.Tensor, k: int) -> torch.Tensor:
-    """(C, k) per class its k least frequent units among its images' top k1 (ties: the lower
-    index): the paper's "k filters from other filters for the same class", chosen so that they
-    are as far from influential as the class allows."""
-    return torch.argsort(counts, dim=1, stable=True)[:, :min(k, counts.shape[1])]
+def other_units(sets: torch.Tensor, alive: torch.Tensor, k: int, seed: int) -> torch.Tensor:
+    """(C, k) per class k units drawn at random (seeded) among the live units outside its
+    influential set: the paper's "k filters from other filters for the same class". A dead unit
+    (never active on the training images) is left out: its map is empty for every class."""
+    generator = torch.Generator().manual_seed(seed)
+    rows = []
+    for chosen in sets:
+        candidates = torch.nonzero(alive).flatten()
+        candidates = candidates[~torch.isin(candidates, chosen)]
+        rows.append(candidates[torch.randperm(len(candidates), generator=generator)[:k]])
+    width = min(len(row) for row in rows)
+    return torch.stack([row[:width] for row in rows])
 
 
-@register_analysis("influential_maps", version=1, on_request=True, title="Maps of influential features", k1=5, k2=5)
-def influential_maps(ctx, k1, k2):
+@register_analysis("influential_maps", version=1, on_request=True, title="Maps of influential features",
+                   needs_unit_maps=True, k1=5, k2=5, seed=0)
+def influential_maps(ctx, k1, k2, seed):
     """Per class, over its analysed test images: the mean over its k2 influential units (Alg. 1 on
-    the training features) of their maps, the same for its k2 least frequent units, and for all
-    units, at the units' own resolution (the page upsamples them over the class's first image);
+    the training features) of their maps, the same for k2 other live units drawn at random
+    (`other_units`, seeded), and for all units, at the units' own resolution (the page upsamples them over the class's first image);
     `mean_activation` is each group's mean pooled activation on the class's images. Cost: one
     forward pass over the test split; memory O(3 C h w)."""
     train = ctx.train
     counts = index_frequencies(train.features, train.labels, ctx.num_classes, k1)
-    sets = {"influential": sets_from_frequencies(counts, k2), "non-influential": least_frequent(counts, k2)}
+    influential = sets_from_frequencies(counts, k2)
+    alive = train.features.max(dim=0).values > 0
+    sets = {"influential": influential, "non-influential": other_units(influential, alive, k2, seed)}
     model = ctx.device_model
     device = next(model.parameters()).device
     side = ctx.meta.get("input_size", 32)
@@ -47,6 +58,8 @@ def influential_maps(ctx, k1, k2):
             images += torch.bincount(labels, minlength=ctx.num_classes).double()
             done += len(labels)
             ctx.progress("maps of influential units", done, total)
+    if sums is None:
+        raise UserError("no test image could be read, so there is no map to average")
     means = sums / images.clamp_min(1)[:, None, None, None]
     test_labels = ctx.test.labels
     first = [torch.nonzero(test_labels == c).flatten()[:1] for c in range(ctx.num_classes)]

@@ -6,7 +6,8 @@ import torch
 from ..data import first_per_class
 from ..errors import UserError
 from .base import ANALYSES, register_analysis, spearman, tolist
-from .features import batch_size_for, exact_float32, extract, pooled_output
+from ..models.base import pooled_output
+from .features import batch_size_for, exact_float32, extract
 from .selectivity import quartiles, selectivity_from_means
 
 MAX_PER_UNIT = 4096  # per-unit values are kept up to here a layer

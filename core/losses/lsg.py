@@ -27,7 +27,7 @@ class LSG(CrossEntropy):
         "warmup_epochs": (1, "standard epochs before the first gated step"),
         "fixed_gate": (False, "a hand-set gate, not trained: each class owns a block of K/C units (1 there, 0 "
                               "elsewhere), as the LSG paper's Sec. 4.3 and App. C"),
-        "tighten_epoch": (-1, "from this epoch on, the trained gate tightened to binary and held (Sec. 3.3): a unit "
+        "tighten_epoch": (-1, "epochs trained before the gate is tightened to binary and held (Sec. 3.3): a unit "
                               "with one class's entry >= tighten_threshold is that class's alone, any other is "
                               "shared by all; -1: never"),
         "tighten_threshold": (0.5, "the entry that gives a unit to a class when the gate is tightened (h)"),
@@ -51,15 +51,19 @@ class LSG(CrossEntropy):
             raise ValueError("tighten_epoch tightens a trained gate; a fixed_gate is hand-set and never trains")
 
     def validate_run(self, epochs):
-        gated = [e for e in range(self.warmup_epochs, epochs) if not self.by_epoch or e % self.period == self.period - 1]
+        gated = self.gated_epochs(epochs)
         if not gated:
             when = f"warmup_epochs {self.warmup_epochs}" + (f", by_epoch with period {self.period}" if self.by_epoch else "")
             raise ValueError(f"lsg: with {when}, no gated step runs in {epochs} epoch(s), so the gate would not "
                              "train and the run would be plain cross-entropy; train more epochs or lower warmup_epochs")
-        if self.tighten_epoch >= 0 and not self.warmup_epochs < self.tighten_epoch < epochs:
-            raise ValueError(f"lsg: tighten_epoch {self.tighten_epoch} must lie after the warm-up "
-                             f"({self.warmup_epochs} epoch(s)) and before the run's end ({epochs} epochs), so the "
-                             "gate trains first and the network then trains through the tightened gate")
+        if self.tighten_epoch >= 0 and not (self.gated_epochs(self.tighten_epoch) and self.tighten_epoch < epochs):
+            raise ValueError(f"lsg: tighten_epoch {self.tighten_epoch} must leave an epoch with gated steps before it "
+                             f"(so at least {gated[0] + 1}) and be below the run's {epochs} epochs, so the gate "
+                             "trains first and the network then trains through the tightened gate")
+
+    def gated_epochs(self, epochs: int) -> list[int]:
+        """The epochs before `epochs` that hold gated steps."""
+        return [e for e in range(self.warmup_epochs, epochs) if not self.by_epoch or e % self.period == self.period - 1]
 
     # ------------------------------------------------------------------ training hooks
     def attach(self, model):

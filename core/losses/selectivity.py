@@ -6,6 +6,7 @@ charts."""
 import torch
 import torch.nn.functional as F
 
+from ..models.base import pooled_output
 from .base import Objective, register_objective
 
 EPSILON = 1e-7
@@ -44,7 +45,7 @@ class SelectivityRegulariser(Objective):
         if self.every_layer:
             for name, layer in model.depth_layers().items():
                 layer.register_forward_hook(
-                    lambda module, args, out, name=name: self.pooled.__setitem__(name, out.float().mean(dim=(2, 3))))
+                    lambda module, args, out, name=name: self.pooled.__setitem__(name, pooled_output(out)))
         else:
             model.fc.register_forward_pre_hook(lambda module, args: self.pooled.__setitem__("units", args[0]))
         return None

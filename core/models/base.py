@@ -34,6 +34,14 @@ def all_finite(state: dict[str, torch.Tensor]) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in state.values() if t.is_floating_point())
 
 
+def pooled_output(output: torch.Tensor) -> torch.Tensor:
+    """A depth layer's output (`UnitModel.depth_layers`) averaged over its map (N, C, h, w) or its
+    tokens (N, T, D), or a hidden linear layer's neurons (N, D) as they are: (N, units) float32."""
+    if output.dim() == 2:
+        return output.float()
+    return output.float().mean(dim=(2, 3)) if output.dim() == 4 else output.float().mean(dim=1)
+
+
 def register_model(cls):
     MODELS[cls.arch] = cls
     return cls
