@@ -124,7 +124,7 @@ def maps_section(models: list[dict], k: dict) -> None:
                                                result["groups"], result["mean_activation"][c]):
             cell.image(picture, caption=common.plain(f"{meta['label']}: {group} (mean activation {value:.3f})"))
     st.caption(f"Each map is the mean, over the class's test images, of the maps of all units, of its k2 = "
-               f"{k['k2']} influential units and of its {k['k2']} least frequent ones (the paper's Table 7), upsampled "
+               f"{k['k2']} influential units and of {k['k2']} other live units drawn at random (the paper's Table 7), upsampled "
                "and drawn on one scale per model and class over the class's first test image.")
 
 
