@@ -86,9 +86,12 @@ def scales(shown: list[Explained], shared: bool) -> Scales:
             return Scale(top if shared else own, f"0 to {top if shared else own:.3g}")
         return [one(own) for own in values]
     maps = per_model([float(e.out["maps"].max()) for e in shown])
-    methods = list(shown[0].out["cams"]) if shown else []
-    by_method = {m: per_model([float(e.out["cams"][m].max()) for e in shown]) for m in methods}
-    return Scales(maps, [{m: by_method[m][i] for m in methods} for i in range(len(shown))])
+    cams = [{} for _ in shown]  # per model, the methods it has (an MLP has none)
+    for method in dict.fromkeys(m for e in shown for m in e.out["cams"]):
+        having = [i for i, e in enumerate(shown) if method in e.out["cams"]]
+        for i, scale in zip(having, per_model([float(shown[i].out["cams"][method].max()) for i in having])):
+            cams[i][method] = scale
+    return Scales(maps, cams)
 
 
 # measured by bench/ood_detection.py on the bundled ce, minimax and lsg (bench/RESULTS.md, 2026-12-06)

@@ -30,7 +30,9 @@ def explain(model, x: torch.Tensor, target: int | None = None, gate: np.ndarray 
         "maps": maps.numpy(), "features": features.numpy(), "logits": logits.numpy(),
         "probabilities": {t: torch.softmax(logits / t, 0).numpy() for t in TEMPERATURES},
         "predicted": predicted, "target": cls,
-        "cams": {name: create_cam(name, model, layer)(x, [cls])[0] for name in cams},
+        # a model with no spatial layer (an MLP) has no class activation maps
+        "cams": ({name: create_cam(name, model, layer)(x, [cls])[0] for name in cams}
+                 if model.cam_layers() else {}),
         "class_units": torch.argsort(weight[cls] * features, descending=True)[:top_units].tolist(),
     }
     order = torch.argsort(features, descending=True)[:top_units].tolist()

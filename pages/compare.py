@@ -220,6 +220,8 @@ def model_column(view, maps, cams) -> None:
                                                             f"and the top units for {target}")
         st.image(grid, caption=f"{shown} ({maps.text}); red: top units for {target}", width="stretch")
         common.download_png(grid, f"{meta['label']}-maps", key=f"compare_png_{meta['label']}")
+    if not out["cams"]:
+        st.caption(f"{common.plain(meta['arch'])} has no spatial layer, so no class activation map explains it")
     cam_columns = st.columns(2)
     for j, (name, saliency) in enumerate(out["cams"].items()):
         cam = cams[name]

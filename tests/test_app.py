@@ -325,6 +325,30 @@ def test_the_server_imports_app_and_the_first_overview_without_torch():
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
 
 
+@pytest.mark.slow
+def test_the_rs_papers_networks_on_every_page(tiny_checkpoints, tmp_path_factory, data_root):
+    """A shallow CNN and an MLP our trainer made, beside a CNN: every page draws all three; on
+    Compare the MLP says it has no class activation map, the others show theirs."""
+    from core.trainer import TrainConfig, train
+    models = tmp_path_factory.mktemp("rs_models")
+    shutil.copy(tiny_checkpoints["ce"], models / "cnn.pt")
+    for arch in ("shallow_cnn", "mlp"):
+        train(TrainConfig(method="lsg", arch=arch, options={"warmup_epochs": 0}, epochs=1, limit=200, lr=0.02,
+                          batch_size=100, out=str(models / f"{arch}.pt"), data_root=str(data_root)))
+    previous = ui_env.apply(ui_env.app_environment(models, tmp_path_factory.mktemp("rs_work")))
+    try:
+        at = draw_every_page(["cnn", "shallow_cnn", "mlp"])
+        at.switch_page("pages/compare.py").run()
+        no_errors(at)
+        captions = [shown(c.value) for c in at.caption]
+        assert "mlp has no spatial layer, so no class activation map explains it" in captions
+        assert sum(c.startswith("CAM: ") for c in
+                   (shown(i.caption) for e in elements(at._tree) if getattr(e, "type", "") == "image"
+                    for i in e.proto.imgs)) == 2
+    finally:
+        ui_env.restore(previous)
+
+
 def test_a_sweep_starts_from_the_sidebar_and_its_models_form_one_sweep(app_env):
     """minimax's p_t over two values, one seed, from the sidebar: one run each with that value and
     the seed, queued on the CPU; once trained, the two checkpoints form one sweep of p_t (the

@@ -143,3 +143,24 @@ def test_the_unit_ablation_controls_without_batch_norm_and_with_dropout(tmp_path
                                                            for m in loaded.model.modules())
     with pytest.raises(TrainingError, match="options of our CIFAR-style ResNets"):
         validate(TrainConfig(arch="vit_tiny", no_bn=True, out=str(tmp_path / "x.pt")))
+
+
+def test_the_mlp_is_the_rs_papers_by_hand():
+    """Hidden layers of 128, 512, 2048 and 2048 neurons over the 28 x 28 pixels; the units are
+    the last layer's 2048, its output before fc; a 32 px colour image is averaged to 28 x 28
+    first; no spatial layer, so no CAM layer and no faithfulness analysis."""
+    from core.analysis import ANALYSES
+    model = create_model("mlp", num_classes=10, in_channels=1).eval()
+    linears = [m for m in model.layers.modules() if isinstance(m, torch.nn.Linear)] + [model.fc]
+    assert [(m.in_features, m.out_features) for m in linears] == [(784, 128), (128, 512), (512, 2048),
+                                                                    (2048, 2048), (2048, 10)]
+    assert list(model.depth_layers()) == ["hidden 1", "hidden 2", "hidden 3", "hidden 4"]
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        hidden = x.flatten(1)
+        for layer in model.layers:
+            hidden = torch.relu(layer[0](hidden))
+        torch.testing.assert_close(model.forward_parts(x).features, hidden)
+    colour = create_model("mlp", num_classes=10, in_channels=3).eval()
+    assert colour.layers[0][0].in_features == 3 * 784 and colour(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+    assert model.cam_layers() == {} and "no spatial layer" in ANALYSES["faithfulness"].unsuited(model)

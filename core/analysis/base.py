@@ -28,6 +28,7 @@ class Analysis:
     needs_unit_filters: bool = False  # reads the convolution that makes the units (model.unit_filters)
     needs_nonnegative_units: bool = False  # a ratio of class means, defined for units >= 0 (after a ReLU)
     needs_unit_maps: bool = False  # draws the units' maps (a hidden layer's neurons have none)
+    needs_cam_layers: bool = False  # explains with class activation maps (an MLP has no spatial layer)
 
     def unsuited(self, model) -> str | None:
         """Why this analysis cannot run on `model`, or None."""
@@ -41,6 +42,8 @@ class Analysis:
         if self.needs_unit_maps and not model.units_have_maps:
             return (f"{self.title} does not apply to {model.arch}: its units are a hidden layer's neurons, "
                     "whose maps are 1 x 1")
+        if self.needs_cam_layers and not model.cam_layers():
+            return f"{self.title} does not apply to {model.arch}: it has no spatial layer for a class activation map"
         if num_classes < self.min_classes:
             return f"{self.title} needs at least {self.min_classes} classes; this model has {num_classes}"
         if self.max_classes is not None and num_classes > self.max_classes:
@@ -55,11 +58,12 @@ TRANSIENT = "_transient"  # a result holding this key (True) depends on the mach
 
 def register_analysis(name: str, version: int = 1, depends=(), on_request: bool = False, title: str = "",
                       min_classes: int = 2, max_classes: int | None = None, needs_unit_filters: bool = False,
-                      needs_nonnegative_units: bool = False, needs_unit_maps: bool = False, **defaults):
+                      needs_nonnegative_units: bool = False, needs_unit_maps: bool = False,
+                      needs_cam_layers: bool = False, **defaults):
     def wrap(fn):
         ANALYSES[name] = Analysis(name, fn, version, defaults, tuple(depends), on_request, title or name,
                                   min_classes, max_classes, needs_unit_filters, needs_nonnegative_units,
-                                  needs_unit_maps)
+                                  needs_unit_maps, needs_cam_layers)
         return fn
     return wrap
 

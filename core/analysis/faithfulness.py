@@ -128,7 +128,7 @@ def image_count(labels: torch.Tensor, num_classes: int, per_class: int) -> int:
 
 
 @register_analysis("faithfulness", version=1, on_request=True, title="Faithfulness of the explanations",
-                   per_class=10, steps=10, seed=0, max_classes=100)
+                   per_class=10, steps=10, seed=0, max_classes=100, needs_cam_layers=True)
 def faithfulness(ctx, per_class, steps, seed):
     chosen = first_per_class(ctx.test.labels, ctx.num_classes, per_class)
     x = ctx.images(chosen)

@@ -6,7 +6,7 @@
   torchvision's own constructors (no weights downloaded), whose state dicts load with their keys
   unchanged;
 - `shallow`: the Representative Substitution paper's shallow CNN (four convolutions, a hidden
-  fully connected layer whose neurons are the units);
+  fully connected layer whose neurons are the units) and MLP (no spatial layer, no CAM);
 - `vit`: Vision Transformers, ours for small images (vit_tiny) and torchvision's ViT-B, their
   units' maps on the patch grid.
 """

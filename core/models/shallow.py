@@ -1,8 +1,9 @@
-"""The Representative Substitution paper's shallow convolutional network: four 3x3 convolutions
-of 64, 64, 128 and 128 filters at stride 1, then a hidden fully connected layer before the
-classifier. Its units are that hidden layer's neurons (the inputs of `fc`, so logits = W a + b
-holds), maps 1 x 1 as VGG's; the convolutions' channels are its depth layers, analysed layer by
-layer as the paper's Figs. 1 and 3 do."""
+"""The Representative Substitution paper's own networks. The shallow convolutional network: four
+3x3 convolutions of 64, 64, 128 and 128 filters at stride 1, then a hidden fully connected layer
+before the classifier. The MLP: hidden layers of 128, 512, 2048 and 2048 neurons. In both the
+units are the last hidden layer's neurons (the inputs of `fc`, so logits = W a + b holds), maps
+1 x 1 as VGG's, and every hidden layer is a depth layer, analysed layer by layer as the paper's
+Figs. 1, 3 and 5 do."""
 from __future__ import annotations
 
 import torch.nn as nn
@@ -49,6 +50,46 @@ class ShallowCNN(UnitModel):
         """The four convolutions (after their ReLU), shallowest first, then the hidden layer."""
         convs = [m for m in self.convs if isinstance(m, nn.Sequential)]
         return {**{f"conv {i + 1}": m for i, m in enumerate(convs)}, "hidden fc": self.hidden_fc}
+
+    @property
+    def unit_filters(self):
+        return None
+
+
+@register_model
+class MLP(UnitModel):
+    """The image is average-pooled to 28 x 28 first (the identity on Fashion-MNIST), so one MLP
+    takes any input size; each hidden layer is a linear layer and a ReLU. With no spatial layer it
+    has no class activation maps (`cam_layers` is empty)."""
+    arch = "mlp"
+    stem_key = "layers.0.0.weight"
+    units_have_maps = False
+    widths = (128, 512, 2048, 2048)
+    side = 28
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1):
+        super().__init__(num_classes, in_channels, self.widths[-1])
+        self.resize = nn.AdaptiveAvgPool2d(self.side)
+        sizes = (in_channels * self.side ** 2, *self.widths)
+        self.layers = nn.Sequential(*(nn.Sequential(nn.Linear(a, b), nn.ReLU(inplace=True))
+                                      for a, b in zip(sizes, sizes[1:])))
+        for m in self.layers.modules():  # He initialisation, as the shallow CNN
+            if isinstance(m, nn.Linear):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+
+    def forward_features(self, x):
+        return self.layers(self.resize(x).flatten(1))[:, :, None, None]
+
+    @property
+    def target_layer(self):
+        return None
+
+    def cam_layers(self):
+        return {}
+
+    def depth_layers(self):
+        return {f"hidden {i + 1}": layer for i, layer in enumerate(self.layers)}
 
     @property
     def unit_filters(self):
