@@ -122,10 +122,11 @@ def maps_section(models: list[dict], k: dict) -> None:
         image, _ = dataset_image(meta["dataset"], result["example"][c], view=view_of(meta))
         for cell, picture, group, value in zip(st.columns(len(result["groups"])), overlays_on(image, result["maps"][c]),
                                                result["groups"], result["mean_activation"][c]):
-            cell.image(picture, caption=common.plain(f"{meta['label']}: {group} (mean activation {value:.3f})"))
+            cell.image(picture, caption=common.plain(f"{meta['label']}: {group} (mean activation {value:.3f})"),
+                       width="stretch")  # equal cells whatever the caption's length
     st.caption(f"Each map is the mean, over the class's test images, of the maps of all units, of its k2 = "
-               f"{k['k2']} influential units and of {k['k2']} other live units drawn at random (the paper's Table 7), upsampled "
-               "and drawn on one scale per model and class over the class's first test image.")
+               f"{k['k2']} influential units and of {k['k2']} other live units drawn at random (the paper's Table 7), "
+               "upsampled and drawn on one scale per model and class over the class's first test image.")
 
 
 def frequency_map(meta: dict, infl: dict, i: int) -> None:
