@@ -26,6 +26,7 @@ from core.analysis.engine import REPORT, Analyzer, summary  # noqa: E402
 from core.store import Store  # noqa: E402
 
 OUT = ROOT / "docs" / "reproduction"
+MAPS_CLASS = "Sneaker"  # the class drawn in influential_maps.png
 TEMPLATE = OUT / "REPRODUCTION.md.in"  # the prose; every number comes from the tables filled in here
 TARGET = ROOT / "REPRODUCTION.md"
 BUNDLED = ["ce", "minimax", "lsg", "maxnte", "label_smoothing", "confidence_penalty"]
@@ -62,8 +63,12 @@ def analyse(path: Path, store: Store, faithfulness: bool = True) -> dict:
     row["masking"] = {by: masking_summary(analyzer.run("class_masking", by=by)) for by in ("gate", "influential")}
     row["gate_source"] = results["gate"]["source"]
     row["adversarial"] = analyzer.cached("adversarial_detection")  # shipped for ce and lsg (make_results)
-    row["influential_maps"] = analyzer.cached("influential_maps")  # shipped (make_results)
-    row["example_meta"] = {k: analyzer.meta[k] for k in ("dataset", "input_size", "mean", "std", "class_names")}
+    maps = analyzer.cached("influential_maps")  # shipped (make_results); figures.json keeps one class's maps
+    if maps:
+        c = analyzer.meta["class_names"].index(MAPS_CLASS)
+        row["influential_maps"] = {"mean_activation": maps["mean_activation"], "groups": maps["groups"],
+                                   "maps_class": MAPS_CLASS, "maps": maps["maps"][c], "example": maps["example"][c]}
+    row["view"] = {k: analyzer.meta[k] for k in ("dataset", "input_size", "mean", "std")}
     for heavy in ("unit_ablation", "influential", "gate"):
         row.pop(heavy, None)
     return row
@@ -256,9 +261,6 @@ def retrain_verdict(models: list[dict]) -> str:
     return ("matches where there is a gap" if recovered else "**does not hold**") + " (" + "; ".join(said) + ")"
 
 
-MAPS_CLASS = "Sneaker"  # the class drawn in influential_maps.png
-
-
 def influential_maps_figure(models: list[dict]) -> None:
     """Table 7's pictures for the CE/minimax/LSG trio: one class's three mean maps over its first
     test image, on one scale per model, drawn as the Ablations page draws them."""
@@ -269,9 +271,9 @@ def influential_maps_figure(models: list[dict]) -> None:
         return
     fig, axes = plt.subplots(len(shown), 3, figsize=(7.5, 2.6 * len(shown)), squeeze=False)
     for row, m in zip(axes, shown):
-        result, c = m["influential_maps"], m["example_meta"]["class_names"].index(MAPS_CLASS)
-        image, _ = dataset_image(m["example_meta"]["dataset"], result["example"][c], view=view_of(m["example_meta"]))
-        for ax, picture, group in zip(row, overlays_on(image, result["maps"][c]), result["groups"]):
+        result = m["influential_maps"]
+        image, _ = dataset_image(m["view"]["dataset"], result["example"], view=view_of(m["view"]))
+        for ax, picture, group in zip(row, overlays_on(image, result["maps"]), result["groups"]):
             ax.imshow(picture)
             ax.set_title(f"{m['name']}: {group}", fontsize=9)
             ax.axis("off")

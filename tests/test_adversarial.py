@@ -58,12 +58,13 @@ def test_detector_auc_is_one_when_separable_and_a_half_when_the_features_say_not
 
 def test_layer_features_concatenate_every_depth_layer_pooled(tiny_checkpoints):
     """ResNet-20's nine blocks: 3 x 16 + 3 x 32 + 3 x 64 = 336 columns; the last 64 are the
-    penultimate features a."""
+    penultimate features a; the logits are the same pass's."""
     model = Analyzer.from_path(tiny_checkpoints["ce"]).model.eval()
     x = torch.rand(5, 1, 28, 28)
-    features = layer_features(model, x, batch_size=2)
+    features, logits = layer_features(model, x)
     assert features.shape == (5, 336)
     with torch.no_grad():
+        torch.testing.assert_close(logits, model(x))
         assert torch.allclose(features[:, -64:], model.forward_parts(x).features, atol=1e-6)
 
 

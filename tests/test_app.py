@@ -696,8 +696,12 @@ def test_adversarial_detection_is_computed_on_request_on_the_gates_page(app_env)
     tables = [f.value for f in at.dataframe if "attack success (test)" in f.value.columns]
     assert tables and tables[0]["model"].tolist() == ["lsg"]
     assert list(tables[0].columns[1:-1]) == ["AUC at 60 a class"]
-    mean, std = (float(x) for x in tables[0]["AUC at 60 a class"][0].split(" ± "))
-    assert 0 <= mean <= 1 and std >= 0
+    from core.analysis.engine import Analyzer
+    from ui import common  # the store the app wrote to (a resource kept across this process's sessions)
+    stored = Analyzer.from_path(app_env / "lsg.pt", common.store(), limit=600,
+                                train_limit=600).cached("adversarial_detection", epsilon=0.3, steps=2)
+    assert tables[0]["AUC at 60 a class"][0] == f"{stored['auc_mean'][0]:.3f} ± {stored['auc_std'][0]:.3f}"
+    assert tables[0]["attack success (test)"][0] == stored["attack_success_test"]
     assert not [b for b in at.button if b.key == "gates_adversarial"]
 
 
@@ -753,12 +757,11 @@ def test_the_filter_correlation_matrix_is_drawn_by_assigned_class(app_env):
 def test_the_gates_summary_shows_each_models_gated_path_accuracy(app_env):
     """The gated path's accuracy beside the plain head's, as the analysis computed them."""
     from core.analysis.engine import Analyzer
-    from core.store import Store
+    from ui import common  # the store the app wrote to (a resource kept across this process's sessions)
     at = new_app()
     at.switch_page("pages/gates.py").run()
     no_errors(at)
     table = next(f.value for f in at.dataframe if "gated-path accuracy" in f.value.columns)
     row = table[table["model"] == "lsg"].iloc[0]
-    stored = Analyzer.from_path(app_env / "lsg.pt", Store(os.environ["UNITLENS_CACHE"]), limit=600,
-                                train_limit=600).cached("gated_path")
+    stored = Analyzer.from_path(app_env / "lsg.pt", common.store(), limit=600, train_limit=600).cached("gated_path")
     assert row["gated-path accuracy"] == stored["accuracy"] and row["accuracy"] == stored["plain_accuracy"]

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from ..data import balanced_sample, first_per_class
 from ..errors import UserError
-from ..models.base import pooled_output
+from ..models.base import pooled_outputs
 from .base import register_analysis, tolist
 from .features import batch_size_for, exact_float32
 
@@ -52,21 +52,13 @@ def other_classes(labels: torch.Tensor, num_classes: int, generator: torch.Gener
 
 
 @torch.no_grad()
-def layer_features(model, images: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """(N, sum of the depth layers' widths): every depth layer's pooled output, concatenated."""
-    kept: list[torch.Tensor] = []
-    handles = [m.register_forward_hook(lambda module, inputs, output: kept.append(pooled_output(output)))
-               for m in model.depth_layers().values()]
-    rows = []
-    try:
-        for s in range(0, len(images), batch_size):
-            kept.clear()
-            model(images[s:s + batch_size])
-            rows.append(torch.cat(kept, dim=1).cpu())
-    finally:
-        for handle in handles:
-            handle.remove()
-    return torch.cat(rows)
+def layer_features(model, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, sum of the depth layers' widths) every depth layer's pooled output, concatenated, and
+    the logits (N, C) of the same pass, on the CPU."""
+    layers = model.depth_layers()
+    with pooled_outputs(layers) as seen:
+        logits = model(images)
+    return torch.cat([seen[name] for name in layers], dim=1).cpu(), logits.cpu()
 
 
 def detector_auc(train_x, train_y, test_x, test_y, seed: int, trees: int) -> float:
@@ -106,10 +98,10 @@ def attack_and_read(ctx, model, parts: dict, epsilon, step, steps, generator) ->
                 x, t = read(rows[s:s + batch]).to(device), targets[s:s + batch].to(device)
                 with torch.enable_grad():
                     adversarial = targeted_pgd(model, x, t, epsilon, step, steps, mean, std, generator)
-                clean.append(layer_features(model, x, batch))
-                attacked.append(layer_features(model, adversarial, batch))
-                with torch.no_grad():
-                    hits += int((model(adversarial).argmax(dim=1) == t).sum())
+                clean.append(layer_features(model, x)[0])
+                read_attacked, logits = layer_features(model, adversarial)
+                attacked.append(read_attacked)
+                hits += int((logits.argmax(dim=1) == t.cpu()).sum())
                 done += len(t)
                 ctx.progress("attacking (PGD)", done, total)
             features[part] = (torch.cat(clean), torch.cat(attacked))
@@ -128,7 +120,7 @@ def adversarial_detection(ctx, sizes, test_per_class, epsilon, step, steps, repe
     each size (`images_a_class`: capped at what the sample holds), `repeats` random forests, each
     on that many clean and attacked training images a class (a new draw and forest seed each),
     scored by AUC, clean against attacked, on the test images: held out from the model and from the
-    detector. Cost: `steps` forward and backward passes and 3 forward passes over C (max(sizes) +
+    detector. Cost: `steps` forward and backward passes and 2 forward passes over C (max(sizes) +
     test_per_class) images, then len(sizes) x repeats forests; memory one batch of images and the
     pooled features of all of them, clean and attacked."""
     sizes = sorted({int(n) for n in sizes})

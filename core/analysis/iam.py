@@ -9,7 +9,7 @@ import torch
 
 from ..errors import UserError
 from .base import register_analysis, spearman, tolist
-from ..models.base import pooled_output
+from ..models.base import pooled_outputs
 from .features import exact_float32
 from .layers import depth_layer, selectivity_of_layer
 
@@ -24,13 +24,9 @@ def unit_activations(model, layer=None):
         return lambda x: model.forward_parts(x).features
 
     def pooled(x):
-        kept = []
-        handle = layer.register_forward_hook(lambda module, inputs, output: kept.append(pooled_output(output)))
-        try:
+        with pooled_outputs({"layer": layer}) as seen:
             model.forward_parts(x)
-        finally:
-            handle.remove()
-        return kept[0]
+        return seen["layer"]
     return pooled
 
 

@@ -6,7 +6,7 @@ import torch
 from ..data import first_per_class
 from ..errors import UserError
 from .base import ANALYSES, register_analysis, spearman, tolist
-from ..models.base import pooled_output
+from ..models.base import pooled_outputs
 from .features import batch_size_for, exact_float32, extract
 from .selectivity import quartiles, selectivity_from_means
 
@@ -26,36 +26,26 @@ def layer_selectivity(ctx):
     layers = model.depth_layers()
     sums = {name: torch.zeros(ctx.num_classes, 0, dtype=torch.float64) for name in layers}
     peaks, counts = {}, torch.zeros(ctx.num_classes, dtype=torch.float64)
-    batch = {}
-
-    def keep(name):
-        def hook(module, inputs, output):
-            pooled = pooled_output(output)[batch["readable"]].double().cpu()
-            if sums[name].shape[1] == 0:
-                sums[name] = torch.zeros(ctx.num_classes, pooled.shape[1], dtype=torch.float64)
-                peaks[name] = torch.full((pooled.shape[1],), -torch.inf, dtype=torch.float64)
-            sums[name].index_add_(0, batch["labels"], pooled)
-            peaks[name] = torch.maximum(peaks[name], pooled.max(dim=0).values)
-        return hook
-
-    handles = [module.register_forward_hook(keep(name)) for name, module in layers.items()]
     device = next(model.parameters()).device
     side = ctx.meta.get("input_size", 32)
     done = 0
-    try:
-        model.eval()
-        with torch.inference_mode(), exact_float32(device):
-            for images, readable, labels in ctx.image_batches(batch_size_for(model, side * side)):
-                if not bool(readable.any()):
-                    continue
-                batch.update(readable=readable.to(device), labels=labels[readable])
-                counts += torch.bincount(batch["labels"], minlength=ctx.num_classes).double()
-                model.forward_parts(images.to(device).contiguous(memory_format=torch.channels_last))
-                done += int(readable.sum())
-                ctx.progress("selectivity by layer", done, total)
-    finally:
-        for handle in handles:
-            handle.remove()
+    model.eval()
+    with pooled_outputs(layers) as seen, torch.inference_mode(), exact_float32(device):
+        for images, readable, labels in ctx.image_batches(batch_size_for(model, side * side)):
+            if not bool(readable.any()):
+                continue
+            labels = labels[readable]
+            counts += torch.bincount(labels, minlength=ctx.num_classes).double()
+            model.forward_parts(images.to(device).contiguous(memory_format=torch.channels_last))
+            for name, output in seen.items():
+                pooled = output[readable.to(device)].double().cpu()
+                if sums[name].shape[1] == 0:
+                    sums[name] = torch.zeros(ctx.num_classes, pooled.shape[1], dtype=torch.float64)
+                    peaks[name] = torch.full((pooled.shape[1],), -torch.inf, dtype=torch.float64)
+                sums[name].index_add_(0, labels, pooled)
+                peaks[name] = torch.maximum(peaks[name], pooled.max(dim=0).values)
+            done += int(readable.sum())
+            ctx.progress("selectivity by layer", done, total)
     rows = []
     for name in layers:
         means = sums[name] / counts.clamp_min(1)[:, None]

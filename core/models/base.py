@@ -16,6 +16,7 @@ Everything else in Unit Lens relies only on this face, `fc`, `unit_filters`, `ta
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import torch
@@ -40,6 +41,21 @@ def pooled_output(output: torch.Tensor) -> torch.Tensor:
     if output.dim() == 2:
         return output.float()
     return output.float().mean(dim=(2, 3)) if output.dim() == 4 else output.float().mean(dim=1)
+
+
+@contextmanager
+def pooled_outputs(layers: dict[str, nn.Module]):
+    """While open, every forward pass leaves each layer's `pooled_output` in the yielded dict, by
+    the layer's name (autograd kept); the hooks go on leaving."""
+    seen: dict[str, torch.Tensor] = {}
+    handles = [layer.register_forward_hook(lambda module, inputs, output, name=name:
+                                           seen.__setitem__(name, pooled_output(output)))
+               for name, layer in layers.items()]
+    try:
+        yield seen
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def register_model(cls):
@@ -148,17 +164,13 @@ class UnitModel(nn.Module):
         return dict(reversed(list(self.cam_layers().items())))
 
     @property
-    def last_conv(self) -> nn.Conv2d:
-        """The last convolutional layer."""
-        return [m for m in self.modules() if isinstance(m, nn.Conv2d)][-1]
-
-    @property
     def unit_filters(self) -> nn.Conv2d | None:
         """The convolution whose output channels are the units (their incoming filters, for
         filter correlation and the filter L1 norm), or None where no convolution makes them
-        (DenseNet concatenates many layers' outputs; VGG's units are a hidden linear layer)."""
-        conv = self.last_conv
-        return conv if conv.out_channels == self.num_features else None
+        (DenseNet concatenates many layers' outputs; VGG's and the RS paper's networks' units are a
+        hidden linear layer's neurons; an MLP has no convolution)."""
+        convs = [m for m in self.modules() if isinstance(m, nn.Conv2d)]
+        return convs[-1] if convs and convs[-1].out_channels == self.num_features else None
 
 
 def arch_options(no_bn: bool = False, dropout: float = 0.0) -> dict:

@@ -15,6 +15,15 @@ def conv(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, 1, 1), nn.ReLU(inplace=True))
 
 
+def he_initialised(body: nn.Module) -> None:
+    """He initialisation of every convolution and linear layer of `body` (biases zero): with no
+    batch norm, PyTorch's default trains these networks slowly."""
+    for m in body.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+
+
 @register_model
 class ShallowCNN(UnitModel):
     """The paper gives the filters and kernels only; the rest is ours and stated here: a 2x2
@@ -31,10 +40,8 @@ class ShallowCNN(UnitModel):
                                    conv(64, 128), conv(128, 128), nn.MaxPool2d(2, ceil_mode=True))
         self.hidden_fc = nn.Sequential(nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(128 * 16, self.hidden),
                                        nn.ReLU(inplace=True))
-        for m in self.modules():  # He initialisation: without batch norm, PyTorch's default trains slowly here
-            if isinstance(m, (nn.Conv2d, nn.Linear)) and m is not self.fc:
-                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-                nn.init.zeros_(m.bias)
+        he_initialised(self.convs)
+        he_initialised(self.hidden_fc)
 
     def forward_features(self, x):
         return self.hidden_fc(self.convs(x))[:, :, None, None]
@@ -50,10 +57,6 @@ class ShallowCNN(UnitModel):
         """The four convolutions (after their ReLU), shallowest first, then the hidden layer."""
         convs = [m for m in self.convs if isinstance(m, nn.Sequential)]
         return {**{f"conv {i + 1}": m for i, m in enumerate(convs)}, "hidden fc": self.hidden_fc}
-
-    @property
-    def unit_filters(self):
-        return None
 
 
 @register_model
@@ -73,10 +76,7 @@ class MLP(UnitModel):
         sizes = (in_channels * self.side ** 2, *self.widths)
         self.layers = nn.Sequential(*(nn.Sequential(nn.Linear(a, b), nn.ReLU(inplace=True))
                                       for a, b in zip(sizes, sizes[1:])))
-        for m in self.layers.modules():  # He initialisation, as the shallow CNN
-            if isinstance(m, nn.Linear):
-                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-                nn.init.zeros_(m.bias)
+        he_initialised(self.layers)
 
     def forward_features(self, x):
         return self.layers(self.resize(x).flatten(1))[:, :, None, None]
@@ -90,7 +90,3 @@ class MLP(UnitModel):
 
     def depth_layers(self):
         return {f"hidden {i + 1}": layer for i, layer in enumerate(self.layers)}
-
-    @property
-    def unit_filters(self):
-        return None
