@@ -1,6 +1,6 @@
 """Numbers and plots for REPRODUCTION.md, from `core.analysis` on the bundled checkpoints (with
 their per-epoch trajectories and the faithfulness of their maps) and the minimax runs at other
-p_t (checkpoints/full_pt/). Full test split, whole training split. Writes
+p_t (checkpoints/full_pt/) and the unit-ablation controls (checkpoints/controls/). Full test split, whole training split. Writes
 docs/reproduction/figures.json and PNG plots, and REPRODUCTION.md from docs/reproduction/REPRODUCTION.md.in
 with every table filled in by this script (no number in the report is typed by hand).
 
@@ -31,6 +31,7 @@ TEMPLATE = OUT / "REPRODUCTION.md.in"  # the prose; every number comes from the 
 TARGET = ROOT / "REPRODUCTION.md"
 BUNDLED = ["ce", "minimax", "lsg", "maxnte", "label_smoothing", "confidence_penalty"]
 VIT = ["vit_ce", "vit_minimax", "vit_lsg"]  # the same objectives on our ViT (issue 30)
+CONTROLS = ["ce-bn", "ce-nobn", "ce-dropout0.5"]  # the ablation abstract's controls (train_controls.sh)
 
 
 def analyse(path: Path, store: Store, faithfulness: bool = True) -> dict:
@@ -52,6 +53,11 @@ def analyse(path: Path, store: Store, faithfulness: bool = True) -> dict:
     row["mean_overall_drop"] = results["unit_ablation"]["mean_overall_drop"]
     row["largest_overall_drop"] = results["unit_ablation"]["largest_overall_drop"]
     row["rho_overall_si"] = results["unit_ablation"]["spearman_selectivity_overall"]
+    rotated = results["rotation_control"]
+    row["rotation"] = {"mean_max_class_drop": rotated["mean_max_class_drop"],
+                       "largest_class_drop": rotated["largest_class_drop"],
+                       "mean_overall_drop": rotated["mean_overall_drop"],
+                       "largest_overall_drop": max(rotated["overall_drop"])}
     corr = results.get("filter_correlation") or {}
     row["redundancy_03"] = (corr["redundancy"][corr["thresholds"].index(0.3)]
                             if corr.get("redundancy") else None)  # LSG Fig. 7e at its weak threshold
@@ -223,6 +229,53 @@ def detail_table(models: list[dict]) -> str:
                      f"{m['rho_overall_si']:.3f} | "
                      f"{'-' if rho_filter is None else f'{rho_filter:.3f}'} |")
     return "\n".join(lines)
+
+
+def controls_table(models: list[dict]) -> str:
+    """One unit zeroed against one randomly rotated direction zeroed (rotation_control), per control."""
+    lines = ["| model | accuracy | median SI | one unit: mean / largest class drop | one rotated direction: mean / "
+             "largest class drop | one unit: mean / largest overall drop | one rotated direction: mean / largest "
+             "overall drop | rho(class drop, SI) | rho(overall drop, SI) |", "|---|---|---|---|---|---|---|---|---|"]
+    for m in models:
+        r = m["rotation"]
+        lines.append(f"| {m['name']} | {m['headline']['accuracy']:.4f} | {m['selectivity']['median']:.3f} | "
+                     f"{sum(m['max_class_drop']) / len(m['max_class_drop']):.2%} / {max(m['max_class_drop']):.2%} | "
+                     f"{r['mean_max_class_drop']:.2%} / {r['largest_class_drop']:.2%} | "
+                     f"{m['mean_overall_drop']:.3%} / {m['largest_overall_drop']:.3%} | "
+                     f"{r['mean_overall_drop']:.3%} / {r['largest_overall_drop']:.3%} | "
+                     f"{m['headline']['rho_drop_selectivity']:.3f} | {m['rho_overall_si']:.3f} |")
+    return "\n".join(lines)
+
+
+def controls_verdict(models: list[dict]) -> str:
+    """The abstract's claims, each answered from the control models' figures."""
+    by = {m["name"]: m for m in models}
+    mean_drop = {n: sum(m["max_class_drop"]) / len(m["max_class_drop"]) for n, m in by.items()}
+    rotated = {n: m["rotation"]["mean_max_class_drop"] for n, m in by.items()}
+    units_matter = [n for n in by if mean_drop[n] > rotated[n]]
+    rho = {n: (m["headline"]["rho_drop_selectivity"], m["rho_overall_si"]) for n, m in by.items()}
+    class_better = [n for n in by if rho[n][0] > rho[n][1]]
+    bn, nobn, dropout = by["ce-bn"], by["ce-nobn"], by["ce-dropout0.5"]
+    said = [
+        "- **Does zeroing one unit hurt single classes more than zeroing a random direction?** "
+        + ("yes" if len(units_matter) == len(by) else f"only in {', '.join(units_matter) or 'none'}")
+        + ": the mean largest class drop of one unit against one rotated direction is "
+        + "; ".join(f"{n} {mean_drop[n]:.2%} vs {rotated[n]:.2%}" for n in by) + ".",
+        "- **Does selectivity predict the class drop better than the overall drop?** "
+        + ("yes" if len(class_better) == len(by) else f"only in {', '.join(class_better) or 'none'}")
+        + ": Spearman's rho with SI, class drop against overall drop, is "
+        + "; ".join(f"{n} {rho[n][0]:.3f} vs {rho[n][1]:.3f}" for n in by) + ".",
+        f"- **Batch norm**: without it the mean largest class drop of one unit is {mean_drop['ce-nobn']:.2%} "
+        f"(with it {mean_drop['ce-bn']:.2%}), the mean overall drop {nobn['mean_overall_drop']:.3%} "
+        f"({bn['mean_overall_drop']:.3%}), the median SI {nobn['selectivity']['median']:.3f} "
+        f"({bn['selectivity']['median']:.3f}), at {nobn['headline']['accuracy']:.2%} accuracy "
+        f"({bn['headline']['accuracy']:.2%}).",
+        f"- **Dropout 0.5 before the head**: the mean largest class drop of one unit is "
+        f"{mean_drop['ce-dropout0.5']:.2%} (without dropout {mean_drop['ce-bn']:.2%}), the mean overall drop "
+        f"{dropout['mean_overall_drop']:.3%} ({bn['mean_overall_drop']:.3%}), the median SI "
+        f"{dropout['selectivity']['median']:.3f} ({bn['selectivity']['median']:.3f}), at "
+        f"{dropout['headline']['accuracy']:.2%} accuracy ({bn['headline']['accuracy']:.2%})."]
+    return "\n".join(said)
 
 
 def masking_table(models: list[dict]) -> str:
@@ -450,9 +503,11 @@ def main():
                   key=lambda r: -r["p_t"])
     vits = [analyse(ROOT / "checkpoints" / f"{name}.pt", store, faithfulness=False) for name in VIT
             if (ROOT / "checkpoints" / f"{name}.pt").exists()]
+    controls = [analyse(ROOT / "checkpoints" / "controls" / f"{name}.pt", store, faithfulness=False) for name in CONTROLS
+                if (ROOT / "checkpoints" / "controls" / f"{name}.pt").exists()]
     plots(models, full)
     influential_maps_figure(models)
-    (OUT / "figures.json").write_text(json.dumps({"bundled": models, "full_pt": full, "vit": vits}, indent=1))
+    (OUT / "figures.json").write_text(json.dumps({"bundled": models, "full_pt": full, "vit": vits, "controls": controls}, indent=1))
     tables = {"results_table": table(models, "model"), "detail_table": detail_table(models),
               "noise_table": noise_table(models), "claims_table": claims_table(models),
               "masking_table": masking_table(models), "adversarial_table": adversarial_table(models),
@@ -461,7 +516,9 @@ def main():
               "epochs": models[0]["epochs"],
               "vit_table": vit_table(models, vits) if len(vits) == len(VIT) else "(the ViT trio is not trained yet)",
               "vit_verdict": vit_verdict(models, vits) if len(vits) == len(VIT) else "",
-              "vit_epochs": vits[0]["epochs"] if vits else 0}
+              "vit_epochs": vits[0]["epochs"] if vits else 0,
+              "controls_table": controls_table(controls) if len(controls) == len(CONTROLS) else "(the controls are not trained yet)",
+              "controls_verdict": controls_verdict(controls) if len(controls) == len(CONTROLS) else ""}
     TARGET.write_text(TEMPLATE.read_text().format_map(tables))
     print(f"wrote {TARGET.relative_to(ROOT)} and {OUT.relative_to(ROOT)}/")
 

@@ -125,11 +125,11 @@ def layer_section(models: list[dict]) -> None:
     layers = list(dict.fromkeys(order))
     x = alt.X("layer:N", sort=layers, title="layer (shallow to deep)")
     base = alt.Chart(frame).encode(x=x, color=model_colour(labels))
-    common.chart((base.mark_rule().encode(y=alt.Y("q1:Q", title="selectivity index (median, q1-q3)",
+    common.chart((base.mark_rule().encode(y=alt.Y("q1:Q", title="SI (median, q1-q3)",
                                                    scale=alt.Scale(domain=[0, 1])), y2="q3:Q")
                   + base.mark_line(point=True).encode(y="median SI:Q",
                                                       tooltip=["model", "layer", "units", "dead", "median SI", "q1", "q3"]))
-                 .properties(height=260, title="Selectivity of each layer's channels"), "selectivity-by-layer", "sel_layers_chart")
+                 .properties(height=340, title="Selectivity of each layer's channels"), "selectivity-by-layer", "sel_layers_chart")
     st.caption("Each channel of a layer is a unit, its activation the mean of its map; dead channels are left out. "
                "The last layer's channels are the penultimate units above.")
 
