@@ -109,3 +109,17 @@ def test_a_killed_writers_day_old_temporaries_are_cleared_and_nothing_else(tmp_p
                                                "class_names": [str(i) for i in range(10)], "channels": 1,
                                                "input_size": 28, "mean": [0.5], "std": [0.5]})
     assert not old.exists() and fresh.exists() and all(p.exists() for p in others)
+
+
+def test_the_repository_leaves_room_for_the_data_a_gpu_machine_needs():
+    """What travels to a GPU machine (bench/gpu_session.sh) is capped at 64 MiB: the tracked files
+    and Fashion-MNIST as xz (26,427,964 bytes, measured 2026-12-06). A bundle that grows past the
+    rest would have every lease's first call refused; bundling more needs a decision (thinner
+    trajectories, the data over two calls), not a surprise on the day a GPU is lent."""
+    import subprocess
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True).stdout
+    tracked = sum((root / name).stat().st_size for name in listed.decode().split("\0")
+                  if name and (root / name).is_file())
+    assert tracked <= 64 * 2**20 - 26_427_964, f"{tracked / 1e6:.1f} MB tracked"
