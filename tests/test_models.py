@@ -128,6 +128,10 @@ def test_the_unit_ablation_controls_without_batch_norm_and_with_dropout(tmp_path
     plain = create_model("resnet20", 10, 1, **arch_options(no_bn=True, dropout=0.5))
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
     assert plain.stem[0].bias is not None and plain.head_dropout.p == 0.5
+    # without batch norm every residual branch starts at zero: a block passes its (non-negative) input on
+    maps = torch.rand(2, 16, 28, 28)
+    assert torch.equal(plain.layers[0][1](maps), maps) and plain.layers[2][0].conv1.weight.abs().sum() > 0
+    assert all(block.conv2.weight.abs().sum() == 0 for stage in plain.layers for block in stage)
     features = torch.ones(4, 64)
     plain.train()
     dropped = plain.head_input(features)
