@@ -261,11 +261,11 @@ def controls_verdict(models: list[dict]) -> str:
     bn, nobn, dropout = by["ce-bn"], by["ce-nobn"], by["ce-dropout0.5"]
     said = [
         "- **Does zeroing one unit hurt single classes more than zeroing a random direction?** "
-        + ("yes" if len(units_matter) == len(by) else f"only in {', '.join(units_matter) or 'none'}")
+        + ("yes" if len(units_matter) == len(by) else f"only in {', '.join(units_matter)}" if units_matter else "no")
         + ": the mean largest class drop of one unit against one rotated direction is "
         + "; ".join(f"{n} {mean_drop[n]:.2%} vs {rotated[n]:.2%}" for n in by) + ".",
         "- **Does selectivity predict the class drop better than the overall drop?** "
-        + ("yes" if len(class_better) == len(by) else f"only in {', '.join(class_better) or 'none'}")
+        + ("yes" if len(class_better) == len(by) else f"only in {', '.join(class_better)}" if class_better else "no")
         + ": Spearman's rho with SI, class drop against overall drop, is "
         + "; ".join(f"{n} {rho[n][0]:.3f} vs {rho[n][1]:.3f}" for n in by) + ".",
         f"- **Batch norm**: without it the mean largest class drop of one unit is {mean_drop['ce-nobn']:.2%} "
@@ -581,6 +581,8 @@ def main():
     controls = [analyse(ROOT / "checkpoints" / "controls" / f"{name}.pt", store, faithfulness=False) for name in CONTROLS
                 if (ROOT / "checkpoints" / "controls" / f"{name}.pt").exists()]
     sweeps = sweep_points(store)
+    # the bundle's CE beside the controls: the same questions on a model trained to convergence
+    reference = [{**m, "name": f"{m['name']} (bundled, {m['epochs']} epochs)"} for m in models if m["name"] == "ce"]
     plots(models, full)
     influential_maps_figure(models)
     if {"p_t", "lam"} <= set(sweeps):
@@ -596,9 +598,9 @@ def main():
               "vit_table": vit_table(models, vits) if len(vits) == len(VIT) else "(the ViT trio is not trained yet)",
               "vit_verdict": vit_verdict(models, vits) if len(vits) == len(VIT) else "",
               "vit_epochs": vits[0]["epochs"] if vits else 0,
-              "controls_table": controls_table(controls) if len(controls) == len(CONTROLS) else "(the controls are not trained yet)",
+              "controls_table": controls_table([*controls, *reference]) if len(controls) == len(CONTROLS) else "(the controls are not trained yet)",
               "sweeps_body": sweeps_body(sweeps),
-              "controls_verdict": controls_verdict(controls) if len(controls) == len(CONTROLS) else ""}
+              "controls_verdict": controls_verdict([*controls, *reference]) if len(controls) == len(CONTROLS) else ""}
     TARGET.write_text(TEMPLATE.read_text().format_map(tables))
     print(f"wrote {TARGET.relative_to(ROOT)} and {OUT.relative_to(ROOT)}/")
 

@@ -52,4 +52,6 @@ def test_the_controls_verdict_compares_units_with_rotated_directions(report):
     # units beat rotated directions in two of three (3.00% vs 1.00%, 6.00% vs 2.00%; 1.00% vs 3.00%)
     assert "only in ce-bn, ce-nobn" in said[0] and "ce-dropout0.5 1.00% vs 3.00%" in said[0]
     assert "only in ce-bn, ce-nobn" in said[1] and "ce-bn 0.600 vs 0.100" in said[1]
+    models[0]["rotation"]["mean_max_class_drop"] = models[1]["rotation"]["mean_max_class_drop"] = 0.5
+    assert "random direction?** no:" in report.controls_verdict(models).splitlines()[0]
     assert "without it the mean largest class drop of one unit is 6.00% (with it 3.00%)" in said[2]
