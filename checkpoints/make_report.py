@@ -56,10 +56,8 @@ def analyse(path: Path, store: Store, faithfulness: bool = True) -> dict:
     row["mean_overall_drop"] = results["unit_ablation"]["mean_overall_drop"]
     row["largest_overall_drop"] = results["unit_ablation"]["largest_overall_drop"]
     row["rho_overall_si"] = results["unit_ablation"]["spearman_selectivity_overall"]
-    rotated = results["rotation_control"]
-    row["rotation"] = {"mean_max_class_drop": rotated["mean_max_class_drop"],
-                       "largest_class_drop": rotated["largest_class_drop"],
-                       "mean_overall_drop": rotated["mean_overall_drop"],
+    rotated = results["rotation_control"]  # its units' means too (unit_*), from unit_ablation
+    row["rotation"] = {**{k: v for k, v in rotated.items() if not isinstance(v, list)},
                        "largest_overall_drop": max(rotated["overall_drop"])}
     corr = results.get("filter_correlation") or {}
     row["redundancy_03"] = (corr["redundancy"][corr["thresholds"].index(0.3)]
@@ -242,7 +240,7 @@ def controls_table(models: list[dict]) -> str:
     for m in models:
         r = m["rotation"]
         lines.append(f"| {m['name']} | {m['headline']['accuracy']:.4f} | {m['selectivity']['median']:.3f} | "
-                     f"{sum(m['max_class_drop']) / len(m['max_class_drop']):.2%} / {max(m['max_class_drop']):.2%} | "
+                     f"{r['unit_mean_max_class_drop']:.2%} / {r['unit_largest_class_drop']:.2%} | "
                      f"{r['mean_max_class_drop']:.2%} / {r['largest_class_drop']:.2%} | "
                      f"{m['mean_overall_drop']:.3%} / {m['largest_overall_drop']:.3%} | "
                      f"{r['mean_overall_drop']:.3%} / {r['largest_overall_drop']:.3%} | "
@@ -253,7 +251,7 @@ def controls_table(models: list[dict]) -> str:
 def controls_verdict(models: list[dict]) -> str:
     """The abstract's claims, each answered from the control models' figures."""
     by = {m["name"]: m for m in models}
-    mean_drop = {n: sum(m["max_class_drop"]) / len(m["max_class_drop"]) for n, m in by.items()}
+    mean_drop = {n: m["rotation"]["unit_mean_max_class_drop"] for n, m in by.items()}
     rotated = {n: m["rotation"]["mean_max_class_drop"] for n, m in by.items()}
     units_matter = [n for n in by if mean_drop[n] > rotated[n]]
     rho = {n: (m["headline"]["rho_drop_selectivity"], m["rho_overall_si"]) for n, m in by.items()}
@@ -294,9 +292,9 @@ def sweep_points(store: Store) -> dict[str, tradeoffs.Sweep]:
 def sweep_table(sweep: tradeoffs.Sweep, option: str) -> str:
     lines = [f"| {option} | seeds | accuracy | NTE (nats) | NTE / log 9 | median SI |", "|---|---|---|---|---|---|"]
     for point in sweep.points:
-        nte = {k: None if point[k] is None else point[k] * NTE_BOUND for k in ("nte_fraction", "nte_fraction_spread")}
+        nats = {key: None if point[key] is None else point[key] * NTE_BOUND for key in ("nte_fraction", "nte_fraction_spread")}
         lines.append(f"| {point['value']:g} | {point['seeds']} | {tradeoffs.cell(point, 'accuracy')} | "
-                     f"{tradeoffs.cell({'x': nte['nte_fraction'], 'x_spread': nte['nte_fraction_spread']}, 'x')} | "
+                     f"{tradeoffs.cell(nats, 'nte_fraction')} | "
                      f"{tradeoffs.cell(point, 'nte_fraction')} | {tradeoffs.cell(point, 'median_si')} |")
     return "\n".join(lines)
 

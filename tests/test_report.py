@@ -40,7 +40,8 @@ def test_fig5_claims_follow_the_means(report):
 
 
 def control(name, class_drops, rotated_mean, rho_class, rho_overall, accuracy=0.9):
-    return {"name": name, "max_class_drop": class_drops, "rotation": {"mean_max_class_drop": rotated_mean},
+    return {"name": name, "max_class_drop": class_drops,
+            "rotation": {"mean_max_class_drop": rotated_mean, "unit_mean_max_class_drop": sum(class_drops) / len(class_drops)},
             "headline": {"rho_drop_selectivity": rho_class, "accuracy": accuracy}, "rho_overall_si": rho_overall,
             "mean_overall_drop": 0.001, "selectivity": {"median": 0.7}}
 

@@ -34,11 +34,11 @@ def layer_selectivity(ctx):
         for images, readable, labels in ctx.image_batches(batch_size_for(model, side * side)):
             if not bool(readable.any()):
                 continue
-            labels = labels[readable]
+            labels, kept = labels[readable], readable.to(device)
             counts += torch.bincount(labels, minlength=ctx.num_classes).double()
             model.forward_parts(images.to(device).contiguous(memory_format=torch.channels_last))
             for name, output in seen.items():
-                pooled = output[readable.to(device)].double().cpu()
+                pooled = output[kept].double().cpu()
                 if sums[name].shape[1] == 0:
                     sums[name] = torch.zeros(ctx.num_classes, pooled.shape[1], dtype=torch.float64)
                     peaks[name] = torch.full((pooled.shape[1],), -torch.inf, dtype=torch.float64)

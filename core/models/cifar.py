@@ -42,9 +42,9 @@ def initialise(model: nn.Module, batch_norm: bool) -> None:
             nn.init.kaiming_normal_(m.weight, mode="fan_out" if batch_norm else "fan_in", nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-    for m in model.modules():  # after the pass above, which would draw these again
-        if isinstance(m, BasicBlock) and not batch_norm:
-            nn.init.zeros_(m.conv2.weight)
+    if not batch_norm:  # after the pass above, which would draw these again
+        for block in (m for m in model.modules() if isinstance(m, BasicBlock)):
+            nn.init.zeros_(block.conv2.weight)
 
 
 class ResNet(UnitModel):
