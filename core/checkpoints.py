@@ -5,6 +5,7 @@ Metadata is a JSON string so nothing but tensors and plain containers is ever un
 """
 from __future__ import annotations
 
+import errno
 import glob
 import json
 import math
@@ -64,12 +65,24 @@ def save_checkpoint(path: Path | str, model: UnitModel, meta: dict, train_state:
         payload["train_state"] = train_state
     if trajectory is not None:
         payload["trajectory"] = trajectory
+    save_atomically(payload, path)
+
+
+def save_atomically(payload: dict, path: Path) -> None:
+    """torch.save to a temporary beside `path`, fsync, then rename over it: a reader never sees half
+    a file, and a failed write leaves the previous one as it was. PyTorch's zip writer reports a
+    write the disk cut short (full, or a file-size limit) as a RuntimeError: here it is an OSError,
+    as any other refused write."""
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
+            try:
+                torch.save(payload, f)
+            except RuntimeError as exc:
+                raise OSError(errno.ENOSPC, "the disk took only part of the file (full, or a "
+                                            "file-size limit)") from exc
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -6,9 +6,12 @@ a wall-clock `time`. `summarize` turns the lines into the few numbers a progress
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from .errors import UserError
 
 # phase: what the run is doing before its first step (loading data, building the model)
 EVENTS = ("start", "phase", "step", "epoch", "done", "error", "cancelled")
@@ -24,15 +27,51 @@ class ProgressLog:
             path.parent.mkdir(parents=True, exist_ok=True)
 
     def write(self, event: str, **fields) -> None:
+        """A log the disk no longer takes stops the run in one line: the app could not follow it."""
         assert event in EVENTS, event
         if self.path is None:
             return
-        with open(self.path, "a") as f:
-            f.write(json.dumps({"event": event, "time": time.time(), **fields}) + "\n")
+        try:
+            with open(self.path, "a") as f:
+                f.write(json.dumps({"event": event, "time": time.time(), **fields}) + "\n")
+        except OSError as exc:
+            path, self.path = self.path, None  # and the error event that follows is not tried again
+            raise UserError(f"could not write the progress log {path} ({exc.strerror or exc}): "
+                            "the run stops here") from None
+
+
+# What each field an event may carry must be, checked where the file is read: a progress file is
+# data on disk (a crafted one, with a string time or a negative count, broke the sidebar).
+NUMBERS = ("time", "loss", "accuracy", "test_accuracy", "images_per_s", "elapsed_s", "eta_s", "lr")
+COUNTS = ("epoch", "epochs", "step", "steps_per_epoch", "global_step", "total_steps", "start_epoch",
+          "test_images", "pid")
+TEXTS = ("phase", "message")
+FLAGS = ("queued", "cuda_graphs")
+
+
+def is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def well_formed(event: dict) -> bool:
+    """Whether every field the summary and the pages read is of its kind: finite numbers,
+    whole counts from 0, texts, flags, and a config that is an object with a count of epochs."""
+    config = event.get("config", {})
+    return (event.get("event") in EVENTS
+            and all(is_number(event[k]) for k in NUMBERS if k in event)
+            and all(is_count(event[k]) for k in COUNTS if k in event)
+            and all(isinstance(event[k], str) for k in TEXTS if k in event)
+            and all(isinstance(event[k], bool) for k in FLAGS if k in event)
+            and isinstance(config, dict) and is_count(config.get("epochs", 0)))
 
 
 def read_events(path: Path | str) -> list[dict]:
-    """Every complete JSON line of a progress file (a half-written last line is skipped)."""
+    """Every complete, well-formed JSON line of a progress file (a half-written last line, or one
+    whose fields are not of their kind, is skipped)."""
     try:
         text = Path(path).read_text()
     except OSError:
@@ -43,7 +82,7 @@ def read_events(path: Path | str) -> list[dict]:
             record = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if isinstance(record, dict) and record.get("event") in EVENTS:
+        if isinstance(record, dict) and well_formed(record):
             events.append(record)
     return events
 

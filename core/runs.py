@@ -2,6 +2,7 @@
 reload, described by a small JSON file each under runs/ and followed through their progress file."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -205,7 +206,10 @@ def start_runs(choices: list[tuple[str, dict]], dataset: str = "fashion-mnist", 
         except ValueError as exc:
             raise RunError(str(exc)) from None
     folder = Path(folder or runs_dir())
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise unwritable(folder, exc) from None
     queue = on_the_cpu(device)
     before = [r.pid for r in sharing_the_cpu(folder)] if queue else []
     started = []
@@ -244,23 +248,62 @@ def claim_run_id(folder: Path, base: str) -> str:
                 return run_id
         except FileExistsError:
             run_id += "x"
+        except OSError as exc:
+            raise unwritable(folder, exc) from None
+
+
+def unwritable(folder: Path, exc: OSError) -> RunError:
+    return RunError(f"cannot write to the runs folder {folder} ({exc.strerror or exc}): no run was started")
 
 
 def launch(run: Run, folder: Path) -> Run:
+    """Start the trainer and write its record. A folder that takes no more (full, read-only) stops
+    it here: a trainer without a record could be neither followed nor cancelled from the app, so
+    it is killed and the files claimed for it are removed."""
     import subprocess
-    with open(run.log, "a") as log_file:
-        proc = subprocess.Popen(run.args, cwd=PROJECT_ROOT, stdout=log_file, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True,
-                                env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
+    run.folder = str(folder)
+    try:
+        with open(run.log, "a") as log_file:
+            proc = subprocess.Popen(run.args, cwd=PROJECT_ROOT, stdout=log_file, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True,
+                                    env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
+    except OSError as exc:
+        remove_claimed(run)
+        raise unwritable(folder, exc) from None
     _CHILDREN[proc.pid] = proc
-    run.pid, run.started, run.status, run.folder, run.cancelled_at = proc.pid, time.time(), "running", str(folder), 0.0
-    save_record(run)
+    run.pid, run.started, run.status, run.cancelled_at = proc.pid, time.time(), "running", 0.0
+    try:
+        save_record(run)
+    except OSError as exc:
+        proc.kill()
+        proc.wait()
+        remove_claimed(run)
+        raise unwritable(folder, exc) from None
     return run
 
 
+def remove_claimed(run: Run) -> None:
+    """The record and log claimed for a run that never started, where still empty (a resumed run's
+    are not, and stay)."""
+    for path in (runs_dir_of(run) / f"{run.run_id}.run.json", Path(run.log)):
+        with contextlib.suppress(OSError):
+            if path.is_file() and not path.is_symlink() and path.stat().st_size == 0:
+                path.unlink()
+
+
 def save_record(run: Run) -> None:
+    """Written whole or not at all (a temporary renamed over it): a full disk never leaves a cut
+    record, which would hide the run."""
     record = {k: v for k, v in run.__dict__.items() if k not in ("events", "status", "message", "folder")}
-    (runs_dir_of(run) / f"{run.run_id}.run.json").write_text(json.dumps(record))
+    path = runs_dir_of(run) / f"{run.run_id}.run.json"
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(json.dumps(record))
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
 
 
 def can_resume(run: Run) -> bool:
@@ -309,7 +352,8 @@ def cancel_run(run: Run) -> None:
     if not process_alive(run.pid):
         raise RunError(f"run {run.run_id} is not running")
     run.cancelled_at = time.time()
-    save_record(run)
+    with contextlib.suppress(OSError):  # a full disk loses only the note that Cancel was pressed
+        save_record(run)
     try:
         os.killpg(run.pid, signal.SIGTERM)
     except ProcessLookupError:

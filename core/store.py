@@ -65,9 +65,17 @@ def ownership_file(path: Path) -> Path:
     return path.with_name(path.name + ".unitlens")
 
 
-def is_disk_full(message: str) -> bool:
+def is_out_of_space(message: str) -> bool:
+    """The storage refused to grow the file (a full disk, a quota, a file-size limit): the cache is
+    still good, only nothing new can be written, so it must never be moved aside for it."""
     text = message.lower()
-    return "no space left" in text or "disk is full" in text or "disk full" in text
+    return any(cause in text for cause in ("no space left", "disk is full", "disk full", "file too large",
+                                           "quota exceeded"))
+
+
+def space_cause(message: str) -> str:
+    """The operating system's words at the end of DuckDB's message ("No space left on device")."""
+    return message.splitlines()[0].rsplit(": ", 1)[-1][:80]
 
 
 def column_names(definition: str) -> list[str]:
@@ -221,8 +229,8 @@ class Store:
             raise StoreError(f"{self.path} is not a Unit Lens cache; it was left untouched")
         if self.read_only:
             raise StoreError(f"the read-only cache {self.path} cannot be read: {reason.splitlines()[0][:120]}")
-        if is_disk_full(reason):
-            raise StoreError(f"the disk holding the cache {self.path} is full; it was left as it was")
+        if is_out_of_space(reason):
+            raise StoreError(f"the cache {self.path} cannot grow ({space_cause(reason)}); it was left as it was")
         if not ownership_file(self.path).exists():
             raise StoreError(f"cannot open the cache {self.path} ({reason.splitlines()[0][:100]}); it was not "
                              "made by Unit Lens here, so it was left untouched: name another file")
@@ -251,13 +259,13 @@ class Store:
         except duckdb().Error as exc:
             if is_lock_error(str(exc)):
                 raise StoreError(f"the cache is busy: {str(exc).splitlines()[0][:160]}") from None
-            if is_disk_full(str(exc)):
+            if is_out_of_space(str(exc)):
                 if write:  # what is computed is still shown; it is only not kept
                     self.read_only = True
-                    self.notices.append(f"The disk holding the cache {self.path.name} is full: new results "
-                                        "are computed but not saved.")
+                    self.notices.append(f"The cache {self.path.name} cannot grow ({space_cause(str(exc))}): "
+                                        "new results are computed but not saved.")
                     return None
-                raise StoreError(f"the disk holding the cache {self.path} is full") from None
+                raise StoreError(f"the cache {self.path} cannot grow ({space_cause(str(exc))})") from None
             self._ready = False
             if self.path.exists():
                 self._quarantine(str(exc))

@@ -482,3 +482,13 @@ def test_maps_of_influential_units_are_class_means_of_their_maps(tiny_checkpoint
     whole = engine.dataset("test")
     assert result["example"][3] == int(balanced_sample(whole.labels, engine.limit)[rows[0]])
     assert int(whole.labels[result["example"][3]]) == 3
+
+
+def test_every_analysis_says_its_cost_and_memory():
+    """Issue 29: at K = 2048, C = 1000, N = 50,000 a reader must know what each analysis costs
+    before running it; every registered analysis says so in its docstring."""
+    import inspect
+    from core.analysis import ANALYSES
+    def says(doc: str) -> bool:
+        return bool(re.search(r"\b(cost|time)\b", doc, re.I) and re.search(r"\bmemory\b", doc, re.I))
+    assert [name for name, analysis in ANALYSES.items() if not says(inspect.getdoc(analysis.compute) or "")] == []

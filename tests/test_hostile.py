@@ -442,6 +442,51 @@ def test_a_run_record_naming_files_elsewhere_is_never_listed_and_nothing_outside
     assert outside() == before and (folder / "crafted.run.json").exists()
 
 
+def test_a_progress_log_of_ill_typed_events_is_read_without_them(tmp_path):
+    """Issue 32: a progress log is data on disk; a string time, a count that is text or negative, a
+    config that is not an object broke the sidebar (TypeError, AttributeError) for every run. Such
+    lines are skipped as a half-written one is; the well-formed lines still tell where the run is."""
+    from core.progress import read_events, summarize
+    good = [{"event": "start", "time": 10.0, "epochs": 4, "config": {"epochs": 4}},
+            {"event": "step", "time": 12.0, "epoch": 1, "global_step": 5, "total_steps": 20, "loss": 1.5}]
+    hostile = [{"event": "step", "time": "x"}, {"event": "step", "time": 13.0, "global_step": "a"},
+               {"event": "step", "time": 13.0, "total_steps": -3}, {"event": "start", "time": 1.0, "config": 5},
+               {"event": "start", "time": 1.0, "config": {"epochs": "q"}}, {"event": "phase", "start_epoch": "x"},
+               {"event": "error", "message": 5}, {"event": "step", "loss": float("nan")},
+               {"event": "phase", "queued": "yes"}, {"event": "epoch", "epoch": True}]
+    path = tmp_path / "r.progress.jsonl"
+    path.write_text("\n".join(json.dumps(e) for e in good[:1] + hostile + good[1:]))
+    events = read_events(path)
+    assert events == good
+    summary = summarize(events, now=22.0)
+    assert (summary.status, summary.fraction, summary.eta_s, summary.elapsed_s) == ("running", 0.25, 36.0, 12.0)  # 12 s for 5 of 20 steps
+
+
+def test_a_crafted_feature_cache_is_recomputed_not_analysed(tiny_checkpoints, tmp_path):
+    """A feature cache is a file on disk named after the model: one of the wrong shape, dtype or
+    layout, with labels out of range or rows out of order, is never handed to an analysis
+    (before, each was: a wrong figure or an internal error); the pass is recomputed."""
+    from core.analysis.engine import Analyzer
+    from core.store import MemoryStore
+
+    def pass_of(folder):
+        return Analyzer.from_path(tiny_checkpoints["ce"], MemoryStore(), limit=100, feature_dir=folder).features("test", 100)
+    clean = pass_of(tmp_path)
+    [path] = tmp_path.glob("*-test-*.pt")
+    n, units = clean.features.shape
+    crafted = {"wrong units": {"features": clean.features[:, :3]},
+               "labels out of range": {"labels": clean.labels + 10},
+               "float labels": {"labels": clean.labels.float()},
+               "meta features": {"features": torch.empty(n, units, device="meta")},
+               "rows out of order": {"index": torch.arange(n).flip(0)},
+               "fewer logits": {"logits": clean.logits[:-1]}}
+    for why, change in crafted.items():
+        torch.save({"features": clean.features, "logits": clean.logits, "labels": clean.labels, **change}, path)
+        again = pass_of(tmp_path)
+        assert torch.equal(again.features, clean.features) and torch.equal(again.labels, clean.labels), why
+        assert again.index is None, why
+
+
 def test_a_read_only_feature_cache_folder_computes_without_saving(tiny_checkpoints, tmp_path):
     """core.analyze: the figures, and one notice that the forward pass was not kept (it ended in an
     internal error, OSError)."""

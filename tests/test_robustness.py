@@ -1,7 +1,9 @@
 """Hostile input and faults: odd images, damaged caches, failing disks, hostile checkpoints."""
-import errno
 import io
 import struct
+import subprocess
+import sys
+import textwrap
 import zlib
 
 import numpy as np
@@ -16,7 +18,7 @@ from core.inputs import prepare
 from core.models import create_model
 from core.store import Store
 
-from .conftest import assert_one_line_error, run_cli
+from .conftest import ROOT, assert_one_line_error, run_cli
 
 INFO = dataset_info("fashion-mnist")
 WHITE = (1 - 0.2860) / 0.3530
@@ -114,19 +116,33 @@ def test_rgb_model_gets_three_channels_from_grey():
     assert x.shape == (1, 3, 32, 32)
 
 
-def test_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+FULL_DISK_SAVE = textwrap.dedent("""
+    import resource, sys
+    sys.path.insert(0, {root!r})
+    from core.checkpoints import load, save_checkpoint
+    from core.models import create_model
+    path = {path!r}
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))  # the file cannot grow past this
+    try:
+        save_checkpoint(path, create_model("resnet20", 10, 1), {{**load(path).meta, "epoch": 2}})
+    except OSError as exc:
+        print("refused:", exc)
+""")
+
+
+def test_full_disk_keeps_the_previous_checkpoint(tmp_path):
+    """A real write cut short (a file-size limit, which Python meets as a full disk: a short write,
+    then an error). PyTorch's writer called it a RuntimeError, an internal error in core.train."""
     path = tmp_path / "m.pt"
     model = create_model("resnet20", 10, 1)
     meta = {"method": "ce", "arch": "resnet20", "dataset": "fashion-mnist", "class_names": list("abcdefghij"),
             "channels": 1, "input_size": 28, "mean": [0.286], "std": [0.353], "epoch": 1}
     save_checkpoint(path, model, meta)
     before = path.read_bytes()
-
-    def disk_full(*args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(torch, "save", disk_full)
-    with pytest.raises(OSError):
-        save_checkpoint(path, model, {**meta, "epoch": 2})
+    done = subprocess.run([sys.executable, "-c", FULL_DISK_SAVE.format(root=str(ROOT), path=str(path))],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "refused: [Errno 28] the disk took only part of the file" in done.stdout
     assert path.read_bytes() == before and load(path).meta["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temporary file left behind
 

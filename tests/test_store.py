@@ -165,6 +165,36 @@ def test_read_only_cache_is_read_not_moved(tmp_path):
             tmp_path.chmod(0o755)
 
 
+FULL_WRITER = textwrap.dedent("""
+    import os, resource, signal, sys
+    sys.path.insert(0, {root!r})
+    from core.store import Store
+    store = Store({path!r})
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write then fails with EFBIG, as a full disk fails
+    room = os.path.getsize({path!r}) + 4096
+    resource.setrlimit(resource.RLIMIT_FSIZE, (room, room))
+    store.put_result("h", "big", {{}}, "test", 1, {{"x": list(range(200_000))}})
+    print(store.notices)
+""")
+
+
+def test_a_cache_that_cannot_grow_keeps_its_results_and_is_never_moved(tmp_path):
+    """Issue 32: a write that found no room (here a file-size limit, the same failure a full disk
+    gives) was taken for damage: the good cache was moved aside and every stored result lost."""
+    path = tmp_path / "c.duckdb"
+    Store(path).put_result("h", "kept", {}, "test", 1, {"x": 1})
+    done = subprocess.run([sys.executable, "-c", FULL_WRITER.format(root=str(ROOT), path=str(path))],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "cannot grow (File too large): new results are computed but not saved" in done.stdout
+    assert not list(tmp_path.glob("*corrupt*"))
+    store = Store(path)
+    assert store.get_result("h", "kept", {}, "test", 1) == {"x": 1}
+    assert store.get_result("h", "big", {}, "test", 1) is None
+    store.put_result("h", "later", {}, "test", 1, {"y": 2})  # with room again, it writes
+    assert store.get_result("h", "later", {}, "test", 1) == {"y": 2} and not store.notices
+
+
 def test_deleted_file_is_recreated(tmp_path):
     path = tmp_path / "gone.duckdb"
     store = Store(path)

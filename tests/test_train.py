@@ -4,6 +4,8 @@ import os
 import re
 import signal
 import subprocess
+import sys
+import textwrap
 import time
 
 import pytest
@@ -275,6 +277,53 @@ def test_the_sidebars_start_refuses_options_that_cannot_work_before_any_run_star
     with pytest.raises(runs.RunError, match="no gated step runs"):
         runs.start_runs([("ce", {}), ("lsg", {})], epochs=1, limit=64, folder=tmp_path)
     assert not list(tmp_path.glob("*.run.json"))
+
+
+START_WITHOUT_ROOM = textwrap.dedent("""
+    import resource, sys
+    sys.path.insert(0, {root!r})
+    from core import runs
+    resource.setrlimit(resource.RLIMIT_FSIZE, (100, resource.RLIM_INFINITY))  # a record is ~700 bytes
+    try:
+        runs.start_runs([("ce", {{}})], epochs=1, limit=64, folder={folder!r})
+    except runs.RunError as exc:
+        print(exc)
+""")
+
+
+def test_a_runs_folder_that_takes_nothing_starts_no_run_and_says_so(tmp_path):
+    """Issue 32: a runs folder we cannot write (a file in its place) was an internal error; a full
+    one (here a file-size limit) left a trainer running without a record, which no page could
+    follow or cancel, and a cut record."""
+    from core import runs
+    blocked = tmp_path / "runs"
+    blocked.write_text("a file where the folder should be")
+    with pytest.raises(runs.RunError, match="cannot write to the runs folder .*no run was started"):
+        runs.start_runs([("ce", {})], epochs=1, limit=64, folder=blocked)
+    assert blocked.read_text() == "a file where the folder should be"
+    full = tmp_path / "full"
+    full.mkdir()
+    done = subprocess.run([sys.executable, "-c", START_WITHOUT_ROOM.format(root=str(ROOT), folder=str(full))],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "File too large): no run was started" in done.stdout, done.stderr
+    assert list(full.iterdir()) == []  # its claimed record and log removed; the trainer killed
+    assert runs.list_runs(full) == []
+
+
+def test_a_progress_log_the_disk_no_longer_takes_stops_the_run_in_one_line(tmp_path, data_root):
+    """Issue 32: a full disk under the progress log (here a file-size limit of 1 KB, a few events)
+    ended core.train in an internal error."""
+    import resource
+
+    def one_kilobyte():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1024, resource.RLIM_INFINITY))
+    done = subprocess.run([PYTHON, "-m", "core.train", "--method", "ce", "--epochs", "1", "--limit", "100",
+                           "--data-root", str(data_root), "--out", str(tmp_path / "m.pt"),
+                           "--progress", str(tmp_path / "m.progress.jsonl")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, preexec_fn=one_kilobyte)
+    line = assert_one_line_error(done)
+    assert "could not write the progress log" in line and "File too large" in line
+    assert not (tmp_path / "m.pt").exists()
 
 
 def test_the_sidebars_start_refuses_an_image_folder_it_could_not_train_on(tmp_path):

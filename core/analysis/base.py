@@ -78,6 +78,25 @@ class FeatureCache:
     labels: torch.Tensor
     index: torch.Tensor | None = None
 
+    def problem(self, units: int, classes: int) -> str | None:
+        """Why a cache read from disk cannot be this model's pass (None: it can). A crafted or
+        stale file of the right name must never reach an analysis: it is recomputed."""
+        n = len(self.labels) if isinstance(self.labels, torch.Tensor) and self.labels.dim() == 1 else -1
+        tensors = [self.features, self.logits, self.labels] + ([] if self.index is None else [self.index])
+        if n < 0 or not all(isinstance(t, torch.Tensor) and t.layout == torch.strided and not t.is_meta
+                            for t in tensors):
+            return "not dense tensors with a label per row"
+        if self.features.shape != (n, units) or self.logits.shape != (n, classes):
+            return f"shapes {tuple(self.features.shape)}, {tuple(self.logits.shape)} for {n} rows of {units} units, {classes} classes"
+        if not (self.features.is_floating_point() and self.logits.is_floating_point()) or self.labels.dtype != torch.int64:
+            return "dtypes"
+        if n and not (0 <= int(self.labels.min()) and int(self.labels.max()) < classes):
+            return "labels out of range"
+        if self.index is not None and (self.index.shape != (n,) or self.index.dtype != torch.int64
+                                       or (n and (int(self.index.min()) < 0 or not bool((self.index[1:] > self.index[:-1]).all())))):
+            return "an index that is not increasing positions"
+        return None
+
     def positions(self, rows: torch.Tensor) -> torch.Tensor:
         """The split's images behind `rows`."""
         return rows if self.index is None else self.index[rows]

@@ -29,6 +29,8 @@ def expected_calibration_error(probabilities: torch.Tensor, labels: torch.Tensor
 
 @register_analysis("calibration", title="Calibration: NLL and ECE", bins=BINS)
 def calibration(ctx, bins):
+    """NLL and ECE of the cached test logits. Cost and memory O(N C) (the softmax, in float64).
+    No forward pass."""
     test = ctx.test
     logits = test.logits.double()
     probabilities = logits.softmax(dim=1)

@@ -7,13 +7,12 @@ reads the checkpoint first (the command line); the app passes the record it alre
 """
 from __future__ import annotations
 
-import contextlib
 import time
 from pathlib import Path
 
 import torch
 
-from ..checkpoints import LoadedCheckpoint, load
+from ..checkpoints import LoadedCheckpoint, load, save_atomically
 from ..data import balanced_sample, load_dataset, view_of
 from ..distributed import Distributed
 from ..errors import UserError
@@ -196,6 +195,8 @@ class Analyzer:
             try:
                 # mapped, not read: the pages of a 50,000 x 2048 pass are read as analyses touch them
                 cache = FeatureCache(**torch.load(path, weights_only=True, mmap=True))
+                if cache.problem(self.model.num_features, len(self.meta["class_names"])):
+                    cache = None
             except Exception:  # a damaged cache file is recomputed
                 cache = None
         if self.distributed.rank0_says(cache is None):
@@ -248,15 +249,11 @@ class Analyzer:
     def save_features(self, path: Path, cache: FeatureCache) -> None:
         """Keep a forward pass for the next run; a folder we may not write (or a full disk) only
         means the next run computes it again, said once."""
-        tmp = path.with_suffix(".tmp")
+        kept_rows = {} if cache.index is None else {"index": cache.index}
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            kept_rows = {} if cache.index is None else {"index": cache.index}
-            torch.save({"features": cache.features, "logits": cache.logits, "labels": cache.labels, **kept_rows}, tmp)
-            tmp.replace(path)
+            save_atomically({"features": cache.features, "logits": cache.logits, "labels": cache.labels,
+                             **kept_rows}, path)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)  # a half-written file of ours, where there is one
             notice = (f"The feature cache {path.parent} could not be written ({exc.strerror or exc}): "
                       "the figures are computed, the forward pass is not kept.")
             if notice not in self.store.notices:

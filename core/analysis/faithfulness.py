@@ -130,6 +130,12 @@ def image_count(labels: torch.Tensor, num_classes: int, per_class: int) -> int:
 @register_analysis("faithfulness", version=1, on_request=True, title="Faithfulness of the explanations",
                    per_class=10, steps=10, seed=0, max_classes=100, needs_cam_layers=True)
 def faithfulness(ctx, per_class, steps, seed):
+    """Deletion, insertion and ROAD of every CAM method (and a random map) on the first `per_class`
+    test images of each class. Cost: forward passes, M = per_class C images times (methods + 1)
+    x (2 (steps + 1) + 2 x ROAD's percentiles), plus K masked passes an image for Score-CAM and
+    one backward pass an image per gradient method (`seconds_needed` measures it first); memory:
+    the M images, and (steps + 1) M perturbed images at a time per method, never the N test
+    images. Hence max_classes = 100."""
     chosen = first_per_class(ctx.test.labels, ctx.num_classes, per_class)
     x = ctx.images(chosen)
     predicted = ctx.test.predictions[chosen]  # from the cached forward pass

@@ -58,7 +58,10 @@ def filter_correlation_analysis(ctx, m, by):
     """C_IC over each class's m dominant filters (m = K / C by default): by default, as the paper,
     those with the largest mean activation on the class's test images; `by="gate"`, those with
     the largest gate entry (the gate shown: trained, or the post-hoc fit). The correlation matrix
-    is ordered by the gate's class assignment; `redundancy` is Fig. 7e's curve over `thresholds`."""
+    is ordered by the gate's class assignment; `redundancy` is Fig. 7e's curve over `thresholds`.
+    Cost O(K^2 D) for the correlations of K filters of D weights, O(N K) for the class means,
+    O(C K^2) for C_IC; memory O(K^2 + C K) (the K x K matrix is the payload: 16 MB as JSON at
+    K = 2048). No forward pass."""
     from .selectivity import class_means
     if by not in DOMINANT_BY:
         raise UserError(f"dominant filters by {', '.join(DOMINANT_BY)}, not {str(by)[:20]!r}")

@@ -59,7 +59,9 @@ def influential(ctx, k1, k2):
     k1 = k2 = k. The decomposed logits are the paper's, sum over S_c of W[c, j] a_j without the
     bias; `A_d_with_bias` and `r_A_with_bias` add b_c, this tool's earlier definition. `coverage`:
     how many units carry 90% of a training image's activation (the paper's other way to pick k1),
-    its median over all images and per class."""
+    its median over all images and per class. Cost O(N_train K log K) (top-k1 and the coverage sort,
+    in blocks of 4096 rows) and one N x K by K x C product per k of the sweep, O(|SWEEP| N K C);
+    memory O(N C + 4096 K + C K). No forward pass."""
     if not (1 <= k1 <= ctx.W.shape[1] and 1 <= k2 <= ctx.W.shape[1]):
         raise UserError(f"k1 and k2 must lie in 1..{ctx.W.shape[1]} (the units), got k1 {k1}, k2 {k2}")
     train, test = ctx.train, ctx.test

@@ -11,7 +11,9 @@ from .influential import influential_sets
 def class_masking(ctx, threshold, by, k1, k2, with_class):
     """Per class c, its assigned units zeroed (with `with_class` >= 0, that class's units too: two
     classes masked at once, as the LSG paper's Fig. 5), the confusion matrix and c's accuracy
-    (and `with_class`'s in `partner_accuracy`)."""
+    (and `with_class`'s in `partner_accuracy`). Cost O(C N K C): one masked head over the N x K
+    test features per class; memory O(N K + C^3), the C confusion matrices of C x C kept (1 GB at
+    1000 classes: hence max_classes = 100). No forward pass."""
     test, c = ctx.test, ctx.num_classes
     if not -1 <= with_class < c:
         raise UserError(f"with_class must be a class index below {c} (or -1 for none), got {with_class}")

@@ -24,7 +24,9 @@ def distances(features: torch.Tensor, means: torch.Tensor, precision: torch.Tens
 @register_analysis("ood_reference", title="In-distribution reference", quantile=0.99, ridge=1e-3)
 def ood_reference(ctx, quantile, ridge):
     """Class means and shared covariance of the training features; the threshold is the
-    `quantile` of the test split's own distances (so 1% of test images would be flagged)."""
+    `quantile` of the test split's own distances (so 1% of test images would be flagged).
+    Cost O(N_train K^2 + K^3) for the covariance and its inverse, O(N K^2 + N C K) for the test
+    distances; memory O(N_train K + K^2 + N C + C K) in float64. No forward pass."""
     train = ctx.train
     classes = [c for c in range(ctx.num_classes) if (train.labels == c).any()]
     means = torch.stack([train.features[train.labels == c].double().mean(dim=0) for c in classes])
