@@ -41,6 +41,7 @@ def retrain_section(models: list[dict], k: dict) -> None:
         st.caption("Test accuracy of the full head, of each class's logit kept to its k2 influential units (bias "
                    "kept), and of that decomposed head retrained with the restriction held (the paper: 88.59% -> "
                    "91.51% after one epoch, ResNet-20 on CIFAR-10).")
+        common.training_note("decomposed_retrain")
 
 
 def influential_section(models: list[dict]) -> None:
@@ -80,6 +81,7 @@ def influential_section(models: list[dict]) -> None:
         tooltip=["model", "k", "A_d", "r_A"]
     ).properties(height=260, title="Decomposed accuracy ratio against k"), "influential-sweep", "abl_sweep")
     common.download_csv(sweep, "influential-sweep", key="abl_csv_sweep")
+    common.training_note("influential")
     retrain_section(models, k)
     maps_section(models, k)
     coverage = {m["label"]: common.analysis(m, "influential", **k).get("coverage") for m in models}
@@ -99,6 +101,7 @@ def influential_section(models: list[dict]) -> None:
     ).properties(height=120, width=120, title="Noise ablation (mean over seeds; spread in the tooltip and CSV)"),
         "noise-ablation", "abl_noise", width="content")
     common.download_csv(noise, "noise-ablation", key="abl_csv_noise")
+    common.training_note("noise_ablation")
 
 
 def maps_section(models: list[dict], k: dict) -> None:
@@ -127,6 +130,7 @@ def maps_section(models: list[dict], k: dict) -> None:
     st.caption(f"Each map is the mean, over the class's test images, of the maps of all units, of its k2 = "
                f"{k['k2']} influential units and of {k['k2']} other live units drawn at random (the paper's Table 7), "
                "upsampled and drawn on one scale per model and class over the class's first test image.")
+    common.training_note("influential_maps")
 
 
 def frequency_map(meta: dict, infl: dict, i: int) -> None:
@@ -170,15 +174,16 @@ def unit_ablation_section(models: list[dict]) -> None:
     lowest = min(0.0, *(min(abl["max_class_drop"]) for _, abl, _ in results))
     for i, (meta, abl, sel) in enumerate(results):
         label = meta["label"]
-        rows = common.window(f"{label}: classes", len(meta["class_names"]), common.HEATMAP_CLASSES, f"abl_rows_{i}")
-        units = common.window(f"{label}: units", len(abl["drop"]), common.HEATMAP_UNITS, f"abl_cols_{i}")
-        classes = meta["class_names"][rows]
+        # past a page: the classes some unit hurts most and the units that hurt a class most come first
+        class_worst = pd.DataFrame(abl["drop"]).astype(float).max(axis=0).tolist()  # None (no image): NaN
+        rows = common.ranked_window(f"{label}: classes", class_worst, common.HEATMAP_CLASSES, f"abl_rows_{i}")
+        units = common.ranked_window(f"{label}: units", abl["max_class_drop"], common.HEATMAP_UNITS, f"abl_cols_{i}")
+        classes = [meta["class_names"][c] for c in rows]
         pick = alt.selection_point(name="unit_pick", fields=["unit"], on="click")
-        frame = pd.DataFrame([{"class": classes[c], "unit": unit, "drop": drop}
-                              for unit, row in enumerate(abl["drop"][units], start=units.start)
-                              for c, drop in enumerate(row[rows])])
+        frame = pd.DataFrame([{"class": name, "unit": unit, "drop": abl["drop"][unit][c]}
+                              for unit in units for name, c in zip(classes, rows)])
         chart = alt.Chart(frame).mark_rect().encode(
-            x=alt.X("unit:O", axis=alt.Axis(values=list(range(units.start, units.stop, 8)), labelAngle=0),
+            x=alt.X("unit:O", sort=units, axis=alt.Axis(values=units[::8], labelAngle=0),
                     title="unit (every 8th numbered; click a column to open the unit)"),
             y=alt.Y("class:O", sort=classes, axis=alt.Axis(labelOverlap=False, labelLimit=160)),
             color=alt.Color("drop:Q", scale=alt.Scale(scheme="redblue", reverse=True, domain=[-extent, extent]),

@@ -148,6 +148,8 @@ def render():
         st.caption(NOTICE_RATES)
     elif uploaded:
         st.caption(SILENCE + " " + NOTICE_RATES)
+    if uploaded:
+        common.training_note("ood_reference")
     for i, (column, view) in enumerate(zip(common.grid(len(shown), 4), shown)):
         with column:
             model_column(view, scale.maps[i], scale.cams[i])

@@ -59,6 +59,7 @@ def adversarial_section(models: list[dict]) -> None:
                    "over 5 draws. The paper (ResNet-20, CIFAR-10): "
                    "LSG 77.4 / 85.0 / 86.9 against CE 72.9 / 80.8 / 83.6 at 100 / 500 / 1000 a class. Attack "
                    "success: the share of attacked test images the model reads as their target.")
+        common.training_note("adversarial_detection")
 
 
 def phi_section(models: list[dict]) -> None:
@@ -86,6 +87,7 @@ def phi_section(models: list[dict]) -> None:
          "fit's density"]))
     st.caption("Gated-path accuracy: each class's logit read through its own gate row, W_c (G_c * a) + b_c, which "
                "needs no label (the CSG paper's Table 1 finds it equal to the plain head's accuracy).")
+    common.training_note("gate")
     common.download_csv(table, "gates-summary", key="gates_csv")
 
     for meta in models:
@@ -229,6 +231,7 @@ def masking_section(models: list[dict]) -> None:
             before = common.analysis(meta, "accuracy")["per_class"][p]
             column.caption(f"on {common.plain(partner)}: {'-' if both is None else f'{both:.1%}'}"
                            f"{'' if before is None else f' (unmasked {before:.1%})'}")
+    common.training_note("class_masking")
 
 
 common.guarded(render)

@@ -492,3 +492,17 @@ def test_every_analysis_says_its_cost_and_memory():
     def says(doc: str) -> bool:
         return bool(re.search(r"\b(cost|time)\b", doc, re.I) and re.search(r"\bmemory\b", doc, re.I))
     assert [name for name, analysis in ANALYSES.items() if not says(inspect.getdoc(analysis.compute) or "")] == []
+
+
+def test_the_analyses_that_read_the_training_split_say_so():
+    """Issue 29: a figure fed by the training split states how many training images it read; the
+    flag behind that note is held to the code: an analysis reads `ctx.train` (or training images)
+    exactly when it is flagged, and one built on such an analysis is fed by it too."""
+    import inspect
+    from core.analysis import ANALYSES
+    from core.analysis.base import fed_by_training
+    for name, analysis in ANALYSES.items():
+        reads = re.search(r"ctx\.train\b|ctx\.training_images", inspect.getsource(analysis.compute)) is not None
+        assert analysis.reads_training == reads, name
+    assert fed_by_training("class_masking") and fed_by_training("influential")
+    assert not fed_by_training("selectivity") and not fed_by_training("unit_ablation")

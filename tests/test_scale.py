@@ -49,8 +49,11 @@ def test_every_page_opens_on_a_1000_class_model(thousand_classes, tmp_path, monk
     """The gate heatmap is drawn 50 classes and 256 units at a time, with a pager."""
     from streamlit.testing.v1 import AppTest
 
+    from core.analysis.engine import Analyzer
+    from ui import common
+
     from . import ui_env
-    from .test_app import PAGES, no_errors
+    from .test_app import PAGES, elements, no_errors
     previous = ui_env.apply(ui_env.app_environment(thousand_classes.parent, tmp_path,
                                                    {"UNITLENS_PHI_SECONDS": "10", "UNITLENS_EVAL_LIMIT": "0",
                                                     "UNITLENS_TRAIN_LIMIT": "0"}))
@@ -66,5 +69,28 @@ def test_every_page_opens_on_a_1000_class_model(thousand_classes, tmp_path, monk
         pagers = [n.label for n in at.number_input if "at a time" in n.label]
         assert "r18: classes: from (of 1000, 50 at a time)" in pagers
         assert "r18: units, by assigned class: from (of 512, 256 at a time)" in pagers
+
+        def map_captions():
+            return [i.caption for e in elements(at._tree) if getattr(e, "type", "") == "image"
+                    for i in e.proto.imgs if "penultimate maps" in i.caption]
+        at.switch_page("pages/compare.py").run()  # 512 maps: the 64 most active, and all on request
+        assert at.toggle(key="compare_all_maps_r18").label == "Show all 512 maps"
+        assert map_captions()[0].startswith("the 64 most active of 512 penultimate maps and the top units for ")
+        at.toggle(key="compare_all_maps_r18").set_value(True).run()
+        no_errors(at)
+        assert map_captions()[0].startswith("512 penultimate maps (")
+
+        def drawn_units():  # the unit-drop heatmap's columns, in the order drawn
+            spec = next(json.loads(e.proto.spec) for e in elements(at._tree) if getattr(e, "type", "") ==
+                        "vega_lite_chart" and "class accuracy drop when one unit is zeroed" in e.proto.spec)
+            return spec["encoding"]["x"]["sort"]
+        at.switch_page("pages/ablations.py").run()  # 512 units: the 256 that hurt a class most come first
+        drops = Analyzer.from_path(thousand_classes, common.store(), limit=None, train_limit=None).cached("unit_ablation")
+        first = drawn_units()
+        assert len(first) == 256 and at.radio(key="abl_cols_0_order").value == "largest first"
+        hidden = set(range(512)) - set(first)
+        assert min(drops["max_class_drop"][u] for u in first) >= max(drops["max_class_drop"][u] for u in hidden)
+        at.radio(key="abl_cols_0_order").set_value("by number").run()
+        assert drawn_units() == list(range(256))
     finally:
         ui_env.restore(previous)

@@ -5,6 +5,7 @@ the work is in core."""
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ import streamlit as st
 
 from core import runs
 from core.analysis.engine import DEFAULT_TRAIN_LIMIT, Analyzer, AnalysisSkipped, StepClock
+from core.analysis.base import fed_by_training
 from core.analysis.features import describe_analysis_device
 from core.catalog import analysis_limits, describe_analysis_limits, discover, extra_dirs, labelled, weight_files
 from core.checkpoints import CheckpointError, LoadedCheckpoint, load
@@ -47,11 +49,28 @@ class ModelRecord:
     lock: threading.Lock
 
 
+def limits() -> tuple[int | None, int | None]:
+    """(test, train) images the app's analyses read (None: the whole split)."""
+    test_limit, train_limit = analysis_limits()
+    return test_limit, train_limit or DEFAULT_TRAIN_LIMIT
+
+
+def training_note(*names: str) -> None:
+    """Under a figure fitted or counted on the training split: how many training images fed it
+    (all, or the class-balanced sample a limit reads), so figures read at a limit are never taken
+    for the whole split's."""
+    if any(fed_by_training(name) for name in names):
+        train_limit = limits()[1]
+        read = (f"a seeded class-balanced sample of {train_limit:,} training images a model (UNITLENS_TRAIN_LIMIT)"
+                if train_limit else "every training image of each model's dataset")
+        st.caption(f"Fitted or counted on {read}; measured on the held-out split.")
+
+
 @st.cache_resource(show_spinner=False, max_entries=64)
 def _record(path: str, mtime: float, size: int) -> ModelRecord:
-    test_limit, train_limit = analysis_limits()
+    test_limit, train_limit = limits()
     checkpoint = load(path)
-    analyzer = Analyzer(checkpoint, store(), limit=test_limit, train_limit=train_limit or DEFAULT_TRAIN_LIMIT)
+    analyzer = Analyzer(checkpoint, store(), limit=test_limit, train_limit=train_limit)
     return ModelRecord(checkpoint, analyzer, threading.Lock())
 
 
@@ -84,9 +103,8 @@ def _listing(path: str, mtime: float, size: int) -> Listing:
     import torch
     checkpoint = load(path)  # checked whole once, as a record is
     checkpoint.model.to(torch.device("meta"))  # its weights freed: the skeleton answers what suits it
-    test_limit, train_limit = analysis_limits()
-    return Listing(checkpoint.meta, Analyzer(checkpoint, store(), limit=test_limit,
-                                             train_limit=train_limit or DEFAULT_TRAIN_LIMIT))
+    test_limit, train_limit = limits()
+    return Listing(checkpoint.meta, Analyzer(checkpoint, store(), limit=test_limit, train_limit=train_limit))
 
 
 def listing(path: str) -> Listing:
@@ -398,6 +416,22 @@ def window(label: str, total: int, size: int, key: str) -> slice:
     start = int(st.number_input(f"{label}: from (of {total}, {size} at a time)", 0, total - 1,
                                 **kept(key, 0), step=size))
     return slice(start, min(total, start + size))
+
+
+RANKINGS = ["largest first", "by number"]
+
+
+def ranked_window(label: str, scores: list, size: int, key: str) -> list[int]:
+    """The positions to draw: all of them in order when they fit; otherwise `size` of them from
+    where the user asks, largest score first by default, so the first page holds the top units or
+    classes and the pager the rest (or by number, to find one)."""
+    if len(scores) <= size:
+        return list(range(len(scores)))
+    order = st.radio(f"{label}: order", RANKINGS, horizontal=True, **kept(f"{key}_order", RANKINGS[0], RANKINGS))
+    positions = list(range(len(scores)))
+    if order == RANKINGS[0]:
+        positions.sort(key=lambda i: -scores[i] if scores[i] is not None and not math.isnan(scores[i]) else math.inf)
+    return positions[window(label, len(scores), size, key)]
 
 
 def guarded_run_monitor() -> None:

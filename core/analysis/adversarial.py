@@ -109,7 +109,7 @@ def attack_and_read(ctx, model, parts: dict, epsilon, step, steps, generator) ->
     return features, success
 
 
-@register_analysis("adversarial_detection", version=1, on_request=True, title="Adversarial detection",
+@register_analysis("adversarial_detection", version=1, on_request=True, reads_training=True, title="Adversarial detection",
                    max_classes=100, sizes=(100, 500, 1000), test_per_class=100, epsilon=0.3, step=0.01, steps=40,
                    repeats=5, trees=100, seed=0)
 def adversarial_detection(ctx, sizes, test_per_class, epsilon, step, steps, repeats, trees, seed):

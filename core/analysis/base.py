@@ -29,6 +29,7 @@ class Analysis:
     needs_nonnegative_units: bool = False  # a ratio of class means, defined for units >= 0 (after a ReLU)
     needs_unit_maps: bool = False  # draws the units' maps (a hidden layer's neurons have none)
     needs_cam_layers: bool = False  # explains with class activation maps (an MLP has no spatial layer)
+    reads_training: bool = False  # fits or counts on the training split (its sample under a limit)
 
     def unsuited(self, model) -> str | None:
         """Why this analysis cannot run on `model`, or None."""
@@ -59,13 +60,20 @@ TRANSIENT = "_transient"  # a result holding this key (True) depends on the mach
 def register_analysis(name: str, version: int = 1, depends=(), on_request: bool = False, title: str = "",
                       min_classes: int = 2, max_classes: int | None = None, needs_unit_filters: bool = False,
                       needs_nonnegative_units: bool = False, needs_unit_maps: bool = False,
-                      needs_cam_layers: bool = False, **defaults):
+                      needs_cam_layers: bool = False, reads_training: bool = False, **defaults):
     def wrap(fn):
         ANALYSES[name] = Analysis(name, fn, version, defaults, tuple(depends), on_request, title or name,
                                   min_classes, max_classes, needs_unit_filters, needs_nonnegative_units,
-                                  needs_unit_maps, needs_cam_layers)
+                                  needs_unit_maps, needs_cam_layers, reads_training)
         return fn
     return wrap
+
+
+def fed_by_training(name: str) -> bool:
+    """Whether the analysis, or one it builds on, reads the training split: its figures then
+    depend on how many training images were read, which the pages and core.analyze say."""
+    analysis = ANALYSES[name]
+    return analysis.reads_training or any(fed_by_training(d) for d in analysis.depends)
 
 
 @dataclass

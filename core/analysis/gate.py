@@ -21,7 +21,7 @@ def phi_seconds() -> float:
     return value
 
 
-@register_analysis("gate", version=4, title="Gate and Phi", rho=0.2, max_steps=5000, tol=1e-9)
+@register_analysis("gate", version=4, title="Gate and Phi", reads_training=True, rho=0.2, max_steps=5000, tol=1e-9)
 def gate(ctx, rho, max_steps, tol):
     """Fit G on cached training features with the network frozen; an LSG model starts from its
     trained gate, any other from 0.5. The shown gate is the trained one where there is one.

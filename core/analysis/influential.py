@@ -52,7 +52,7 @@ def decomposed_logits(features, weight, bias, sets) -> torch.Tensor:
     return logits + bias if bias is not None else logits
 
 
-@register_analysis("influential", version=4, title="Influential features", k1=5, k2=5)
+@register_analysis("influential", version=4, reads_training=True, title="Influential features", k1=5, k2=5)
 def influential(ctx, k1, k2):
     """Alg. 1 with k1 (each image's top units) and k2 (each class's kept units) apart, as the
     paper's Fig. 3; `frequencies` is its Fig. 2 histogram (C x K counts at k1); the sweep keeps

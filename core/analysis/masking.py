@@ -6,7 +6,7 @@ from .base import confusion_matrix, register_analysis, tolist
 from .influential import influential_sets
 
 
-@register_analysis("class_masking", depends=("gate",), title="Class masking", max_classes=100, threshold=0.5, by="gate",
+@register_analysis("class_masking", depends=("gate",), reads_training=True, title="Class masking", max_classes=100, threshold=0.5, by="gate",
                    k1=5, k2=5, with_class=-1)
 def class_masking(ctx, threshold, by, k1, k2, with_class):
     """Per class c, its assigned units zeroed (with `with_class` >= 0, that class's units too: two

@@ -49,7 +49,7 @@ def summarise_runs(runs: list[tuple[float, float]], deterministic: bool = False)
     return out
 
 
-@register_analysis("noise_ablation", version=2, title="Noise ablation", k1=5, k2=5, seed=0, seeds=5)
+@register_analysis("noise_ablation", version=2, title="Noise ablation", reads_training=True, k1=5, k2=5, seed=0, seeds=5)
 def noise_ablation(ctx, k1, k2, seed, seeds):
     """Follows SPEC: the paper's unscaled N(0, 1) ("gaussian"), noise matched to each unit's
     training mean/std ("matched"), and zeroing ("zero"). Random modes: mean, spread (sample

@@ -21,7 +21,7 @@ def distances(features: torch.Tensor, means: torch.Tensor, precision: torch.Tens
     return squared.clamp_min(0.0).min(dim=1).values.float()
 
 
-@register_analysis("ood_reference", title="In-distribution reference", quantile=0.99, ridge=1e-3)
+@register_analysis("ood_reference", reads_training=True, title="In-distribution reference", quantile=0.99, ridge=1e-3)
 def ood_reference(ctx, quantile, ridge):
     """Class means and shared covariance of the training features; the threshold is the
     `quantile` of the test split's own distances (so 1% of test images would be flagged).

@@ -35,7 +35,7 @@ def retrain_masked_head(features, labels, weight, bias, mask, epochs: int, lr: f
     return (w * held).detach(), b.detach()
 
 
-@register_analysis("decomposed_retrain", version=1, on_request=True, title="Decomposed head retrained",
+@register_analysis("decomposed_retrain", version=1, on_request=True, reads_training=True, title="Decomposed head retrained",
                    k1=5, k2=5, epochs=1, lr=0.01, batch_size=256, seed=0)
 def decomposed_retrain(ctx, k1, k2, epochs, lr, batch_size, seed):
     """Each class's logit restricted to its influential units (Alg. 1's S_c, k1 and k2), the bias
