@@ -126,7 +126,11 @@ def analyse_each(args, store, device, distributed: Distributed) -> tuple[list[di
                     and not analyzer.skipped_reason("faithfulness"):
                 say_faithfulness_cost(analyzer)
             results = analyzer.report((*REPORT, *extra), params=influential_params(args.k1, args.k2))
-            rows.append(summary(results, analyzer.meta, analyzer.skipped))
+            row = summary(results, analyzer.meta, analyzer.skipped)
+            # what the figures were read from: a seeded class-balanced sample under a limit, or all
+            row["read"] = {"split": args.split, "images": args.limit or "all",
+                           "training_images": args.train_limit or "all"}
+            rows.append(row)
             bar.close()
             for name, reason in analyzer.skipped.items():
                 print(f"note: {analyzer.name}: {reason}", file=sys.stderr)
