@@ -2,6 +2,7 @@
 columns, the store's `models` table, `core.analyze`'s terminal table and its JSON."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -91,17 +92,25 @@ def grouped() -> dict[str, list[Figure]]:
 
 def headline(results: dict) -> dict:
     """key -> value (None where its analysis is missing or skipped)."""
-    out = {}
-    for figure in HEADLINE:
-        result = results.get(figure.analysis)
-        out[figure.key] = figure.read(result) if result else None
-    return out
+    return {figure.key: value_of(figure, results.get(figure.analysis)) for figure in HEADLINE}
+
+
+def value_of(figure: Figure, result) -> float | int | None:
+    """The figure read from its analysis's result: a finite number, or None where the result is
+    missing or holds something else there. A stored result is a row of a file on disk: a crafted
+    one (a text, a list, a missing key where a figure should be) must not break the Overview."""
+    try:
+        value = figure.read(result) if isinstance(result, dict) and result else None
+    except (KeyError, TypeError, AttributeError, IndexError):
+        return None
+    real = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return value if real and (figure.sql != "INTEGER" or isinstance(value, int)) else None
 
 
 def figure_columns(results: dict) -> dict:
     """label -> value of every headline figure whose analysis is in `results` (analysis -> result):
     the pages' tables show a figure under the Overview's name, read the Overview's way."""
-    return {f.label: f.read(results[f.analysis]) for f in HEADLINE if results.get(f.analysis)}
+    return {f.label: value_of(f, results[f.analysis]) for f in HEADLINE if results.get(f.analysis)}
 
 
 LABELS = {f.key: f.label for f in HEADLINE}

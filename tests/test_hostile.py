@@ -462,6 +462,20 @@ def test_a_progress_log_of_ill_typed_events_is_read_without_them(tmp_path):
     assert (summary.status, summary.fraction, summary.eta_s, summary.elapsed_s) == ("running", 0.25, 36.0, 12.0)  # 12 s for 5 of 20 steps
 
 
+def test_crafted_stored_results_give_empty_headline_cells_not_an_internal_error():
+    """A stored result is a row of a file on disk: one whose figures are texts, lists, booleans,
+    missing keys or not objects at all gives empty Overview cells (the Overview's table and the
+    store's models table read them), where it raised KeyError or TypeError for every model."""
+    from core.headline import headline
+    crafted = {"accuracy": {"accuracy": "0.99"}, "selectivity": {"median": [0.5], "q1": True, "q3": 0.7,
+                                                                  "dead_count": 2.5},
+               "nontarget_entropy": {"mean": None}, "gate": "not an object", "influential": [1, 2],
+               "noise_ablation": {"gaussian": 5}, "unit_ablation": {}, "filter_correlation": {"c_ic": 1e400}}
+    figures = headline(crafted)
+    assert figures["selectivity_q3"] == 0.7 and sum(v is not None for v in figures.values()) == 1, figures
+    assert headline({"selectivity": {"median": 0.25, "dead_count": 3}})["dead_units"] == 3
+
+
 def test_a_crafted_feature_cache_is_recomputed_not_analysed(tiny_checkpoints, tmp_path):
     """A feature cache is a file on disk named after the model: one of the wrong shape, dtype or
     layout, with labels out of range or rows out of order, is never handed to an analysis
