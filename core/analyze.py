@@ -127,9 +127,8 @@ def analyse_each(args, store, device, distributed: Distributed) -> tuple[list[di
                 say_faithfulness_cost(analyzer)
             results = analyzer.report((*REPORT, *extra), params=influential_params(args.k1, args.k2))
             row = summary(results, analyzer.meta, analyzer.skipped)
-            # what the figures were read from: a seeded class-balanced sample under a limit, or all
-            row["read"] = {"split": args.split, "images": args.limit or "all",
-                           "training_images": args.train_limit or "all"}
+            # what the figures were read from: a seeded class-balanced sample of up to each limit, or all
+            row["read"] = {"split": args.split, "limit": args.limit or "all", "train_limit": args.train_limit or "all"}
             rows.append(row)
             bar.close()
             for name, reason in analyzer.skipped.items():

@@ -8,7 +8,6 @@ from __future__ import annotations
 import errno
 import glob
 import json
-import math
 import os
 import pickle
 import tempfile
@@ -23,6 +22,7 @@ import torch
 from . import trajectory
 from .catalog import file_hash, model_label
 from .errors import UserError
+from .values import is_number, is_whole
 from .models import MODELS, UnitModel, all_finite, arch_options, create_model, resolve_arch
 
 FORMAT = "unitlens-checkpoint-v1"
@@ -72,7 +72,7 @@ def save_atomically(payload: dict, path: Path) -> None:
     """torch.save to a temporary beside `path`, fsync, then rename over it: a reader never sees half
     a file, and a failed write leaves the previous one as it was. PyTorch's zip writer reports a
     write the disk cut short (full, or a file-size limit) as a RuntimeError: here it is an OSError,
-    as any other refused write."""
+    as any other refused write (its other errors stay what they are)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -81,6 +81,8 @@ def save_atomically(payload: dict, path: Path) -> None:
             try:
                 torch.save(payload, f)
             except RuntimeError as exc:
+                if not any(writer in str(exc) for writer in ("inline_container", "PytorchStreamWriter")):
+                    raise  # not the zip writer's: not a write the disk refused
                 raise OSError(errno.ENOSPC, "the disk took only part of the file (full, or a "
                                             "file-size limit)") from exc
             f.flush()
@@ -202,10 +204,6 @@ def parse_meta(payload: dict, name: str = "checkpoint") -> dict:
     return meta
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def meta_problem(meta: dict) -> str | None:
     """Why the metadata cannot describe a model we can show, or None."""
     for key in ("arch", "dataset", "method"):
@@ -221,30 +219,29 @@ def meta_problem(meta: dict) -> str | None:
     if any(not n.strip() or len(n) > MAX_TEXT for n in names) or len(set(names)) != len(names):
         return f"class names must be distinct, non-empty and at most {MAX_TEXT} characters"
     channels, size = meta["channels"], meta["input_size"]
-    if not _is_int(channels) or channels not in (1, 3):
+    if not is_whole(channels) or channels not in (1, 3):
         return "channels must be 1 or 3"
     if channels not in MODELS[meta["arch"]].channels:
         return f"{meta['arch']} takes colour images (3 channels), not {channels}"
-    if not _is_int(size) or not 8 <= size <= MAX_INPUT_SIZE:
+    if not is_whole(size) or not 8 <= size <= MAX_INPUT_SIZE:
         return f"input size must be a whole number from 8 to {MAX_INPUT_SIZE}"
     for key in ("mean", "std"):
         values = meta[key]
         if (not isinstance(values, list) or len(values) != channels
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)):
+                or not all(is_number(v) for v in values)):
             return f"{key} must be a list of {channels} finite numbers"
     if not all(v > 0 for v in meta["std"]):
         return "std must be positive"
     for key in ("epochs", "epochs_completed"):
-        if key in meta and (not _is_int(meta[key]) or not 0 <= meta[key] <= 100_000):
+        if key in meta and (not is_whole(meta[key]) or not 0 <= meta[key] <= 100_000):
             return f"{key} must be a whole number"
     if "options" in meta and not isinstance(meta["options"], dict):
         return "options must be a JSON object"
     accuracy = meta.get("test_accuracy")
-    if accuracy is not None and not (isinstance(accuracy, (int, float)) and not isinstance(accuracy, bool)
-                                     and math.isfinite(accuracy) and 0 <= accuracy <= 1):
+    if accuracy is not None and not (is_number(accuracy) and 0 <= accuracy <= 1):
         return "test accuracy must be a number from 0 to 1"
     for key in ("test_images", "limit"):
-        if meta.get(key) is not None and (not _is_int(meta[key]) or meta[key] < 0):
+        if meta.get(key) is not None and (not is_whole(meta[key]) or meta[key] < 0):
             return f"{key.replace('_', ' ')} must be a whole number"
     if "whole_test_split" in meta and not isinstance(meta["whole_test_split"], bool):
         return "whole_test_split must be true or false"

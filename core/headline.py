@@ -2,9 +2,10 @@
 columns, the store's `models` table, `core.analyze`'s terminal table and its JSON."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable
+
+from .values import is_number
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,7 @@ def value_of(figure: Figure, result) -> float | int | None:
         value = figure.read(result) if isinstance(result, dict) and result else None
     except (KeyError, TypeError, AttributeError, IndexError):
         return None
-    real = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    return value if real and (figure.sql != "INTEGER" or isinstance(value, int)) else None
+    return value if is_number(value) and (figure.sql != "INTEGER" or isinstance(value, int)) else None
 
 
 def figure_columns(results: dict) -> dict:

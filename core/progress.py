@@ -6,12 +6,12 @@ a wall-clock `time`. `summarize` turns the lines into the few numbers a progress
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UserError
+from .values import is_number, is_whole
 
 # phase: what the run is doing before its first step (loading data, building the model)
 EVENTS = ("start", "phase", "step", "epoch", "done", "error", "cancelled")
@@ -41,32 +41,31 @@ class ProgressLog:
 
 
 # What each field an event may carry must be, checked where the file is read: a progress file is
-# data on disk (a crafted one, with a string time or a negative count, broke the sidebar).
+# data on disk (a crafted one, with a string time or a negative count, broke the sidebar). The
+# fields a run may not know yet (a resumed finished run's accuracy, the first step's pace) may be null.
 NUMBERS = ("time", "loss", "accuracy", "test_accuracy", "images_per_s", "elapsed_s", "eta_s", "lr")
 COUNTS = ("epoch", "epochs", "step", "steps_per_epoch", "global_step", "total_steps", "start_epoch",
           "test_images", "pid")
+MAY_BE_NULL = {"loss", "accuracy", "test_accuracy", "images_per_s", "elapsed_s", "eta_s", "lr", "epochs",
+               "steps_per_epoch", "total_steps", "test_images"}
 TEXTS = ("phase", "message")
 FLAGS = ("queued", "cuda_graphs")
 
 
-def is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def is_count(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
 def well_formed(event: dict) -> bool:
-    """Whether every field the summary and the pages read is of its kind: finite numbers,
-    whole counts from 0, texts, flags, and a config that is an object with a count of epochs."""
+    """Whether every field the summary and the pages read is of its kind: finite numbers, whole
+    counts from 0 (null where allowed), texts, flags, and a config that is an object with a count
+    of epochs."""
+    def fits(key, kind) -> bool:
+        value = event[key]
+        return (value is None and key in MAY_BE_NULL) or kind(value)
     config = event.get("config", {})
     return (event.get("event") in EVENTS
-            and all(is_number(event[k]) for k in NUMBERS if k in event)
-            and all(is_count(event[k]) for k in COUNTS if k in event)
+            and all(fits(k, is_number) for k in NUMBERS if k in event)
+            and all(fits(k, lambda v: is_whole(v) and v >= 0) for k in COUNTS if k in event)
             and all(isinstance(event[k], str) for k in TEXTS if k in event)
             and all(isinstance(event[k], bool) for k in FLAGS if k in event)
-            and isinstance(config, dict) and is_count(config.get("epochs", 0)))
+            and isinstance(config, dict) and is_whole(config.get("epochs", 0)) and config.get("epochs", 0) >= 0)
 
 
 def read_events(path: Path | str) -> list[dict]:

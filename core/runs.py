@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,32 +210,36 @@ def start_runs(choices: list[tuple[str, dict]], dataset: str = "fashion-mnist", 
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise unwritable(folder, exc) from None
+        raise unwritable(folder, exc, "no run was started") from None
     queue = on_the_cpu(device)
     before = [r.pid for r in sharing_the_cpu(folder)] if queue else []
     started = []
-    for (method, options), seed in ((choice, s) for choice in choices for s in (seeds or [seed])):
-        run_id = claim_run_id(folder, f"{method}-{time.strftime('%Y%m%d-%H%M%S')}")
-        out, progress, log = (folder / f"{run_id}{suffix}" for suffix in (".pt", ".progress.jsonl", ".log"))
-        args = [sys.executable, "-m", "core.train", "--method", method, "--dataset", dataset, "--arch", arch,
-                "--epochs", str(epochs), "--batch-size", str(batch_size), "--lr", str(lr), "--seed", str(seed),
-                "--device", device, "--out", str(out), "--progress", str(progress)]
-        if limit:
-            args += ["--limit", str(limit)]
-        if init:
-            args += ["--init", init]
-        if input_size:
-            args += ["--input-size", str(input_size)]
-        if head_only_epochs:
-            args += ["--head-only-epochs", str(head_only_epochs)]
-        for key, value in options.items():
-            args += [f"--{key.replace('_', '-')}", str(value)]
-        for pid in before:
-            args += ["--after", str(pid)]
-        run = launch(Run(run_id, 0, method, str(out), str(progress), str(log), args, time.time()), folder)
-        started.append(run)
-        if queue:
-            before.append(run.pid)
+    try:  # a folder that took the first runs may take no more: those train on, and are named
+        for (method, options), seed in ((choice, s) for choice in choices for s in (seeds or [seed])):
+            run_id = claim_run_id(folder, f"{method}-{time.strftime('%Y%m%d-%H%M%S')}")
+            out, progress, log = (folder / f"{run_id}{suffix}" for suffix in (".pt", ".progress.jsonl", ".log"))
+            args = [sys.executable, "-m", "core.train", "--method", method, "--dataset", dataset, "--arch", arch,
+                    "--epochs", str(epochs), "--batch-size", str(batch_size), "--lr", str(lr), "--seed", str(seed),
+                    "--device", device, "--out", str(out), "--progress", str(progress)]
+            if limit:
+                args += ["--limit", str(limit)]
+            if init:
+                args += ["--init", init]
+            if input_size:
+                args += ["--input-size", str(input_size)]
+            if head_only_epochs:
+                args += ["--head-only-epochs", str(head_only_epochs)]
+            for key, value in options.items():
+                args += [f"--{key.replace('_', '-')}", str(value)]
+            for pid in before:
+                args += ["--after", str(pid)]
+            run = launch(Run(run_id, 0, method, str(out), str(progress), str(log), args, time.time()), folder)
+            started.append(run)
+            if queue:
+                before.append(run.pid)
+    except OSError as exc:
+        raise unwritable(folder, exc, f"{len(started)} run(s) started ({', '.join(r.run_id for r in started)}) "
+                                      "and train on; the others were not" if started else "no run was started") from None
     return started
 
 
@@ -248,18 +253,16 @@ def claim_run_id(folder: Path, base: str) -> str:
                 return run_id
         except FileExistsError:
             run_id += "x"
-        except OSError as exc:
-            raise unwritable(folder, exc) from None
 
 
-def unwritable(folder: Path, exc: OSError) -> RunError:
-    return RunError(f"cannot write to the runs folder {folder} ({exc.strerror or exc}): no run was started")
+def unwritable(folder: Path, exc: OSError, outcome: str) -> RunError:
+    return RunError(f"cannot write to the runs folder {folder} ({exc.strerror or exc}): {outcome}")
 
 
 def launch(run: Run, folder: Path) -> Run:
     """Start the trainer and write its record. A folder that takes no more (full, read-only) stops
-    it here: a trainer without a record could be neither followed nor cancelled from the app, so
-    it is killed and the files claimed for it are removed."""
+    it here, as an OSError: a trainer without a record could be neither followed nor cancelled
+    from the app, so it is killed and the files claimed for it are removed."""
     import subprocess
     run.folder = str(folder)
     try:
@@ -267,18 +270,18 @@ def launch(run: Run, folder: Path) -> Run:
             proc = subprocess.Popen(run.args, cwd=PROJECT_ROOT, stdout=log_file, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True,
                                     env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
-    except OSError as exc:
+    except OSError:
         remove_claimed(run)
-        raise unwritable(folder, exc) from None
+        raise
     _CHILDREN[proc.pid] = proc
     run.pid, run.started, run.status, run.cancelled_at = proc.pid, time.time(), "running", 0.0
     try:
         save_record(run)
-    except OSError as exc:
+    except OSError:
         proc.kill()
         proc.wait()
         remove_claimed(run)
-        raise unwritable(folder, exc) from None
+        raise
     return run
 
 
@@ -296,13 +299,14 @@ def save_record(run: Run) -> None:
     record, which would hide the run."""
     record = {k: v for k, v in run.__dict__.items() if k not in ("events", "status", "message", "folder")}
     path = runs_dir_of(run) / f"{run.run_id}.run.json"
-    tmp = path.with_name(f".{path.name}.tmp")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # two tabs: two files
     try:
-        tmp.write_text(json.dumps(record))
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(record))
         os.replace(tmp, path)
     except OSError:
         with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+            os.unlink(tmp)
         raise
 
 
@@ -320,7 +324,11 @@ def resume_run(run: Run) -> Run:
     if on_the_cpu(run_device(run)):
         for other in sharing_the_cpu(runs_dir_of(run)):
             args += ["--after", str(other.pid)]
-    return launch(Run(run.run_id, 0, run.method, run.out, run.progress, run.log, args, time.time()), runs_dir_of(run))
+    try:
+        return launch(Run(run.run_id, 0, run.method, run.out, run.progress, run.log, args, time.time()),
+                      runs_dir_of(run))
+    except OSError as exc:
+        raise unwritable(runs_dir_of(run), exc, f"run {run.run_id} was not resumed") from None
 
 
 def without_option(args: list[str], name: str, values: int) -> list[str]:

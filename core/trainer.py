@@ -545,7 +545,8 @@ def train(config: TrainConfig, command: str = "", terminal: bool = False) -> dic
 
     def ended(exc: Exception, event: str) -> Exception:
         bar.end()
-        log.write(event, message=str(exc))
+        with contextlib.suppress(UserError):  # a log the disk no longer takes must not hide why the run ended
+            log.write(event, message=str(exc))
         return exc
 
     log.write("start", config=asdict(config), epochs=config.epochs, device=device.type, pid=os.getpid())

@@ -175,9 +175,11 @@ def unit_ablation_section(models: list[dict]) -> None:
     for i, (meta, abl, sel) in enumerate(results):
         label = meta["label"]
         # past a page: the classes some unit hurts most and the units that hurt a class most come first
-        class_worst = pd.DataFrame(abl["drop"]).astype(float).max(axis=0).tolist()  # None (no image): NaN
-        rows = common.ranked_window(f"{label}: classes", class_worst, common.HEATMAP_CLASSES, f"abl_rows_{i}")
-        units = common.ranked_window(f"{label}: units", abl["max_class_drop"], common.HEATMAP_UNITS, f"abl_cols_{i}")
+        rows = common.ranked_window(f"{label}: classes", len(meta["class_names"]),
+                                    lambda: pd.DataFrame(abl["drop"]).max(axis=0).tolist(),  # each class's worst drop
+                                    common.HEATMAP_CLASSES, f"abl_rows_{i}")
+        units = common.ranked_window(f"{label}: units", len(abl["drop"]), lambda: abl["max_class_drop"],
+                                     common.HEATMAP_UNITS, f"abl_cols_{i}")
         classes = [meta["class_names"][c] for c in rows]
         pick = alt.selection_point(name="unit_pick", fields=["unit"], on="click")
         frame = pd.DataFrame([{"class": name, "unit": unit, "drop": abl["drop"][unit][c]}

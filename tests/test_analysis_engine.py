@@ -114,7 +114,7 @@ def test_analyze_cli_json_and_errors(tiny_checkpoints, tmp_path):
         assert rows[0][key], key
     assert rows[0]["nontarget_entropy"]["bound"] == pytest.approx(2.1972245773)
     assert rows[0]["headline"]["phi"] == rows[0]["gate"]["phi"]
-    assert rows[1]["read"] == {"split": "test", "images": 300, "training_images": 300}
+    assert rows[1]["read"] == {"split": "test", "limit": 300, "train_limit": 300}
     table = run_cli("core.analyze", str(tiny_checkpoints["ce"]), "--limit", "300", "--train-limit", "300",
                     "--cache", str(cache))
     assert table.returncode == 0 and "median SI" in table.stdout and "Phi" in table.stdout
@@ -491,7 +491,7 @@ def test_every_analysis_says_its_cost_and_memory():
     import inspect
     from core.analysis import ANALYSES
     def says(doc: str) -> bool:
-        return bool(re.search(r"\b(cost|time)\b", doc, re.I) and re.search(r"\bmemory\b", doc, re.I))
+        return bool(re.search(r"\bcost\b|\bO\(", doc, re.I) and re.search(r"\bmemory\b", doc, re.I))
     assert [name for name, analysis in ANALYSES.items() if not says(inspect.getdoc(analysis.compute) or "")] == []
 
 

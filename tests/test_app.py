@@ -745,7 +745,7 @@ def test_two_classes_masked_at_once_on_the_gates_page(app_env):
     captions = [shown(c.value) for c in at.caption]
     assert any(c.startswith(f"on {names[1]}: ") for c in captions), captions
     # under the gate's post-hoc fit and the masking (gate-assigned units): how many training images fed them
-    said = "Fitted or counted on a seeded class-balanced sample of 600 training images a model (UNITLENS_TRAIN_LIMIT)"
+    said = "Fitted or counted on a seeded class-balanced sample of up to 600 training images a model (UNITLENS_TRAIN_LIMIT)"
     assert sum(c.startswith(said) for c in captions) == 2, captions
 
 

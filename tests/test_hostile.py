@@ -448,18 +448,23 @@ def test_a_progress_log_of_ill_typed_events_is_read_without_them(tmp_path):
     lines are skipped as a half-written one is; the well-formed lines still tell where the run is."""
     from core.progress import read_events, summarize
     good = [{"event": "start", "time": 10.0, "epochs": 4, "config": {"epochs": 4}},
-            {"event": "step", "time": 12.0, "epoch": 1, "global_step": 5, "total_steps": 20, "loss": 1.5}]
+            {"event": "step", "time": 12.0, "epoch": 1, "global_step": 5, "total_steps": 20, "loss": 1.5,
+             "eta_s": None, "images_per_s": None}]  # not known yet: null, as the trainer writes it
     hostile = [{"event": "step", "time": "x"}, {"event": "step", "time": 13.0, "global_step": "a"},
                {"event": "step", "time": 13.0, "total_steps": -3}, {"event": "start", "time": 1.0, "config": 5},
                {"event": "start", "time": 1.0, "config": {"epochs": "q"}}, {"event": "phase", "start_epoch": "x"},
                {"event": "error", "message": 5}, {"event": "step", "loss": float("nan")},
-               {"event": "phase", "queued": "yes"}, {"event": "epoch", "epoch": True}]
+               {"event": "phase", "queued": "yes"}, {"event": "epoch", "epoch": True},
+               {"event": "step", "time": 13.0, "global_step": None}]
     path = tmp_path / "r.progress.jsonl"
     path.write_text("\n".join(json.dumps(e) for e in good[:1] + hostile + good[1:]))
     events = read_events(path)
     assert events == good
     summary = summarize(events, now=22.0)
     assert (summary.status, summary.fraction, summary.eta_s, summary.elapsed_s) == ("running", 0.25, 36.0, 12.0)  # 12 s for 5 of 20 steps
+    resumed_when_finished = {"event": "done", "time": 5.0, "test_accuracy": None, "test_images": None}
+    path.write_text(json.dumps(resumed_when_finished))  # core/trainer.py writes it so for an old checkpoint
+    assert summarize(read_events(path)).status == "done"
 
 
 def test_crafted_stored_results_give_empty_headline_cells_not_an_internal_error():

@@ -61,9 +61,9 @@ def training_note(*names: str) -> None:
     for the whole split's."""
     if any(fed_by_training(name) for name in names):
         train_limit = limits()[1]
-        read = (f"a seeded class-balanced sample of {train_limit:,} training images a model (UNITLENS_TRAIN_LIMIT)"
-                if train_limit else "every training image of each model's dataset")
-        st.caption(f"Fitted or counted on {read}; measured on the held-out split.")
+        read = (f"a seeded class-balanced sample of up to {train_limit:,} training images a model "
+                "(UNITLENS_TRAIN_LIMIT)" if train_limit else "every training image of each model's dataset")
+        st.caption(f"Fitted or counted on {read}.")
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
@@ -421,17 +421,18 @@ def window(label: str, total: int, size: int, key: str) -> slice:
 RANKINGS = ["largest first", "by number"]
 
 
-def ranked_window(label: str, scores: list, size: int, key: str) -> list[int]:
-    """The positions to draw: all of them in order when they fit; otherwise `size` of them from
-    where the user asks, largest score first by default, so the first page holds the top units or
-    classes and the pager the rest (or by number, to find one)."""
-    if len(scores) <= size:
-        return list(range(len(scores)))
+def ranked_window(label: str, total: int, scores, size: int, key: str) -> list[int]:
+    """The positions to draw: all `total` in order when they fit; otherwise `size` of them from
+    where the user asks, largest score first by default (`scores()`, asked only then), so the
+    first page holds the top units or classes and the pager the rest (or by number, to find one)."""
+    if total <= size:
+        return list(range(total))
     order = st.radio(f"{label}: order", RANKINGS, horizontal=True, **kept(f"{key}_order", RANKINGS[0], RANKINGS))
-    positions = list(range(len(scores)))
+    positions = list(range(total))
     if order == RANKINGS[0]:
-        positions.sort(key=lambda i: -scores[i] if scores[i] is not None and not math.isnan(scores[i]) else math.inf)
-    return positions[window(label, len(scores), size, key)]
+        values = scores()
+        positions.sort(key=lambda i: -values[i] if values[i] is not None and not math.isnan(values[i]) else math.inf)
+    return positions[window(label, total, size, key)]
 
 
 def guarded_run_monitor() -> None:

@@ -76,6 +76,9 @@ def fed_by_training(name: str) -> bool:
     return analysis.reads_training or any(fed_by_training(d) for d in analysis.depends)
 
 
+INTEGERS = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)  # what a source's labels may be
+
+
 @dataclass
 class FeatureCache:
     """One forward pass over a split: pooled features a (N, K), logits (N, C), labels (N,);
@@ -96,7 +99,7 @@ class FeatureCache:
             return "not dense tensors with a label per row"
         if self.features.shape != (n, units) or self.logits.shape != (n, classes):
             return f"shapes {tuple(self.features.shape)}, {tuple(self.logits.shape)} for {n} rows of {units} units, {classes} classes"
-        if not (self.features.is_floating_point() and self.logits.is_floating_point()) or self.labels.dtype != torch.int64:
+        if not (self.features.is_floating_point() and self.logits.is_floating_point()) or self.labels.dtype not in INTEGERS:
             return "dtypes"
         if n and not (0 <= int(self.labels.min()) and int(self.labels.max()) < classes):
             return "labels out of range"
