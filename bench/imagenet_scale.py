@@ -96,11 +96,12 @@ def main() -> None:
         timings.setdefault("_steps", {})[step.split(":")[0]] = time.perf_counter()
 
     whole = time.perf_counter()
+    peaks = {"before the report": peak_rss_gb()}  # the process's peak after each step: which one raised it
     engine = Analyzer(load(checkpoint), MemoryStore(), feature_dir=None, progress=progress)
     for name in ("forward test", "forward train"):
         t = time.perf_counter()
         engine.features("test" if name.endswith("test") else "train", None)
-        timings[name] = time.perf_counter() - t
+        timings[name], peaks[name] = time.perf_counter() - t, peak_rss_gb()
     for name in REPORT:
         t = time.perf_counter()
         try:
@@ -108,7 +109,9 @@ def main() -> None:
             timings[name] = time.perf_counter() - t
         except Exception as exc:  # noqa: BLE001 - a benchmark reports what failed and goes on
             timings[name] = f"failed: {type(exc).__name__}: {str(exc)[:80]}"
+        peaks[name] = peak_rss_gb()
     total = time.perf_counter() - whole
+    report_peak_gb = peak_rss_gb()  # before the naive loop, which would raise it
     children_peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
     streamed = isinstance(engine.dataset("test"), StreamedImages)
     images = len(engine.features("test", None).labels) + len(engine.features("train", None).labels)
@@ -119,14 +122,18 @@ def main() -> None:
              f"{images} images in all (held out: {len(engine.features('test', None).labels)}).", "",
              f"- decode + forward, ours: {images / forward:.1f} images/s; the naive loop (ImageFolder, DataLoader, "
              f"one process): {naive:.1f} images/s",
-             f"- whole default report: {total:.0f} s; peak resident memory {peak_rss_gb():.2f} GB, and "
+             f"- whole default report: {total:.0f} s; peak resident memory {report_peak_gb:.2f} GB, and "
              f"{children_peak_gb:.2f} GB at most in a child process (each split "
              f"{'streamed by decoding workers' if streamed else 'held whole'}; UNITLENS_PRELOAD_MB="
-             f"{os.environ.get('UNITLENS_PRELOAD_MB', 'unset')}; the naive loop runs after and is not in these)"
+             f"{os.environ.get('UNITLENS_PRELOAD_MB', 'unset')}, UNITLENS_PHI_SECONDS="
+             f"{os.environ.get('UNITLENS_PHI_SECONDS', 'unset')}; the naive loop runs after and is not in these)"
              + (f"; peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GB" if torch.cuda.is_available() else ""),
              "",
-             "| step | seconds |", "|---|---|",
-             *(f"| {name} | {value:.1f} |" if isinstance(value, float) else f"| {name} | {value} |"
+             f"Peak resident memory before the report (the folder and checkpoint made in this process): "
+             f"{peaks['before the report']:.2f} GB.", "",
+             "| step | seconds | peak GB after it |", "|---|---|---|",
+             *(f"| {name} | {value:.1f} | {peaks[name]:.2f} |" if isinstance(value, float)
+               else f"| {name} | {value} | {peaks[name]:.2f} |"
                for name, value in timings.items() if not name.startswith("_"))]
     record(f"ImageNet-shaped folder, {args.arch}, {args.classes} classes (issue 29)", lines)
 

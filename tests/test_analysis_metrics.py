@@ -98,6 +98,17 @@ def test_noise_ablation_zero_by_hand():
     assert matched.tolist() == [[100, 2, 3], [4, 5, 100]]
 
 
+def test_ablation_blocks_bounded_by_memory_give_the_same_predictions():
+    """Issue 29: the units are taken as many at a time as keep the ablated logits within a block
+    (one unit where N x C alone fills it); any block gives what zeroing each unit by hand gives."""
+    torch.manual_seed(0)
+    a, w = torch.rand(9, 5), torch.randn(3, 5)
+    logits = a @ w.T
+    by_hand = torch.stack([(a * (torch.arange(5) != k)) @ w.T for k in range(5)]).argmax(dim=2)
+    for block in (1, 27, 54, 2 ** 25):  # 1 unit, 1 unit (9 x 3 = 27), 2 units, every unit at once
+        assert torch.equal(ablated_predictions(a, logits, w, block=block), by_hand), block
+
+
 def test_unit_ablation_algebra_equals_zeroing_inside_the_network():
     torch.manual_seed(0)
     model = create_model("resnet20", 10, 1).eval()

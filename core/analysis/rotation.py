@@ -26,7 +26,8 @@ def rotated_drops(features, logits, labels, weight, num_classes, rotation):
 @register_analysis("rotation_control", depends=("unit_ablation",), title="Random-rotation control", seed=0)
 def rotation_control(ctx, seed):
     """Per rotated direction the largest class drop and the overall drop, beside the units' own
-    means (from unit_ablation). Memory O(N K), time O(N K C), as unit ablation."""
+    means (from unit_ablation). Memory O(N K) for the rotated features and unit ablation's blocks of
+    ablated logits; time O(N K C), as unit ablation."""
     test = ctx.test
     rotation = random_rotation(ctx.W.shape[1], seed)
     drop, overall = rotated_drops(test.features, test.logits, test.labels, ctx.W, ctx.num_classes, rotation)

@@ -4,8 +4,14 @@ import torch
 from .base import register_analysis, spearman, tolist
 
 
-def ablated_predictions(features, logits, weight, chunk: int = 64) -> torch.Tensor:
-    """(K, N) predictions with each unit zeroed in turn."""
+BLOCK = 2 ** 25  # ablated logits held at once: 128 MB of float32 (and as much again for the product)
+
+
+def ablated_predictions(features, logits, weight, block: int = BLOCK) -> torch.Tensor:
+    """(K, N) predictions with each unit zeroed in turn, as many units at a time as keep the
+    (units, N, C) ablated logits within `block` numbers (64 at most; one at least): at N = 1000,
+    C = 1000 that is 32 units, where 64 took 0.5 GB; at N = 50,000 one unit, 200 MB."""
+    chunk = max(1, min(64, block // max(1, logits.shape[0] * logits.shape[1])))
     out = []
     for start in range(0, features.shape[1], chunk):
         a = features[:, start:start + chunk].T.contiguous()           # (k, N)
@@ -52,8 +58,8 @@ def unit_ablation(ctx):
     None, as its rho, where the last conv does not output the K units). The ablation abstract's
     own question, selectivity against the drop in *overall* accuracy, is
     `spearman_selectivity_overall`. Where selectivity does not apply (units of either sign), its
-    rhos are None and the drops stand. Cost O(K N C), no forward pass; memory O(64 N C), the units
-    taken 64 at a time (`ablated_predictions`)."""
+    rhos are None and the drops stand. Cost O(K N C), no forward pass; memory O(max(N C, 2^25)),
+    the units taken in blocks of at most 2^25 ablated logits (`ablated_predictions`)."""
     test = ctx.test
     drop, overall = drop_matrix(test.features, test.logits, test.labels, ctx.W, ctx.num_classes)
     max_drop, max_class = drop.max(dim=1)
