@@ -27,13 +27,14 @@ def main():
     import torchvision
     from playwright.sync_api import sync_playwright
 
+    from core.checkpoints import load
     from core.import_weights import import_weights
     parser = argparse.ArgumentParser()
     parser.add_argument("--arch", default="resnet18")
     parser.add_argument("--size", type=int, default=32, help="the model's input size")
     parser.add_argument("--image", default="40x30", help="the JPEGs' width x height")
     args = parser.parse_args()
-    name = "r" + args.arch.removeprefix("resnet")
+    name = args.arch
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         folder = make_folder(work / "images", 1000, 2, size=tuple(int(v) for v in args.image.split("x")))
@@ -50,6 +51,7 @@ def main():
                         "--cache", env["UNITLENS_CACHE"]], cwd=ROOT, check=True, capture_output=True,
                        env={**os.environ, **env, "PYTHONPATH": str(ROOT)})
         analysed = time.perf_counter() - started
+        units = load(work / "models" / f"{name}.pt").meta["num_features"]
         lines = [f"`python bench/scale_first_visit.py`: the default report filled the cache in {analysed:.0f} s "
                  f"(Phi's budget 10 s); load average at the first visit {os.getloadavg()[0]:.1f}", "",
                  "| page | first visit: shown | all done |", "|---|---|---|"]
@@ -67,7 +69,6 @@ def main():
                 browser.close()
         finally:
             stop_server(proc)
-    units = {"resnet18": 512, "resnet34": 512}.get(args.arch, 2048)
     record(f"First visit to every page, a 1000-class {args.arch} ({units} units, {args.size} px, JPEGs of "
            f"{args.image}) with its results cached (issue 29)", lines)
 

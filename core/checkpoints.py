@@ -22,7 +22,7 @@ import torch
 from . import trajectory
 from .catalog import file_hash, model_label
 from .errors import UserError
-from .values import is_number, is_whole
+from .values import is_count, is_number, is_whole
 from .models import MODELS, UnitModel, all_finite, arch_options, create_model, resolve_arch
 
 FORMAT = "unitlens-checkpoint-v1"
@@ -241,7 +241,7 @@ def meta_problem(meta: dict) -> str | None:
     if accuracy is not None and not (is_number(accuracy) and 0 <= accuracy <= 1):
         return "test accuracy must be a number from 0 to 1"
     for key in ("test_images", "limit"):
-        if meta.get(key) is not None and (not is_whole(meta[key]) or meta[key] < 0):
+        if meta.get(key) is not None and not is_count(meta[key]):
             return f"{key.replace('_', ' ')} must be a whole number"
     if "whole_test_split" in meta and not isinstance(meta["whole_test_split"], bool):
         return "whole_test_split must be true or false"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UserError
-from .values import is_number, is_whole
+from .values import is_count, is_number
 
 # phase: what the run is doing before its first step (loading data, building the model)
 EVENTS = ("start", "phase", "step", "epoch", "done", "error", "cancelled")
@@ -62,10 +62,10 @@ def well_formed(event: dict) -> bool:
     config = event.get("config", {})
     return (event.get("event") in EVENTS
             and all(fits(k, is_number) for k in NUMBERS if k in event)
-            and all(fits(k, lambda v: is_whole(v) and v >= 0) for k in COUNTS if k in event)
+            and all(fits(k, is_count) for k in COUNTS if k in event)
             and all(isinstance(event[k], str) for k in TEXTS if k in event)
             and all(isinstance(event[k], bool) for k in FLAGS if k in event)
-            and isinstance(config, dict) and is_whole(config.get("epochs", 0)) and config.get("epochs", 0) >= 0)
+            and isinstance(config, dict) and is_count(config.get("epochs", 0)))
 
 
 def read_events(path: Path | str) -> list[dict]:

@@ -55,11 +55,11 @@ def limits() -> tuple[int | None, int | None]:
     return test_limit, train_limit or DEFAULT_TRAIN_LIMIT
 
 
-def training_note(*names: str) -> None:
-    """Under a figure fitted or counted on the training split: how many training images fed it
-    (all, or the class-balanced sample a limit reads), so figures read at a limit are never taken
-    for the whole split's."""
-    if any(fed_by_training(name) for name in names):
+def training_note(analysis: str) -> None:
+    """Under a figure of `analysis`, where it (or one it builds on) fits or counts on the training
+    split: how many training images fed it (all, or the class-balanced sample a limit reads), so
+    figures read at a limit are never taken for the whole split's."""
+    if fed_by_training(analysis):
         train_limit = limits()[1]
         read = (f"a seeded class-balanced sample of up to {train_limit:,} training images a model "
                 "(UNITLENS_TRAIN_LIMIT)" if train_limit else "every training image of each model's dataset")
