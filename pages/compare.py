@@ -14,7 +14,7 @@ import streamlit as st
 from core.cam import CAM_METHODS, shared_layers
 from core.charts import FAITHFULNESS_MEASURES, faithfulness_chart, faithfulness_frame, probability_chart
 from core.compare import NOTICE_RATES, SILENCE, explain_image, inverts, same_data, scales, unlike_training
-from core.data import dataset_image, split_indices, view_of
+from core.data import DataError, dataset_image, split_indices, view_of
 from core.progress import format_seconds
 from core.explain import DEFAULT_CAMS
 from core.images import FLAT_NOTE, ImageError, load_image
@@ -88,7 +88,11 @@ def pick_image(reference: dict):
                                     help=f"0 to {size - 1}: the n-th test image" +
                                          (" of the chosen class" if cls != "any" else "")))
     dataset_index = pool[index]
-    image, label = dataset_image(reference["dataset"], dataset_index, view=view)
+    try:
+        image, label = dataset_image(reference["dataset"], dataset_index, view=view)
+    except DataError as exc:  # an image folder's file that is no picture: it keeps its number, not a page
+        st.info(common.plain(f"Test image {dataset_index}: {exc}; pick another."))
+        st.stop()
     return image, label, f"test image {dataset_index}"
 
 

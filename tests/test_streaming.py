@@ -23,25 +23,25 @@ CLASSES, PER_CLASS = 4, 10
 
 @pytest.fixture(scope="module")
 def folder_model(tmp_path_factory):
-    """A one-tree folder of 4 x 10 JPEGs plus a file named .JPEG that is text, and a random
-    ResNet-18 imported for it at 32 px."""
+    """A one-tree folder of 4 x 10 JPEGs plus a file named .JPEG that is text (its name's hash
+    holds it out: the pages meet it in the test split), and a random ResNet-18 imported for it at 32 px."""
     import torchvision
 
     from bench.imagenet_scale import make_folder
     from core.import_weights import import_weights
     work = tmp_path_factory.mktemp("stream")
     folder = make_folder(work / "images", CLASSES, PER_CLASS, size=(40, 30))
-    (folder / "n00000001" / "1_junk.JPEG").write_text("not a picture")
+    (folder / "n00000001" / "1_text.JPEG").write_text("not a picture")
     torch.manual_seed(0)
     torch.save(torchvision.models.resnet18(num_classes=CLASSES).state_dict(), work / "r18.pth")
     import_weights(work / "r18.pth", "resnet18", work / "r18.pt", dataset=f"imagefolder:{folder}", input_size=32)
     return work / "r18.pt"
 
 
-def analyzer(path, store_path, monkeypatch, preload_mb: str) -> Analyzer:
+def analyzer(path, store_path, monkeypatch, preload_mb: str, **options) -> Analyzer:
     monkeypatch.setenv("UNITLENS_PRELOAD_MB", preload_mb)
     data._CACHE.clear()  # the held or streamed split is kept per process: read it again under this budget
-    return Analyzer.from_path(path, Store(store_path), feature_dir=None)
+    return Analyzer.from_path(path, Store(store_path), feature_dir=None, **options)
 
 
 def test_a_streamed_folder_gives_the_figures_of_the_held_one(folder_model, tmp_path, monkeypatch):
@@ -72,6 +72,72 @@ def test_a_streamed_folder_gives_the_figures_of_the_held_one(folder_model, tmp_p
     assert results["accuracy"]["per_class"] == held_results["accuracy"]["per_class"]
     assert results["selectivity"]["per_unit"] == pytest.approx(held_results["selectivity"]["per_unit"], abs=1e-5)
     assert results["gate"]["phi"] == pytest.approx(held_results["gate"]["phi"], abs=1e-5)
+
+
+def test_pictures_are_numbered_by_their_place_in_the_folder(folder_model, tmp_path, monkeypatch):
+    """A page shows an image folder's picture by its place in the listing, decoding that one file
+    (a 1000-class split is not read for one picture); the analyses name the same numbers whether
+    the split was held or streamed, and the file that is no image keeps its number and no row."""
+    import numpy as np
+
+    from core.checkpoints import load
+    from core.data import DataError, dataset_image, denormalise, split_indices, view_of
+    meta = load(folder_model).meta
+    name, view = meta["dataset"], view_of(meta)
+    data._CACHE.clear()
+    listed = {split: [path.name for path, _ in data.listing(name, view=view).files(split)] for split in ("test", "train")}
+    split = "test"
+    junk = listed[split].index("1_text.JPEG")
+    assert split_indices(name, split=split, view=view) == list(range(len(listed[split])))
+    assert junk in split_indices(name, 1, split=split, view=view)
+    with pytest.raises(DataError, match="1_text.JPEG cannot be read as an image"):
+        dataset_image(name, junk, split, view=view)
+    with pytest.raises(DataError, match=f"lists {len(listed[split])} images"):
+        dataset_image(name, len(listed[split]), split, view=view)
+    assert not data._CACHE  # no split was read whole for them
+
+    tops = {}
+    for budget in ("1024", "0"):
+        engine = analyzer(folder_model, tmp_path / f"{budget}.duckdb", monkeypatch, budget, split=split)
+        tops[budget] = engine.run("top_images", top=PER_CLASS * CLASSES)["index"]
+    assert tops["1024"] == tops["0"]
+    held = analyzer(folder_model, tmp_path / "held.duckdb", monkeypatch, "1024").dataset(split)
+    assert held.numbers is not None and junk not in held.numbers.tolist()
+    assert sorted(tops["0"][0]) == held.numbers.tolist()  # every readable image ranked, by its number
+    for row, number in enumerate(held.numbers.tolist()):
+        picture, label = dataset_image(name, number, split, view=view)
+        from_held = (denormalise(held.images[row], held.info) * 255).round().astype(np.uint8)
+        assert np.array_equal(np.asarray(picture), from_held) and label == int(held.labels[row])
+
+
+def test_compare_says_a_picked_file_is_no_picture(folder_model, tmp_path):
+    """The test image a user picks on Compare that is no picture gets one line, not an error."""
+    from streamlit.testing.v1 import AppTest
+
+    from core.checkpoints import load
+    from core.data import split_indices, view_of
+
+    from . import ui_env
+    from .test_app import no_errors
+    meta = load(folder_model).meta
+    files = data.listing(meta["dataset"], view=view_of(meta)).files("test")
+    names = [files[n][0].name for n in split_indices(meta["dataset"], 1, view=view_of(meta))]  # the class's, as picked
+    junk, other = names.index("1_text.JPEG"), next(i for i, name in enumerate(names) if name != "1_text.JPEG")
+    previous = ui_env.apply(ui_env.app_environment(folder_model.parent, tmp_path, {}))
+    try:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+        at.run()
+        at.switch_page("pages/compare.py").run()
+        at.selectbox(key="compare_class").set_value("n00000001").run()
+        at.number_input(key="compare_index").set_value(junk).run()
+        no_errors(at)
+        said = [i.value.replace("\\", "") for i in at.info]  # drawn as plain text: markdown escaped
+        assert any("1_text.JPEG cannot be read as an image" in line and line.endswith("pick another.") for line in said)
+        at.number_input(key="compare_index").set_value(other).run()
+        no_errors(at)
+        assert not any("cannot be read" in i.value for i in at.info)
+    finally:
+        ui_env.restore(previous)
 
 
 def test_kept_rows_say_which_images_they_are():

@@ -108,15 +108,16 @@ class Context:
             self._analyzer.progress(step, done, total)
 
     def split_indices(self, rows: torch.Tensor) -> torch.Tensor:
-        """Rows of the analysed features as indices into the whole split, by which the pages read
-        the pictures: under a limit the analysed images are a class-balanced sample, not the
-        split's first N, and an unreadable image of a streamed folder has no row."""
+        """Rows of the analysed features as numbers of the whole split's images, by which the pages
+        read the pictures (`core.data.dataset_image`): under a limit the analysed images are a
+        class-balanced sample, not the split's first N, and an unreadable file of an image folder
+        has no row but keeps its number, held or streamed."""
         a = self._analyzer
         positions = self.test.positions(rows)
-        if not a.limit:
-            return positions
         whole = a.dataset(a.split)
-        return positions if a.limit >= len(whole) else balanced_sample(whole.labels, a.limit)[positions]
+        if a.limit and a.limit < len(whole):
+            positions = balanced_sample(whole.labels, a.limit)[positions]
+        return whole.listed(positions)
 
     @property
     def split(self) -> str:

@@ -24,7 +24,7 @@ def other_units(sets: torch.Tensor, alive: torch.Tensor, k: int, seed: int) -> t
     return torch.stack([row[:width] for row in rows])
 
 
-@register_analysis("influential_maps", version=1, on_request=True, reads_training=True, title="Maps of influential features",
+@register_analysis("influential_maps", version=2, on_request=True, reads_training=True, title="Maps of influential features",
                    needs_unit_maps=True, k1=5, k2=5, seed=0)
 def influential_maps(ctx, k1, k2, seed):
     """Per class, over its analysed test images: the mean over its k2 influential units (Alg. 1 on

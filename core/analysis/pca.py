@@ -4,7 +4,7 @@ import torch
 from .base import register_analysis, tolist
 
 
-@register_analysis("pca", title="PCA of features", components=3, sample=2000, seed=0)
+@register_analysis("pca", version=2, title="PCA of features", components=3, sample=2000, seed=0)
 def pca(ctx, components, sample, seed):
     """The test features' first principal components, `sample` images of them kept for the plot.
     Cost O(N K^2) (a thin SVD); memory O(N K)."""

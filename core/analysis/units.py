@@ -2,7 +2,7 @@
 from .base import register_analysis, tolist
 
 
-@register_analysis("top_images", title="Top-activating images", top=9)
+@register_analysis("top_images", version=2, title="Top-activating images", top=9)
 def top_images(ctx, top):
     """Each unit's `top` most activating test images. Cost O(N K) (a top-k per unit); memory O(top K)."""
     values, index = ctx.test.features.topk(min(top, len(ctx.test.labels)), dim=0)   # (top, K)

@@ -15,11 +15,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..images import ImageError
 from .base import (CROP, DATASETS, DEFAULT_DATA_ROOT, IMAGENET_MEAN, IMAGENET_STD, SAMPLE_SEED, DataError,
                    DatasetInfo, DatasetSource, TensorImageDataset, View, balanced_sample, black_value,
                    denormalise, first_per_class, info_from_meta, normalise, register_dataset, view_of)
 from .imagefolder import (HELD_OUT_FRACTION, SPLIT_SEED, ImageFolderSource, StreamedImages, held_out_rank,
-                          holds_an_image, image_entries, image_names, loader_workers, preload_budget)
+                          holds_an_image, image_entries, image_names, loader_workers, pixels_of, preload_budget)
 from .safe_pickle import ArrayUnpickler, PlainUnpickler
 from .torchvision_sources import (CIFAR10, CIFAR100, DEBIAN_FASHION_MNIST, FASHION_MNIST_FILES, STL10,
                                   FashionMNIST, TorchvisionSource, _torchvision_arrays, download,
@@ -54,8 +55,25 @@ def load_dataset(name: str = "fashion-mnist", split: str = "train", root=None,
         info = source.info()
         uint8, labels = source.read(split)
         _CACHE[key] = TensorImageDataset(normalise(uint8, info.mean, info.std), labels, info,
-                                         getattr(source, "unreadable", {}).get(split, 0))
+                                         getattr(source, "unreadable", {}).get(split, 0),
+                                         getattr(source, "numbers", {}).get(split))
     return _CACHE[key]
+
+
+_LISTINGS: dict[tuple, ImageFolderSource] = {}
+
+
+def listing(name: str, root=None, view: View | None = None) -> ImageFolderSource | None:
+    """An image folder's source, whose `files(split)` number its images without decoding one
+    (None for the fixed datasets): a page picks one picture of a folder without reading them all."""
+    if not name.startswith("imagefolder:"):
+        return None
+    source = get_source(name, root, view)
+    key = (name, str(source.root), source.view)
+    if key not in _LISTINGS:
+        source.check()
+        _LISTINGS[key] = source
+    return _LISTINGS[key]
 
 
 def dataset_info(name: str, root=None) -> DatasetInfo:
@@ -73,7 +91,20 @@ def on_this_machine(name: str, root=None) -> bool:
 
 def dataset_image(name: str, index: int, split: str = "test", root=None,
                   view: View | None = None) -> tuple[Image.Image, int]:
-    """Image `index` of a split as the PIL image a user could have uploaded, and its label."""
+    """Image `index` of a split as the PIL image a user could have uploaded, and its label. An
+    image folder's is its `index`-th listed file, decoded alone (the split is not read for one
+    picture); one that cannot be read raises DataError."""
+    folder = listing(name, root, view)
+    if folder is not None:
+        files = folder.files(split)
+        if not 0 <= index < len(files):
+            raise DataError(f"the {split} split of {folder.path} lists {len(files)} images, not an image {index}")
+        path, label = files[index]
+        try:
+            pixels = pixels_of(path, folder.info())
+        except ImageError as exc:
+            raise DataError(f"{path} cannot be read as an image ({exc})") from None
+        return Image.fromarray(pixels.permute(1, 2, 0).numpy()), label
     dataset = load_dataset(name, split, root, view)
     array = (denormalise(dataset.take([index])[0], dataset.info) * 255).round().astype(np.uint8)
     return Image.fromarray(array), int(dataset.labels[index])
@@ -81,8 +112,11 @@ def dataset_image(name: str, index: int, split: str = "test", root=None,
 
 def split_indices(name: str, label: int | None = None, split: str = "test", root=None,
                   view: View | None = None) -> list[int]:
-    """The indices of a split's images of class `label`, or of all its images (their number varies by dataset)."""
-    labels = load_dataset(name, split, root, view).labels
+    """The numbers of a split's images of class `label`, or of all its images (their number
+    varies by dataset); an image folder's from its listing, read or not."""
+    folder = listing(name, root, view)
+    labels = (torch.tensor([label for _, label in folder.files(split)]) if folder is not None
+              else load_dataset(name, split, root, view).labels)
     return list(range(len(labels))) if label is None else torch.nonzero(labels == label).flatten().tolist()
 
 

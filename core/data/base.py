@@ -60,11 +60,15 @@ def view_of(meta: dict) -> View | None:
 
 
 class TensorImageDataset(torch.utils.data.Dataset):
-    """`(normalised image, label)` pairs backed by two tensors."""
+    """`(normalised image, label)` pairs backed by two tensors. An image folder's split holds its
+    readable files only; `numbers` is then each row's place in the folder's listing (None: row i
+    is image i): the number pages and results give an image by, as a streamed split counts."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, info: DatasetInfo, unreadable: int = 0):
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, info: DatasetInfo, unreadable: int = 0,
+                 numbers: torch.Tensor | None = None):
         self.images, self.labels, self.info = images, labels, info
         self.unreadable = unreadable  # files of the split that could not be read, left out (an image folder's)
+        self.numbers = numbers
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -90,7 +94,13 @@ class TensorImageDataset(torch.utils.data.Dataset):
         if not limit or limit >= len(self):
             return self
         chosen = balanced_sample(self.labels, limit)
-        return TensorImageDataset(self.images[chosen], self.labels[chosen], self.info, self.unreadable)
+        return TensorImageDataset(self.images[chosen], self.labels[chosen], self.info, self.unreadable,
+                                  self.listed(chosen))
+
+    def listed(self, rows: torch.Tensor) -> torch.Tensor:
+        """The split's image numbers of `rows`: their places in the listing (as a streamed split counts)."""
+        rows = torch.as_tensor(rows)
+        return rows if self.numbers is None else self.numbers[rows]
 
 
 SAMPLE_SEED = 0

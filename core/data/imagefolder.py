@@ -51,6 +51,7 @@ class ImageFolderSource(DatasetSource):
                             if self.split_roots["train"].is_dir() else [])
         self.mean, self.std = list(self.view.mean), list(self.view.std)
         self.unreadable: dict[str, int] = {}  # split -> files `read` left out
+        self.numbers: dict[str, torch.Tensor] = {}  # split -> where `read` left some out, the listing's number of each row
         self._files: dict[str, list[tuple[Path, int]]] = {}
 
     @property
@@ -149,17 +150,20 @@ class ImageFolderSource(DatasetSource):
     def read(self, split):
         self.check()
         info = self.info()
-        images, labels = [], []
-        for file, label in self.files(split):
+        images, labels, numbers = [], [], []
+        for number, (file, label) in enumerate(self.files(split)):
             try:
                 images.append(pixels_of(file, info))
             except ImageError:
                 self.unreadable[split] = self.unreadable.get(split, 0) + 1
                 continue
             labels.append(label)
+            numbers.append(number)
         if not images:
             raise DataError(f"no readable images under {self.split_roots[split]}")
         self.refuse_a_class_without_images(split, labels)
+        if len(numbers) < len(self.files(split)):
+            self.numbers[split] = torch.tensor(numbers)
         return torch.stack(images), torch.tensor(labels)
 
 
@@ -230,6 +234,7 @@ class StreamedImages(torch.utils.data.Dataset):
         self.labels = torch.tensor([label for _, label in files], dtype=torch.long)
         self.info = info
         self.shape = (info.channels, info.input_size, info.input_size)
+        self.numbers: torch.Tensor | None = None  # a subset's: each item's number in the whole split
 
     def __len__(self) -> int:
         return len(self.files)
@@ -247,8 +252,13 @@ class StreamedImages(torch.utils.data.Dataset):
             return self
         chosen = balanced_sample(self.labels, limit).tolist()
         part = StreamedImages([], self.info)
-        part.files, part.labels = [self.files[i] for i in chosen], self.labels[chosen]
+        part.files, part.labels, part.numbers = [self.files[i] for i in chosen], self.labels[chosen], self.listed(chosen)
         return part
+
+    def listed(self, items: torch.Tensor) -> torch.Tensor:
+        """The split's image numbers of `items` (each file keeps its place, read or not)."""
+        items = torch.as_tensor(items)
+        return items if self.numbers is None else self.numbers[items]
 
     def take(self, indices) -> torch.Tensor:
         """The images at `indices` (a few: the faithfulness set, one picture for a page)."""
