@@ -4,7 +4,7 @@ same 5 s as today"), in the real browser. A seeded 1000 x 2 image folder and a r
 units at 224 px on JPEGs of 500x375); `python -m core.analyze` fills the cache first (timed);
 then a fresh server on that cache, each page opened by its URL in a new tab.
 
-    .venv/bin/python bench/scale_first_visit.py [--arch resnet50 --size 224 --image 500x375]
+    .venv/bin/python bench/scale_first_visit.py [--arch resnet50 --size 224 --image 500x375] [--work DIR]
 """
 import argparse
 import os
@@ -33,27 +33,31 @@ def main():
     parser.add_argument("--arch", default="resnet18")
     parser.add_argument("--size", type=int, default=32, help="the model's input size")
     parser.add_argument("--image", default="40x30", help="the JPEGs' width x height")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="build the folder, model and cache here and keep them; a second run reuses them")
     args = parser.parse_args()
     name = args.arch
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        folder = make_folder(work / "images", 1000, 2, size=tuple(int(v) for v in args.image.split("x")))
-        torch.manual_seed(0)
-        torch.save(getattr(torchvision.models, args.arch)(num_classes=1000).state_dict(), work / f"{name}.pth")
-        (work / "models").mkdir()
-        import_weights(work / f"{name}.pth", args.arch, work / "models" / f"{name}.pt",
-                       dataset=f"imagefolder:{folder}", input_size=args.size)
+        work = args.work or Path(tmp)
         env = {"UNITLENS_CHECKPOINTS": str(work / "models"), "UNITLENS_MODEL_DIRS": "",
                "UNITLENS_CACHE": str(work / "cache" / "unitlens.duckdb"), "UNITLENS_RUNS": str(work / "runs"),
                "UNITLENS_PHI_SECONDS": "10"}
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "core.analyze", str(work / "models" / f"{name}.pt"), "--json",
-                        "--cache", env["UNITLENS_CACHE"]], cwd=ROOT, check=True, capture_output=True,
-                       env={**os.environ, **env, "PYTHONPATH": str(ROOT)})
+        if not (work / "models" / f"{name}.pt").exists():
+            folder = make_folder(work / "images", 1000, 2, size=tuple(int(v) for v in args.image.split("x")))
+            torch.manual_seed(0)
+            torch.save(getattr(torchvision.models, args.arch)(num_classes=1000).state_dict(), work / f"{name}.pth")
+            (work / "models").mkdir()
+            import_weights(work / f"{name}.pth", args.arch, work / "models" / f"{name}.pt",
+                           dataset=f"imagefolder:{folder}", input_size=args.size)
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "core.analyze", str(work / "models" / f"{name}.pt"), "--json",
+                            "--cache", env["UNITLENS_CACHE"]], cwd=ROOT, check=True, capture_output=True,
+                           env={**os.environ, **env, "PYTHONPATH": str(ROOT)})
         analysed = time.perf_counter() - started
         units = load(work / "models" / f"{name}.pt").meta["num_features"]
         lines = [f"`python bench/scale_first_visit.py`: the default report filled the cache in {analysed:.0f} s "
-                 f"(Phi's budget 10 s); load average at the first visit {os.getloadavg()[0]:.1f}", "",
+                 f"(Phi's budget 10 s; 0 s: reused from --work); load average at the first visit {os.getloadavg()[0]:.1f}", "",
                  "| page | first visit: shown | all done |", "|---|---|---|"]
         port = free_port()
         server_started = time.perf_counter()

@@ -257,6 +257,8 @@ class Store:
                     return None
                 return fn(connection)
         except duckdb().Error as exc:
+            if isinstance(exc, (duckdb().BinderException, duckdb().ParserException)):
+                raise  # a query of ours that is wrong says nothing of the file: it must not cost the cache
             if is_lock_error(str(exc)):
                 raise StoreError(f"the cache is busy: {str(exc).splitlines()[0][:160]}") from None
             if is_out_of_space(str(exc)):

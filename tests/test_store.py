@@ -95,6 +95,19 @@ def test_damaged_duckdb_file_is_moved_aside_and_rebuilt(tmp_path):
     assert list(tmp_path.glob("broken.duckdb.corrupt-*"))
 
 
+def test_a_wrong_query_keeps_the_cache(tmp_path):
+    """A query DuckDB cannot bind or parse is a fault of ours, not damage: it raises, and the cache
+    and its results stay (before, the whole cache was moved aside as corrupt)."""
+    path = tmp_path / "c.duckdb"
+    store = Store(path)
+    store.put_result("h", "a", {}, "test", 1, {"ok": True})
+    for query in ("SELECT octet_length(payload) FROM results", "SELEC payload FROM results"):
+        with pytest.raises((duckdb.BinderException, duckdb.ParserException)):
+            store._run(lambda c: c.execute(query).fetchall())
+    assert not list(tmp_path.glob("*corrupt*")) and not store.notices
+    assert Store(path).get_result("h", "a", {}, "test", 1) == {"ok": True}
+
+
 def test_a_cache_of_an_earlier_version_is_ours_and_two_damaged_copies_never_overwrite_each_other(tmp_path):
     """A cache written before the marker table (our tables only) is used and marked; a file damaged
     twice in one second is moved aside twice, to two names (a retry overwrote the first copy)."""
