@@ -12,7 +12,7 @@ from PIL import Image
 
 from .analysis.ood import judge, unlike_text
 from .data import black_value, denormalise, info_from_meta
-from .explain import explain
+from .explain import AUC_PASSES, explain, faithfulness_on_image
 from .inputs import prepare
 from .threads import one_image_threads
 
@@ -27,6 +27,7 @@ class Explained:
     ood: dict | None = None  # core.analysis.ood.judge's verdict, for an uploaded picture
     flat: bool = False       # the picture is one colour: its predictions mean nothing
     units_have_maps: bool = True  # False: the units are a hidden layer's neurons (VGG), their maps 1 x 1
+    x: torch.Tensor | None = None  # the input the model was given (for `faithfulness_of`)
 
 
 def explain_image(model, meta: dict, image: Image.Image, target_name: str, cams, invert: bool | None = None,
@@ -38,13 +39,26 @@ def explain_image(model, meta: dict, image: Image.Image, target_name: str, cams,
     classes = list(meta["class_names"])
     target = classes.index(target_name) if target_name in classes else None
     with one_image_threads():
-        out = explain(model, prepared.x, target, gate, cams, black_value(info_from_meta(meta)), layer=layer)
+        out = explain(model, prepared.x, target, gate, cams, layer=layer)
     for unit in out["top_units"]:  # "none", a class, or "A = B" where the gate gives the unit to several alike
         unit["class_name"] = "none" if unit["class"] is None else " = ".join(classes[c] for c in [unit["class"], *unit["tied"]])
     ood = judge(torch.from_numpy(out["features"]), torch.from_numpy(out["logits"]), ood_reference) \
         if ood_reference is not None else None
     return Explained(meta, out, denormalise(prepared.x[0], info_from_meta(meta)), prepared.steps, ood, prepared.flat,
-                     model.units_have_maps)
+                     model.units_have_maps, prepared.x)
+
+
+def auc_seconds(view: Explained) -> float:
+    """What `faithfulness_of` will take, from the forward pass `explain` timed: AUC_PASSES of them
+    a map (an upper bound: they run as one batch)."""
+    return len(view.out["cams"]) * AUC_PASSES * view.out["forward_seconds"]
+
+
+def faithfulness_of(model, view: Explained) -> dict:
+    """The deletion and insertion AUC of each of the view's maps on its image (core.explain)."""
+    with one_image_threads():
+        return faithfulness_on_image(model, view.x, view.out["cams"], view.out["target"],
+                                     black_value(info_from_meta(view.meta)))
 
 
 def same_data(models: list[dict]) -> tuple[list[dict], list[dict]]:

@@ -292,12 +292,15 @@ class Store:
         row = self._run(fetch)
         return json.loads(row[0]) if row else None
 
-    def results_for(self, model_hash: str, split: str) -> dict[tuple, dict]:
-        """Every stored result of a model and split in one query: (analysis, params, version) -> payload."""
+    def results_for(self, model_hash: str, split: str) -> dict[tuple, str]:
+        """Every stored result of a model and split in one query: (analysis, params, version) ->
+        its JSON text, parsed by the engine when a page asks for it (a 1000-class model's results
+        are 220 MB of JSON: 1 s to fetch whole, 4 s more to parse all, and any query that reads a
+        payload costs 0.5 s, so fetching them one by one costs more)."""
         rows = self._run(lambda c: c.execute(
             "SELECT analysis, params, version, payload FROM results WHERE model_hash=? AND split=?",
             [model_hash, split]).fetchall())
-        return {(a, p, v): json.loads(payload) for a, p, v, payload in rows}
+        return {(a, p, v): payload for a, p, v, payload in rows}
 
     def rows_for(self, model_hash: str) -> list[tuple]:
         """Every stored result of a model: (analysis, params, split, version, payload)."""
@@ -381,7 +384,7 @@ class ResultStore(Protocol):
     def feature_folder(self) -> Path | None: ...
     def params_key(self, params: dict) -> str: ...
     def get_result(self, model_hash: str, analysis: str, params: dict, split: str, version: int): ...
-    def results_for(self, model_hash: str, split: str) -> dict[tuple, dict]: ...
+    def results_for(self, model_hash: str, split: str) -> dict[tuple, dict | str]: ...
     def put_result(self, model_hash: str, analysis: str, params: dict, split: str, version: int,
                    payload: dict, seconds: float = 0.0) -> None: ...
     def put_model(self, row: dict) -> None: ...

@@ -13,10 +13,11 @@ import streamlit as st
 
 from core.cam import CAM_METHODS, shared_layers
 from core.charts import FAITHFULNESS_MEASURES, faithfulness_chart, faithfulness_frame, probability_chart
-from core.compare import NOTICE_RATES, SILENCE, explain_image, inverts, same_data, scales, unlike_training
+from core.compare import (NOTICE_RATES, SILENCE, auc_seconds, explain_image, faithfulness_of, inverts, same_data,
+                          scales, unlike_training)
+from core.explain import AUC_PASSES, DEFAULT_CAMS
 from core.data import DataError, dataset_image, split_indices, view_of
 from core.progress import format_seconds
-from core.explain import DEFAULT_CAMS
 from core.images import FLAT_NOTE, ImageError, load_image
 from core.render import colour_bar, feature_grid, gate_strip, heat_overlay, input_picture, most_active
 from ui import common
@@ -109,7 +110,7 @@ def gate_rows(meta: dict):
         return gate.detach().cpu().numpy()
     if len(meta["class_names"]) <= FIT_ON_VISIT_CLASSES:
         return np.array(common.analysis(meta, "gate")["gate"])
-    fitted = common.analyzer(meta)[0].cached("gate")
+    fitted = common.stored_results(meta).cached("gate")
     return np.array(fitted["gate"]) if fitted else None
 
 
@@ -154,10 +155,39 @@ def render():
         st.caption(SILENCE + " " + NOTICE_RATES)
     if uploaded:
         common.training_note("ood_reference")
+    aucs = wants_aucs(shown)
+    slots = []
     for i, (column, view) in enumerate(zip(common.grid(len(shown), 4), shown)):
         with column:
-            model_column(view, scale.maps[i], scale.cams[i])
+            slots.append(model_column(view, scale.maps[i], scale.cams[i], aucs))
     faithfulness_section(models)
+    for view, slot in zip(shown, slots):  # last: seconds a model at 224 px, and the page is all there meanwhile
+        if slot is not None:
+            auc_table(slot, faithfulness_of(common.load_model(view.meta["path"])[0], view))
+
+
+AUTO_AUC_SECONDS = 1.0  # the maps' AUC on the image is computed unasked below this (the bundle: milliseconds)
+
+
+def wants_aucs(shown) -> bool:
+    """Whether to compute each map's deletion and insertion AUC on this image: always where it is
+    quick, and on a toggle, with its measured cost, where it is not (a ResNet-50 at 224 px)."""
+    seconds = sum(auc_seconds(view) for view in shown)
+    if not any(view.out["cams"] for view in shown) or seconds <= AUTO_AUC_SECONDS:
+        return True
+    return st.toggle(f"Deletion and insertion AUC of the maps on this image (about {format_seconds(seconds)} here, "
+                     "measured)", **common.kept("compare_image_auc", False),
+                     help="Each map's pixels removed, most relevant first, and put back onto black: "
+                          f"{AUC_PASSES} passes of the image a map")
+
+
+def auc_table(slot, faithfulness: dict) -> None:
+    """A model's deletion and insertion AUC on this image, in the place kept for it in its column."""
+    slot.dataframe(pd.DataFrame([{"map": CAM_METHODS[n].label, "deletion": f["deletion"], "insertion": f["insertion"]}
+                                 for n, f in faithfulness.items()]),
+                   hide_index=True, column_config={  # short names: three models side by side
+                       "deletion": st.column_config.NumberColumn(format="%.3f", help="deletion AUC, lower is better"),
+                       "insertion": st.column_config.NumberColumn(format="%.3f", help="insertion AUC, higher is better")})
 
 
 def explanation_controls(models: list[dict]) -> dict:
@@ -200,8 +230,10 @@ def invert_toggle() -> bool | None:
     return None if on else False
 
 
-def model_column(view, maps, cams) -> None:
-    """One model's column: its prediction, the input it saw, probabilities, maps, CAMs, gate row, top units."""
+def model_column(view, maps, cams, aucs: bool):
+    """One model's column: its prediction, the input it saw, probabilities, maps, CAMs, gate row, top
+    units. Returns the place kept for the maps' AUC on this image (None: no maps, or `aucs` off),
+    filled last."""
     meta, out = view.meta, view.out
     classes = meta["class_names"]
     target = common.plain(classes[out["target"]])
@@ -233,12 +265,10 @@ def model_column(view, maps, cams) -> None:
         cam = cams[name]
         cam_columns[j % 2].image(heat_overlay(view.seen, saliency / max(cam.top, 1e-12)),
                                  caption=f"{CAM_METHODS[name].label}: {target} ({cam.text})")
-    if out.get("faithfulness"):
-        st.dataframe(pd.DataFrame([{"map": CAM_METHODS[n].label, "deletion": f["deletion"], "insertion": f["insertion"]}
-                                   for n, f in out["faithfulness"].items()]),
-                     hide_index=True, column_config={  # short names: three models side by side
-                         "deletion": st.column_config.NumberColumn(format="%.3f", help="deletion AUC, lower is better"),
-                         "insertion": st.column_config.NumberColumn(format="%.3f", help="insertion AUC, higher is better")})
+    slot = None
+    if out["cams"] and aucs:
+        slot = st.empty()
+        slot.caption("Deletion and insertion AUC of these maps on this image: computing…")
     if "gate_row" in out:
         st.image(gate_strip(out["gate_row"], cell=max(2, 320 // len(out["gate_row"]))),
                  caption=f"gate row of {target}", width="stretch")
@@ -255,6 +285,7 @@ def model_column(view, maps, cams) -> None:
     for unit in out["class_units"][:4]:
         st.page_link("pages/unit.py", label=f"unit {unit}", query_params={"model": meta["label"], "unit": unit},
                      icon=":material/search:")
+    return slot
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -267,8 +298,8 @@ def faithfulness_seconds(path: str, content_hash: str) -> float:
 def faithfulness_section(models: list[dict]):
     """Over a fixed test subset, per objective: are its maps faithful? Shipped for the bundle."""
     st.subheader("Faithfulness of the maps over 100 test images")
-    cached = {m["label"]: common.analyzer(m)[0].cached("faithfulness") for m in models}
-    unsuited = {m["label"]: common.analyzer(m)[0].skipped_reason("faithfulness") for m in models}
+    cached = {m["label"]: common.stored_results(m).cached("faithfulness") for m in models}
+    unsuited = {m["label"]: common.stored_results(m).skipped_reason("faithfulness") for m in models}
     for label, reason in unsuited.items():
         if reason:
             st.caption(common.plain(f"{label}: {reason}."))

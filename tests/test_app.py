@@ -122,6 +122,10 @@ def test_every_page_renders_without_error(app_env, page):
         assert found["vega_lite_chart"] >= (1 if page == "pages/tradeoffs.py" else 2), found
     else:
         assert found["image"] >= 3 * 5, found  # per model: input, maps, CAM, LayerCAM, gate row
+        aucs = [d.value for d in at.dataframe if list(d.value.columns) == ["map", "deletion", "insertion"]]
+        assert len(aucs) == 3 and all(a["map"].tolist() == ["CAM", "LayerCAM"] for a in aucs)  # filled in last
+        assert all(a[["deletion", "insertion"]].stack().between(0, 1).all() for a in aucs)
+        assert not [c for c in at.caption if "computing…" in c.value]
 
 
 def test_compare_upload_and_bad_upload(app_env):
@@ -523,6 +527,14 @@ def test_every_page_draws_an_imported_torchvision_resnet50_beside_our_own(app_en
             ", whose test image this is; upload a picture to compare them all."]
         assert [s.value for s in at.subheader][:1] == ["r50"] and "ce" not in [s.value for s in at.subheader]
         assert not [t for t in at.toggle if "Invert" in t.label]  # colour photos: nothing to invert
+        # its maps' AUC on the image is seconds of forward passes: asked for, with the cost measured now
+        asked = at.toggle(key="compare_image_auc")
+        assert asked.label.startswith("Deletion and insertion AUC of the maps on this image (about ") and not asked.value
+        assert not [d for d in at.dataframe if "deletion" in d.value.columns]
+        asked.set_value(True).run()
+        no_errors(at)
+        aucs = [d.value for d in at.dataframe if "deletion" in d.value.columns]
+        assert len(aucs) == 1 and aucs[0]["map"].tolist() == ["CAM", "LayerCAM"]
     finally:
         out.unlink()
 

@@ -290,6 +290,22 @@ def test_memory_store_keeps_results_as_a_duckdb_round_trip_would(tiny_checkpoint
     assert again.run("selectivity") == first.run("selectivity") and again.computed == []
 
 
+def test_stored_results_are_parsed_only_when_asked_for(tiny_checkpoints, tmp_path):
+    """One query fetches a model's results as JSON text; the engine parses the one a page asks
+    for (a 1000-class model's results are 220 MB of JSON, 4 s to parse all) and keeps it parsed."""
+    from core.analysis.engine import Analyzer
+    store = Store(tmp_path / "c.duckdb")
+    store.put_result("h", "a", {"k": 1}, "test", 1, {"x": [1, 2.5]})
+    assert store.results_for("h", "test") == {("a", '{"k":1}', 1): '{"x": [1, 2.5]}'}
+    first = Analyzer.from_path(tiny_checkpoints["ce"], store, limit=200, train_limit=200)
+    computed = {name: first.run(name) for name in ("selectivity", "accuracy")}
+    again = Analyzer.from_path(tiny_checkpoints["ce"], store, limit=200, train_limit=200)
+    assert again.cached("selectivity") == computed["selectivity"]
+    waiting = {key[0]: value for key, value in again._prefetched.items()}
+    assert isinstance(waiting["accuracy"], str) and "selectivity" not in waiting  # parsed, its text let go
+    assert again.cached("accuracy") == computed["accuracy"] and again.computed == []
+
+
 @pytest.mark.slow
 def test_the_engine_runs_where_duckdb_is_not_installed(tiny_checkpoints):
     """The GPU image has no DuckDB: the engine must import and run on a MemoryStore there."""

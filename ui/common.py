@@ -142,11 +142,20 @@ def available_models() -> tuple[dict[str, dict], list[str]]:
 
 
 def preload() -> None:
-    """Every checkpoint read and its results fetched once, by the server's warm-up thread
-    (ui/warm.py) before the first full page, which then finds them cached."""
+    """Every checkpoint read and the results its headline figures come from, by the server's
+    warm-up thread (ui/warm.py) before the first full page, which then finds them cached (a
+    1000-class model's are 150 MB of JSON, seconds to read)."""
+    for meta in available_models()[0].values():
+        stored_results(meta).headline_figures()
+
+
+def build_default_models() -> None:
+    """The models compared before the user chooses, built by the warm-up thread once the Overview
+    can be drawn: the first visit to a page that runs them (a ResNet-50 takes a second or more to
+    build) finds them ready."""
     found, _ = available_models()
-    for meta in found.values():
-        stored_results(meta).prefetch()
+    for label in default_models(list(found)):
+        record(found[label]["path"])
 
 
 def analyzer(meta: dict) -> tuple[Analyzer, threading.Lock]:
@@ -179,11 +188,13 @@ def on_request(models: list[dict], name: str, button: str, key: str, **params) -
 
 
 def analysis(meta: dict, name: str, **params) -> dict:
-    """A result from the store, or computed now with a progress bar (one at a time per model)."""
-    engine, lock = analyzer(meta)
-    cached = engine.cached(name, **params)
+    """A result from the store, or computed now with a progress bar (one at a time per model).
+    Stored ones are read through the model's listing: one copy of each in memory, however many
+    pages ask (a 1000-class model's gate alone is 80 MB of JSON)."""
+    cached = stored_results(meta).cached(name, **params)
     if cached is not None:
         return cached
+    engine, lock = analyzer(meta)
     with lock:
         cached = engine.cached(name, **params)
         if cached is not None:

@@ -1,7 +1,7 @@
 """The engine (PyTorch and core) imported, and the checkpoints and their results read, on a
 thread from the moment the server starts (app.py's lifespan), so a first visit to the Overview
 is drawn from the shipped results meanwhile instead of waiting for it; then what the other
-pages import, so their first visits do not pay for it either."""
+pages import and the models they compare first, so their first visits do not pay for it either."""
 from __future__ import annotations
 
 import importlib
@@ -30,6 +30,7 @@ def _load() -> None:
         _engine_ready.set()
         for name in PAGES:
             importlib.import_module(name)
+        importlib.import_module("ui.common").build_default_models()
     except Exception as exc:  # noqa: BLE001 - the page meets the same error on its own import and says so
         logging.getLogger("unitlens").warning("loading the engine failed: %s", exc)
     finally:

@@ -7,6 +7,8 @@ reads the checkpoint first (the command line); the app passes the record it alre
 """
 from __future__ import annotations
 
+import json
+import threading
 import time
 from pathlib import Path
 
@@ -168,7 +170,8 @@ class Analyzer:
         self.feature_dir = feature_dir
         self._features: dict[tuple, FeatureCache] = {}
         self._results: dict[tuple, dict] = {}
-        self._prefetched: dict[tuple, dict] | None = None  # every stored result, read on first lookup
+        self._prefetched: dict[tuple, dict | str] | None = None  # every stored result, read on first lookup
+        self._reading = threading.Lock()  # two pages asking at once read a stored result once
         self.computed: list[str] = []  # analyses computed (not cache hits) by this object
         self.skipped: dict[str, str] = {}  # analysis -> why it cannot run on this model
 
@@ -300,7 +303,8 @@ class Analyzer:
 
     def prefetch(self) -> None:
         """Read every shipped and stored result of this checkpoint and split at once: one query
-        for all of them instead of one each (the first lookup does it; the app's warm-up earlier)."""
+        for all of them instead of one each (the first lookup does it; the app's warm-up earlier).
+        A stored one comes as its JSON text, parsed when first asked for (Store.results_for)."""
         if self._prefetched is None:
             self._prefetched = {**shipped.read(self.hash, self.split), **self.store.results_for(self.hash, self.split)}
 
@@ -334,13 +338,22 @@ class Analyzer:
             return self._results[memo]
         if not self.use_cache:
             return None
+        with self._reading:
+            if memo in self._results:  # read meanwhile by another page's thread
+                return self._results[memo]
+            return self._read(name, full, memo)
+
+    def _read(self, name: str, full: dict, memo: tuple) -> dict | None:
         version = ANALYSES[name].version
-        if self._prefetched is None:
+        just_read = self._prefetched is None
+        if just_read:
             self.prefetch()
-            result = self._prefetched.get((*memo, version))  # just read: a miss needs no second query
-        else:
-            result = self._prefetched.get((*memo, version)) or \
-                self.store.get_result(self.hash, name, full, self.split, version)
+        key = (*memo, version)
+        result = self._prefetched.pop(key, None)
+        if isinstance(result, str):
+            result = json.loads(result)
+        elif result is None and not just_read:  # stored since the prefetch (by another process)
+            result = self.store.get_result(self.hash, name, full, self.split, version)
         if result is not None:
             self._results[memo] = result
         return result
