@@ -34,7 +34,8 @@ def main():
     parser.add_argument("--size", type=int, default=32, help="the model's input size")
     parser.add_argument("--image", default="40x30", help="the JPEGs' width x height")
     parser.add_argument("--work", type=Path, default=None,
-                        help="build the folder, model and cache here and keep them; a second run reuses them")
+                        help="build the folder, model and cache here and keep them; a second run with the same "
+                             "--arch reuses them (its --size and --image are those of the first)")
     args = parser.parse_args()
     name = args.arch
     with tempfile.TemporaryDirectory() as tmp:
@@ -47,7 +48,7 @@ def main():
             folder = make_folder(work / "images", 1000, 2, size=tuple(int(v) for v in args.image.split("x")))
             torch.manual_seed(0)
             torch.save(getattr(torchvision.models, args.arch)(num_classes=1000).state_dict(), work / f"{name}.pth")
-            (work / "models").mkdir()
+            (work / "models").mkdir(parents=True, exist_ok=True)
             import_weights(work / f"{name}.pth", args.arch, work / "models" / f"{name}.pt",
                            dataset=f"imagefolder:{folder}", input_size=args.size)
             started = time.perf_counter()

@@ -257,8 +257,8 @@ class Store:
                     return None
                 return fn(connection)
         except duckdb().Error as exc:
-            if isinstance(exc, (duckdb().BinderException, duckdb().ParserException)):
-                raise  # a query of ours that is wrong says nothing of the file: it must not cost the cache
+            if not is_damage(exc):
+                raise  # a wrong query of ours, or no memory, says nothing of the file: it must not cost the cache
             if is_lock_error(str(exc)):
                 raise StoreError(f"the cache is busy: {str(exc).splitlines()[0][:160]}") from None
             if is_out_of_space(str(exc)):
@@ -342,6 +342,17 @@ class Store:
 
     def query(self, sql: str, params=None) -> list[tuple]:
         return self._run(lambda c: c.execute(sql, params or []).fetchall())
+
+
+def is_damage(exc: Exception) -> bool:
+    """Whether a DuckDB error can be the file's (moved aside and rebuilt), not a query's fault
+    (syntax, a column, a parameter, a value, a key) or this moment's (out of memory, interrupted).
+    A missing table is the file's: a cache deleted between calls comes back empty of them."""
+    db = duckdb()
+    if isinstance(exc, db.CatalogException):
+        return True
+    faults = (db.ProgrammingError, db.DataError, db.IntegrityError, db.OutOfMemoryException, db.InterruptException)
+    return not isinstance(exc, faults)
 
 
 class MemoryStore:

@@ -222,8 +222,7 @@ def top_images_section(meta: dict, unit: int) -> None:
 def iam_section(meta: dict, unit: int) -> None:
     """The image that most excites the unit (computed for all units at once, on request)."""
     st.subheader("Independent activation maximisation")
-    engine, _ = common.analyzer(meta)
-    iam = engine.cached("iam")
+    iam = common.stored_results(meta).cached("iam")
     slot = st.empty()  # the button goes once its images are there
     if iam is None and slot.button("Compute the image that most excites each unit, for all units (IAM, about a "
                                    "minute on a CPU)", key="unit_iam"):

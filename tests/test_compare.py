@@ -49,11 +49,9 @@ def test_the_maps_faithfulness_on_the_image_is_for_the_explained_class(bundled_c
     for name, saliency in view.out["cams"].items():
         deletion, insertion = deletion_insertion(model, view.x, saliency[None], torch.tensor([bag]),
                                                  black_value(info_from_meta(meta)))
-        assert got[name] == {"deletion": float(deletion[0]), "insertion": float(insertion[0])}
+        assert got[name] == pytest.approx({"deletion": float(deletion[0]), "insertion": float(insertion[0])},
+                                          abs=1e-6)  # the page's one thread against all of them
         assert 0 <= got[name]["deletion"] <= 1 and 0 <= got[name]["insertion"] <= 1
-    # its cost, said before it is asked for where it is slow: 22 passes a map, as long as explain's one
-    from core.compare import auc_seconds
-    assert auc_seconds(view) == 2 * 22 * view.out["forward_seconds"] and view.out["forward_seconds"] > 0
 
 
 def test_top_units_take_their_class_from_the_gate_none_for_an_empty_column(bundled_ce, data_root):

@@ -96,14 +96,16 @@ def test_damaged_duckdb_file_is_moved_aside_and_rebuilt(tmp_path):
 
 
 def test_a_wrong_query_keeps_the_cache(tmp_path):
-    """A query DuckDB cannot bind or parse is a fault of ours, not damage: it raises, and the cache
-    and its results stay (before, the whole cache was moved aside as corrupt)."""
+    """A query DuckDB cannot bind, parse or convert is a fault of ours, not damage: it raises, and
+    the cache and its results stay (before, the whole cache was moved aside as corrupt)."""
     path = tmp_path / "c.duckdb"
     store = Store(path)
     store.put_result("h", "a", {}, "test", 1, {"ok": True})
-    for query in ("SELECT octet_length(payload) FROM results", "SELEC payload FROM results"):
-        with pytest.raises((duckdb.BinderException, duckdb.ParserException)):
-            store._run(lambda c: c.execute(query).fetchall())
+    for query, params in [("SELECT octet_length(payload) FROM results", []), ("SELEC payload FROM results", []),
+                          ("SELECT * FROM results WHERE split=?", ["a", "b"]),
+                          ("SELECT CAST(payload AS INTEGER) FROM results", [])]:
+        with pytest.raises((duckdb.ProgrammingError, duckdb.DataError)):  # binder, parser, input, conversion
+            store._run(lambda c: c.execute(query, params).fetchall())
     assert not list(tmp_path.glob("*corrupt*")) and not store.notices
     assert Store(path).get_result("h", "a", {}, "test", 1) == {"ok": True}
 
@@ -304,6 +306,20 @@ def test_stored_results_are_parsed_only_when_asked_for(tiny_checkpoints, tmp_pat
     waiting = {key[0]: value for key, value in again._prefetched.items()}
     assert isinstance(waiting["accuracy"], str) and "selectivity" not in waiting  # parsed, its text let go
     assert again.cached("accuracy") == computed["accuracy"] and again.computed == []
+
+
+def test_a_record_reads_through_its_listing(tiny_checkpoints, tmp_path):
+    """The app's model record and the model's listing share their results: what one computes the
+    other has, parsed once; analyzers of other limits may not share."""
+    from core.analysis.engine import Analyzer
+    store = Store(tmp_path / "c.duckdb")
+    listing = Analyzer.from_path(tiny_checkpoints["ce"], store, limit=200, train_limit=200)
+    record = Analyzer.from_path(tiny_checkpoints["ce"], store, limit=200, train_limit=200)
+    record.read_through(listing)
+    computed = record.run("selectivity")
+    assert listing.cached("selectivity") is computed and listing.computed == []
+    with pytest.raises(ValueError):
+        Analyzer.from_path(tiny_checkpoints["ce"], store, limit=100, train_limit=200).read_through(listing)
 
 
 @pytest.mark.slow

@@ -40,7 +40,7 @@ def folder_model(tmp_path_factory):
 
 def analyzer(path, store_path, monkeypatch, preload_mb: str, **options) -> Analyzer:
     monkeypatch.setenv("UNITLENS_PRELOAD_MB", preload_mb)
-    data._CACHE.clear()  # the held or streamed split is kept per process: read it again under this budget
+    data.forget()  # the held or streamed split is kept per process: read it again under this budget
     return Analyzer.from_path(path, Store(store_path), feature_dir=None, **options)
 
 
@@ -84,9 +84,9 @@ def test_pictures_are_numbered_by_their_place_in_the_folder(folder_model, tmp_pa
     from core.data import DataError, dataset_image, denormalise, split_indices, view_of
     meta = load(folder_model).meta
     name, view = meta["dataset"], view_of(meta)
-    data._CACHE.clear()
-    listed = {split: [path.name for path, _ in data.listing(name, view=view).files(split)] for split in ("test", "train")}
+    data.forget()
     split = "test"
+    listed = {split: [path.name for path, _ in data.listing(name, view=view)[0].files(split)]}
     junk = listed[split].index("1_text.JPEG")
     assert split_indices(name, split=split, view=view) == list(range(len(listed[split])))
     assert junk in split_indices(name, 1, split=split, view=view)
@@ -120,7 +120,7 @@ def test_compare_says_a_picked_file_is_no_picture(folder_model, tmp_path):
     from . import ui_env
     from .test_app import no_errors
     meta = load(folder_model).meta
-    files = data.listing(meta["dataset"], view=view_of(meta)).files("test")
+    files = data.listing(meta["dataset"], view=view_of(meta))[0].files("test")
     names = [files[n][0].name for n in split_indices(meta["dataset"], 1, view=view_of(meta))]  # the class's, as picked
     junk, other = names.index("1_text.JPEG"), next(i for i, name in enumerate(names) if name != "1_text.JPEG")
     previous = ui_env.apply(ui_env.app_environment(folder_model.parent, tmp_path, {}))
@@ -172,7 +172,9 @@ def test_torchrun_shares_the_forward_passes_and_gives_one_process_figures(folder
     assert two["selectivity"]["per_unit"] == pytest.approx(one["selectivity"]["per_unit"], abs=1e-5)
     # the gathered features, kept by rank 0 beside its cache, are the single process's, row for row
     for split in ("test", "train"):
-        saved = [torch.load(next((tmp_path / run).rglob(f"*-{split}-all.pt")), weights_only=True) for run in ("two", "one")]
+        files = [next((tmp_path / run).rglob(f"*-{split}-all.pt")) for run in ("two", "one")]
+        assert all("-streamed-" in f.name for f in files)  # never read back by a process that holds the split
+        saved = [torch.load(f, weights_only=True) for f in files]
         assert torch.equal(saved[0]["labels"], saved[1]["labels"])
         assert torch.allclose(saved[0]["features"], saved[1]["features"], atol=1e-5)
         assert ("index" in saved[0]) == ("index" in saved[1])
@@ -193,7 +195,7 @@ def test_training_on_a_streamed_folder_matches_training_on_the_held_one(tmp_path
     for budget, workers in (("1024", "0"), ("0", "1")):
         monkeypatch.setenv("UNITLENS_PRELOAD_MB", budget)
         monkeypatch.setenv("UNITLENS_LOADER_WORKERS", workers)
-        data._CACHE.clear()
+        data.forget()
         out = tmp_path / f"{budget}.pt"
         result = run_cli("core.train", *args, "--out", str(out))
         assert result.returncode == 0, result.stderr
@@ -204,7 +206,7 @@ def test_training_on_a_streamed_folder_matches_training_on_the_held_one(tmp_path
     assert runs["0"].meta["test_accuracy"] == runs["1024"].meta["test_accuracy"]
 
     (folder / "n00000002" / "2_junk.JPEG").write_text("not a picture")
-    data._CACHE.clear()
+    data.forget()
     result = run_cli("core.train", *args, "--out", str(tmp_path / "junk.pt"))
     assert result.returncode == 0, result.stderr
     meta = load(tmp_path / "junk.pt").meta
@@ -212,13 +214,13 @@ def test_training_on_a_streamed_folder_matches_training_on_the_held_one(tmp_path
     assert "note: 1 training and 0 held-out files of the folder could not be read" in result.stderr
 
     (folder / "n00000000" / "0_5.JPEG").write_text("damaged since")  # one of the held-out images
-    data._CACHE.clear()
+    data.forget()
     result = run_cli("core.train", *args, "--out", str(tmp_path / "damaged.pt"))
     assert result.returncode == 0, result.stderr
     assert load(tmp_path / "damaged.pt").meta["test_images"] == 5  # what test_accuracy is over
     assert "note: 1 training and 1 held-out files of the folder could not be read" in result.stderr
     monkeypatch.setenv("UNITLENS_PRELOAD_MB", "1024")  # held whole, the same files are left out and said
-    data._CACHE.clear()
+    data.forget()
     result = run_cli("core.train", *args, "--out", str(tmp_path / "held-damaged.pt"))
     assert result.returncode == 0 and "note: 1 training and 1 held-out files" in result.stderr
 
@@ -258,7 +260,7 @@ def test_bad_folders_at_scale_get_one_line(tmp_path, monkeypatch, budget):
     for i in range(50):
         (huge / "n00000000" / f"notes_{i}.png").write_bytes(b"%PDF-1.4 " + bytes(200))
     for folder in (empty, huge):
-        data._CACHE.clear()
+        data.forget()
         result = run_cli("core.train", "--dataset", f"imagefolder:{folder}", "--input-size", "16", "--epochs", "1",
                          "--device", "cpu", "--out", str(tmp_path / "m.pt"))
         assert "holds no image Pillow can read" in assert_one_line_error(result)
@@ -266,7 +268,7 @@ def test_bad_folders_at_scale_get_one_line(tmp_path, monkeypatch, budget):
 
     claims = make_folder(tmp_path / "claims", 2, 6, size=(24, 20))
     claims_giant_size(claims / "n00000000" / "0_0.JPEG")  # whichever split it falls in
-    data._CACHE.clear()
+    data.forget()
     result = run_cli("core.train", "--dataset", f"imagefolder:{claims}", "--input-size", "16", "--epochs", "1",
                      "--device", "cpu", "--out", str(tmp_path / "c.pt"))
     assert result.returncode == 0, result.stderr

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoints import LoadedCheckpoint, load, save_atomically
-from ..data import balanced_sample, load_dataset, view_of
+from ..data import balanced_sample, load_dataset, sample_image, split_labels, streams, view_of
 from ..distributed import Distributed
 from ..errors import UserError
 from .. import shipped
@@ -116,6 +116,8 @@ class Context:
         has no row but keeps its number, held or streamed."""
         a = self._analyzer
         positions = self.test.positions(rows)
+        if not a.limit and not a.meta["dataset"].startswith("imagefolder:"):
+            return positions  # a fixed dataset's rows are its images: nothing to read
         whole = a.dataset(a.split)
         if a.limit and a.limit < len(whole):
             positions = balanced_sample(whole.labels, a.limit)[positions]
@@ -171,7 +173,7 @@ class Analyzer:
         self._features: dict[tuple, FeatureCache] = {}
         self._results: dict[tuple, dict] = {}
         self._prefetched: dict[tuple, dict | str] | None = None  # every stored result, read on first lookup
-        self._reading = threading.Lock()  # two pages asking at once read a stored result once
+        self._reading = threading.RLock()  # two pages asking at once read a stored result once
         self.computed: list[str] = []  # analyses computed (not cache hits) by this object
         self.skipped: dict[str, str] = {}  # analysis -> why it cannot run on this model
 
@@ -193,7 +195,10 @@ class Analyzer:
         key = (split, limit)
         if key in self._features:
             return self._features[key]
-        path = self.feature_dir / f"{self.hash}-{split}-{sample_key(limit) or 'all'}.pt" if self.feature_dir else None
+        # a streamed folder's rows name their files (an index); a held one's are its readable files: never mixed
+        streamed = "-streamed" if streams(self.meta["dataset"], split, self.data_root, view_of(self.meta)) else ""
+        path = (self.feature_dir / f"{self.hash}{streamed}-{split}-{sample_key(limit) or 'all'}.pt"
+                if self.feature_dir else None)
         cache = None
         if path is not None and self.use_cache and path.exists() and self.distributed.is_main:
             try:
@@ -302,19 +307,36 @@ class Analyzer:
         return result
 
     def prefetch(self) -> None:
-        """Read every shipped and stored result of this checkpoint and split at once: one query
-        for all of them instead of one each (the first lookup does it; the app's warm-up earlier).
-        A stored one comes as its JSON text, parsed when first asked for (Store.results_for)."""
-        if self._prefetched is None:
-            self._prefetched = {**shipped.read(self.hash, self.split), **self.store.results_for(self.hash, self.split)}
+        """Read every shipped and stored result of this checkpoint and split at once, of the
+        analyses' current versions: one query for all of them instead of one each (the first
+        lookup does it). A stored one comes as its JSON text, parsed when first asked for
+        (Store.results_for)."""
+        with self._reading:
+            if self._prefetched is None:
+                found = {**shipped.read(self.hash, self.split), **self.store.results_for(self.hash, self.split)}
+                self._prefetched = {key: value for key, value in found.items()
+                                    if key[0] in ANALYSES and key[2] == ANALYSES[key[0]].version}
+
+    def read_through(self, other: "Analyzer") -> None:
+        """Share `other`'s results, read or computed (the same checkpoint, split and limits): the
+        app's model record and the model's listing then hold each once, parsed once."""
+        if (other.hash, other.split, other.limit, other.train_limit) != (self.hash, self.split, self.limit,
+                                                                         self.train_limit):
+            raise ValueError("read_through: another checkpoint, split or limits")
+        other.prefetch()
+        self._results, self._prefetched, self._reading = other._results, other._prefetched, other._reading
 
     def faithfulness_seconds(self) -> tuple[float, int]:
         """(seconds, images) the faithfulness analysis will take on this model, measured now on one
         of its images (the Compare button and core.analyze say it before it starts)."""
         params = ANALYSES["faithfulness"].defaults
-        images = self.dataset(self.split).subset(self.limit)
-        count = image_count(images.labels, self.model.num_classes, params["per_class"])
-        return seconds_needed(self.model, self.meta, images.take([0])[0], count, params["steps"]), count
+        name, view = self.meta["dataset"], view_of(self.meta)
+        labels = split_labels(name, self.split, self.data_root, view)  # an image folder's: not decoded
+        if self.limit and self.limit < len(labels):
+            labels = labels[balanced_sample(labels, self.limit)]
+        count = image_count(labels, self.model.num_classes, params["per_class"])
+        image = sample_image(name, self.split, self.data_root, view)
+        return seconds_needed(self.model, self.meta, image, count, params["steps"]), count
 
     def cached(self, name: str, **params) -> dict | None:
         """The result from memory or the store, or None; never computes."""

@@ -47,7 +47,8 @@ def load_dataset(name: str = "fashion-mnist", split: str = "train", root=None,
     larger than the preload budget. Both have `labels`, `info`, `subset`, `take` and `batches`."""
     if split not in ("train", "test"):
         raise DataError(f"split must be 'train' or 'test', not {split!r}")
-    source = get_source(name, root, view)
+    folder = listing(name, root, view)  # an image folder: the one listing the pages number pictures by
+    source = folder[0] if folder else get_source(name, root, view)
     key = (name, split, str(source.root), source.view if isinstance(source, ImageFolderSource) else None)
     if key not in _CACHE and isinstance(source, ImageFolderSource) and source.streamed(split):
         _CACHE[key] = source.stream(split)
@@ -60,20 +61,57 @@ def load_dataset(name: str = "fashion-mnist", split: str = "train", root=None,
     return _CACHE[key]
 
 
-_LISTINGS: dict[tuple, ImageFolderSource] = {}
+_LISTINGS: dict[tuple, tuple[ImageFolderSource, DatasetInfo]] = {}
 
 
-def listing(name: str, root=None, view: View | None = None) -> ImageFolderSource | None:
-    """An image folder's source, whose `files(split)` number its images without decoding one
-    (None for the fixed datasets): a page picks one picture of a folder without reading them all."""
+def listing(name: str, root=None, view: View | None = None) -> tuple[ImageFolderSource, DatasetInfo] | None:
+    """An image folder's checked source, whose `files(split)` number its images without decoding
+    one, and its info (None for the fixed datasets): a page picks one picture of a folder without
+    reading them all. Listed once per process, as `load_dataset` reads a split once."""
     if not name.startswith("imagefolder:"):
         return None
-    source = get_source(name, root, view)
-    key = (name, str(source.root), source.view)
+    key = (name, str(root or DEFAULT_DATA_ROOT), view)
     if key not in _LISTINGS:
+        source = get_source(name, root, view)
         source.check()
-        _LISTINGS[key] = source
+        _LISTINGS[key] = source, source.info()
     return _LISTINGS[key]
+
+
+def forget() -> None:
+    """Read every split and list every folder afresh on next use (files changed on disk, or
+    another preload budget): what this process read is otherwise kept."""
+    _CACHE.clear()
+    _LISTINGS.clear()
+
+
+def streams(name: str, split: str, root=None, view: View | None = None) -> bool:
+    """Whether `load_dataset` streams the split (an image folder above the preload budget)."""
+    folder = listing(name, root, view)
+    return folder is not None and folder[0].streamed(split)
+
+
+def split_labels(name: str, split: str = "test", root=None, view: View | None = None) -> torch.Tensor:
+    """The label of each of a split's images by number; an image folder's from its listing, read or not."""
+    folder = listing(name, root, view)
+    if folder is None:
+        return load_dataset(name, split, root, view).labels
+    return torch.tensor([label for _, label in folder[0].files(split)], dtype=torch.long)
+
+
+def listed_pixels(name: str, index: int, split: str = "test", root=None,
+                  view: View | None = None) -> tuple[torch.Tensor, int]:
+    """An image folder's `index`-th listed file as the uint8 (C, H, W) its models read, decoded
+    alone, and its label; DataError where it cannot be read or is not listed."""
+    source, info = listing(name, root, view)
+    files = source.files(split)
+    if not 0 <= index < len(files):
+        raise DataError(f"the {split} split of {source.path} lists {len(files)} images, not an image {index}")
+    path, label = files[index]
+    try:
+        return pixels_of(path, info), label
+    except ImageError as exc:
+        raise DataError(f"{path} cannot be read as an image ({exc})") from None
 
 
 def dataset_info(name: str, root=None) -> DatasetInfo:
@@ -89,21 +127,29 @@ def on_this_machine(name: str, root=None) -> bool:
         return False
 
 
+def sample_image(name: str, split: str = "test", root=None, view: View | None = None) -> torch.Tensor:
+    """A readable image of the split, normalised as its models read it (to time a model on one),
+    without reading an image folder's split."""
+    folder = listing(name, root, view)
+    if folder is None:
+        return load_dataset(name, split, root, view).take([0])[0]
+    source, info = folder
+    for number in range(len(source.files(split))):
+        try:
+            pixels, _ = listed_pixels(name, number, split, root, view)
+        except DataError:
+            continue
+        return normalise(pixels[None], info.mean, info.std)[0]
+    raise DataError(f"no readable image under {source.split_roots[split]}")
+
+
 def dataset_image(name: str, index: int, split: str = "test", root=None,
                   view: View | None = None) -> tuple[Image.Image, int]:
     """Image `index` of a split as the PIL image a user could have uploaded, and its label. An
     image folder's is its `index`-th listed file, decoded alone (the split is not read for one
     picture); one that cannot be read raises DataError."""
-    folder = listing(name, root, view)
-    if folder is not None:
-        files = folder.files(split)
-        if not 0 <= index < len(files):
-            raise DataError(f"the {split} split of {folder.path} lists {len(files)} images, not an image {index}")
-        path, label = files[index]
-        try:
-            pixels = pixels_of(path, folder.info())
-        except ImageError as exc:
-            raise DataError(f"{path} cannot be read as an image ({exc})") from None
+    if listing(name, root, view) is not None:
+        pixels, label = listed_pixels(name, index, split, root, view)
         return Image.fromarray(pixels.permute(1, 2, 0).numpy()), label
     dataset = load_dataset(name, split, root, view)
     array = (denormalise(dataset.take([index])[0], dataset.info) * 255).round().astype(np.uint8)
@@ -114,9 +160,7 @@ def split_indices(name: str, label: int | None = None, split: str = "test", root
                   view: View | None = None) -> list[int]:
     """The numbers of a split's images of class `label`, or of all its images (their number
     varies by dataset); an image folder's from its listing, read or not."""
-    folder = listing(name, root, view)
-    labels = (torch.tensor([label for _, label in folder.files(split)]) if folder is not None
-              else load_dataset(name, split, root, view).labels)
+    labels = split_labels(name, split, root, view)
     return list(range(len(labels))) if label is None else torch.nonzero(labels == label).flatten().tolist()
 
 

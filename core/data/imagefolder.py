@@ -151,11 +151,13 @@ class ImageFolderSource(DatasetSource):
         self.check()
         info = self.info()
         images, labels, numbers = [], [], []
+        self.unreadable[split] = 0  # a split read again (another budget) counts afresh
+        self.numbers.pop(split, None)
         for number, (file, label) in enumerate(self.files(split)):
             try:
                 images.append(pixels_of(file, info))
             except ImageError:
-                self.unreadable[split] = self.unreadable.get(split, 0) + 1
+                self.unreadable[split] += 1
                 continue
             labels.append(label)
             numbers.append(number)
