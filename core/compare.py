@@ -48,10 +48,15 @@ def explain_image(model, meta: dict, image: Image.Image, target_name: str, cams,
                      model.units_have_maps, prepared.x)
 
 
-def auc_seconds(view: Explained) -> float:
-    """What `faithfulness_of` will take, from the forward pass `explain` timed: AUC_PASSES of them
-    a map (an upper bound: they run as one batch)."""
-    return len(view.out["cams"]) * AUC_PASSES * view.out["forward_seconds"]
+QUICK_SECONDS = 1.0  # the maps' AUC on the image is computed unasked below this (the bundle: milliseconds)
+
+
+def aucs_to_ask(shown: list[Explained]) -> float | None:
+    """The seconds `faithfulness_of` will take for the shown models where the page should ask
+    first (over QUICK_SECONDS: a ResNet-50 at 224 px), None where it runs unasked. Measured: each
+    map costs AUC_PASSES of the forward pass `explain` timed (an upper bound: they run batched)."""
+    seconds = sum(len(view.out["cams"]) * AUC_PASSES * view.out["forward_seconds"] for view in shown)
+    return seconds if seconds > QUICK_SECONDS else None
 
 
 def faithfulness_of(model, view: Explained) -> dict:

@@ -13,7 +13,7 @@ import streamlit as st
 
 from core.cam import CAM_METHODS, shared_layers
 from core.charts import FAITHFULNESS_MEASURES, faithfulness_chart, faithfulness_frame, probability_chart
-from core.compare import (NOTICE_RATES, SILENCE, auc_seconds, explain_image, faithfulness_of, inverts, same_data,
+from core.compare import (NOTICE_RATES, SILENCE, aucs_to_ask, explain_image, faithfulness_of, inverts, same_data,
                           scales, unlike_training)
 from core.explain import AUC_PASSES, DEFAULT_CAMS
 from core.data import DataError, dataset_image, split_indices, view_of
@@ -163,14 +163,11 @@ def render():
             auc_table(slot, faithfulness_of(common.load_model(view.meta["path"])[0], view))
 
 
-AUTO_AUC_SECONDS = 1.0  # the maps' AUC on the image is computed unasked below this (the bundle: milliseconds)
-
-
 def wants_aucs(shown) -> bool:
-    """Whether to compute each map's deletion and insertion AUC on this image: always where it is
-    quick, and on a toggle, with its measured cost, where it is not (a ResNet-50 at 224 px)."""
-    seconds = sum(auc_seconds(view) for view in shown)
-    if not any(view.out["cams"] for view in shown) or seconds <= AUTO_AUC_SECONDS:
+    """Whether to compute each map's deletion and insertion AUC on this image: unasked where it is
+    quick, on a toggle that says its measured cost where it is not."""
+    seconds = aucs_to_ask(shown)
+    if seconds is None:
         return True
     return st.toggle(f"Deletion and insertion AUC of the maps on this image (about {format_seconds(seconds)} here, "
                      "measured)", **common.kept("compare_image_auc", False),

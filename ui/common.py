@@ -145,7 +145,7 @@ def available_models() -> tuple[dict[str, dict], list[str]]:
 def preload() -> None:
     """Every checkpoint read and the results its headline figures come from, by the server's
     warm-up thread (ui/warm.py) before the first full page, which then finds them cached (a
-    1000-class model's are 150 MB of JSON, seconds to read)."""
+    1000-class model's are 140 MB of JSON, seconds to read)."""
     for meta in available_models()[0].values():
         stored_results(meta).headline_figures()
 

@@ -116,7 +116,7 @@ class Context:
         has no row but keeps its number, held or streamed."""
         a = self._analyzer
         positions = self.test.positions(rows)
-        if not a.limit and not a.meta["dataset"].startswith("imagefolder:"):
+        if not a.limit and view_of(a.meta) is None:
             return positions  # a fixed dataset's rows are its images: nothing to read
         whole = a.dataset(a.split)
         if a.limit and a.limit < len(whole):

@@ -134,12 +134,11 @@ def sample_image(name: str, split: str = "test", root=None, view: View | None = 
     if folder is None:
         return load_dataset(name, split, root, view).take([0])[0]
     source, info = folder
-    for number in range(len(source.files(split))):
+    for path, _ in source.files(split):
         try:
-            pixels, _ = listed_pixels(name, number, split, root, view)
-        except DataError:
+            return normalise(pixels_of(path, info)[None], info.mean, info.std)[0]
+        except ImageError:
             continue
-        return normalise(pixels[None], info.mean, info.std)[0]
     raise DataError(f"no readable image under {source.split_roots[split]}")
 
 
@@ -148,12 +147,12 @@ def dataset_image(name: str, index: int, split: str = "test", root=None,
     """Image `index` of a split as the PIL image a user could have uploaded, and its label. An
     image folder's is its `index`-th listed file, decoded alone (the split is not read for one
     picture); one that cannot be read raises DataError."""
-    if listing(name, root, view) is not None:
-        pixels, label = listed_pixels(name, index, split, root, view)
-        return Image.fromarray(pixels.permute(1, 2, 0).numpy()), label
-    dataset = load_dataset(name, split, root, view)
-    array = (denormalise(dataset.take([index])[0], dataset.info) * 255).round().astype(np.uint8)
-    return Image.fromarray(array), int(dataset.labels[index])
+    if not name.startswith("imagefolder:"):
+        dataset = load_dataset(name, split, root, view)
+        array = (denormalise(dataset.take([index])[0], dataset.info) * 255).round().astype(np.uint8)
+        return Image.fromarray(array), int(dataset.labels[index])
+    pixels, label = listed_pixels(name, index, split, root, view)
+    return Image.fromarray(pixels.permute(1, 2, 0).numpy()), label
 
 
 def split_indices(name: str, label: int | None = None, split: str = "test", root=None,
