@@ -24,7 +24,10 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from core import lsg, tradeoffs  # noqa: E402
+from core.weights import sha256  # noqa: E402
 from core.analysis.engine import REPORT, Analyzer, summary  # noqa: E402
+from core.analysis.iam import METHODS  # noqa: E402
+from core.analysis.layers import layer_row  # noqa: E402
 from core.store import Store  # noqa: E402
 
 OUT = ROOT / "docs" / "reproduction"
@@ -279,14 +282,176 @@ def controls_verdict(models: list[dict]) -> str:
     return "\n".join(said)
 
 
-def sweep_points(store: Store) -> dict[str, tradeoffs.Sweep]:
-    """The minimax paper's Fig. 5 from checkpoints/sweeps/ (train_sweeps.sh): each sweep's points,
-    mean and sample std over the seeds, as the Specificity and cost page folds them."""
+STUDIES = ROOT / "checkpoints" / "studies"  # tracked: each study's models' figures, without their checkpoints
+# what the Specificity and cost page reads of a model (its faithfulness is on request), and Fig. 7 / Table 2
+STUDY_ANALYSES = (*dict.fromkeys(m.analysis for m in tradeoffs.MEASURES if m.analysis not in tradeoffs.ON_REQUEST),
+                  "filter_correlation")
+MATRIX_SEED = 0  # the seed whose filter-correlation matrix a study keeps (Fig. 7 draws one model of each kind)
+
+
+def study(name: str, store: Store, figures) -> list[dict]:
+    """The models of checkpoints/<name>/ (checkpoints/train_<name>.sh), each as its file, the file's
+    SHA-256, its metadata (with the command that trained it), its per-epoch log and `figures(analyzer)`.
+
+    A study's checkpoints are not tracked: dozens of them beside the bundle would pass what travels
+    to a GPU machine with the data (bench/gpu_session.sh). So where they are here their figures are
+    computed from them and written to checkpoints/studies/<name>.json, and where they are not that
+    file is read: it names the checkpoint each figure came from, and the script retrains them."""
+    paths = sorted((ROOT / "checkpoints" / name).glob("*.pt"))
+    record = STUDIES / f"{name}.json"
+    if not paths:
+        return json.loads(record.read_text())["models"] if record.exists() else []
     models = []
-    for path in sorted((ROOT / "checkpoints" / "sweeps").glob("*.pt")):
+    for path in paths:
         analyzer = Analyzer.from_path(path, store)
-        models.append((analyzer.meta, analyzer.report(REPORT)))
-    return {sweep.option: sweep for sweep in tradeoffs.sweeps(models)}
+        progress = path.with_suffix(".progress.jsonl")
+        models.append({
+            "file": f"checkpoints/{name}/{path.name}", "sha256": sha256(path),
+            "meta": {k: v for k, v in analyzer.meta.items() if k not in ("path", "content_hash")},
+            "epochs": [e for e in map(json.loads, progress.read_text().splitlines()) if e.get("event") == "epoch"]
+            if progress.exists() else [], **figures(analyzer)})
+        print(f"{name}: {path.name}", flush=True)
+    STUDIES.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"script": f"checkpoints/train_{name}.sh", "models": models}, indent=1) + "\n")
+    return models
+
+
+def seed_figures(analyzer: Analyzer) -> dict:
+    """What the Specificity and cost page reads of a model, its gate's and its filters' figures."""
+    results = analyzer.report(STUDY_ANALYSES)
+    gate, filters = results["gate"], results["filter_correlation"]
+    return {"measured": tradeoffs.values(results),
+            "gate": {"source": gate["source"], "density": gate["density"],
+                     "monopolised": lsg.monopolised_units(torch.tensor(gate["gate"]))},
+            "filters": {"c_ic": filters["c_ic"], "within_class": filters["within_class"],
+                        "thresholds": filters["thresholds"], "redundancy": filters["redundancy"],
+                        "matrix": [[round(v, 4) for v in row] for row in filters["matrix"]]
+                        if filters["matrix"] and analyzer.meta.get("seed") == MATRIX_SEED else None}}
+
+
+# the RS paper's layers, per network: the methods each is read with ("" is the units, the hidden
+# layer before the classifier); AM beside IAM where its Figs. 1 and 5 draw them
+RS_LAYERS = {"shallow_cnn": {"conv 1": METHODS, "conv 2": ("iam",), "conv 3": METHODS, "conv 4": ("iam",),
+                             "": ("iam",)},
+             "mlp": {"hidden 1": METHODS, "hidden 3": METHODS}}
+UNITS_LAYER = {"shallow_cnn": "hidden fc", "mlp": "hidden 4", "resnet20": "pooled units"}
+
+
+def rs_figures(analyzer: Analyzer, layers: dict | None = None) -> dict:
+    """Per layer: its units' SI, RS under each method (Eq. 4, over all K units), Spearman's rho of
+    RS with SI and, for the units before the classifier, with each unit's largest class drop."""
+    arch = analyzer.meta["arch"]
+    by_layer = analyzer.run("layer_selectivity")
+    out = []
+    for layer, methods in (layers or RS_LAYERS[arch]).items():
+        runs = {method: analyzer.run("iam", layer=layer, method=method) for method in methods}
+        si = layer_row(by_layer, layer)["per_unit"] if layer else analyzer.run("selectivity")["per_unit"]
+        out.append({"layer": layer or UNITS_LAYER[arch], "si": [round(v, 5) for v in si],
+                    "rs": {method: run["rs"] for method, run in runs.items()},
+                    "rho": {method: run["spearman_rs_selectivity"] for method, run in runs.items()},
+                    "rho_drop": runs["iam"]["spearman_rs_drop"]})
+    return {"layers": out}
+
+
+def rs_rows(models: list[dict]) -> list[dict]:
+    """One row per network and layer: units, median SI, median and interquartile range of RS under
+    each method, share of units whose RS is 0, rho(RS, SI) and rho(RS, drop)."""
+    rows = []
+    for m in models:
+        for layer in m["layers"]:
+            row = {"network": m["meta"]["arch"], "layer": layer["layer"], "units": len(layer["si"]),
+                   "median_si": statistics.median(layer["si"]), "rho_drop": layer["rho_drop"]}
+            for method, rs in layer["rs"].items():
+                q1, median, q3 = statistics.quantiles(rs, n=4, method="inclusive")
+                row[method] = {"median": median, "iqr": q3 - q1, "zero": sum(v == 0 for v in rs) / len(rs),
+                               "rho": layer["rho"][method]}
+            rows.append(row)
+    return rows
+
+
+def rs_table(rows: list[dict]) -> str:
+    lines = ["| network | layer | units | median SI | RS (IAM): median / IQR / share 0 | rho(RS, SI), IAM | "
+             "RS (AM): median / IQR | rho(RS, SI), AM | rho(RS, class drop) |", "|---|---|---|---|---|---|---|---|---|"]
+    number = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
+    for r in rows:
+        iam, am = r["iam"], r.get("am")
+        am_rs = "—" if am is None else f"{am['median']:.3f} / {am['iqr']:.3f}"
+        lines.append(f"| {r['network']} | {r['layer']} | {r['units']} | {r['median_si']:.3f} | "
+                     f"{iam['median']:.3f} / {iam['iqr']:.3f} / {iam['zero']:.0%} | {number(iam['rho'])} | "
+                     f"{am_rs} | {number(am['rho']) if am else '—'} | {number(r['rho_drop'])} |")
+    return "\n".join(lines)
+
+
+def rs_claims(rows: list[dict]) -> str:
+    """The RS paper's readings, each decided by the numbers."""
+    shallow = {r["layer"]: r for r in rows if r["network"] == "shallow_cnn"}
+    mlp = [r for r in rows if r["network"] == "mlp"]
+    convs = [shallow[f"conv {i}"] for i in range(1, 5)]
+    drawn = [shallow["conv 1"], shallow["conv 3"]]
+    positive = all(r[m]["rho"] is not None and r[m]["rho"] > 0 for r in drawn for m in METHODS)
+    lower = all(r["iam"]["median"] <= r["am"]["median"] for r in drawn)
+    fc = shallow["hidden fc"]
+    fc_holds = fc["iam"]["zero"] >= 0.5 and all(fc["median_si"] > r["median_si"] for r in convs)
+    rhos = [r["iam"]["rho"] for r in convs]
+    falling = rhos[0] is not None and rhos[-1] is not None and rhos[0] > 0 and rhos[0] > rhos[-1]
+    steady = all(b < a for a, b in zip(rhos, rhos[1:])) if None not in rhos else False
+    flat = max(r["iam"]["iqr"] for r in mlp) < min(r["iam"]["iqr"] for r in drawn)
+    said = lambda holds: "matches" if holds else "**does not hold**"  # noqa: E731
+    conv_si = ", ".join(f"{r['median_si']:.3f}" for r in convs)
+    rho_path = " -> ".join("—" if v is None else f"{v:.3f}" for v in rhos)
+    mlp_iqr = ", ".join(f"{r['layer']} {r['iam']['iqr']:.3f}" for r in mlp)
+    return "\n".join([
+        f"- **RS rises with class selectivity, under AM and IAM (Fig. 1: the shallow CNN's first and third "
+        f"layers)** {said(positive)}: rho(RS, SI) in conv 1 {shallow['conv 1']['iam']['rho']:.3f} (IAM) and "
+        f"{shallow['conv 1']['am']['rho']:.3f} (AM), in conv 3 {shallow['conv 3']['iam']['rho']:.3f} and "
+        f"{shallow['conv 3']['am']['rho']:.3f}.",
+        f"- **IAM lowers RS a little against AM, the trend unchanged** {said(lower)}: median RS in conv 1 "
+        f"{shallow['conv 1']['iam']['median']:.3f} (IAM) vs {shallow['conv 1']['am']['median']:.3f} (AM), in conv 3 "
+        f"{shallow['conv 3']['iam']['median']:.3f} vs {shallow['conv 3']['am']['median']:.3f}.",
+        f"- **Before the classifier, selectivity is high and RS mostly zero (Fig. 3a)** {said(fc_holds)}: the hidden "
+        f"layer's median SI {fc['median_si']:.3f} (the convolutions' {conv_si}), "
+        f"RS 0 for {fc['iam']['zero']:.0%} of its units.",
+        f"- **rho(RS, SI) is positive and falls with depth (Fig. 3b)** {said(falling)}: conv 1 to conv 4 "
+        f"{rho_path} ({'falling at every layer' if steady else 'not at every layer'}).",
+        f"- **An MLP's RS has no diversity (Fig. 5)** {said(flat)}: the interquartile range of RS (IAM) in the MLP's "
+        f"layers {mlp_iqr}, in the shallow CNN's conv 1 and "
+        f"conv 3 {drawn[0]['iam']['iqr']:.3f} and {drawn[1]['iam']['iqr']:.3f}.",
+        f"- **Selective units matter little because others can stand in (RS against the unit's largest class drop)**: "
+        f"rho(RS, class drop) {fc['rho_drop']:.3f} on the shallow CNN's hidden layer (a negative rho: units that "
+        "others can stand in for cost less when ablated)."])
+
+
+def rs_figure(models: list[dict]) -> None:
+    """Figs. 1, 3a and 5 as the paper draws them: RS against SI per unit, IAM (and AM)."""
+    panels = [(m["meta"]["arch"], layer) for m in models for layer in m["layers"]
+              if layer["layer"] in ("conv 1", "conv 3", "hidden fc", "hidden 1", "hidden 3")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2), sharey=True)
+    for ax, (arch, layer) in zip(axes, panels):
+        for method, marker in (("am", "x"), ("iam", "o")):
+            if method in layer["rs"]:
+                ax.scatter(layer["si"], layer["rs"][method], s=8, marker=marker, alpha=0.6, label=method.upper())
+        ax.set(title=f"{arch}: {layer['layer']}", xlabel="class selectivity")
+    axes[0].set_ylabel("RS")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(OUT / "rs.png", dpi=110)
+    plt.close(fig)
+
+
+def rs_body(models: list[dict]) -> str:
+    """The section's table, figure and verdicts, or what to run where the study is not here."""
+    if {m["meta"]["arch"] for m in models} != set(RS_LAYERS):
+        return ("Not here: neither the study's checkpoints nor checkpoints/studies/rs.json. "
+                "`bash checkpoints/train_rs.sh`, then `.venv/bin/python checkpoints/make_report.py`, fills this section.")
+    rows = rs_rows(models)
+    rs_figure(models)
+    return f"{rs_table(rows)}\n\n![rs](docs/reproduction/rs.png)\n\n{rs_claims(rows)}"
+
+
+def sweep_points(models: list[dict]) -> dict[str, tradeoffs.Sweep]:
+    """The minimax paper's Fig. 5 from the sweeps study (train_sweeps.sh): each sweep's points,
+    mean and sample std over the seeds, as the Specificity and cost page folds them."""
+    return {sweep.option: sweep for sweep in tradeoffs.sweeps([(m["meta"], m["measured"]) for m in models])}
 
 
 def sweep_table(sweep: tradeoffs.Sweep, option: str) -> str:
@@ -302,9 +467,9 @@ def sweep_table(sweep: tradeoffs.Sweep, option: str) -> str:
 def sweeps_body(sweeps: dict[str, tradeoffs.Sweep]) -> str:
     """The section's tables, figure and verdicts, or what to run where the sweeps are not here."""
     if not {"p_t", "lam"} <= set(sweeps):
-        return ("Not bundled: the twelve checkpoints (13 MB) would take the repository over what travels to a GPU "
-                "machine with the data (bench/gpu_session.sh). `bash checkpoints/train_sweeps.sh` (about 15 minutes "
-                "on 2 CPU cores), then `.venv/bin/python checkpoints/make_report.py`, fills this section.")
+        return ("Not here: neither the sweeps' checkpoints nor checkpoints/studies/sweeps.json. "
+                "`bash checkpoints/train_sweeps.sh` (about 15 minutes on 2 CPU cores), then "
+                "`.venv/bin/python checkpoints/make_report.py`, fills this section.")
     return (f"MaxNTE over lambda:\n\n{sweep_table(sweeps['lam'], 'lambda')}\n\nminimax over p_t:\n\n"
             f"{sweep_table(sweeps['p_t'], 'p_t')}\n\n![sweeps](docs/reproduction/sweeps.png)\n\n{sweep_claims(sweeps)}")
 
@@ -349,6 +514,103 @@ def sweep_claims(sweeps: dict[str, tradeoffs.Sweep]) -> str:
         f"{'matches' if rising and stable else '**does not hold**'}: NTE / log 9 "
         + " -> ".join(f"{v:.3f}" for v in pt_nte) + " over 1 - p_t " + ", ".join(f"{1 - p['value']:.1f}" for p in by_gap)
         + f", accuracy within {100 * (max(pt_acc) - min(pt_acc)):.2f} points (stable: within 1 point)."])
+
+
+SEED_KINDS = {  # train_seeds.sh's runs, in the tables' order: file stem before "-seed" -> what it is
+    "ce": "cross-entropy (STD)", "confidence_penalty": "confidence penalty", "label_smoothing": "label smoothing",
+    "minimax": "minimax", "lsg": "LSG (trained gate)", "lsg-fixed": "LSG, fixed gate (App. C)"}
+
+
+def by_kind(models: list[dict]) -> dict[str, dict]:
+    """The seeds study's models grouped by kind: the measures' mean and sample std over seeds
+    (tradeoffs.over_seeds, as the Specificity and cost page folds seeds), and the gate's and the
+    filters' figures the same way."""
+    kinds = {}
+    for kind in SEED_KINDS:
+        members = [m for m in models if Path(m["file"]).stem.rsplit("-seed", 1)[0] == kind]
+        if not members:
+            continue
+        extra = {"gate_density": [m["gate"]["density"] for m in members],
+                 "c_ic": [m["filters"]["c_ic"] for m in members],
+                 "monopolised": [statistics.fmean(m["gate"]["monopolised"]) for m in members]}
+        kinds[kind] = {"seeds": len(members), "members": members, **tradeoffs.over_seeds([m["measured"] for m in members]),
+                       **{k: statistics.fmean(v) for k, v in extra.items()},
+                       **{f"{k}_spread": statistics.stdev(v) if len(v) > 1 else None for k, v in extra.items()}}
+    return kinds
+
+
+def seeds_table(kinds: dict[str, dict]) -> str:
+    lines = ["| model | seeds | accuracy | test CE (nats) | median SI | NTE / log 9 | Phi | gate density | C_IC |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for kind, k in kinds.items():
+        lines.append(f"| {SEED_KINDS[kind]} | {k['seeds']} | " + " | ".join(
+            tradeoffs.cell(k, key) for key in ("accuracy", "nll", "median_si", "nte_fraction", "phi", "gate_density",
+                                               "c_ic")) + " |")
+    return "\n".join(lines)
+
+
+def seeds_claims(kinds: dict[str, dict]) -> str:
+    """The papers' claims that need several runs, each decided on the means over seeds."""
+    acc = {kind: (k["accuracy"], k["accuracy_spread"] or 0) for kind, k in kinds.items()}
+    rivals = [kind for kind in ("ce", "confidence_penalty", "label_smoothing") if kind in acc]
+    best = max(rivals, key=lambda kind: acc[kind][0])
+    ahead = acc["minimax"][0] - acc[best][0]
+    beyond = ahead > acc["minimax"][1] + acc[best][1]
+    ce, gated, fixed = kinds["ce"], kinds["lsg"], kinds["lsg-fixed"]
+    units = gated["members"][0]["meta"]["num_features"]
+    share = gated["monopolised"] / units
+    ratio = {kind: kinds[kind]["c_ic"] / ce["c_ic"] for kind in ("lsg", "lsg-fixed")}
+    return "\n".join([
+        f"- **Minimax is as accurate as the output regularisers or more (minimax paper Table 1: ResNet-18 on "
+        f"CIFAR-10, minimax 95.33 +- 0.12 against 94.94-95.11)** "
+        f"{'matches' if ahead >= 0 else '**does not hold**'}: minimax {100 * acc['minimax'][0]:.2f} +- "
+        f"{100 * acc['minimax'][1]:.2f}, the best of the others ({SEED_KINDS[best]}) {100 * acc[best][0]:.2f} +- "
+        f"{100 * acc[best][1]:.2f}; the gap is {'larger' if beyond else 'smaller'} than the two spreads together.",
+        f"- **LSG keeps CE's accuracy and cross-entropy and lowers Phi (LSG paper Table 1: 0.9062 vs 0.9046, "
+        f"Phi 0.2203 vs 0.8234)** {'matches' if gated['phi'] < ce['phi'] and gated['accuracy'] >= ce['accuracy'] - 0.01 else '**does not hold**'}: "
+        f"accuracy {gated['accuracy']:.4f} vs {ce['accuracy']:.4f}, test CE {gated['nll']:.4f} vs {ce['nll']:.4f}, "
+        f"Phi {gated['phi']:.4f} vs {ce['phi']:.4f}.",
+        f"- **Each class monopolises about 10% of the units (LSG paper Sec. 4.3: 6 of ResNet-20's 64, over 20 "
+        f"models)** {'matches' if 0.05 <= share <= 0.15 else '**does not hold**'}: {gated['monopolised']:.1f} of "
+        f"{units} a class on average over {gated['seeds']} LSG models (sample std of the models' means "
+        f"{gated['monopolised_spread'] or 0:.1f}).",
+        f"- **Inter-class filter correlation under LSG is about half of STD's (LSG paper Table 2, ResNet-20: "
+        f"0.1022 vs 0.1648, a ratio of 0.62)** {'matches' if ratio['lsg-fixed'] <= 0.7 else '**does not hold**'} for the "
+        f"fixed gate the paper used there: C_IC {fixed['c_ic']:.4f} vs {ce['c_ic']:.4f} (ratio {ratio['lsg-fixed']:.2f}); "
+        f"the trained gate's is {gated['c_ic']:.4f} (ratio {ratio['lsg']:.2f}).",
+    ])
+
+
+def seeds_figure(kinds: dict[str, dict]) -> None:
+    """Fig. 7 as the paper draws it: the filter correlation matrix of a CE and a fixed-gate LSG
+    model (seed MATRIX_SEED, ordered by the gate's classes), and (e) the share of entries above a
+    threshold, mean over seeds, for CE, LSG and the fixed gate."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    for ax, kind in zip(axes, ("ce", "lsg-fixed")):
+        matrix = next(m["filters"]["matrix"] for m in kinds[kind]["members"] if m["filters"]["matrix"] is not None)
+        shown = ax.imshow(matrix, cmap="RdBu_r", vmin=-1, vmax=1)
+        ax.set(title=f"{SEED_KINDS[kind]}, seed {MATRIX_SEED}", xticks=[], yticks=[])
+    fig.colorbar(shown, ax=axes[:2], fraction=0.03)
+    for kind in ("ce", "lsg", "lsg-fixed"):
+        members = kinds[kind]["members"]
+        thresholds = members[0]["filters"]["thresholds"]
+        curve = [statistics.fmean(m["filters"]["redundancy"][i] for m in members) for i in range(len(thresholds))]
+        axes[2].plot(thresholds, curve, marker="o", label=SEED_KINDS[kind])
+    axes[2].set(xlabel="threshold", ylabel="share of entries above it", title="(e) redundancy, mean over seeds")
+    axes[2].legend(fontsize=8)
+    fig.savefig(OUT / "seeds.png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def seeds_body(models: list[dict]) -> str:
+    """The section's table, figure and verdicts, or what to run where the study is not here."""
+    kinds = by_kind(models)
+    if not {"ce", "minimax", "lsg", "lsg-fixed"} <= set(kinds):
+        return ("Not here: neither the study's checkpoints nor checkpoints/studies/seeds.json. "
+                "`bash checkpoints/train_seeds.sh`, then `.venv/bin/python checkpoints/make_report.py`, fills this "
+                "section.")
+    seeds_figure(kinds)
+    return f"{seeds_table(kinds)}\n\n![seeds](docs/reproduction/seeds.png)\n\n{seeds_claims(kinds)}"
 
 
 def masking_table(models: list[dict]) -> str:
@@ -578,7 +840,9 @@ def main():
             if (ROOT / "checkpoints" / f"{name}.pt").exists()]
     controls = [analyse(ROOT / "checkpoints" / "controls" / f"{name}.pt", store, faithfulness=False) for name in CONTROLS
                 if (ROOT / "checkpoints" / "controls" / f"{name}.pt").exists()]
-    sweeps = sweep_points(store)
+    sweeps = sweep_points(study("sweeps", store, seed_figures))
+    seeds = study("seeds", store, seed_figures)
+    rs = study("rs", store, rs_figures)
     # the bundle's CE beside the controls: the same questions on a model trained to convergence
     reference = [{**m, "name": f"{m['name']} (bundled, {m['epochs']} epochs)"} for m in models if m["name"] == "ce"]
     plots(models, full)
@@ -597,7 +861,7 @@ def main():
               "vit_verdict": vit_verdict(models, vits) if len(vits) == len(VIT) else "",
               "vit_epochs": vits[0]["epochs"] if vits else 0,
               "controls_table": controls_table([*controls, *reference]) if len(controls) == len(CONTROLS) else "(the controls are not trained yet)",
-              "sweeps_body": sweeps_body(sweeps),
+              "sweeps_body": sweeps_body(sweeps), "seeds_body": seeds_body(seeds), "rs_body": rs_body(rs),
               "controls_verdict": controls_verdict([*controls, *reference]) if len(controls) == len(CONTROLS) else ""}
     TARGET.write_text(TEMPLATE.read_text().format_map(tables))
     print(f"wrote {TARGET.relative_to(ROOT)} and {OUT.relative_to(ROOT)}/")

@@ -95,12 +95,14 @@ def values(results: dict[str, dict]) -> dict[str, float | None]:
     return out
 
 
-def summarise(models: list[tuple[dict, dict[str, dict]]]) -> list[dict]:
+def summarise(models: list[tuple[dict, dict[str, float | None]]]) -> list[dict]:
     """One row per group of models that differ only in their seed: its label (the first model's),
-    method, the number of seeds, and for each measure its mean and sample spread (None for one seed)."""
+    method, the number of seeds, and for each measure its mean and sample spread (None for one seed).
+    `models`: each model's metadata and its measures (`values`), which a report may have kept
+    without the checkpoint (checkpoints/studies/)."""
     groups: dict[str, list[tuple[dict, dict]]] = {}
-    for meta, results in models:
-        groups.setdefault(same_but_seed(meta), []).append((meta, values(results)))
+    for meta, measured in models:
+        groups.setdefault(same_but_seed(meta), []).append((meta, measured))
     rows = []
     for members in groups.values():
         first = members[0][0]
@@ -139,12 +141,12 @@ def _option_of(meta: dict, option: str):
     return meta.get("options", {}).get(option) if option not in SWEPT_TOP_LEVEL else meta.get(option)
 
 
-def sweeps(models: list[tuple[dict, dict[str, dict]]]) -> list[Sweep]:
+def sweeps(models: list[tuple[dict, dict[str, float | None]]]) -> list[Sweep]:
     """Every option over which some models differ in that option alone (their seeds aside), with
     at least two values: the minimax paper's Fig. 5 (non-target entropy against p_t or lambda),
-    Table 1's mean +- std over runs."""
+    Table 1's mean +- std over runs. `models` as `summarise` takes them."""
     found: dict[tuple[str, str], dict] = {}
-    for meta, results in models:
+    for meta, measured in models:
         if "seed" not in meta or not isinstance(meta.get("options"), dict):
             continue
         base = {k: v for k, v in meta.items() if k not in SEEDLESS}
@@ -156,7 +158,7 @@ def sweeps(models: list[tuple[dict, dict[str, dict]]]) -> list[Sweep]:
             rest.pop(option, None)
             group = found.setdefault((option, json.dumps(rest, sort_keys=True, default=str)),
                                      {"method": meta.get("method", ""), "by_value": {}})
-            group["by_value"].setdefault(value, []).append(values(results))
+            group["by_value"].setdefault(value, []).append(measured)
     out = []
     for (option, _), group in found.items():
         if len(group["by_value"]) < 2:

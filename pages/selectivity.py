@@ -8,6 +8,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from core.analysis.iam import METHOD_LABELS, METHODS
 from core.analysis.layers import layer_row
 from core.charts import epoch_axis, lines_coincide, model_colour, selectivity_density_chart, selectivity_histogram_chart
 from core.headline import LABELS, figure_columns, format_number
@@ -69,15 +70,18 @@ def substitution_section(models: list[dict]) -> None:
     selective units tend to be ones other units substitute for."""
     st.subheader("Representative Substitution against selectivity")
     penultimate = "penultimate units"
-    chosen = st.selectbox("Units of", [penultimate, *common.layer_names(models)], key="sel_rs_layer", help="the RS paper computes RS layer by layer "
-                          "(Fig. 3b); a layer's channels are its units, each map's mean its activation")
+    left, right = st.columns(2)
+    chosen = left.selectbox("Units of", [penultimate, *common.layer_names(models)], key="sel_rs_layer", help="the RS paper computes RS layer by layer "
+                            "(Fig. 3b); a layer's channels are its units, each map's mean its activation")
+    method = right.radio("Each unit's image by", METHODS, format_func=METHOD_LABELS.get, key="sel_rs_method",
+                         help="IAM, the RS paper's; plain activation maximisation, the baseline its Fig. 1 draws beside it")
     layer = "" if chosen == penultimate else chosen
     in_layer = [m for m in models if not layer or layer in common.depth_layers(m)]
-    suited = common.on_request(in_layer, "iam", f"Compute IAM and RS of the {chosen} for {{count}} model(s) (about a "
-                               "minute each on a CPU)", "sel_iam", layer=layer)
+    suited = common.on_request(in_layer, "iam", f"Compute {method.upper()} and RS of the {chosen} for {{count}} model(s) "
+                               "(about a minute each on a CPU)", "sel_iam", layer=layer, method=method)
     rows, rhos = [], []
     for meta in suited:
-        iam = common.stored_results(meta).cached("iam", layer=layer)
+        iam = common.stored_results(meta).cached("iam", layer=layer, method=method)
         if iam is None:
             continue
         sel = (common.analysis(meta, "selectivity") if not layer

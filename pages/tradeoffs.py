@@ -9,7 +9,8 @@ import pandas as pd
 import streamlit as st
 
 from core.charts import model_colour
-from core.tradeoffs import COST, MEASURES, ON_REQUEST, SPECIFICITY, WHY_THEY_DISAGREE, cell, summarise, sweeps
+from core.tradeoffs import (COST, MEASURES, ON_REQUEST, SPECIFICITY, WHY_THEY_DISAGREE, cell, summarise, sweeps,
+                            values)
 from ui import common
 
 
@@ -23,7 +24,7 @@ def render():
         results = {name: None if engine.skipped_reason(name) else  # e.g. non-target entropy of 2 classes
                    engine.cached(name) if name in ON_REQUEST else common.analysis(meta, name)
                    for name in needed}
-        collected.append((meta, {k: v for k, v in results.items() if v is not None}))
+        collected.append((meta, values({k: v for k, v in results.items() if v is not None})))
     rows = summarise(collected)
     st.caption("One row per model; models that differ only in their seed share a row (mean ± sample standard "
                "deviation). Arrows say which way is better. The faithfulness margins show where the faithfulness "

@@ -333,7 +333,7 @@ def test_models_that_differ_only_in_their_seed_share_a_row_with_mean_and_spread(
     def model(method, seed, si):
         meta = {"label": f"{method}-{seed}", "method": method, "options": {}, "arch": "resnet20",
                 "dataset": "fashion-mnist", "epochs": 40, "seed": seed}
-        return meta, {"selectivity": {"median": si}}
+        return meta, values({"selectivity": {"median": si}})
     rows = summarise([model("ce", 0, 0.7), model("ce", 1, 0.8), model("minimax", 0, 0.9)])
     assert [r["model"] for r in rows] == ["ce-0 (+1 seeds)", "minimax-0"] and rows[0]["seeds"] == 2
     assert cell(rows[0], "median_si") == "0.750 ± 0.071" and cell(rows[1], "median_si") == "0.900"
@@ -345,11 +345,11 @@ def test_models_that_differ_only_in_their_seed_share_a_row_with_mean_and_spread(
 
 
 def test_models_our_trainer_did_not_make_or_that_differ_in_more_than_the_seed_are_never_folded():
-    from core.tradeoffs import summarise
+    from core.tradeoffs import summarise, values
     imported = [({"label": f"r50-{i}", "method": "imported", "arch": "resnet50", "dataset": "x", "path": f"{i}.pt"},
-                 {"accuracy": {"accuracy": 0.5 + i / 10}}) for i in range(2)]
+                 values({"accuracy": {"accuracy": 0.5 + i / 10}})) for i in range(2)]
     other_lr = [({"label": f"ce-{lr}", "method": "ce", "seed": 0, "lr": lr, "arch": "resnet20"},
-                 {"accuracy": {"accuracy": 0.9}}) for lr in (0.1, 0.05)]
+                 values({"accuracy": {"accuracy": 0.9}})) for lr in (0.1, 0.05)]
     assert [r["seeds"] for r in summarise(imported + other_lr)] == [1, 1, 1, 1]
 
 
@@ -357,12 +357,12 @@ def test_sweeps_group_models_that_differ_in_one_option_alone():
     """minimax at p_t 0.6 (seeds 0, 1: NTE 0.9, 1.0) and 0.8 (seed 0: 0.7), and a minimax at p_t 0.8
     with another lr: one sweep over p_t (values 0.6, 0.8; mean 0.95 +- 0.0707 then 0.7), one over
     lr (0.1 and 0.05 at p_t 0.8); a CE model sweeps nothing."""
-    from core.tradeoffs import sweeps
+    from core.tradeoffs import sweeps, values
 
     def model(p_t, seed, nte, lr=0.1, method="minimax"):
         meta = {"label": f"m{p_t}-{seed}-{lr}", "method": method, "options": {"p_t": p_t} if p_t else {},
                 "arch": "resnet20", "lr": lr, "seed": seed}
-        return meta, {"nontarget_entropy": {"fraction": nte}}
+        return meta, values({"nontarget_entropy": {"fraction": nte}})
     found = sweeps([model(0.6, 0, 0.9), model(0.6, 1, 1.0), model(0.8, 0, 0.7), model(0.8, 0, 0.5, lr=0.05),
                     model(None, 0, 0.3, method="ce")])
     by = {s.option: s for s in found}

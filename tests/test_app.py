@@ -361,7 +361,7 @@ def test_a_sweep_starts_from_the_sidebar_and_its_models_form_one_sweep(app_env):
     from pathlib import Path
     from core import runs
     from core.checkpoints import load
-    from core.tradeoffs import sweeps
+    from core.tradeoffs import sweeps, values
     folder = Path(ui_env.os.environ["UNITLENS_RUNS"])
     before = {r.run_id for r in runs.list_runs(folder)}
     at = new_app()
@@ -385,7 +385,7 @@ def test_a_sweep_starts_from_the_sidebar_and_its_models_form_one_sweep(app_env):
         assert time.time() < deadline
         time.sleep(0.5)
     metas = [load(r.out).meta for r in started]
-    found = sweeps([(meta, {}) for meta in metas])
+    found = sweeps([(meta, values({})) for meta in metas])
     assert [(s.option, [p["value"] for p in s.points]) for s in found] == [("p_t", [0.6, 0.9])]
 
 
@@ -731,6 +731,9 @@ def test_rs_against_selectivity_is_computed_on_request_and_drawn(app_env):
     assert any("RS against selectivity" in spec for spec in specs)
     assert any(shown(c.value).startswith("ce rho(RS, SI) ") for c in at.caption)
     assert not [b for b in at.button if b.key == "sel_iam"]
+    at.radio(key="sel_rs_method").set_value("am").run()  # the paper's baseline: its own images, asked for apart
+    assert at.button(key="sel_iam").label.startswith("Compute AM and RS of the penultimate units for 1 model(s)")
+    at.radio(key="sel_rs_method").set_value("iam").run()
     at.switch_page("pages/unit.py").run()
     no_errors(at)
     assert any(shown(c.value).startswith("More active than unit ") for c in at.caption)

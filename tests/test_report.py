@@ -56,3 +56,77 @@ def test_the_controls_verdict_compares_units_with_rotated_directions(report):
     models[0]["rotation"]["mean_max_class_drop"] = models[1]["rotation"]["mean_max_class_drop"] = 0.5
     assert "random direction?** no:" in report.controls_verdict(models).splitlines()[0]
     assert "without it the mean largest class drop of one unit is 6.00% (with it 3.00%)" in said[2]
+
+
+def seeded(kind, seed, accuracy, phi=0.5, c_ic=0.2, monopolised=(6, 6)):
+    """One model of the seeds study as checkpoints/studies/seeds.json keeps it (two classes, 64 units)."""
+    from core.tradeoffs import MEASURES
+    return {"file": f"checkpoints/seeds/{kind}-seed{seed}.pt", "meta": {"num_features": 64, "seed": seed},
+            "measured": {**{m.key: None for m in MEASURES}, "accuracy": accuracy, "phi": phi, "nll": 0.3},
+            "gate": {"density": 0.2, "monopolised": list(monopolised)},
+            "filters": {"c_ic": c_ic, "within_class": 0.5, "thresholds": [0.3], "redundancy": [0.1], "matrix": None}}
+
+
+def test_the_seeds_study_folds_seeds_by_kind_and_its_claims_follow_the_means(report):
+    """Kinds from the file names (lsg-fixed apart from lsg), mean and sample std over seeds; each
+    verdict turns when the figures do."""
+    models = [seeded("ce", 0, 0.80, phi=0.9, c_ic=0.20), seeded("ce", 1, 0.82, phi=0.7, c_ic=0.16),
+              seeded("label_smoothing", 0, 0.79), seeded("minimax", 0, 0.83), seeded("minimax", 1, 0.85),
+              seeded("lsg", 0, 0.81, phi=0.3, c_ic=0.15, monopolised=(6, 8)),
+              seeded("lsg", 1, 0.81, phi=0.3, c_ic=0.13, monopolised=(4, 6)),
+              seeded("lsg-fixed", 0, 0.78, c_ic=0.09)]
+    kinds = report.by_kind(models)
+    assert list(kinds) == ["ce", "label_smoothing", "minimax", "lsg", "lsg-fixed"]
+    assert kinds["ce"]["seeds"] == 2 and kinds["ce"]["accuracy"] == pytest.approx(0.81)
+    assert kinds["ce"]["accuracy_spread"] == pytest.approx(0.0141421, rel=1e-5)
+    assert kinds["lsg"]["monopolised"] == pytest.approx(6.0) and kinds["lsg"]["monopolised_spread"] == pytest.approx(1.4142136)
+    assert kinds["ce"]["c_ic"] == pytest.approx(0.18) and kinds["lsg-fixed"]["c_ic_spread"] is None
+    said = report.seeds_claims(kinds).splitlines()
+    assert "matches" in said[0] and "minimax 84.00 +- 1.41" in said[0] and "(cross-entropy (STD)) 81.00" in said[0]
+    assert "matches" in said[1] and "Phi 0.3000 vs 0.8000" in said[1]
+    assert "matches" in said[2] and "6.0 of 64 a class" in said[2]  # 9.4% of the units
+    assert "matches" in said[3] and "ratio 0.50" in said[3] and "(ratio 0.78)" in said[3]
+    for m in models:
+        if m["file"].startswith("checkpoints/seeds/minimax"):
+            m["measured"]["accuracy"] = 0.70
+        if m["file"].startswith("checkpoints/seeds/lsg-"):
+            m["filters"]["c_ic"] = 0.17
+        if "/lsg-seed" in m["file"]:
+            m["measured"]["phi"], m["gate"]["monopolised"] = 0.95, [1, 1]
+    said = report.seeds_claims(report.by_kind(models)).splitlines()
+    assert all("**does not hold**" in line for line in said)
+
+
+def rs_layer(name, si, iam, am=None, rho=(0.5, 0.4), rho_drop=None):
+    return {"layer": name, "si": si, "rs": {"iam": iam, **({"am": am} if am else {})},
+            "rho": {"iam": rho[0], **({"am": rho[1]} if am else {})}, "rho_drop": rho_drop}
+
+
+def test_the_rs_claims_follow_the_figures(report):
+    """Medians, interquartile ranges (inclusive quartiles) and shares of zero per layer; each
+    verdict turns when the figures do."""
+    shallow = {"meta": {"arch": "shallow_cnn"}, "layers": [
+        rs_layer("conv 1", [0.1, 0.2, 0.3, 0.4, 0.5], [0.0, 0.2, 0.4, 0.6, 0.8], [0.2, 0.4, 0.6, 0.8, 1.0], (0.9, 0.8)),
+        rs_layer("conv 2", [0.2] * 5, [0.1] * 5, rho=(0.6, None)),
+        rs_layer("conv 3", [0.3] * 5, [0.0, 0.1, 0.2, 0.3, 0.4], [0.1, 0.2, 0.3, 0.4, 0.5], (0.5, 0.3)),
+        rs_layer("conv 4", [0.3] * 5, [0.1] * 5, rho=(0.2, None)),
+        rs_layer("hidden fc", [0.8] * 5, [0, 0, 0, 0.1, 0.2], rho=(0.1, None), rho_drop=-0.3)]}
+    mlp = {"meta": {"arch": "mlp"}, "layers": [rs_layer("hidden 1", [0.2] * 5, [0.5] * 5, [0.5] * 5),
+                                             rs_layer("hidden 3", [0.2] * 5, [0.4] * 5, [0.4] * 5)]}
+    rows = report.rs_rows([shallow, mlp])
+    conv1 = rows[0]
+    assert conv1["median_si"] == pytest.approx(0.3) and conv1["iam"]["median"] == pytest.approx(0.4)
+    assert conv1["iam"]["iqr"] == pytest.approx(0.4) and conv1["iam"]["zero"] == pytest.approx(0.2)
+    assert rows[4]["iam"]["zero"] == pytest.approx(0.6) and "am" not in rows[4]
+    said = report.rs_claims(rows).splitlines()
+    assert all(line.count("matches") == 1 for line in said[:5]), said
+    assert "0.900 -> 0.600 -> 0.500 -> 0.200 (falling at every layer)" in said[3]
+    assert "rho(RS, class drop) -0.300" in said[5]
+    assert "| shallow_cnn | conv 1 | 5 | 0.300 | 0.400 / 0.400 / 20% | 0.900 | 0.600 / 0.400 | 0.800 | — |" in \
+        report.rs_table(rows)
+    shallow["layers"][0]["rho"] = {"iam": -0.1, "am": 0.8}  # conv 1 no longer positive, nor above conv 4
+    shallow["layers"][0]["rs"]["iam"] = [0.9] * 5           # and IAM's RS above AM's; no diversity lost in the MLP
+    shallow["layers"][4]["si"] = [0.1] * 5                 # the hidden layer no more selective than the convolutions
+    mlp["layers"][0]["rs"]["iam"] = [0.0, 0.25, 0.5, 0.75, 1.0]
+    said = report.rs_claims(report.rs_rows([shallow, mlp])).splitlines()
+    assert all("**does not hold**" in line for line in said[:5]), said

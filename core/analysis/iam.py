@@ -14,6 +14,7 @@ from .features import exact_float32
 from .layers import depth_layer, selectivity_of_layer
 
 METHODS = ("iam", "am")
+METHOD_LABELS = {"iam": "IAM (Eq. 3: the unit above its layer's mean)", "am": "AM (Eq. 2: the unit alone)"}
 MORE_ACTIVE_KEPT = 8  # per unit, the units most active above it on its image (the paper's Fig. 2)
 
 
