@@ -518,7 +518,8 @@ def sweep_claims(sweeps: dict[str, tradeoffs.Sweep]) -> str:
 
 SEED_KINDS = {  # train_seeds.sh's runs, in the tables' order: file stem before "-seed" -> what it is
     "ce": "cross-entropy (STD)", "confidence_penalty": "confidence penalty", "label_smoothing": "label smoothing",
-    "minimax": "minimax", "lsg": "LSG (trained gate)", "lsg-fixed": "LSG, fixed gate (App. C)"}
+    "minimax": "minimax", "lsg": "LSG (trained gate)", "lsg-fixed": "LSG, fixed gate (App. C)",
+    "lsg-tight": "LSG, gate tightened to binary after 2 epochs (Sec. 3.3)"}
 
 
 def by_kind(models: list[dict]) -> dict[str, dict]:
@@ -591,7 +592,7 @@ def seeds_figure(kinds: dict[str, dict]) -> None:
         shown = ax.imshow(matrix, cmap="RdBu_r", vmin=-1, vmax=1)
         ax.set(title=f"{SEED_KINDS[kind]}, seed {MATRIX_SEED}", xticks=[], yticks=[])
     fig.colorbar(shown, ax=axes[:2], fraction=0.03)
-    for kind in ("ce", "lsg", "lsg-fixed"):
+    for kind in [k for k in ("ce", "lsg", "lsg-fixed", "lsg-tight") if k in kinds]:
         members = kinds[kind]["members"]
         thresholds = members[0]["filters"]["thresholds"]
         curve = [statistics.fmean(m["filters"]["redundancy"][i] for m in members) for i in range(len(thresholds))]

@@ -2,7 +2,8 @@
 # Runs over seeds, for the "Over seeds" section of REPRODUCTION.md: the minimax paper's Table 1
 # (cross-entropy, confidence penalty, label smoothing and minimax, mean +- std over runs), the LSG
 # paper's Table 1 and its "monopolised filters counted over many models" (LSG over seeds), and its
-# Sec. 4.3 fixed gate (a hand-set gate, each class owning a block of units: Fig. 7 and Table 2).
+# Sec. 4.3 fixed gate (a hand-set gate, each class owning a block of units: Fig. 7 and Table 2) and
+# its Sec. 3.3 tightening (the trained gate made binary after 2 epochs, then held).
 # Each with the bundle's options, three seeds, on the sweeps' short schedule (4 epochs on a seeded,
 # class-balanced 10,000 of the training images; figures on the whole test split), one run at a
 # time on this project's 2-core CPU (about 75 s a run when nothing else runs). The checkpoints go
@@ -15,12 +16,12 @@ COMMON=(--dataset fashion-mnist --arch resnet20 --epochs 4 --limit 10000 --batch
 mkdir -p checkpoints/seeds
 for seed in ${SEEDS:-0 1 2}; do
   for spec in "ce:" "confidence_penalty:--beta 0.1" "label_smoothing:--eps 0.1" "minimax:--p-t 0.7" "lsg:" \
-              "lsg-fixed:--fixed-gate true"; do
+              "lsg-fixed:--fixed-gate true" "lsg-tight:--tighten-epoch 2"; do
     name=${spec%%:*}
     out="checkpoints/seeds/$name-seed$seed.pt"
     if [[ -f "$out" ]]; then continue; fi  # a rerun trains only what is missing
     # shellcheck disable=SC2086
-    .venv/bin/python -m core.train --method "${name%-fixed}" ${spec#*:} "${COMMON[@]}" --seed "$seed" --out "$out" \
+    .venv/bin/python -m core.train --method "${name%%-*}" ${spec#*:} "${COMMON[@]}" --seed "$seed" --out "$out" \
       > "checkpoints/seeds/$name-seed$seed.log" 2>&1
   done
 done
