@@ -4,6 +4,7 @@ warnings that only make sense across the models shown side by side. The Compare 
 what these return."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,6 +65,17 @@ def faithfulness_of(model, view: Explained) -> dict:
     with one_image_threads():
         return faithfulness_on_image(model, view.x, view.out["cams"], view.out["target"],
                                      black_value(info_from_meta(view.meta)))
+
+
+def view_digest(view: Explained) -> str:
+    """What a view's AUCs depend on (its input, class and maps) as one hash: the page reruns on
+    every widget change, and the AUCs of a 224 px model take seconds."""
+    digest = hashlib.sha256(view.x.detach().cpu().numpy().tobytes())
+    digest.update(str(view.out["target"]).encode())
+    for name, saliency in sorted(view.out["cams"].items()):
+        digest.update(name.encode())
+        digest.update(torch.as_tensor(saliency).detach().cpu().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def same_data(models: list[dict]) -> tuple[list[dict], list[dict]]:

@@ -14,7 +14,7 @@ import streamlit as st
 from core.cam import CAM_METHODS, shared_layers
 from core.charts import FAITHFULNESS_MEASURES, faithfulness_chart, faithfulness_frame, probability_chart
 from core.compare import (NOTICE_RATES, SILENCE, aucs_to_ask, explain_image, faithfulness_of, inverts, same_data,
-                          scales, unlike_training)
+                          scales, unlike_training, view_digest)
 from core.explain import AUC_PASSES, DEFAULT_CAMS
 from core.data import DataError, dataset_image, split_indices, view_of
 from core.progress import format_seconds
@@ -160,7 +160,14 @@ def render():
     faithfulness_section(models)
     for view, slot in zip(shown, slots):  # last: seconds a model at 224 px, and the page is all there meanwhile
         if slot is not None:
-            auc_table(slot, faithfulness_of(common.load_model(view.meta["path"])[0], view))
+            auc_table(slot, image_aucs(view.meta["path"], view.meta["content_hash"], view_digest(view), view))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def image_aucs(path: str, content_hash: str, digest: str, _view) -> dict:
+    """Each map's deletion and insertion AUC on the view's image, once per model and `digest`
+    (core.compare.view_digest: the image, class and maps)."""
+    return faithfulness_of(common.load_model(path)[0], _view)
 
 
 def wants_aucs(shown) -> bool:

@@ -52,6 +52,12 @@ def test_the_maps_faithfulness_on_the_image_is_for_the_explained_class(bundled_c
         assert got[name] == pytest.approx({"deletion": float(deletion[0]), "insertion": float(insertion[0])},
                                           abs=1e-6)  # the page's one thread against all of them
         assert 0 <= got[name]["deletion"] <= 1 and 0 <= got[name]["insertion"] <= 1
+    # the page keeps the AUCs by this digest: the same image, class and maps give it, another class does not
+    from core.compare import view_digest
+    again = explain_image(model, meta, image, "Bag", ["cam", "layercam"])
+    assert view_digest(again) == view_digest(view)
+    assert view_digest(explain_image(model, meta, image, "Coat", ["cam", "layercam"])) != view_digest(view)
+    assert view_digest(explain_image(model, meta, image, "Bag", ["cam"])) != view_digest(view)
 
 
 def test_top_units_take_their_class_from_the_gate_none_for_an_empty_column(bundled_ce, data_root):
