@@ -312,7 +312,9 @@ def study(name: str, store: Store, figures) -> list[dict]:
             if progress.exists() else [], **figures(analyzer)})
         print(f"{name}: {path.name}", flush=True)
     STUDIES.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps({"script": f"checkpoints/train_{name}.sh", "models": models}, indent=1) + "\n")
+    # a model a line: what travels to a GPU machine is counted in bytes (see above)
+    record.write_text(f'{{"script": "checkpoints/train_{name}.sh", "models": [\n'
+                      + ",\n".join(json.dumps(m, separators=(",", ":")) for m in models) + "\n]}\n")
     return models
 
 
@@ -326,7 +328,14 @@ def seed_figures(analyzer: Analyzer) -> dict:
             "filters": {"c_ic": filters["c_ic"], "within_class": filters["within_class"],
                         "thresholds": filters["thresholds"], "redundancy": filters["redundancy"],
                         "matrix": [[round(v, 4) for v in row] for row in filters["matrix"]]
-                        if filters["matrix"] and analyzer.meta.get("seed") == MATRIX_SEED else None}}
+                        if filters["matrix"] and drawn_in_fig7(analyzer.meta) else None}}
+
+
+def drawn_in_fig7(meta: dict) -> bool:
+    """Fig. 7 draws one CE and one fixed-gate LSG model: seed MATRIX_SEED of each keeps its matrix."""
+    options = meta.get("options") or {}
+    return meta.get("seed") == MATRIX_SEED and (
+        (meta.get("method") == "ce" and not options) or (meta.get("method") == "lsg" and bool(options.get("fixed_gate"))))
 
 
 # the RS paper's layers, per network: the methods each is read with ("" is the units, the hidden
