@@ -7,6 +7,7 @@ with every table filled in by this script (no number in the report is typed by h
 
     .venv/bin/python checkpoints/make_report.py
 """
+import hashlib
 import json
 import math
 import statistics
@@ -24,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from core import lsg, tradeoffs  # noqa: E402
+from core.losses.lsg import LSG  # noqa: E402
 from core.weights import sha256  # noqa: E402
 from core.analysis.engine import REPORT, Analyzer, summary  # noqa: E402
 from core.analysis.iam import METHODS  # noqa: E402
@@ -306,7 +308,7 @@ def study(name: str, store: Store, figures) -> list[dict]:
         analyzer = Analyzer.from_path(path, store)
         progress = path.with_suffix(".progress.jsonl")
         models.append({
-            "file": f"checkpoints/{name}/{path.name}", "sha256": sha256(path),
+            "file": f"checkpoints/{name}/{path.name}", "sha256": sha256(path), "weights_sha256": weights_digest(path),
             "meta": {k: v for k, v in analyzer.meta.items() if k not in ("path", "content_hash")},
             "epochs": [e for e in map(json.loads, progress.read_text().splitlines()) if e.get("event") == "epoch"]
             if progress.exists() else [], **figures(analyzer)})
@@ -316,6 +318,17 @@ def study(name: str, store: Store, figures) -> list[dict]:
     record.write_text(f'{{"script": "checkpoints/train_{name}.sh", "models": [\n'
                       + ",\n".join(json.dumps(m, separators=(",", ":")) for m in models) + "\n]}\n")
     return models
+
+
+def weights_digest(path: Path) -> str:
+    """SHA-256 of the weights alone (name and bytes of each tensor, in name order): a retrained
+    checkpoint's file differs in its metadata (time, command), its weights may not."""
+    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        digest.update(key.encode())
+        digest.update(state[key].contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def seed_figures(analyzer: Analyzer) -> dict:
@@ -436,9 +449,10 @@ def rs_figure(models: list[dict]) -> None:
               if layer["layer"] in ("conv 1", "conv 3", "hidden fc", "hidden 1", "hidden 3")]
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2), sharey=True)
     for ax, (arch, layer) in zip(axes, panels):
-        for method, marker in (("am", "x"), ("iam", "o")):
+        for method, marker, colour in (("am", "x", "C0"), ("iam", "o", "C1")):
             if method in layer["rs"]:
-                ax.scatter(layer["si"], layer["rs"][method], s=8, marker=marker, alpha=0.6, label=method.upper())
+                ax.scatter(layer["si"], layer["rs"][method], s=8, marker=marker, color=colour, alpha=0.6,
+                           label=method.upper())
         ax.set(title=f"{arch}: {layer['layer']}", xlabel="class selectivity")
     axes[0].set_ylabel("RS")
     axes[0].legend(fontsize=8)
@@ -455,6 +469,21 @@ def rs_body(models: list[dict]) -> str:
     rows = rs_rows(models)
     rs_figure(models)
     return f"{rs_table(rows)}\n\n![rs](docs/reproduction/rs.png)\n\n{rs_claims(rows)}"
+
+
+def retrained_alike(*studies: list[dict]) -> str:
+    """Which runs were trained twice (the same options and seed in two studies) and whether their
+    weights came out the same: what a reader who retrains a study can expect to check."""
+    by_weights: dict[str, list[str]] = {}
+    for model in (m for study in studies for m in study):
+        by_weights.setdefault(model["weights_sha256"], []).append(model["file"])
+    twins = [files for files in by_weights.values() if len(files) > 1]
+    if not twins:
+        return "No run was trained twice here, so whether retraining gives the same weights is not known."
+    pairs = "; ".join(" and ".join(f"`{f}`" for f in files) for files in twins)
+    return (f"Trained twice here with the same options and seed, {pairs} came out with the same weights "
+            "(their files differ in the time and command recorded), so on this machine a retrained study's "
+            "weights can be checked against `weights_sha256`; another CPU or a GPU may round differently.")
 
 
 def sweep_points(models: list[dict]) -> dict[str, tradeoffs.Sweep]:
@@ -531,6 +560,10 @@ SEED_KINDS = {  # train_seeds.sh's runs, in the tables' order: file stem before 
     "lsg-tight": "LSG, gate tightened to binary after 2 epochs (Sec. 3.3)"}
 
 
+NO_CORRELATION = 0.01  # a C_IC below this is no correlation: half of it means nothing
+TARGET_DENSITY = LSG.options["target_density"][0]  # the bundle's and the study's
+
+
 def by_kind(models: list[dict]) -> dict[str, dict]:
     """The seeds study's models grouped by kind: the measures' mean and sample std over seeds
     (tradeoffs.over_seeds, as the Specificity and cost page folds seeds), and the gate's and the
@@ -565,7 +598,7 @@ def seeds_claims(kinds: dict[str, dict]) -> str:
     rivals = [kind for kind in ("ce", "confidence_penalty", "label_smoothing") if kind in acc]
     best = max(rivals, key=lambda kind: acc[kind][0])
     ahead = acc["minimax"][0] - acc[best][0]
-    beyond = ahead > acc["minimax"][1] + acc[best][1]
+    beyond = abs(ahead) > acc["minimax"][1] + acc[best][1]
     ce, gated, fixed = kinds["ce"], kinds["lsg"], kinds["lsg-fixed"]
     units = gated["members"][0]["meta"]["num_features"]
     share = gated["monopolised"] / units
@@ -575,7 +608,8 @@ def seeds_claims(kinds: dict[str, dict]) -> str:
         f"CIFAR-10, minimax 95.33 +- 0.12 against 94.94-95.11)** "
         f"{'matches' if ahead >= 0 else '**does not hold**'}: minimax {100 * acc['minimax'][0]:.2f} +- "
         f"{100 * acc['minimax'][1]:.2f}, the best of the others ({SEED_KINDS[best]}) {100 * acc[best][0]:.2f} +- "
-        f"{100 * acc[best][1]:.2f}; the gap is {'larger' if beyond else 'smaller'} than the two spreads together.",
+        f"{100 * acc[best][1]:.2f}: minimax {'ahead' if ahead >= 0 else 'behind'} by {100 * abs(ahead):.2f} points, "
+        f"{'more' if beyond else 'less'} than the two spreads together.",
         f"- **LSG keeps CE's accuracy and cross-entropy and lowers Phi (LSG paper Table 1: 0.9062 vs 0.9046, "
         f"Phi 0.2203 vs 0.8234)** {'matches' if gated['phi'] < ce['phi'] and gated['accuracy'] >= ce['accuracy'] - 0.01 else '**does not hold**'}: "
         f"accuracy {gated['accuracy']:.4f} vs {ce['accuracy']:.4f}, test CE {gated['nll']:.4f} vs {ce['nll']:.4f}, "
@@ -583,11 +617,15 @@ def seeds_claims(kinds: dict[str, dict]) -> str:
         f"- **Each class monopolises about 10% of the units (LSG paper Sec. 4.3: 6 of ResNet-20's 64, over 20 "
         f"models)** {'matches' if 0.05 <= share <= 0.15 else '**does not hold**'}: {gated['monopolised']:.1f} of "
         f"{units} a class on average over {gated['seeds']} LSG models (sample std of the models' means "
-        f"{gated['monopolised_spread'] or 0:.1f}).",
+        f"{gated['monopolised_spread'] or 0:.1f}), whose trained gates' density is {gated['gate_density']:.3f} "
+        f"against its target of {TARGET_DENSITY} (a gate that has not grown sparse gives no unit to one class alone).",
         f"- **Inter-class filter correlation under LSG is about half of STD's (LSG paper Table 2, ResNet-20: "
-        f"0.1022 vs 0.1648, a ratio of 0.62)** {'matches' if ratio['lsg-fixed'] <= 0.7 else '**does not hold**'} for the "
-        f"fixed gate the paper used there: C_IC {fixed['c_ic']:.4f} vs {ce['c_ic']:.4f} (ratio {ratio['lsg-fixed']:.2f}); "
-        f"the trained gate's is {gated['c_ic']:.4f} (ratio {ratio['lsg']:.2f}).",
+        f"0.1022 vs 0.1648, a ratio of 0.62)** "
+        + (f"cannot tell: STD's C_IC is {ce['c_ic']:.4f}, no correlation to halve (the fixed gate's "
+           f"{fixed['c_ic']:.4f}, the trained gate's {gated['c_ic']:.4f})." if ce["c_ic"] < NO_CORRELATION else
+           f"{'matches' if ratio['lsg-fixed'] <= 0.7 else '**does not hold**'} for the fixed gate the paper used "
+           f"there: C_IC {fixed['c_ic']:.4f} vs {ce['c_ic']:.4f} (ratio {ratio['lsg-fixed']:.2f}); the trained "
+           f"gate's is {gated['c_ic']:.4f} (ratio {ratio['lsg']:.2f})."),
     ])
 
 
@@ -595,12 +633,12 @@ def seeds_figure(kinds: dict[str, dict]) -> None:
     """Fig. 7 as the paper draws it: the filter correlation matrix of a CE and a fixed-gate LSG
     model (seed MATRIX_SEED, ordered by the gate's classes), and (e) the share of entries above a
     threshold, mean over seeds, for CE, LSG and the fixed gate."""
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4), layout="constrained")
     for ax, kind in zip(axes, ("ce", "lsg-fixed")):
         matrix = next(m["filters"]["matrix"] for m in kinds[kind]["members"] if m["filters"]["matrix"] is not None)
         shown = ax.imshow(matrix, cmap="RdBu_r", vmin=-1, vmax=1)
         ax.set(title=f"{SEED_KINDS[kind]}, seed {MATRIX_SEED}", xticks=[], yticks=[])
-    fig.colorbar(shown, ax=axes[:2], fraction=0.03)
+    fig.colorbar(shown, ax=axes[1], fraction=0.046, label="correlation")
     for kind in [k for k in ("ce", "lsg", "lsg-fixed", "lsg-tight") if k in kinds]:
         members = kinds[kind]["members"]
         thresholds = members[0]["filters"]["thresholds"]
@@ -850,7 +888,8 @@ def main():
             if (ROOT / "checkpoints" / f"{name}.pt").exists()]
     controls = [analyse(ROOT / "checkpoints" / "controls" / f"{name}.pt", store, faithfulness=False) for name in CONTROLS
                 if (ROOT / "checkpoints" / "controls" / f"{name}.pt").exists()]
-    sweeps = sweep_points(study("sweeps", store, seed_figures))
+    swept = study("sweeps", store, seed_figures)
+    sweeps = sweep_points(swept)
     seeds = study("seeds", store, seed_figures)
     rs = study("rs", store, rs_figures)
     # the bundle's CE beside the controls: the same questions on a model trained to convergence
@@ -872,6 +911,7 @@ def main():
               "vit_epochs": vits[0]["epochs"] if vits else 0,
               "controls_table": controls_table([*controls, *reference]) if len(controls) == len(CONTROLS) else "(the controls are not trained yet)",
               "sweeps_body": sweeps_body(sweeps), "seeds_body": seeds_body(seeds), "rs_body": rs_body(rs),
+              "retrained_alike": retrained_alike(swept, seeds, rs),
               "controls_verdict": controls_verdict([*controls, *reference]) if len(controls) == len(CONTROLS) else ""}
     TARGET.write_text(TEMPLATE.read_text().format_map(tables))
     print(f"wrote {TARGET.relative_to(ROOT)} and {OUT.relative_to(ROOT)}/")
