@@ -8,6 +8,7 @@ with every table filled in by this script (no number in the report is typed by h
     .venv/bin/python checkpoints/make_report.py
 """
 import hashlib
+import io
 import json
 import math
 import statistics
@@ -23,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from core import lsg, tradeoffs  # noqa: E402
 from core.losses.lsg import LSG  # noqa: E402
@@ -97,6 +99,14 @@ def masking_summary(result: dict) -> dict:
             "units": statistics.mean(len(u) for u in result["units"])}
 
 
+def save_figure(fig, filename: str, dpi: int) -> None:
+    """The figure as a PNG of 256 colours (a third of the bytes; the plots use a few): what is
+    tracked travels to a GPU machine, within a budget (bench/gpu_session.sh)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=dpi, bbox_inches="tight")
+    Image.open(buffer).convert("RGB").quantize(256).save(OUT / filename, optimize=True)
+
+
 def si_histogram(rows: list[dict], filename: str, title: str) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     edges = [i / 20 for i in range(21)]
@@ -105,7 +115,7 @@ def si_histogram(rows: list[dict], filename: str, title: str) -> None:
     ax.set(xlabel="selectivity index", ylabel="units", title=title)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(OUT / filename, dpi=120)
+    save_figure(fig, filename, 120)
     plt.close(fig)
 
 
@@ -123,7 +133,7 @@ def plots(models: list[dict], full: list[dict]) -> None:
     axes[2].set_ylim(0.80, 0.96)
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(OUT / "trajectory.png", dpi=120)
+    save_figure(fig, "trajectory.png", 120)
     plt.close(fig)
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.5))
@@ -139,7 +149,7 @@ def plots(models: list[dict], full: list[dict]) -> None:
         ax.set(title=title)
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(OUT / "faithfulness.png", dpi=120)
+    save_figure(fig, "faithfulness.png", 120)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
@@ -148,7 +158,7 @@ def plots(models: list[dict], full: list[dict]) -> None:
     ax.set(ylabel="nats", title="Mean non-target entropy")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(OUT / "nontarget_entropy.png", dpi=120)
+    save_figure(fig, "nontarget_entropy.png", 120)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -163,7 +173,7 @@ def plots(models: list[dict], full: list[dict]) -> None:
     ax.set(ylabel="test accuracy", title="Replacing influential vs non-influential features")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(OUT / "noise_ablation.png", dpi=120)
+    save_figure(fig, "noise_ablation.png", 120)
     plt.close(fig)
 
     fig, axes = plt.subplots(1, len(models), figsize=(4 * len(models), 3.2), sharey=True)
@@ -172,7 +182,7 @@ def plots(models: list[dict], full: list[dict]) -> None:
         ax.set(title=f"{m['name']}: rho {m['headline']['rho_drop_selectivity']:.2f}", xlabel="selectivity")
     axes[0].set_ylabel("largest class-accuracy drop")
     fig.tight_layout()
-    fig.savefig(OUT / "unit_ablation.png", dpi=120)
+    save_figure(fig, "unit_ablation.png", 120)
     plt.close(fig)
 
     if full:
@@ -185,7 +195,7 @@ def plots(models: list[dict], full: list[dict]) -> None:
         ax.set(xlabel="p_t", title="Minimax p_t (10-epoch schedule)")
         ax.legend()
         fig.tight_layout()
-        fig.savefig(OUT / "pt_full.png", dpi=120)
+        save_figure(fig, "pt_full.png", 120)
         plt.close(fig)
 
 
@@ -457,7 +467,7 @@ def rs_figure(models: list[dict]) -> None:
     axes[0].set_ylabel("RS")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(OUT / "rs.png", dpi=110)
+    save_figure(fig, "rs.png", 110)
     plt.close(fig)
 
 
@@ -528,7 +538,7 @@ def sweep_figure(sweeps: dict[str, tradeoffs.Sweep]) -> None:
                        fmt="s--", color="C3", capsize=3)
         right.set_ylabel("test accuracy", color="C3")
     fig.tight_layout()
-    fig.savefig(OUT / "sweeps.png", dpi=120)
+    save_figure(fig, "sweeps.png", 120)
     plt.close(fig)
 
 
@@ -646,7 +656,7 @@ def seeds_figure(kinds: dict[str, dict]) -> None:
         axes[2].plot(thresholds, curve, marker="o", label=SEED_KINDS[kind])
     axes[2].set(xlabel="threshold", ylabel="share of entries above it", title="(e) redundancy, mean over seeds")
     axes[2].legend(fontsize=8)
-    fig.savefig(OUT / "seeds.png", dpi=120, bbox_inches="tight")
+    save_figure(fig, "seeds.png", 120)
     plt.close(fig)
 
 
@@ -714,7 +724,7 @@ def influential_maps_figure(models: list[dict]) -> None:
             ax.set_title(f"{m['name']}: {group}", fontsize=9)
             ax.axis("off")
     fig.tight_layout()
-    fig.savefig(OUT / "influential_maps.png", dpi=110)
+    save_figure(fig, "influential_maps.png", 110)
     plt.close(fig)
 
 
