@@ -7,7 +7,7 @@
 # Each with the bundle's options, three seeds, on the sweeps' short schedule (4 epochs on a seeded,
 # class-balanced 10,000 of the training images; figures on the whole test split), one run at a
 # time on this project's 2-core CPU (about 75 s a run when nothing else runs). The checkpoints go
-# to checkpoints/seeds/ (not tracked: see checkpoints/studies/README.md); make_report.py records
+# to checkpoints/seeds/ (not tracked: REPRODUCTION.md, "Studies of many models"); make_report.py records
 # each model's figures, with its checkpoint's SHA-256 and its command, in checkpoints/studies/seeds.json.
 # Run from the project root.
 #   SEEDS="0 1"   fewer seeds
