@@ -1,7 +1,7 @@
 """Numbers and plots for REPRODUCTION.md, from `core.analysis` on the bundled checkpoints (with
 their per-epoch trajectories and the faithfulness of their maps) and the minimax runs at other
 p_t (checkpoints/full_pt/), the unit-ablation controls (checkpoints/controls/) and the sweeps of
-the minimax paper's Fig. 5 (checkpoints/sweeps/). Full test split, whole training split. Writes
+the minimax paper's Fig. 5 (checkpoints/studies/sweeps/). Full test split, whole training split. Writes
 docs/reproduction/figures.json and PNG plots, and REPRODUCTION.md from docs/reproduction/REPRODUCTION.md.in
 with every table filled in by this script (no number in the report is typed by hand).
 
@@ -309,7 +309,7 @@ def study(name: str, store: Store, figures) -> list[dict]:
     to a GPU machine with the data (bench/gpu_session.sh). So where they are here their figures are
     computed from them and written to checkpoints/studies/<name>.json, and where they are not that
     file is read: it names the checkpoint each figure came from, and the script retrains them."""
-    paths = sorted((ROOT / "checkpoints" / name).glob("*.pt"))
+    paths = sorted((STUDIES / name).glob("*.pt"))
     record = STUDIES / f"{name}.json"
     if not paths:
         return json.loads(record.read_text())["models"] if record.exists() else []
@@ -318,7 +318,7 @@ def study(name: str, store: Store, figures) -> list[dict]:
         analyzer = Analyzer.from_path(path, store)
         progress = path.with_suffix(".progress.jsonl")
         models.append({
-            "file": f"checkpoints/{name}/{path.name}", "sha256": sha256(path), "weights_sha256": weights_digest(path),
+            "file": f"checkpoints/studies/{name}/{path.name}", "sha256": sha256(path), "weights_sha256": weights_digest(path),
             "meta": {k: v for k, v in analyzer.meta.items() if k not in ("path", "content_hash")},
             "epochs": [e for e in map(json.loads, progress.read_text().splitlines()) if e.get("event") == "epoch"]
             if progress.exists() else [], **figures(analyzer)})

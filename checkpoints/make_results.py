@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 from core import shipped  # noqa: E402
 from core.analysis.base import ANALYSES, TRANSIENT  # noqa: E402
 from core.analysis.engine import REPORT, Analyzer  # noqa: E402
-from core.catalog import discover  # noqa: E402
+from core.catalog import bundle  # noqa: E402
 from core.store import MemoryStore, Store  # noqa: E402
 
 BUNDLE = ROOT / "checkpoints"
@@ -34,7 +34,7 @@ SHIPPED_FOR = {"adversarial_detection": ("ce", "lsg")}
 
 def main(names: list[str], fresh: bool = False) -> None:
     # every checkpoint the app lists from here, sub-folders too (full_pt/); NAME may be full_pt/minimax-full-pt0.6
-    paths = [BUNDLE / f"{n}.pt" for n in names] or discover(include_runs=False)
+    paths = [BUNDLE / f"{n}.pt" for n in names] or bundle()
     kept = set()
     with tempfile.TemporaryDirectory() as work:
         store = Store(Path(work) / "results.duckdb")  # fresh: holds only what this run computed
@@ -76,7 +76,7 @@ def index_entry(analyzer: Analyzer) -> dict:
 
 def write_index() -> None:
     entries = {}
-    for path in discover(include_runs=False):
+    for path in bundle():
         analyzer = Analyzer.from_path(path, MemoryStore(), feature_dir=None)
         if shipped.path_for(analyzer.hash).is_file():
             entries[analyzer.hash] = index_entry(analyzer)

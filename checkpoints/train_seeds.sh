@@ -7,21 +7,21 @@
 # Each with the bundle's options, three seeds, on the sweeps' short schedule (4 epochs on a seeded,
 # class-balanced 10,000 of the training images; figures on the whole test split), one run at a
 # time on this project's 2-core CPU (about 75 s a run when nothing else runs). The checkpoints go
-# to checkpoints/seeds/ (not tracked: REPRODUCTION.md, "Studies of many models"); make_report.py records
+# to checkpoints/studies/seeds/ (not tracked: REPRODUCTION.md, "Studies of many models"); make_report.py records
 # each model's figures, with its checkpoint's SHA-256 and its command, in checkpoints/studies/seeds.json.
 # Run from the project root.
 #   SEEDS="0 1"   fewer seeds
 set -euo pipefail
 COMMON=(--dataset fashion-mnist --arch resnet20 --epochs 4 --limit 10000 --batch-size 256 --lr 0.1 --log-interval 10)
-mkdir -p checkpoints/seeds
+mkdir -p checkpoints/studies/seeds
 for seed in ${SEEDS:-0 1 2}; do
   for spec in "ce:" "confidence_penalty:--beta 0.1" "label_smoothing:--eps 0.1" "minimax:--p-t 0.7" "lsg:" \
               "lsg-fixed:--fixed-gate true" "lsg-tight:--tighten-epoch 2"; do
     name=${spec%%:*}
-    out="checkpoints/seeds/$name-seed$seed.pt"
+    out="checkpoints/studies/seeds/$name-seed$seed.pt"
     if [[ -f "$out" ]]; then continue; fi  # a rerun trains only what is missing
     # shellcheck disable=SC2086
     .venv/bin/python -m core.train --method "${name%%-*}" ${spec#*:} "${COMMON[@]}" --seed "$seed" --out "$out" \
-      > "checkpoints/seeds/$name-seed$seed.log" 2>&1
+      > "checkpoints/studies/seeds/$name-seed$seed.log" 2>&1
   done
 done

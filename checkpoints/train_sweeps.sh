@@ -7,5 +7,5 @@
 # Run from the project root.
 set -euo pipefail
 COMMON=(--dataset fashion-mnist --arch resnet20 --epochs 4 --limit 10000 --batch-size 256 --lr 0.1 --log-interval 10)
-.venv/bin/python -m core.sweep --vary p_t=0.5,0.7,0.9 --seeds 0,1 --out-dir checkpoints/sweeps -- --method minimax "${COMMON[@]}"
-.venv/bin/python -m core.sweep --vary lam=0.5,1,2 --seeds 0,1 --out-dir checkpoints/sweeps -- --method maxnte "${COMMON[@]}"
+.venv/bin/python -m core.sweep --vary p_t=0.5,0.7,0.9 --seeds 0,1 --out-dir checkpoints/studies/sweeps -- --method minimax "${COMMON[@]}"
+.venv/bin/python -m core.sweep --vary lam=0.5,1,2 --seeds 0,1 --out-dir checkpoints/studies/sweeps -- --method maxnte "${COMMON[@]}"

@@ -68,6 +68,16 @@ def discover(extra=(), include_runs: bool = True) -> list[Path]:
     return list(found.values())
 
 
+STUDIES = "studies"  # checkpoints/studies/: models of the report's studies, their figures shipped, not their results
+
+
+def bundle() -> list[Path]:
+    """The bundled checkpoints, whose results ship (make_results.py): checkpoints/ without its
+    studies' folders, which hold models the app lists once a study script has trained them."""
+    studies = bundled_dir() / STUDIES
+    return [path for path in discover(include_runs=False) if studies not in path.parents]
+
+
 def visible_files(folders, *suffixes: str) -> list[Path]:
     """Files of these suffixes in the folders (recursive, sorted per folder), never in hidden
     files or folders: temporaries, unfinished runs, .ipynb_checkpoints."""

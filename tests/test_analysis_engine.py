@@ -271,13 +271,13 @@ def test_the_shipped_index_holds_what_the_engine_reads_for_every_bundled_checkpo
     bundled checkpoint, its metadata and the headline figures the engine reads from the shipped
     results; a retrained checkpoint or a new analysis version without make_results fails here."""
     from core import shipped
-    from core.catalog import discover
+    from core.catalog import bundle
     from core.checkpoints import load
     from core.headline import ANALYSES_NEEDED, headline
     from core.store import MemoryStore
     monkeypatch.delenv("UNITLENS_CHECKPOINTS", raising=False)  # the repository's own bundle
     index = shipped.index()
-    loaded_all = [load(path) for path in discover(include_runs=False)]
+    loaded_all = [load(path) for path in bundle()]
     assert loaded_all and set(index) == {loaded.meta["content_hash"] for loaded in loaded_all}
     for loaded in loaded_all:
         path = Path(loaded.meta["path"])

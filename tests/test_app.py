@@ -291,7 +291,7 @@ def test_the_first_overview_is_drawn_from_the_shipped_index_without_the_engine(m
     import streamlit as st
     from streamlit.testing.v1 import AppTest
     from core import shipped
-    from core.catalog import ROOT_CHECKPOINTS, file_hash
+    from core.catalog import ROOT_CHECKPOINTS, bundle, file_hash
     from core.headline import HEADLINE
     from ui import warm
     for key, value in ui_env.app_environment(ROOT_CHECKPOINTS, tmp_path).items():
@@ -304,8 +304,7 @@ def test_the_first_overview_is_drawn_from_the_shipped_index_without_the_engine(m
     assert any("Loading PyTorch" in c.value for c in at.sidebar.caption) and not at.sidebar.multiselect
     frame = overview_table(at)
     index = shipped.index()
-    # the bundle: what ships with figures (a study trained here, checkpoints/seeds/..., has none to show yet)
-    paths = {p.stem: p for p in ROOT_CHECKPOINTS.glob("**/*.pt") if file_hash(p) in index}
+    paths = {p.stem: p for p in bundle()}  # a study's models, once trained here, have no shipped figures
     names = [model.removesuffix(" ✓") for model in frame["model"]]
     assert names[:3] == ["ce", "minimax", "lsg"] and sorted(names) == sorted(paths)
     assert [model.endswith(" ✓") for model in frame["model"]] == [True] * 3 + [False] * (len(paths) - 3)

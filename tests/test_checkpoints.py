@@ -91,6 +91,18 @@ def test_discover_lists_extra_folders_but_not_temporaries(tmp_path):
     assert all(not p.name.startswith(".") for p in found)
 
 
+def test_the_bundle_is_the_checkpoints_folder_without_its_studies(tmp_path, monkeypatch):
+    """A study's models (checkpoints/studies/NAME/) are listed by the app but not bundled: their
+    results never ship (make_results.py), only the report's figures of them."""
+    from core.catalog import bundle
+    for path in (tmp_path / "a.pt", tmp_path / "full_pt" / "b.pt", tmp_path / "studies" / "seeds" / "c.pt"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(path, create_model("resnet20", 10, 1), META)
+    monkeypatch.setenv("UNITLENS_CHECKPOINTS", str(tmp_path))
+    assert bundle() == [tmp_path / "a.pt", tmp_path / "full_pt" / "b.pt"]
+    assert tmp_path / "studies" / "seeds" / "c.pt" in discover(include_runs=False)
+
+
 def test_a_killed_writers_day_old_temporaries_are_cleared_and_nothing_else(tmp_path):
     """SIGKILL mid-write leaves `.NAME.<random>.tmp`; the next save of NAME removes those a day old,
     never a fresh one (a writer at work) nor any other file."""

@@ -61,7 +61,7 @@ def test_the_controls_verdict_compares_units_with_rotated_directions(report):
 def seeded(kind, seed, accuracy, phi=0.5, c_ic=0.2, monopolised=(6, 6)):
     """One model of the seeds study as checkpoints/studies/seeds.json keeps it (two classes, 64 units)."""
     from core.tradeoffs import MEASURES
-    return {"file": f"checkpoints/seeds/{kind}-seed{seed}.pt", "meta": {"num_features": 64, "seed": seed},
+    return {"file": f"checkpoints/studies/seeds/{kind}-seed{seed}.pt", "meta": {"num_features": 64, "seed": seed},
             "measured": {**{m.key: None for m in MEASURES}, "accuracy": accuracy, "phi": phi, "nll": 0.3},
             "gate": {"density": 0.2, "monopolised": list(monopolised)},
             "filters": {"c_ic": c_ic, "within_class": 0.5, "thresholds": [0.3], "redundancy": [0.1], "matrix": None}}
@@ -87,9 +87,9 @@ def test_the_seeds_study_folds_seeds_by_kind_and_its_claims_follow_the_means(rep
     assert "matches" in said[2] and "6.0 of 64 a class" in said[2]  # 9.4% of the units
     assert "matches" in said[3] and "ratio 0.50" in said[3] and "(ratio 0.78)" in said[3]
     for m in models:
-        if m["file"].startswith("checkpoints/seeds/minimax"):
+        if m["file"].startswith("checkpoints/studies/seeds/minimax"):
             m["measured"]["accuracy"] = 0.70
-        if m["file"].startswith("checkpoints/seeds/lsg-"):
+        if m["file"].startswith("checkpoints/studies/seeds/lsg-"):
             m["filters"]["c_ic"] = 0.17
         if "/lsg-seed" in m["file"]:
             m["measured"]["phi"], m["gate"]["monopolised"] = 0.95, [1, 1]
