@@ -26,12 +26,13 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from core import lsg, tradeoffs  # noqa: E402
+from core import catalog, lsg, tradeoffs  # noqa: E402
 from core.losses.lsg import LSG  # noqa: E402
 from core.weights import sha256  # noqa: E402
 from core.analysis.engine import REPORT, Analyzer, summary  # noqa: E402
 from core.analysis.iam import METHODS  # noqa: E402
 from core.analysis.layers import layer_row  # noqa: E402
+from core.analysis.selectivity import quartiles  # noqa: E402
 from core.store import Store  # noqa: E402
 
 OUT = ROOT / "docs" / "reproduction"
@@ -294,7 +295,7 @@ def controls_verdict(models: list[dict]) -> str:
     return "\n".join(said)
 
 
-STUDIES = ROOT / "checkpoints" / "studies"  # tracked: each study's models' figures, without their checkpoints
+STUDIES = ROOT / "checkpoints" / catalog.STUDIES  # tracked: each study's models' figures, without their checkpoints
 # what the Specificity and cost page reads of a model (its faithfulness is on request), and Fig. 7 / Table 2
 STUDY_ANALYSES = (*dict.fromkeys(m.analysis for m in tradeoffs.MEASURES if m.analysis not in tradeoffs.ON_REQUEST),
                   "filter_correlation")
@@ -394,7 +395,7 @@ def rs_rows(models: list[dict]) -> list[dict]:
             row = {"network": m["meta"]["arch"], "layer": layer["layer"], "units": len(layer["si"]),
                    "median_si": statistics.median(layer["si"]), "rho_drop": layer["rho_drop"]}
             for method, rs in layer["rs"].items():
-                q1, median, q3 = statistics.quantiles(rs, n=4, method="inclusive")
+                q1, median, q3 = quartiles(torch.tensor(rs))  # the app's and the JSON's definition
                 row[method] = {"median": median, "iqr": q3 - q1, "zero": sum(v == 0 for v in rs) / len(rs),
                                "rho": layer["rho"][method]}
             rows.append(row)
