@@ -54,10 +54,14 @@ def is_gated_step(epoch: int, step: int, period: int, by_epoch: bool, warmup_epo
 
 
 def block_gate(num_classes: int, num_units: int) -> torch.Tensor:
-    """The hand-set gate of the LSG paper's App. C: unit k belongs to class floor(k C / K), so each
-    class owns a contiguous block of about K/C units (1 there, 0 elsewhere)."""
-    owner = torch.arange(num_units) * num_classes // num_units
-    return (owner[None, :] == torch.arange(num_classes)[:, None]).float()
+    """The hand-set gate of the LSG paper's App. C (Fig. 9): each class owns a contiguous block of
+    floor(K/C) units (1 there, 0 elsewhere) and the K mod C units left over are open to every class
+    (ResNet-20's 64 units, 10 classes: 6 a class, 4 shared by all)."""
+    own = num_units // num_classes
+    owner = torch.arange(num_units) // max(own, 1)
+    gate = (owner[None, :] == torch.arange(num_classes)[:, None]).float()
+    gate[:, own * num_classes:] = 1.0
+    return gate
 
 
 def tighten_gate(gate: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -93,6 +97,12 @@ def fit_verdict(converged: bool | None, target: float, num_classes: int, stopped
 def single_class_fraction(gate: torch.Tensor, threshold: float = 0.5) -> float:
     """Fraction of units whose column has exactly one entry >= threshold."""
     return float(((gate >= threshold).sum(dim=0) == 1).float().mean())
+
+
+def shared_fraction(gate: torch.Tensor, threshold: float = 0.5) -> float:
+    """Fraction of units open to two classes or more (the LSG paper's filters "shared by classes",
+    about 10% over its 20 models, Sec. 4.3); with the single-class and the closed units it makes 1."""
+    return float(((gate >= threshold).sum(dim=0) >= 2).float().mean())
 
 
 def monopolised_units(gate: torch.Tensor, threshold: float = 0.5) -> list[int]:

@@ -344,6 +344,21 @@ def test_models_that_differ_only_in_their_seed_share_a_row_with_mean_and_spread(
     assert got["deletion_margin"] == pytest.approx(0.5) and got["insertion_margin"] == pytest.approx(1.0)
 
 
+def test_the_gates_shares_fold_over_seeds_and_old_records_lack_them_quietly():
+    """Gate 1 opens unit 0 to class 0 alone and unit 1 to both (shared 1/2); gate 2 opens unit 1 to
+    class 1 alone (shared 0): shared units 0.25 +- 0.354. A record kept before "shared_units"
+    existed folds without it; other keys fold the same way."""
+    from core.tradeoffs import over_seeds, values
+    one = values({"gate": {"gate": [[0.9, 0.6], [0.1, 0.7]], "single_class_fraction": 0.5}})
+    two = values({"gate": {"gate": [[0.2, 0.1], [0.3, 0.8]], "single_class_fraction": 0.5}})
+    assert one["shared_units"] == 0.5 and two["shared_units"] == 0.0
+    old = {k: v for k, v in two.items() if k != "shared_units"}
+    folded = over_seeds([one, two, old])
+    assert folded["shared_units"] == pytest.approx(0.25) and folded["shared_units_spread"] == pytest.approx(0.3535534)
+    assert folded["single_class_units"] == 0.5 and folded["single_class_units_spread"] == 0.0
+    assert over_seeds([{"c_ic": 0.1}, {"c_ic": 0.3}, {}], ["c_ic"]) == pytest.approx({"c_ic": 0.2, "c_ic_spread": 0.1414214})
+
+
 def test_models_our_trainer_did_not_make_or_that_differ_in_more_than_the_seed_are_never_folded():
     from core.tradeoffs import summarise, values
     imported = [({"label": f"r50-{i}", "method": "imported", "arch": "resnet50", "dataset": "x", "path": f"{i}.pt"},

@@ -128,12 +128,13 @@ def test_a_fit_converged_on_an_unreachable_density_target_says_so():
 
 
 def test_a_fixed_hand_set_gate_trains_the_network_through_it_and_stays(tmp_path, data_root):
-    """App. C's gate: 7 units over 3 classes go 0,0,0,1,1,2,2 (k * C // K). With fixed_gate the
-    run trains the network on the gated path while the gate stays the block gate, bit for bit."""
+    """App. C's gate: 7 units over 3 classes go 0,0,1,1,2,2 (two a class, k // 2) and the one left
+    is open to all. With fixed_gate the run trains the network on the gated path while the gate
+    stays the block gate, bit for bit."""
     from core.checkpoints import load
     from core.lsg import block_gate
     from core.trainer import TrainConfig, train
-    assert block_gate(3, 7).tolist() == [[1, 1, 1, 0, 0, 0, 0], [0, 0, 0, 1, 1, 0, 0], [0, 0, 0, 0, 0, 1, 1]]
+    assert block_gate(3, 7).tolist() == [[1, 1, 0, 0, 0, 0, 1], [0, 0, 1, 1, 0, 0, 1], [0, 0, 0, 0, 1, 1, 1]]
     out = tmp_path / "fixed.pt"
     train(TrainConfig(method="lsg", options={"warmup_epochs": 0, "fixed_gate": True, "period": 1}, epochs=1,
                       limit=200, batch_size=100, out=str(out), data_root=str(data_root), snapshot_per_class=0))
@@ -148,6 +149,15 @@ def test_monopolised_units_count_each_class_its_single_class_units():
     gate = torch.tensor([[1.0, 0.6, 0.2, 0.0], [0.0, 0.7, 0.9, 0.0], [0.0, 0.0, 0.0, 0.4]])
     assert lsg.monopolised_units(gate) == [1, 1, 0]
     assert sum(lsg.monopolised_units(gate)) == lsg.single_class_fraction(gate) * gate.shape[1]
+    assert lsg.shared_fraction(gate) == 0.25  # unit 1 alone is open to two classes
+
+
+def test_a_fixed_gates_units_are_monopolised_or_shared_by_all():
+    """The paper's Fig. 9 gate (10 classes, 64 units): 6 units a class, the last 4 open to every class."""
+    gate = lsg.block_gate(10, 64)
+    assert lsg.monopolised_units(gate) == [6] * 10
+    assert lsg.shared_fraction(gate) == 4 / 64
+    assert lsg.single_class_fraction(gate) + lsg.shared_fraction(gate) == 1
 
 
 def test_own_row_logits_by_hand():

@@ -25,8 +25,8 @@ class LSG(CrossEntropy):
         "period": (3, "one gated step (or epoch) in every `period`"),
         "by_epoch": (False, "alternate by epoch (epoch % period == period - 1) instead of by step"),
         "warmup_epochs": (1, "standard epochs before the first gated step"),
-        "fixed_gate": (False, "a hand-set gate, not trained: each class owns a block of K/C units (1 there, 0 "
-                              "elsewhere), as the LSG paper's Sec. 4.3 and App. C"),
+        "fixed_gate": (False, "a hand-set gate, not trained: each class owns a block of floor(K/C) units (1 there, "
+                              "0 elsewhere), the K mod C left are open to all, as the LSG paper's Sec. 4.3 and App. C"),
         "tighten_epoch": (-1, "epochs trained before the gate is tightened to binary and held (Sec. 3.3): a unit "
                               "with one class's entry >= tighten_threshold is that class's alone, any other is "
                               "shared by all; -1: never"),

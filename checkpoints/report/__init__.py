@@ -1,0 +1,1 @@
+"""REPRODUCTION.md's sections, one module each: checkpoints/make_report.py puts them together."""
