@@ -20,6 +20,8 @@
 #              streamed; then its forward passes under torchrun on one GPU and on every GPU there is
 #   schedule   the bundle (checkpoints/train_bundled.sh, 40 epochs, all six at once) and the trio
 #              on 80 epochs beside it; stopped (resumable) after $DEADLINE seconds
+#   lsg20      the twenty LSG models of REPRODUCTION.md (checkpoints/train_lsg20.sh, ten at once),
+#              their checkpoints and logs back as lsg20.tar (then `make_report.py` here records them)
 # The bundled checkpoints came from the "schedule" step (bench/RESULTS.md lists every lease).
 set -u
 export PYTHONUNBUFFERED=1 PYTHON=python3
@@ -47,6 +49,9 @@ for step in $STEPS; do
       tar cf "$OUT/e80a.tar" -C /tmp e80/ce.pt e80/minimax.pt
       tar cf "$OUT/e80b.tar" -C /tmp e80/lsg.pt e80/logs
       grep -h '"epoch"' /tmp/b40/logs/*.progress.jsonl /tmp/e80/logs/*.progress.jsonl | tail -n 2 | cut -c1-160 ;;
+    lsg20)
+      DEVICE=cuda JOBS=10 bash checkpoints/train_lsg20.sh
+      tar cf "$OUT/lsg20.tar" checkpoints/studies/lsg20 ;;
     imagenet)
       python3 bench/imagenet_scale.py --per-class 60 --keep /tmp/inet > "$OUT/imagenet.txt" 2>&1
       gpus=$(python3 -c "import torch; print(torch.cuda.device_count())")

@@ -593,6 +593,12 @@ def test_the_specificity_and_cost_view_shows_each_models_own_figures(app_env):
     assert costs["NLL ↓ better"] == f"{calibration['nll']:.3f}" and costs["ECE ↓ better"] == f"{calibration['ece']:.3f}"
     assert costs["accuracy ↑ better"] == f"{engine.run('accuracy')['accuracy']:.3f}"
     assert any("Selectivity and Phi can disagree" in m.value for m in at.markdown)
+    # the LSG row's shares of its trained gate's units: one class's alone, and two classes' or more
+    from core import lsg
+    gate = load(app_env / "lsg.pt").model.gate.detach()
+    row = specificity.set_index("model").loc["lsg"]
+    assert row["single-class units ↑ better"] == f"{lsg.single_class_fraction(gate):.3f}"
+    assert row["shared units"] == f"{lsg.shared_fraction(gate):.3f}"
 
 
 def test_the_faithfulness_button_says_its_measured_cost(app_env):
