@@ -11,6 +11,8 @@ from core import lsg
 from core.analysis.engine import REPORT, Analyzer, summary
 from core.store import Store
 
+from .common import markdown_table
+
 MAPS_CLASS = "Sneaker"  # the class drawn in influential_maps.png
 BUNDLED = ["ce", "minimax", "lsg", "maxnte", "label_smoothing", "confidence_penalty"]
 VIT = ["vit_ce", "vit_minimax", "vit_lsg"]  # the same objectives on our ViT (issue 30)
@@ -73,73 +75,65 @@ def masking_summary(result: dict) -> dict:
 
 
 def table(rows: list[dict], label: str) -> str:
-    lines = [f"| {label} | accuracy | test CE (nats) | median SI | dead | NTE (nats) | NTE / log 9 | Phi | density | single-class units | r_A (k=5) | noise infl. / non-infl. | rho(drop, SI) | rho(drop, L1) | C_IC |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        g = r["noise_ablation"]["gaussian"]
-        lines.append(f"| {r['name']} | {r['headline']['accuracy']:.4f} | {r['test_ce']:.4f} | {r['selectivity']['median']:.3f} | {r['selectivity']['dead']} | "
-                     f"{r['nontarget_entropy']['mean']:.3f} | {r['nontarget_entropy']['fraction']:.3f} | {r['headline']['phi']:.3f} | "
-                     f"{r['gate_density']:.3f} | {r['single_class_fraction']:.2f} | {r['headline']['r_a']:.3f} | "
-                     f"{g['influential']:.4f} / {g['non_influential']:.4f} | {r['headline']['rho_drop_selectivity']:.3f} | "
-                     f"{r['headline']['rho_drop_l1']:.3f} | {r['headline']['c_ic']:.4f} |")
-    return "\n".join(lines)
+    header = [label, "accuracy", "test CE (nats)", "median SI", "dead", "NTE (nats)", "NTE / log 9", "Phi", "density",
+              "single-class units", "r_A (k=5)", "noise infl. / non-infl.", "rho(drop, SI)", "rho(drop, L1)", "C_IC"]
+    return markdown_table(header, [
+        [r["name"], f"{r['headline']['accuracy']:.4f}", f"{r['test_ce']:.4f}", f"{r['selectivity']['median']:.3f}",
+         r["selectivity"]["dead"], f"{r['nontarget_entropy']['mean']:.3f}", f"{r['nontarget_entropy']['fraction']:.3f}",
+         f"{r['headline']['phi']:.3f}", f"{r['gate_density']:.3f}", f"{r['single_class_fraction']:.2f}",
+         f"{r['headline']['r_a']:.3f}",
+         f"{r['noise_ablation']['gaussian']['influential']:.4f} / {r['noise_ablation']['gaussian']['non_influential']:.4f}",
+         f"{r['headline']['rho_drop_selectivity']:.3f}", f"{r['headline']['rho_drop_l1']:.3f}", f"{r['headline']['c_ic']:.4f}"]
+        for r in rows])
 
 
 def faithfulness_table(models: list[dict]) -> str:
     maps = list(models[0]["faithfulness"])
     names = [models[0]["faithfulness"][n]["label"].split(" (")[0] for n in maps]
-    lines = ["| model: measure | " + " | ".join(names) + " |", "|---|" + "---|" * len(maps)]
-    for measure in ("deletion", "insertion", "road_morf", "road_lerf"):
-        for m in models:
-            cells = [f"{m['faithfulness'][n][measure]['mean']:.3f} ± {m['faithfulness'][n][measure]['std']:.3f}"
-                     for n in maps]
-            lines.append(f"| {m['name']}: {measure} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return markdown_table(["model: measure", *names], [
+        [f"{m['name']}: {measure}",
+         *(f"{m['faithfulness'][n][measure]['mean']:.3f} ± {m['faithfulness'][n][measure]['std']:.3f}" for n in maps)]
+        for measure in ("deletion", "insertion", "road_morf", "road_lerf") for m in models])
 
 
 def noise_table(models: list[dict]) -> str:
-    lines = ["| model | N(0,1) (as the paper) | noise matched to each unit's mean/std | zero |", "|---|---|---|---|"]
-    for m in models:
-        cells = [f"{m['noise_ablation'][mode]['influential']:.3f} / {m['noise_ablation'][mode]['non_influential']:.3f}"
-                 for mode in ("gaussian", "matched", "zero")]
-        lines.append(f"| {m['name']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return markdown_table(["model", "N(0,1) (as the paper)", "noise matched to each unit's mean/std", "zero"], [
+        [m["name"], *(f"{m['noise_ablation'][mode]['influential']:.3f} / {m['noise_ablation'][mode]['non_influential']:.3f}"
+                      for mode in ("gaussian", "matched", "zero"))] for m in models])
 
 
 def detail_table(models: list[dict]) -> str:
-    lines = ["| model | SI q1 / median / q3 | units at SI >= 0.9 | mean / largest overall drop of one unit | "
-             "largest drop of one class | rho(overall drop, SI) | rho(drop, filter L1) |", "|---|---|---|---|---|---|---|"]
+    header = ["model", "SI q1 / median / q3", "units at SI >= 0.9", "mean / largest overall drop of one unit",
+              "largest drop of one class", "rho(overall drop, SI)", "rho(drop, filter L1)"]
+    rows = []
     for m in models:
-        q = (m["selectivity"]["q1"], None, m["selectivity"]["q3"])  # the JSON's (linear), not statistics'
-        rho_filter = m["headline"]["rho_drop_filter_l1"]
-        lines.append(f"| {m['name']} | {q[0]:.3f} / {m['selectivity']['median']:.3f} / {q[2]:.3f} | "
-                     f"{sum(si >= 0.9 for si in m['selectivity']['per_unit'])} of {len(m['selectivity']['per_unit'])} | "
-                     f"{m['mean_overall_drop']:.2%} / {m['largest_overall_drop']:.2%} | {max(m['max_class_drop']):.1%} | "
-                     f"{m['rho_overall_si']:.3f} | "
-                     f"{'-' if rho_filter is None else f'{rho_filter:.3f}'} |")
-    return "\n".join(lines)
+        si, rho_filter = m["selectivity"], m["headline"]["rho_drop_filter_l1"]  # quartiles: the JSON's (linear)
+        rows.append([m["name"], f"{si['q1']:.3f} / {si['median']:.3f} / {si['q3']:.3f}",
+                     f"{sum(v >= 0.9 for v in si['per_unit'])} of {len(si['per_unit'])}",
+                     f"{m['mean_overall_drop']:.2%} / {m['largest_overall_drop']:.2%}", f"{max(m['max_class_drop']):.1%}",
+                     f"{m['rho_overall_si']:.3f}", "-" if rho_filter is None else f"{rho_filter:.3f}"])
+    return markdown_table(header, rows)
 
 
 def masking_table(models: list[dict]) -> str:
-    lines = ["| model | masked class, gate's units (>= 0.5) | units per class (gate) | masked class, 5 influential units | "
-             "other classes |", "|---|---|---|---|---|"]
+    header = ["model", "masked class, gate's units (>= 0.5)", "units per class (gate)", "masked class, 5 influential units",
+              "other classes"]
+    rows = []
     for m in models:
         gate, infl = m["masking"]["gate"], m["masking"]["influential"]
-        lines.append(f"| {m['name']} | {gate['masked']:.3f} | {gate['units']:.1f} ({m['gate_source']} gate) | "
-                     f"{infl['masked']:.3f} | {min(gate['others'], infl['others']):.3f} - "
-                     f"{max(gate['others'], infl['others']):.3f} |")
-    return "\n".join(lines)
+        rows.append([m["name"], f"{gate['masked']:.3f}", f"{gate['units']:.1f} ({m['gate_source']} gate)",
+                     f"{infl['masked']:.3f}",
+                     f"{min(gate['others'], infl['others']):.3f} - {max(gate['others'], infl['others']):.3f}"])
+    return markdown_table(header, rows)
 
 
 def trajectory_table(models: list[dict]) -> str:
     epochs = sorted({1, 10, 20, 30, len(models[0]["trajectory"])})
-    lines = ["| model | median SI at epoch " + ", ".join(map(str, epochs)) + " | NTE / log 9 at epoch "
-             + ", ".join(map(str, epochs)) + " |", "|---|---|---|"]
-    for m in models:
-        at = {e["epoch"]: e for e in m["trajectory"]}
-        lines.append(f"| {m['name']} | " + " / ".join(f"{at[e]['median_selectivity']:.2f}" for e in epochs) + " | "
-                     + " / ".join(f"{at[e]['nontarget_fraction']:.2f}" for e in epochs) + " |")
-    return "\n".join(lines)
+    at = lambda m: {e["epoch"]: e for e in m["trajectory"]}  # noqa: E731
+    listed = ", ".join(map(str, epochs))
+    return markdown_table(["model", f"median SI at epoch {listed}", f"NTE / log 9 at epoch {listed}"], [
+        [m["name"], " / ".join(f"{at(m)[e]['median_selectivity']:.2f}" for e in epochs),
+         " / ".join(f"{at(m)[e]['nontarget_fraction']:.2f}" for e in epochs)] for m in models])
 
 
 def retrain_verdict(models: list[dict]) -> str:
@@ -162,13 +156,13 @@ def influential_maps_table(models: list[dict]) -> str:
     done = [m for m in models if m.get("influential_maps")]
     if not done:
         return "(not computed yet: `checkpoints/make_results.py`)"
-    lines = ["| model | influential units | non-influential units | all units | non-influential / influential |",
-             "|---|---|---|---|---|"]
+    rows = []
     for m in done:
         means = m["influential_maps"]["mean_activation"]  # per class: all, influential, non-influential
         every, infl, non = (statistics.fmean(row[i] for row in means) for i in range(3))
-        lines.append(f"| {m['name']} | {infl:.3f} | {non:.3f} | {every:.3f} | {non / infl:.1%} |")
-    return "\n".join(lines)
+        rows.append([m["name"], f"{infl:.3f}", f"{non:.3f}", f"{every:.3f}", f"{non / infl:.1%}"])
+    return markdown_table(["model", "influential units", "non-influential units", "all units",
+                           "non-influential / influential"], rows)
 
 
 def adversarial_table(models: list[dict]) -> str:
@@ -177,13 +171,9 @@ def adversarial_table(models: list[dict]) -> str:
     if not done:
         return "(not computed yet: `checkpoints/make_results.py ce lsg`)"
     sizes = done[0]["adversarial"]["images_a_class"]
-    lines = ["| model | " + " | ".join(f"AUC at {n} a class" for n in sizes) + " | attack success (test) |",
-             "|---|" + "---|" * (len(sizes) + 1)]
-    for m in done:
-        a = m["adversarial"]
-        cells = " | ".join(f"{mean:.4f} ± {std:.4f}" for mean, std in zip(a["auc_mean"], a["auc_std"]))
-        lines.append(f"| {m['name']} | {cells} | {a['attack_success_test']:.1%} |")
-    return "\n".join(lines)
+    return markdown_table(["model", *(f"AUC at {n} a class" for n in sizes), "attack success (test)"], [
+        [m["name"], *(f"{mean:.4f} ± {std:.4f}" for mean, std in zip(m["adversarial"]["auc_mean"], m["adversarial"]["auc_std"])),
+         f"{m['adversarial']['attack_success_test']:.1%}"] for m in done])
 
 
 def adversarial_claim(ce: dict, lsg: dict) -> tuple[str, str, str]:
@@ -276,5 +266,4 @@ def claims_table(models: list[dict]) -> str:
          "matches with influential units; with the post-hoc gate CE loses its class too"
          if lsg["masking"]["influential"]["masked"] < ce["masking"]["influential"]["masked"] else "**does not hold**"),
     ]
-    return "\n".join(["| claim / target | ours | verdict |", "|---|---|---|"]
-                     + [f"| {a} | {b} | {c} |" for a, b, c in rows])
+    return markdown_table(["claim / target", "ours", "verdict"], rows)

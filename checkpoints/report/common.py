@@ -27,3 +27,9 @@ def save_figure(fig, filename: str, dpi: int) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, dpi=dpi, bbox_inches="tight")
     Image.open(buffer).convert("RGB").quantize(256).save(OUT / filename, optimize=True)
+
+
+def markdown_table(header: list[str], rows) -> str:
+    """A Markdown table: the header, its rule, a line per row of cells (already formatted)."""
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+                     + ["| " + " | ".join(map(str, row)) + " |" for row in rows])

@@ -1,21 +1,22 @@
 """The unit-ablation abstract's controls (random rotation, batch norm, dropout): table and verdicts."""
 from __future__ import annotations
 
+from .common import markdown_table
+
 
 def controls_table(models: list[dict]) -> str:
     """One unit zeroed against one randomly rotated direction zeroed (rotation_control), per control."""
-    lines = ["| model | accuracy | median SI | one unit: mean / largest class drop | one rotated direction: mean / "
-             "largest class drop | one unit: mean / largest overall drop | one rotated direction: mean / largest "
-             "overall drop | rho(class drop, SI) | rho(overall drop, SI) |", "|---|---|---|---|---|---|---|---|---|"]
-    for m in models:
-        r = m["rotation"]
-        lines.append(f"| {m['name']} | {m['headline']['accuracy']:.4f} | {m['selectivity']['median']:.3f} | "
-                     f"{r['unit_mean_max_class_drop']:.2%} / {r['unit_largest_class_drop']:.2%} | "
-                     f"{r['mean_max_class_drop']:.2%} / {r['largest_class_drop']:.2%} | "
-                     f"{m['mean_overall_drop']:.3%} / {m['largest_overall_drop']:.3%} | "
-                     f"{r['mean_overall_drop']:.3%} / {r['largest_overall_drop']:.3%} | "
-                     f"{m['headline']['rho_drop_selectivity']:.3f} | {m['rho_overall_si']:.3f} |")
-    return "\n".join(lines)
+    header = ["model", "accuracy", "median SI", "one unit: mean / largest class drop",
+              "one rotated direction: mean / largest class drop", "one unit: mean / largest overall drop",
+              "one rotated direction: mean / largest overall drop", "rho(class drop, SI)", "rho(overall drop, SI)"]
+    return markdown_table(header, [
+        [m["name"], f"{m['headline']['accuracy']:.4f}", f"{m['selectivity']['median']:.3f}",
+         f"{r['unit_mean_max_class_drop']:.2%} / {r['unit_largest_class_drop']:.2%}",
+         f"{r['mean_max_class_drop']:.2%} / {r['largest_class_drop']:.2%}",
+         f"{m['mean_overall_drop']:.3%} / {m['largest_overall_drop']:.3%}",
+         f"{r['mean_overall_drop']:.3%} / {r['largest_overall_drop']:.3%}",
+         f"{m['headline']['rho_drop_selectivity']:.3f}", f"{m['rho_overall_si']:.3f}"]
+        for m in models for r in (m["rotation"],)])
 
 
 def controls_verdict(models: list[dict]) -> str:

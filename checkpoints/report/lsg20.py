@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 
-from .common import TARGET_DENSITY, plt, save_figure
+from .common import TARGET_DENSITY, markdown_table, plt, save_figure
 
 PAPER_MONOPOLISED, PAPER_SHARED = 0.10, 0.10  # LSG Sec. 4.3: a class owns about 10% of the filters, 10% are shared
 SETTLED = 0.05  # a trained gate within this of its target density has settled
@@ -23,12 +23,10 @@ def lsg20_rows(models: list[dict]) -> list[dict]:
 
 
 def lsg20_table(rows: list[dict]) -> str:
-    lines = ["| seed | accuracy | gate density | units each class monopolises | single-class | shared | closed |",
-             "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['seed']} | {r['accuracy']:.4f} | {r['density']:.3f} | {' '.join(map(str, r['monopolised']))} "
-                     f"| {r['single']:.0%} | {r['shared']:.0%} | {r['closed']:.0%} |")
-    return "\n".join(lines)
+    return markdown_table(["seed", "accuracy", "gate density", "units each class monopolises", "single-class", "shared",
+                           "closed"],
+                          [[r["seed"], f"{r['accuracy']:.4f}", f"{r['density']:.3f}", " ".join(map(str, r["monopolised"])),
+                            f"{r['single']:.0%}", f"{r['shared']:.0%}", f"{r['closed']:.0%}"] for r in rows])
 
 
 def lsg20_claims(rows: list[dict]) -> str:

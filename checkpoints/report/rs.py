@@ -11,7 +11,7 @@ from core.analysis.iam import METHODS
 from core.analysis.layers import layer_row
 from core.analysis.selectivity import quartiles
 
-from .common import plt, save_figure
+from .common import markdown_table, plt, save_figure
 
 # the RS paper's layers, per network: the methods each is read with ("" is the units, the hidden
 # layer before the classifier); AM beside IAM where its Figs. 1 and 5 draw them
@@ -54,16 +54,14 @@ def rs_rows(models: list[dict]) -> list[dict]:
 
 
 def rs_table(rows: list[dict]) -> str:
-    lines = ["| network | layer | units | median SI | RS (IAM): median / IQR / share 0 | rho(RS, SI), IAM | "
-             "RS (AM): median / IQR | rho(RS, SI), AM | rho(RS, class drop) |", "|---|---|---|---|---|---|---|---|---|"]
     number = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
-    for r in rows:
-        iam, am = r["iam"], r.get("am")
-        am_rs = "—" if am is None else f"{am['median']:.3f} / {am['iqr']:.3f}"
-        lines.append(f"| {r['network']} | {r['layer']} | {r['units']} | {r['median_si']:.3f} | "
-                     f"{iam['median']:.3f} / {iam['iqr']:.3f} / {iam['zero']:.0%} | {number(iam['rho'])} | "
-                     f"{am_rs} | {number(am['rho']) if am else '—'} | {number(r['rho_drop'])} |")
-    return "\n".join(lines)
+    header = ["network", "layer", "units", "median SI", "RS (IAM): median / IQR / share 0", "rho(RS, SI), IAM",
+              "RS (AM): median / IQR", "rho(RS, SI), AM", "rho(RS, class drop)"]
+    return markdown_table(header, [
+        [r["network"], r["layer"], r["units"], f"{r['median_si']:.3f}",
+         f"{r['iam']['median']:.3f} / {r['iam']['iqr']:.3f} / {r['iam']['zero']:.0%}", number(r["iam"]["rho"]),
+         "—" if r.get("am") is None else f"{r['am']['median']:.3f} / {r['am']['iqr']:.3f}",
+         number(r["am"]["rho"]) if r.get("am") else "—", number(r["rho_drop"])] for r in rows])
 
 
 def rs_claims(rows: list[dict]) -> str:

@@ -6,7 +6,7 @@ import statistics
 
 from core import tradeoffs
 
-from .common import plt, save_figure
+from .common import markdown_table, plt, save_figure
 from .studies import FIG7_KINDS, MATRIX_SEED, kind_of
 
 SEED_KINDS = {  # train_seeds.sh's runs, in the tables' order: file stem before "-seed" -> what it is
@@ -30,13 +30,11 @@ def by_kind(models: list[dict]) -> dict[str, dict]:
 
 
 def seeds_table(kinds: dict[str, dict]) -> str:
-    lines = ["| model | seeds | accuracy | test CE (nats) | median SI | NTE / log 9 | Phi | gate density | C_IC |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for kind, k in kinds.items():
-        lines.append(f"| {SEED_KINDS[kind]} | {k['seeds']} | " + " | ".join(
-            tradeoffs.cell(k, key) for key in ("accuracy", "nll", "median_si", "nte_fraction", "phi", "gate_density",
-                                               "c_ic")) + " |")
-    return "\n".join(lines)
+    keys = ("accuracy", "nll", "median_si", "nte_fraction", "phi", "gate_density", "c_ic")
+    return markdown_table(["model", "seeds", "accuracy", "test CE (nats)", "median SI", "NTE / log 9", "Phi",
+                           "gate density", "C_IC"],
+                          [[SEED_KINDS[kind], k["seeds"], *(tradeoffs.cell(k, key) for key in keys)]
+                           for kind, k in kinds.items()])
 
 
 def seeds_claims(kinds: dict[str, dict]) -> str:

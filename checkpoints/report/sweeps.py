@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from core import tradeoffs
 
-from .common import NTE_BOUND, plt, save_figure
+from .common import NTE_BOUND, markdown_table, plt, save_figure
 
 
 def sweep_points(models: list[dict]) -> dict[str, tradeoffs.Sweep]:
@@ -14,13 +14,12 @@ def sweep_points(models: list[dict]) -> dict[str, tradeoffs.Sweep]:
 
 
 def sweep_table(sweep: tradeoffs.Sweep, option: str) -> str:
-    lines = [f"| {option} | seeds | accuracy | NTE (nats) | NTE / log 9 | median SI |", "|---|---|---|---|---|---|"]
-    for point in sweep.points:
-        nats = {key: None if point[key] is None else point[key] * NTE_BOUND for key in ("nte_fraction", "nte_fraction_spread")}
-        lines.append(f"| {point['value']:g} | {point['seeds']} | {tradeoffs.cell(point, 'accuracy')} | "
-                     f"{tradeoffs.cell(nats, 'nte_fraction')} | "
-                     f"{tradeoffs.cell(point, 'nte_fraction')} | {tradeoffs.cell(point, 'median_si')} |")
-    return "\n".join(lines)
+    in_nats = lambda point: {key: None if point[key] is None else point[key] * NTE_BOUND  # noqa: E731
+                             for key in ("nte_fraction", "nte_fraction_spread")}
+    return markdown_table([option, "seeds", "accuracy", "NTE (nats)", "NTE / log 9", "median SI"], [
+        [f"{point['value']:g}", point["seeds"], tradeoffs.cell(point, "accuracy"),
+         tradeoffs.cell(in_nats(point), "nte_fraction"), tradeoffs.cell(point, "nte_fraction"),
+         tradeoffs.cell(point, "median_si")] for point in sweep.points])
 
 
 def sweep_claims(sweeps: dict[str, tradeoffs.Sweep]) -> str:

@@ -1,20 +1,22 @@
 """The same objectives on our ViT beside the CNN: table and verdicts."""
 from __future__ import annotations
 
+from .common import markdown_table
+
 
 def vit_table(cnns: list[dict], vits: list[dict]) -> str:
     """The ViT trio beside the CNN trio: specificity (median SI, Phi, NTE) and its cost in accuracy."""
-    lines = ["| objective | ViT accuracy (vs its CE) | CNN accuracy (vs its CE) | ViT median SI | CNN median SI | "
-             "ViT Phi | CNN Phi | ViT NTE / log 9 | CNN NTE / log 9 |", "|---|---|---|---|---|---|---|---|---|"]
     cnn = {m["name"]: m for m in cnns}
     vit = {m["name"].removeprefix("vit_"): m for m in vits}
-    for name in ("ce", "minimax", "lsg"):
-        v, c = vit[name], cnn[name]
-        lines.append(f"| {name} | {v['headline']['accuracy']:.2%} ({v['headline']['accuracy'] - vit['ce']['headline']['accuracy']:+.2%}) | "
-                     f"{c['headline']['accuracy']:.2%} ({c['headline']['accuracy'] - cnn['ce']['headline']['accuracy']:+.2%}) | "
-                     f"{v['selectivity']['median']:.3f} | {c['selectivity']['median']:.3f} | {v['headline']['phi']:.4f} | "
-                     f"{c['headline']['phi']:.4f} | {v['nontarget_entropy']['fraction']:.3f} | {c['nontarget_entropy']['fraction']:.3f} |")
-    return "\n".join(lines)
+    accuracy = lambda family, name: (f"{family[name]['headline']['accuracy']:.2%} "  # noqa: E731
+                                     f"({family[name]['headline']['accuracy'] - family['ce']['headline']['accuracy']:+.2%})")
+    header = ["objective", "ViT accuracy (vs its CE)", "CNN accuracy (vs its CE)", "ViT median SI", "CNN median SI",
+              "ViT Phi", "CNN Phi", "ViT NTE / log 9", "CNN NTE / log 9"]
+    return markdown_table(header, [
+        [name, accuracy(vit, name), accuracy(cnn, name), f"{vit[name]['selectivity']['median']:.3f}",
+         f"{cnn[name]['selectivity']['median']:.3f}", f"{vit[name]['headline']['phi']:.4f}",
+         f"{cnn[name]['headline']['phi']:.4f}", f"{vit[name]['nontarget_entropy']['fraction']:.3f}",
+         f"{cnn[name]['nontarget_entropy']['fraction']:.3f}"] for name in ("ce", "minimax", "lsg")])
 
 
 def vit_verdict(cnns: list[dict], vits: list[dict]) -> str:
