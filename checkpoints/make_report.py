@@ -21,12 +21,16 @@ from checkpoints.report.bundle import (BUNDLED, CONTROLS, MAPS_CLASS, VIT, adver
 from checkpoints.report.bundle_figures import influential_maps_figure, plots  # noqa: E402
 from checkpoints.report.common import OUT  # noqa: E402
 from checkpoints.report.controls import controls_table, controls_verdict  # noqa: E402
+from checkpoints.report.influential import influential_body, influential_figures  # noqa: E402
 from checkpoints.report.lsg20 import lsg20_body  # noqa: E402
+from checkpoints.report.masking import pair_masking_claim, pair_masking_figures, pair_masking_table  # noqa: E402
+from checkpoints.report.representation import pca_body, pca_figures  # noqa: E402
 from checkpoints.report.rs import rs_body, rs_figures  # noqa: E402
 from checkpoints.report.seeds import seeds_body  # noqa: E402
 from checkpoints.report.studies import retrained_alike, seed_figures, study  # noqa: E402
 from checkpoints.report.sweeps import sweep_points, sweeps_body  # noqa: E402
 from checkpoints.report.vit import vit_table, vit_verdict  # noqa: E402
+from core.analysis.engine import Analyzer  # noqa: E402
 from core.store import Store  # noqa: E402
 
 TEMPLATE = OUT / "REPRODUCTION.md.in"  # the prose; every number comes from the tables filled in here
@@ -44,6 +48,10 @@ def main():
             if (ROOT / "checkpoints" / f"{name}.pt").exists()]
     controls = [analyse(ROOT / "checkpoints" / "controls" / f"{name}.pt", store, faithfulness=False) for name in CONTROLS
                 if (ROOT / "checkpoints" / "controls" / f"{name}.pt").exists()]
+    trio = {name: Analyzer.from_path(ROOT / "checkpoints" / f"{name}.pt", store) for name in ("ce", "minimax", "lsg")}
+    influential = [influential_figures(trio[name]) for name in ("ce", "minimax", "lsg")]
+    pairs = [pair_masking_figures(trio[name]) for name in ("ce", "lsg")]
+    pcas = [pca_figures(trio[name]) for name in ("ce", "minimax")]
     swept = study("sweeps", store, seed_figures)
     sweeps = sweep_points(swept)
     seeds = study("seeds", store, seed_figures)
@@ -54,10 +62,15 @@ def main():
     plots(models, full)
     influential_maps_figure(models)
     (OUT / "figures.json").write_text(json.dumps({"bundled": models, "full_pt": full, "vit": vits, "controls": controls,
-                                                "sweeps": {k: v.points for k, v in sweeps.items()}}, indent=1))
+                                                "sweeps": {k: v.points for k, v in sweeps.items()}, "influential": influential,
+                                                "pair_masking": pairs,
+                                                "pca": [{k: v for k, v in m.items() if k not in ("coords", "labels")}
+                                                        for m in pcas]}, indent=1))
     tables = {"results_table": table(models, "model"), "detail_table": detail_table(models),
               "noise_table": noise_table(models), "claims_table": claims_table(models),
-              "masking_table": masking_table(models), "adversarial_table": adversarial_table(models),
+              "masking_table": masking_table(models),
+              "pair_masking_table": pair_masking_table(pairs), "pair_masking_claim": pair_masking_claim(pairs),
+              "influential_body": influential_body(influential), "pca_body": pca_body(pcas), "adversarial_table": adversarial_table(models),
               "influential_maps_table": influential_maps_table(models), "maps_class": MAPS_CLASS, "trajectory_table": trajectory_table(models),
               "faithfulness_table": faithfulness_table(models), "pt_table": table(full, "10-epoch schedule"),
               "epochs": models[0]["epochs"],

@@ -172,3 +172,51 @@ def test_a_study_keeps_the_records_of_models_whose_checkpoints_are_not_here(tiny
     assert models[0]["sha256"] == sha256(tiny_checkpoints["ce"]) and models[0]["figure"] == "ce"
     assert len(models[0]["weights_sha256"]) == 64 and models[0]["meta"]["method"] == "ce"
     assert json.loads((tmp_path / "demo.json").read_text())["models"] == models
+
+
+def grid_model(name, a_d, a_f=0.9, share=(40, 30, 10, 5, 5, 10), needed=4.0):
+    """A model's influential figures over GRID: A_d from a_d(k1, k2); each class's histogram `share`."""
+    from checkpoints.report.influential import GRID
+    grid = [{"k1": k1, "k2": k2, "A_d": a_d(k1, k2), "r_A": a_d(k1, k2) / a_f} for k1 in GRID for k2 in GRID]
+    return {"name": name, "A_f": a_f, "grid": grid, "frequencies": [list(share)] * 2, "coverage": {"median": needed},
+            "class_names": ["a", "b"]}
+
+
+def test_the_influential_claims_follow_the_grid_and_the_histograms():
+    """Top-5 share by hand (95 of 100); the best k2 per k1 on the diagonal; k1 = 20 below k1 = k2;
+    r_A at 3 against the paper's 0.923; coverage against 5. Each turns when the figures do."""
+    from checkpoints.report import influential
+    assert influential.top_share([40, 30, 10, 5, 5, 10]) == pytest.approx(0.95)
+    assert influential.top_share([1] * 64) == pytest.approx(5 / 64)
+    diagonal = lambda k1, k2: 0.88 - 0.01 * abs(k1 - k2) - (0.02 if k1 == 20 and k2 < 20 else 0)  # noqa: E731
+    models = [grid_model(name, diagonal) for name in ("ce", "minimax", "lsg")]
+    said = influential.influential_claims(models).splitlines()
+    assert all(line.count("matches") == 1 for line in said), said
+    assert "ce 95%, minimax 95%, lsg 95%" in said[0] and "best k2 is 3 at k1 = 3, 5 at k1 = 5" in said[1]
+    assert "(r_A 0.978)" in said[3] and "4 units (ce)" in said[4]
+    wide = lambda k1, k2: 0.70 + 0.01 * k2  # noqa: E731  (more units always better, k1 irrelevant; r_A 0.811 at 3)
+    models = [grid_model(name, wide, share=[1] * 64, needed=12.0) for name in ("ce", "minimax", "lsg")]
+    said = influential.influential_claims(models).splitlines()
+    assert all("**does not hold**" in line for line in said), said
+    assert "| ce: k1 \\ k2 | 3 | 5 | 10 | 20 |" in influential.grid_table(models[0])
+
+
+def test_the_two_class_masking_claim_reads_the_influential_units():
+    from checkpoints.report import masking
+    def model(name, first, sixth, gate=(0.0, 0.0)):
+        row = lambda a, b: {"alone": a, "first": a, "sixth": b, "units": 10, "others": 0.9}  # noqa: E731
+        return {"name": name, "classes": ["T-shirt/top", "Sandal"], "by": {"gate": row(*gate), "influential": row(first, sixth)}}
+    models = [model("ce", 0.5, 0.6), model("lsg", 0.1, 0.05)]
+    said = masking.pair_masking_claim(models)
+    assert "matches" in said and "LSG 0.100 / 0.050, CE 0.500 / 0.600" in said
+    assert "| lsg | influential | 0.100 | 0.100 | 0.050 | 10 | 0.900 |" in masking.pair_masking_table(models)
+    models[1]["by"]["influential"]["sixth"] = 0.7
+    assert "**does not hold**" in masking.pair_masking_claim(models)
+
+
+def test_the_pca_claim_compares_the_silhouettes():
+    from checkpoints.report import representation
+    models = [{"name": "ce", "silhouette": 0.1}, {"name": "minimax", "silhouette": 0.3}]
+    assert "matches" in representation.pca_claim(models) and "minimax 0.300 against CE 0.100" in representation.pca_claim(models)
+    models[1]["silhouette"] = 0.05
+    assert "**does not hold**" in representation.pca_claim(models)
