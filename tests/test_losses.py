@@ -148,7 +148,7 @@ def test_selectivity_objective_is_ce_minus_alpha_selectivity():
     from core.models import create_model
     torch.manual_seed(0)
     model = create_model("resnet20", 10, 1)
-    objective = create_objective("selectivity", alpha=-0.5)
+    objective = create_objective("selectivity", alpha=-0.5, every_layer=False)  # the penultimate units alone
     objective.attach(model)
     x, y = torch.randn(8, 1, 28, 28), torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
     logits = objective.forward(model, x, y, objective.step_kind(0, 0))
@@ -226,3 +226,4 @@ def test_the_selectivity_regulariser_on_every_layer_averages_each_layers_mean_by
         logits = net(x)
         ce = torch.nn.functional.cross_entropy(logits, y)
         assert (ce - objective.training_loss(logits, y)).item() == pytest.approx(expected, abs=1e-6)
+    assert create_objective("selectivity").every_layer is True  # the paper's definition is the default

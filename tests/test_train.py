@@ -44,8 +44,9 @@ def test_cli_trains_writes_progress_and_a_loadable_checkpoint(tmp_path, data_roo
 
 
 def test_the_selectivity_regulariser_on_every_layer_trains_and_is_recorded(tmp_path, data_root):
+    """Every layer is the default (the paper's), and the checkpoint says so."""
     out = tmp_path / "sel.pt"
-    result = run_cli("core.train", "--method", "selectivity", "--alpha", "2", "--every-layer", "true", "--epochs", "1",
+    result = run_cli("core.train", "--method", "selectivity", "--alpha", "2", "--epochs", "1",
                      "--limit", "200", "--batch-size", "100", "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert load(out).meta["options"] == {"alpha": 2.0, "every_layer": True}

@@ -1,6 +1,7 @@
 """Selectivity regulariser (Leavitt & Morcos, ICLR 2021): CE - alpha * mean class selectivity,
-computed on the batch, of the penultimate units or, with `every_layer`, as the paper, of every
-layer's channels (each layer's mean, averaged over the layers). alpha > 0 makes units
+computed on the batch, of every layer's channels as the paper (each layer's mean, averaged over
+the layers; `every_layer`, the default) or of the penultimate units alone (`every_layer` false,
+this tool's earlier definition). alpha > 0 makes units
 class-selective, alpha < 0 makes them class-agnostic: the opposite pole to minimax on the same
 charts."""
 import torch
@@ -30,8 +31,8 @@ def batch_selectivity(features: torch.Tensor, targets: torch.Tensor, num_classes
 class SelectivityRegulariser(Objective):
     name = "selectivity"
     options = {"alpha": (1.0, "weight alpha of the units' mean selectivity (negative: discourage it)"),
-               "every_layer": (False, "regularise every layer's channels (each block's; the mean over layers), "
-                                      "as the paper, not only the penultimate units")}
+               "every_layer": (True, "regularise every layer's channels (each block's; the mean over layers), "
+                                     "as the paper; false: the penultimate units alone")}
 
     def validate(self):
         if not -100 <= self.values["alpha"] <= 100:
