@@ -3,7 +3,8 @@
 # (cross-entropy, confidence penalty, label smoothing and minimax, mean +- std over runs), the LSG
 # paper's Table 1 (LSG over seeds; its count over 20 models is train_lsg20.sh's), and its
 # Sec. 4.3 fixed gate (a hand-set gate, each class owning 6 units, 4 open to all: Fig. 7 and Table 2) and
-# its Sec. 3.3 tightening (the trained gate made binary after 2 epochs, then held).
+# its Sec. 3.3 tightening (the trained gate made binary after 2 epochs, then held), and minimax
+# drawing the least likely class at random among tied minima (its paper's Sec. 3.2.2).
 # Each with the bundle's options, three seeds, on the sweeps' short schedule (4 epochs on a seeded,
 # class-balanced 10,000 of the training images; figures on the whole test split), one run at a
 # time on this project's 2-core CPU (about 75 s a run when nothing else runs). The checkpoints go
@@ -16,7 +17,8 @@ set -euo pipefail
 COMMON=(--dataset fashion-mnist --arch resnet20 --epochs 4 --limit 10000 --batch-size 256 --lr 0.1 --log-interval 10)
 mkdir -p checkpoints/studies/seeds
 for seed in ${SEEDS:-0 1 2}; do
-  for spec in "ce:" "confidence_penalty:--beta 0.1" "label_smoothing:--eps 0.1" "minimax:--p-t 0.7" "lsg:" \
+  for spec in "ce:" "confidence_penalty:--beta 0.1" "label_smoothing:--eps 0.1" "minimax:--p-t 0.7" \
+              "minimax-ties:--p-t 0.7 --random-ties true" "lsg:" \
               "lsg-fixed:--fixed-gate true" "lsg-tight:--tighten-epoch 2"; do
     name=${spec%%:*}
     if [[ -n "${ONLY:-}" && " $ONLY " != *" $name "* ]]; then continue; fi

@@ -220,3 +220,17 @@ def test_the_pca_claim_compares_the_silhouettes():
     assert "matches" in representation.pca_claim(models) and "minimax 0.300 against CE 0.100" in representation.pca_claim(models)
     models[1]["silhouette"] = 0.05
     assert "**does not hold**" in representation.pca_claim(models)
+
+
+def test_ties_change_nothing_unless_the_means_differ_beyond_the_spreads():
+    """Accuracy 0.80 +- 0.01 against 0.81 +- 0.01 (apart by 0.01, within 0.02): nothing; 0.85: a change."""
+    models = [seeded("minimax", s, 0.80 + 0.01 * (s == 1) - 0.01 * (s == 2)) for s in range(3)]
+    models += [seeded("minimax-ties", s, 0.81 + 0.01 * (s == 1) - 0.01 * (s == 2)) for s in range(3)]
+    for m in models:
+        m["measured"]["nte_fraction"] = 0.95
+    kinds = seeds.by_kind(models)
+    said = seeds.ties_claim(kinds["minimax"], kinds["minimax-ties"])
+    assert "changes nothing the seeds do not" in said and "accuracy 81.00 +- 1.00 against 80.00 +- 1.00" in said
+    for m in models[3:]:
+        m["measured"]["accuracy"] += 0.04
+    assert "changes the model" in seeds.ties_claim(*(seeds.by_kind(models)[k] for k in ("minimax", "minimax-ties")))

@@ -11,7 +11,8 @@ from .studies import FIG7_KINDS, MATRIX_SEED, kind_of
 
 SEED_KINDS = {  # train_seeds.sh's runs, in the tables' order: file stem before "-seed" -> what it is
     "ce": "cross-entropy (STD)", "confidence_penalty": "confidence penalty", "label_smoothing": "label smoothing",
-    "minimax": "minimax", "lsg": "LSG (trained gate)", "lsg-fixed": "LSG, fixed gate (App. C)",
+    "minimax": "minimax", "minimax-ties": "minimax, a random class among tied minima (Sec. 3.2.2)",
+    "lsg": "LSG (trained gate)", "lsg-fixed": "LSG, fixed gate (App. C)",
     "lsg-tight": "LSG, gate tightened to binary after 2 epochs (Sec. 3.3)"}
 NO_CORRELATION = 0.01  # a C_IC below this is no correlation: half of it means nothing
 
@@ -64,7 +65,21 @@ def seeds_claims(kinds: dict[str, dict]) -> str:
            f"{'matches' if ratio['lsg-fixed'] <= 0.7 else '**does not hold**'} for the fixed gate the paper used "
            f"there: C_IC {fixed['c_ic']:.4f} vs {ce['c_ic']:.4f} (ratio {ratio['lsg-fixed']:.2f}); the trained "
            f"gate's is {gated['c_ic']:.4f} (ratio {ratio['lsg']:.2f})."),
+        *([ties_claim(kinds["minimax"], kinds["minimax-ties"])] if "minimax-ties" in kinds else []),
     ])
+
+
+def ties_claim(first: dict, drawn: dict) -> str:
+    """Whether drawing the least likely class at random among tied minima (the paper) rather than
+    taking the first changes the model beyond what the seeds change: accuracy and NTE apart by
+    more than their two spreads together."""
+    apart = {key: abs(drawn[key] - first[key]) > (drawn[f"{key}_spread"] or 0) + (first[f"{key}_spread"] or 0)
+             for key in ("accuracy", "nte_fraction")}
+    return (f"- **Ties among the least likely classes (minimax paper Sec. 3.2.2: one drawn at random; this tool took "
+            f"the first before `--random-ties`)**: {'changes the model' if any(apart.values()) else 'changes nothing the seeds do not'}: "
+            f"accuracy {100 * drawn['accuracy']:.2f} +- {100 * (drawn['accuracy_spread'] or 0):.2f} against "
+            f"{100 * first['accuracy']:.2f} +- {100 * (first['accuracy_spread'] or 0):.2f}, NTE / log 9 "
+            f"{drawn['nte_fraction']:.3f} against {first['nte_fraction']:.3f}.")
 
 
 def seeds_figure(kinds: dict[str, dict]) -> None:
