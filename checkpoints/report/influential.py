@@ -47,12 +47,13 @@ def influential_claims(models: list[dict]) -> str:
     best = {k1: max(GRID, key=lambda k2: at[k1, k2]["A_d"]) for k1 in GRID}
     lower = [k2 for k2 in GRID[:-1] if at[GRID[-1], k2]["A_d"] < at[k2, k2]["A_d"]]
     needed = {m["name"]: m["coverage"]["median"] for m in models}
+    units = len(ce["frequencies"][0])
     said = lambda holds: "matches" if holds else "**does not hold**"  # noqa: E731
     return "\n".join([
         f"- **The top-k1 indices of a class concentrate on a few units (Fig. 2)** "
-        f"{said(min(share.values()) >= CONCENTRATED)}: the {5} most frequent of the 64 indices hold "
+        f"{said(min(share.values()) >= CONCENTRATED)}: the 5 most frequent of the {units} indices hold "
         + ", ".join(f"{name} {s:.0%}" for name, s in share.items())
-        + f" of a class's histogram (mean over classes; uniform would be {5 / 64:.0%}).",
+        + f" of a class's histogram (mean over classes; uniform would be {5 / units:.0%}).",
         f"- **For a given k1 the best k2 is k1 (Fig. 3)** {said(all(best[k1] == k1 for k1 in GRID))}: on CE the "
         "best k2 is " + ", ".join(f"{best[k1]} at k1 = {k1}" for k1 in GRID) + ".",
         f"- **A very large k1 does worse than k1 = k2 (Fig. 3)** {said(len(lower) == len(GRID) - 1)}: on CE, k1 = "
@@ -63,7 +64,7 @@ def influential_claims(models: list[dict]) -> str:
         f"{100 * ce['A_f']:.2f}% (r_A {at[3, 3]['r_A']:.3f}).",
         f"- **k1 = 5 covers 90% of an image's activation (Sec. 4, on CIFAR-10)** "
         f"{said(max(needed.values()) <= 5)}: the median image needs "
-        + ", ".join(f"{needed[n]:g} units ({n})" for n in needed) + " of 64 for 90% of its activation."])
+        + ", ".join(f"{needed[n]:g} units ({n})" for n in needed) + f" of {units} for 90% of its activation."])
 
 
 def influential_figure(models: list[dict]) -> None:
