@@ -21,7 +21,7 @@
 #   schedule   the bundle (checkpoints/train_bundled.sh, 40 epochs, all six at once) and the trio
 #              on 80 epochs beside it; stopped (resumable) after $DEADLINE seconds
 #   lsg20      the twenty LSG models of REPRODUCTION.md (checkpoints/train_lsg20.sh, ten at once),
-#              their checkpoints and logs back as lsg20.tar (then `make_report.py` here records them)
+#              their checkpoints and logs back as lsg20-0/7/14.tar (then `make_report.py` here records them)
 # The bundled checkpoints came from the "schedule" step (bench/RESULTS.md lists every lease).
 set -u
 export PYTHONUNBUFFERED=1 PYTHON=python3
@@ -51,7 +51,10 @@ for step in $STEPS; do
       grep -h '"epoch"' /tmp/b40/logs/*.progress.jsonl /tmp/e80/logs/*.progress.jsonl | tail -n 2 | cut -c1-160 ;;
     lsg20)
       DEVICE=cuda JOBS=10 bash checkpoints/train_lsg20.sh
-      tar cf "$OUT/lsg20.tar" checkpoints/studies/lsg20 ;;
+      # about 1.7 MB a checkpoint: three tars stay under what one file may bring back (16 MiB)
+      for part in "0 1 2 3 4 5 6" "7 8 9 10 11 12 13" "14 15 16 17 18 19"; do
+        tar cf "$OUT/lsg20-${part%% *}.tar" $(for s in $part; do echo checkpoints/studies/lsg20/lsg-seed$s.*; done)
+      done ;;
     imagenet)
       python3 bench/imagenet_scale.py --per-class 60 --keep /tmp/inet > "$OUT/imagenet.txt" 2>&1
       gpus=$(python3 -c "import torch; print(torch.cuda.device_count())")

@@ -9,21 +9,22 @@
 # 2-4 at about 78 gated steps an epoch); the seeds study's 4 short epochs give it 40 and leave it
 # at 0.93, where no unit is any class's alone. Here 8 epochs give 280.
 # One run at a time on this project's 2-core CPU (about 2.5 min a run when nothing else runs); on
-# a GPU, DEVICE=cuda JOBS=10. The checkpoints go to checkpoints/studies/lsg20/ (not tracked);
+# a GPU, DEVICE=cuda JOBS=10 (bench/gpu_session.sh's lsg20 step). The checkpoints go to checkpoints/studies/lsg20/ (not tracked);
 # make_report.py records each model's figures, with its checkpoint's SHA-256 and its command, in
 # checkpoints/studies/lsg20.json. A rerun trains only what is missing. Run from the project root.
 #   SEEDS="0 1"   fewer seeds
 set -euo pipefail
 DEVICE=${DEVICE:-cpu}
 JOBS=${JOBS:-1}
-COMMON=(--method lsg --period 1 --dataset fashion-mnist --arch resnet20 --epochs 8 --limit 10000
+PYTHON=${PYTHON:-.venv/bin/python}
+COMMON=(--method lsg --gate-lr 0.4 --dataset fashion-mnist --arch resnet20 --epochs 8 --limit 10000
         --batch-size 256 --lr 0.1 --log-interval 10 --device "$DEVICE")
 mkdir -p checkpoints/studies/lsg20
 for seed in ${SEEDS:-$(seq 0 19)}; do
   out="checkpoints/studies/lsg20/lsg-seed$seed.pt"
   if [[ -f "$out" ]]; then continue; fi
   while (( $(jobs -rp | wc -l) >= JOBS )); do wait -n || true; done
-  .venv/bin/python -m core.train "${COMMON[@]}" --seed "$seed" --out "$out" \
+  "$PYTHON" -m core.train "${COMMON[@]}" --seed "$seed" --out "$out" \
     > "checkpoints/studies/lsg20/lsg-seed$seed.log" 2>&1 &
 done
 wait

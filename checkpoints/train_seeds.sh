@@ -16,6 +16,7 @@
 set -euo pipefail
 COMMON=(--dataset fashion-mnist --arch resnet20 --epochs 4 --limit 10000 --batch-size 256 --lr 0.1 --log-interval 10)
 mkdir -p checkpoints/studies/seeds
+failed=()
 for seed in ${SEEDS:-0 1 2}; do
   for spec in "ce:" "confidence_penalty:--beta 0.1" "label_smoothing:--eps 0.1" "minimax:--p-t 0.7" \
               "minimax-ties:--p-t 0.7 --random-ties true" "lsg:" \
@@ -23,9 +24,10 @@ for seed in ${SEEDS:-0 1 2}; do
     name=${spec%%:*}
     if [[ -n "${ONLY:-}" && " $ONLY " != *" $name "* ]]; then continue; fi
     out="checkpoints/studies/seeds/$name-seed$seed.pt"
-    if [[ -f "$out" ]]; then continue; fi  # a rerun trains only what is missing
+    # --resume: a finished run returns at once, one cut off goes on, a missing one starts
     # shellcheck disable=SC2086
     .venv/bin/python -m core.train --method "${name%%-*}" ${spec#*:} "${COMMON[@]}" --seed "$seed" --out "$out" \
-      > "checkpoints/studies/seeds/$name-seed$seed.log" 2>&1
+      --resume >> "checkpoints/studies/seeds/$name-seed$seed.log" 2>&1 || failed+=("$name-seed$seed")
   done
 done
+if (( ${#failed[@]} )); then echo "failed: ${failed[*]} (see their .log in checkpoints/studies/seeds/)" >&2; exit 1; fi

@@ -22,7 +22,7 @@ class Measure:
     label: str
     analysis: str
     read: Callable[[dict], float | None]
-    better: str    # "higher" or "lower"
+    better: str    # "higher", "lower", or "" where neither is better
     side: str      # SPECIFICITY or COST
     meaning: str   # one sentence: what the figure says, and which way is better
 

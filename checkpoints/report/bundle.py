@@ -11,7 +11,7 @@ from core import lsg
 from core.analysis.engine import REPORT, Analyzer, summary
 from core.store import Store
 
-from .common import markdown_table
+from .common import markdown_table, near
 
 MAPS_CLASS = "Sneaker"  # the class drawn in influential_maps.png
 BUNDLED = ["ce", "minimax", "lsg", "maxnte", "label_smoothing", "confidence_penalty"]
@@ -234,7 +234,7 @@ def claims_table(models: list[dict]) -> str:
          "counted over 20 models; here the one bundled LSG model's trained gate)",
          f"{min(lsg['monopolised'])}-{max(lsg['monopolised'])} units a class, mean "
          f"{sum(lsg['monopolised']) / len(lsg['monopolised']):.1f} of {len(lsg['selectivity']['per_unit'])}",
-         "matches" if 0.05 <= sum(lsg["monopolised"]) / len(lsg["monopolised"]) / len(lsg["selectivity"]["per_unit"]) <= 0.15
+         "matches" if near(sum(lsg["monopolised"]) / len(lsg["monopolised"]) / len(lsg["selectivity"]["per_unit"]), 0.10)
          else "**differs**"),
         ("LSG has fewer filter pairs correlated above 0.3 than CE (LSG paper Fig. 7e)",
          f"{lsg['redundancy_03']:.1%} vs {ce['redundancy_03']:.1%} of pairs",

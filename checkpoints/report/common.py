@@ -29,6 +29,11 @@ def save_figure(fig, filename: str, dpi: int) -> None:
     Image.open(buffer).convert("RGB").quantize(256).save(OUT / filename, optimize=True)
 
 
+def near(share: float, paper: float) -> bool:
+    """Whether a share is "about" the paper's: within half of it (about 10%: 5% to 15%)."""
+    return abs(share - paper) <= paper / 2
+
+
 def markdown_table(header: list[str], rows) -> str:
     """A Markdown table: the header, its rule, a line per row of cells (already formatted)."""
     return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

@@ -6,7 +6,7 @@ import statistics
 
 from core import tradeoffs
 
-from .common import TARGET_DENSITY, markdown_table, plt, save_figure
+from .common import TARGET_DENSITY, markdown_table, near, plt, save_figure
 
 PAPER_MONOPOLISED, PAPER_SHARED = 0.10, 0.10  # LSG Sec. 4.3: a class owns about 10% of the filters, 10% are shared
 SETTLED = 0.05  # a trained gate within this of its target density has settled
@@ -41,8 +41,8 @@ def lsg20_claims(rows: list[dict]) -> str:
     """The paper's count over 20 models, decided on the models whose gates settled on the target."""
     done = settled(rows)
     every = tradeoffs.over_seeds(rows, ["density", "accuracy"])
-    said = [f"- **The trained gates reach the target density {TARGET_DENSITY}**: {len(done)} of {len(rows)} models "
-            f"are within {SETTLED} of it (density {every['density']:.3f} +- {every['density_spread'] or 0:.3f}, "
+    said = [f"- The trained gates' density: {len(done)} of {len(rows)} models came within {SETTLED} of the target "
+            f"{TARGET_DENSITY} (density {every['density']:.3f} +- {every['density_spread'] or 0:.3f}, "
             f"accuracy {every['accuracy']:.2%} +- {every['accuracy_spread'] or 0:.2%}); the verdicts below read those."]
     if not done:
         return "\n".join([*said, "- **Each class monopolises about 10% of the units; about 10% are shared**: cannot "
@@ -52,15 +52,14 @@ def lsg20_claims(rows: list[dict]) -> str:
     fold = tradeoffs.over_seeds([{**r, "per_class": statistics.fmean(r["monopolised"])} for r in done],
                                 ["per_class", "shared", "closed"])
     per_class, shared = fold["per_class"], fold["shared"]
-    within = lambda share, paper: abs(share - paper) <= paper / 2  # noqa: E731
     said += [
         f"- **Each class monopolises about 10% of the units (LSG paper Sec. 4.3: 6 of ResNet-20's 64, over 20 CIFAR-10 "
-        f"models)** {'matches' if within(per_class / units, PAPER_MONOPOLISED) else '**does not hold**'}: "
+        f"models)** {'matches' if near(per_class / units, PAPER_MONOPOLISED) else '**does not hold**'}: "
         f"{per_class:.1f} +- {fold['per_class_spread'] or 0:.1f} of {units} a class ({per_class / units:.1%}; mean over "
         f"classes, then mean and sample std over {len(done)} models), from {min(owned)} to {max(owned)} over their "
         f"{len(owned)} classes.",
         f"- **About 10% of the units are shared by classes (the same section)** "
-        f"{'matches' if within(shared, PAPER_SHARED) else '**does not hold**'}: {shared:.1%} +- "
+        f"{'matches' if near(shared, PAPER_SHARED) else '**does not hold**'}: {shared:.1%} +- "
         f"{fold['shared_spread'] or 0:.1%} are open to two classes or more; {fold['closed']:.1%} are open to none "
         "(the paper's fixed gate, built on this count, has 6 units a class and 4 open to all: 9.4% and 6.2%)."]
     return "\n".join(said)
@@ -71,7 +70,7 @@ def lsg20_figure(rows: list[dict]) -> None:
     owned = [n for r in rows for n in r["monopolised"]]
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.hist(owned, bins=range(min(owned), max(owned) + 2), align="left", rwidth=0.8, color="C1")
-    ax.axvline(PAPER_MONOPOLISED * rows[0]["units"], color="k", linestyle=":", label="paper: about 6")
+    ax.axvline(PAPER_MONOPOLISED * rows[0]["units"], color="k", linestyle=":", label="paper: about 10% of the units")
     ax.set(xlabel="units the class monopolises", ylabel="classes",
            title=f"{len(rows)} LSG models whose gates settled, {len(owned)} classes")
     ax.legend(fontsize=8)

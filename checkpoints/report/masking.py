@@ -43,8 +43,9 @@ def pair_masking_claim(models: list[dict]) -> str:
     first, sixth = models[0]["classes"]
     holds = lsg["first"] < ce["first"] and lsg["sixth"] < ce["sixth"]
     gate = {n: b["gate"] for n, b in by.items()}
-    return (f"- **With two classes' units masked, LSG fails to recognise both and STD still does (LSG paper Fig. 5)** "
-            f"{'matches' if holds else '**does not hold**'} with five influential units a class: {first} / {sixth} "
+    return (f"- **With two classes' units masked, LSG loses more of both classes than STD (LSG paper Fig. 5: LSG "
+            f"fails to recognise them, STD still does)** {'matches' if holds else '**does not hold**'} with five "
+            f"influential units a class: {first} / {sixth} "
             f"accuracy LSG {lsg['first']:.3f} / {lsg['sixth']:.3f}, CE {ce['first']:.3f} / {ce['sixth']:.3f}. With "
             f"each model's gate (LSG's trained one masks {gate['lsg']['units']} units, CE's post-hoc fit "
             f"{gate['ce']['units']}): LSG {gate['lsg']['first']:.3f} / {gate['lsg']['sixth']:.3f}, CE "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 
-from core import tradeoffs
+from core import lsg, tradeoffs
 
 from .common import markdown_table, plt, save_figure
 from .studies import FIG7_KINDS, MATRIX_SEED, kind_of
@@ -75,8 +75,10 @@ def ties_claim(first: dict, drawn: dict) -> str:
     more than their two spreads together."""
     apart = {key: abs(drawn[key] - first[key]) > (drawn[f"{key}_spread"] or 0) + (first[f"{key}_spread"] or 0)
              for key in ("accuracy", "nte_fraction")}
+    said = ("cannot tell with one seed of each (no spread to compare with)" if min(first["seeds"], drawn["seeds"]) < 2
+            else "changes the model" if any(apart.values()) else "changes nothing the seeds do not")
     return (f"- **Ties among the least likely classes (minimax paper Sec. 3.2.2: one drawn at random; this tool took "
-            f"the first before `--random-ties`)**: {'changes the model' if any(apart.values()) else 'changes nothing the seeds do not'}: "
+            f"the first before `--random-ties`)**: {said}: "
             f"accuracy {100 * drawn['accuracy']:.2f} +- {100 * (drawn['accuracy_spread'] or 0):.2f} against "
             f"{100 * first['accuracy']:.2f} +- {100 * (first['accuracy_spread'] or 0):.2f}, NTE / log 9 "
             f"{drawn['nte_fraction']:.3f} against {first['nte_fraction']:.3f}.")
@@ -111,4 +113,14 @@ def seeds_body(models: list[dict]) -> str:
                 "`bash checkpoints/train_seeds.sh`, then `.venv/bin/python checkpoints/make_report.py`, fills this "
                 "section.")
     seeds_figure(kinds)
-    return f"{seeds_table(kinds)}\n\n![seeds](docs/reproduction/seeds.png)\n\n{seeds_claims(kinds)}"
+    stale = stale_fixed_gates(kinds["lsg-fixed"]["members"])
+    note = (f"\n\n**Trained with an earlier fixed gate** (not App. C's): {', '.join(stale)}; "
+            "`ONLY=lsg-fixed bash checkpoints/train_seeds.sh` retrains them." if stale else "")
+    return f"{seeds_table(kinds)}\n\n![seeds](docs/reproduction/seeds.png)\n\n{seeds_claims(kinds)}{note}"
+
+
+def stale_fixed_gates(members: list[dict]) -> list[str]:
+    """The fixed-gate models whose recorded gate is not today's block_gate (units each class
+    owns): a record kept from before the gate followed the paper's Fig. 9."""
+    return [m["file"] for m in members if m["gate"]["monopolised"] != lsg.monopolised_units(
+        lsg.block_gate(len(m["gate"]["monopolised"]), m["meta"]["num_features"]))]

@@ -41,6 +41,9 @@ def study(name: str, store: Store, figures) -> list[dict]:
         return list(kept.values())
     for path in paths:
         analyzer = Analyzer.from_path(path, store)
+        if analyzer.meta.get("complete") is False:  # cut off, or still training: its figures would be a half-run's
+            print(f"{name}: {path.name} skipped, its run has not finished (rerun the study's script)", flush=True)
+            continue
         file = f"checkpoints/studies/{name}/{path.name}"
         kept[file] = {
             "file": file, "sha256": sha256(path), "weights_sha256": weights_digest(path),
