@@ -22,7 +22,7 @@ from checkpoints.report.bundle_figures import influential_maps_figure, plots  # 
 from checkpoints.report.common import OUT  # noqa: E402
 from checkpoints.report.controls import controls_table, controls_verdict  # noqa: E402
 from checkpoints.report.influential import influential_body, influential_figures  # noqa: E402
-from checkpoints.report.lsg20 import lsg20_body  # noqa: E402
+from checkpoints.report.lsg20 import lsg20_body, lsg20_figures  # noqa: E402
 from checkpoints.report.masking import pair_masking_claim, pair_masking_figures, pair_masking_table  # noqa: E402
 from checkpoints.report.representation import pca_body, pca_figures  # noqa: E402
 from checkpoints.report.rs import rs_body, rs_figures  # noqa: E402
@@ -56,7 +56,7 @@ def main():
     sweeps = sweep_points(swept)
     seeds = study("seeds", store, seed_figures)
     rs = study("rs", store, rs_figures)
-    twenty = study("lsg20", store, seed_figures)
+    twenty = study("lsg20", store, lsg20_figures)
     # the bundle's CE beside the controls: the same questions on a model trained to convergence
     reference = [{**m, "name": f"{m['name']} (bundled, {m['epochs']} epochs)"} for m in models if m["name"] == "ce"]
     plots(models, full)

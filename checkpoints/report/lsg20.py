@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import statistics
 
-from core import tradeoffs
+from core import lsg, tradeoffs
+from core.analysis.engine import Analyzer
 
 from .common import TARGET_DENSITY, markdown_table, near, plt, save_figure
 
 PAPER_MONOPOLISED, PAPER_SHARED = 0.10, 0.10  # LSG Sec. 4.3: a class owns about 10% of the filters, 10% are shared
 SETTLED = 0.05  # a trained gate within this of its target density has settled
+
+
+def lsg20_figures(analyzer: Analyzer) -> dict:
+    """What the section reads of a model: its test accuracy and its trained gate's units, by the
+    definitions the gate analysis and the Specificity and cost page use (core.lsg), without the
+    gate analysis's Phi fit, which the section does not read."""
+    gate = analyzer.model.gate.detach()
+    return {"measured": {"accuracy": analyzer.run("accuracy")["accuracy"],
+                         "single_class_units": lsg.single_class_fraction(gate), "shared_units": lsg.shared_fraction(gate)},
+            "gate": {"source": "trained", "density": float(lsg.gate_density(gate)),
+                     "monopolised": lsg.monopolised_units(gate)}}
 
 
 def lsg20_rows(models: list[dict]) -> list[dict]:
