@@ -83,3 +83,7 @@ def main():
               "controls_verdict": controls_verdict([*controls, *reference]) if len(controls) == len(CONTROLS) else ""}
     TARGET.write_text(TEMPLATE.read_text().format_map(tables))
     print(f"wrote {TARGET.relative_to(ROOT)} and {OUT.relative_to(ROOT)}/")
+
+
+if __name__ == "__main__":
+    main()
